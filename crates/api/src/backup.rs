@@ -1,0 +1,262 @@
+//! The `Backup` kind: logical backups of a Database, once or on a schedule, reconciled by
+//! the backup-operator.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::database::ObjectReference;
+
+/// Most entries `status.history` keeps; `retention` cannot exceed it, so the history always
+/// lists every artifact that exists.
+pub const MAX_HISTORY: usize = 100;
+
+/// Logical backups (`pg_dump --format=custom`) of a Database, written whole and verified.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "database.example.com",
+    version = "v1",
+    kind = "Backup",
+    plural = "backups",
+    singular = "backup",
+    shortname = "pgbackup",
+    namespaced,
+    status = "BackupStatus",
+    derive = "PartialEq",
+    cel,
+    printcolumn = r#"{"name":"Database","type":"string","jsonPath":".spec.databaseRef.name"}"#,
+    printcolumn = r#"{"name":"Schedule","type":"string","jsonPath":".spec.schedule"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Last Backup","type":"date","jsonPath":".status.lastBackupTime"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// The Database to back up, in the same namespace. Runs wait until it is Ready.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("databaseRef cannot be changed: create a new Backup for another Database"))]
+    pub database_ref: ObjectReference,
+
+    /// When to take backups: a standard 5-field cron expression (minute hour day-of-month
+    /// month day-of-week), in UTC unless `timeZone` is set, e.g. `0 2 * * *` for 02:00 every
+    /// day. Macros such as `@daily` are accepted. A seconds field is not. Without a schedule
+    /// one backup is taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    #[x_kube(validation = Rule::new("self.matches('^\\\\s*@(yearly|annually|monthly|weekly|daily|midnight|hourly)\\\\s*$') || self.matches('^\\\\s*\\\\S+\\\\s+\\\\S+\\\\s+\\\\S+\\\\s+\\\\S+\\\\s+\\\\S+\\\\s*$')").message(Message::Expression("'schedule \"' + self + '\" is not a standard 5-field cron expression (minute hour day-of-month month day-of-week), e.g. \"0 2 * * *\"; a seconds field is not supported'".into())))]
+    pub schedule: Option<String>,
+
+    /// IANA time zone the schedule is read in, e.g. `Europe/Berlin`. UTC when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: Option<String>,
+
+    /// Take the first backup as soon as the Database is Ready, instead of waiting for the
+    /// first scheduled time. Ignored without a schedule (one backup is taken at once).
+    #[serde(default = "default_true")]
+    pub immediate: bool,
+
+    /// How late a missed scheduled run may still start, in seconds. A run missed for longer
+    /// (the operator was down) is skipped; at most one missed run is ever taken.
+    #[serde(default = "default_starting_deadline")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub starting_deadline_seconds: i64,
+
+    /// How many of the newest successful artifacts to keep. Older ones are deleted from
+    /// storage. At most 100.
+    #[serde(default = "default_retention")]
+    #[schemars(range(min = 1, max = 100))]
+    pub retention: i32,
+
+    /// Where artifacts are written. A PersistentVolumeClaim created for this Backup when not set.
+    #[serde(default)]
+    pub destination: BackupDestination,
+
+    /// Stop starting new runs; a run in flight finishes.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// What happens to the artifacts when this Backup is deleted: `Retain` keeps them,
+    /// `Delete` removes them from storage first.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// Exactly one place artifacts are written to.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.pvc) != has(self.s3)").message("destination needs exactly one of pvc or s3"))]
+pub struct BackupDestination {
+    /// A PersistentVolumeClaim mounted by the backup Jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pvc: Option<PvcDestination>,
+    /// An S3-compatible object store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Destination>,
+}
+
+impl Default for BackupDestination {
+    fn default() -> Self {
+        BackupDestination {
+            pvc: Some(PvcDestination::default()),
+            s3: None,
+        }
+    }
+}
+
+/// Artifacts on a PersistentVolumeClaim.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PvcDestination {
+    /// An existing claim to write to. When not set the operator creates one named
+    /// `<backup>-artifacts` of `size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub claim_name: Option<String>,
+    /// Size of the claim the operator creates, e.g. `5Gi`. Default `1Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub size: Option<String>,
+    /// StorageClass of the claim the operator creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub storage_class_name: Option<String>,
+}
+
+/// Artifacts in an S3-compatible bucket.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Destination {
+    /// URL of the S3 API, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://minio.minio:9000`.
+    #[schemars(length(min = 1, max = 512))]
+    pub endpoint: String,
+    /// Bucket name; it must exist.
+    #[schemars(length(min = 3, max = 63))]
+    pub bucket: String,
+    /// Key prefix for every artifact of this Backup; default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub prefix: Option<String>,
+    /// Region to sign requests for. Default `us-east-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub region: Option<String>,
+    /// Secret in this namespace with keys `accessKeyId` and `secretAccessKey`.
+    pub credentials_secret: ObjectReference,
+    /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint`; most self-hosted
+    /// stores need this. Default true.
+    #[serde(default = "default_true")]
+    pub force_path_style: bool,
+}
+
+/// What happens to the artifacts when their Backup is deleted.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeletionPolicy {
+    /// Keep the artifacts in storage.
+    #[default]
+    Retain,
+    /// Delete the artifacts from storage before the Backup goes away.
+    Delete,
+}
+
+/// Where a Backup is.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BackupPhase {
+    /// Waiting for the Database or for the next scheduled time.
+    Pending,
+    /// A run is in flight.
+    InProgress,
+    /// The last run wrote a verified artifact.
+    Completed,
+    /// The last run failed; the Degraded condition says why.
+    Failed,
+}
+
+impl BackupPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupPhase::Pending => "Pending",
+            BackupPhase::InProgress => "InProgress",
+            BackupPhase::Completed => "Completed",
+            BackupPhase::Failed => "Failed",
+        }
+    }
+}
+
+/// One artifact that exists in storage.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRecord {
+    /// Identifier of the run that wrote it (its scheduled time, `YYYYMMDDTHHMMSSZ`).
+    pub run_id: String,
+    /// When the dump finished.
+    pub time: Time,
+    /// Where the artifact is, e.g. `s3://bucket/prefix/...` or `pvc://claim/path`.
+    pub location: String,
+    /// Size of the artifact in bytes.
+    pub size_bytes: i64,
+    /// SHA-256 of the artifact, hex.
+    pub sha256: String,
+}
+
+/// What the backup-operator observed and concluded.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    /// Where the Backup is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<BackupPhase>,
+    /// Location of the newest verified artifact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_location: Option<String>,
+    /// When the newest verified artifact was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_backup_time: Option<Time>,
+    /// The scheduled time of the newest run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// When the next run is due; absent without a schedule or while suspended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<Time>,
+    /// Size of the newest verified artifact in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    /// SHA-256 of the newest verified artifact, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The Job of the run in flight, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_job: Option<String>,
+    /// The artifacts that exist in storage, newest first (at most `retention`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub history: Vec<BackupRecord>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// BackupReady, WaitingForDatabase, Progressing and Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+impl Backup {
+    /// True once a verified artifact exists that a restore can use.
+    pub fn is_ready(&self) -> bool {
+        self.status
+            .as_ref()
+            .is_some_and(|s| crate::conditions::is_true(&s.conditions, crate::conditions::BACKUP_READY))
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_retention() -> i32 {
+    7
+}
+
+fn default_starting_deadline() -> i64 {
+    600
+}

@@ -1,0 +1,28 @@
+//! The CustomResourceDefinitions as the API server gets them, and their YAML form.
+//!
+//! `deploy/crds/*.yaml` and the Helm charts are generated from here (`just crds`); a test
+//! fails when the committed files drift from the types.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+use crate::{Backup, Database, Restore};
+
+/// Every CRD, with the file name it is written to.
+pub fn all() -> Vec<(String, CustomResourceDefinition)> {
+    [Database::crd(), Backup::crd(), Restore::crd()]
+        .into_iter()
+        .map(|crd| {
+            let file = format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or("unnamed"));
+            (file, crd)
+        })
+        .collect()
+}
+
+/// The YAML document committed for a CRD.
+pub fn to_yaml(crd: &CustomResourceDefinition) -> anyhow::Result<String> {
+    let body = serde_yaml::to_string(crd)?;
+    Ok(format!(
+        "# Generated from crates/api by `just crds`; do not edit by hand.\n{body}"
+    ))
+}

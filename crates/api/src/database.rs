@@ -1,0 +1,206 @@
+//! The `Database` kind: one PostgreSQL instance, reconciled by the database-operator.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The image used when `spec.image` is not set.
+pub const DEFAULT_IMAGE: &str = "postgres:17";
+
+/// A PostgreSQL instance: a credentials Secret, a StatefulSet with a data volume, and Services.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "database.example.com",
+    version = "v1",
+    kind = "Database",
+    plural = "databases",
+    singular = "database",
+    shortname = "pgdb",
+    namespaced,
+    status = "DatabaseStatus",
+    derive = "PartialEq",
+    cel,
+    validation = Rule::new("size(self.metadata.name) <= 52").message("a Database name may have at most 52 characters: its StatefulSet's Pods carry the name plus a hash in a label"),
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".status.endpoint","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseSpec {
+    /// Container image running PostgreSQL. It must behave like the official `postgres` image:
+    /// POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB and PGDATA, user 999, port 5432.
+    #[serde(default = "default_image")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+
+    /// Number of PostgreSQL Pods. Each Pod is an independent server with its own volume;
+    /// clients reach the first one (`<name>-0`) through the client Service. Streaming
+    /// replication between them is not managed by this operator.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 16))]
+    pub replicas: i32,
+
+    /// Name of the database created on first start. A lowercase PostgreSQL identifier
+    /// (letters, digits, underscore; at most 63 characters); `postgres`, `template0`,
+    /// `template1` and names starting with `pg_` are reserved. Cannot be changed later.
+    #[schemars(length(max = 63))]
+    #[x_kube(
+        validation = Rule::new("self.matches('^[a-z_][a-z0-9_]*$')").message(Message::Expression("'databaseName \"' + self + '\" is not a valid PostgreSQL identifier: use 1 to 63 lowercase letters, digits or underscores, starting with a letter or underscore'".into())),
+        validation = Rule::new("!(self in ['postgres', 'template0', 'template1']) && !self.startsWith('pg_')").message(Message::Expression("'databaseName \"' + self + '\" is reserved by PostgreSQL: choose another name (names starting with pg_ are reserved too)'".into())),
+        validation = Rule::new("self == oldSelf").message("databaseName cannot be changed after creation: create a new Database and restore a Backup into it")
+    )]
+    pub database_name: String,
+
+    /// Name of the user that owns the database. Same rules as `databaseName`; `postgres`,
+    /// `public`, `none`, `user`, `current_user`, `current_role`, `session_user`,
+    /// `system_user` and names starting with `pg_` are reserved. Cannot be changed later.
+    #[schemars(length(max = 63))]
+    #[x_kube(
+        validation = Rule::new("self.matches('^[a-z_][a-z0-9_]*$')").message(Message::Expression("'username \"' + self + '\" is not a valid PostgreSQL identifier: use 1 to 63 lowercase letters, digits or underscores, starting with a letter or underscore'".into())),
+        validation = Rule::new("!(self in ['postgres', 'public', 'none', 'user', 'current_user', 'current_role', 'session_user', 'system_user']) && !self.startsWith('pg_')").message(Message::Expression("'username \"' + self + '\" is reserved by PostgreSQL: choose another name (names starting with pg_ are reserved too)'".into())),
+        validation = Rule::new("self == oldSelf").message("username cannot be changed after creation")
+    )]
+    pub username: String,
+
+    /// The data volume of each Pod.
+    pub storage: StorageSpec,
+
+    /// CPU and memory requests and limits of the PostgreSQL container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// A Backup to initialise this Database from. Nothing is provisioned until that Backup
+    /// reports `BackupReady=True`; its newest artifact is then restored before the Database
+    /// becomes Ready. The Backup must back up another Database (a Backup of this one would
+    /// wait for it forever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_ref: Option<ObjectReference>,
+}
+
+/// The persistent volume of each PostgreSQL Pod.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!isQuantity(self.size) || !isQuantity(oldSelf.size) || quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0").message(Message::Expression("'storage.size may grow but never shrink (from ' + oldSelf.size + ' to ' + self.size + '): a volume cannot be made smaller'".into())))]
+pub struct StorageSpec {
+    /// Size of the volume, as a Kubernetes quantity such as `1Gi` or `500Mi`. It may grow
+    /// (when the StorageClass allows volume expansion) but never shrink.
+    #[schemars(length(min = 1, max = 64))]
+    #[x_kube(
+        validation = Rule::new("isQuantity(self)").message(Message::Expression("'storage.size \"' + self + '\" is not a Kubernetes quantity: use a number with a unit such as 1Gi, 500Mi or 10G'".into())),
+        validation = Rule::new("!isQuantity(self) || quantity(self).isGreaterThan(quantity('0'))").message("storage.size must be larger than zero")
+    )]
+    pub size: String,
+
+    /// StorageClass of the volume; the cluster's default class when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub storage_class_name: Option<String>,
+}
+
+/// A reference to another object in the same namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectReference {
+    /// Name of the object, in the same namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Where a Database is in its life.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DatabasePhase {
+    /// Accepted, waiting for something it depends on (its backupRef).
+    Pending,
+    /// Creating the credentials Secret.
+    Provisioning,
+    /// Creating the Services.
+    Configuring,
+    /// The StatefulSet is rolling out.
+    Deploying,
+    /// Pods are up; waiting for them to be ready or for the initial restore to finish.
+    Verifying,
+    /// Every replica is ready and serves SQL.
+    Ready,
+    /// Something needs a change from the user; the Degraded condition says what.
+    Failed,
+}
+
+impl DatabasePhase {
+    /// All phases, in life order; used for metrics that report every phase, even empty ones.
+    pub const ALL: [DatabasePhase; 7] = [
+        DatabasePhase::Pending,
+        DatabasePhase::Provisioning,
+        DatabasePhase::Configuring,
+        DatabasePhase::Deploying,
+        DatabasePhase::Verifying,
+        DatabasePhase::Ready,
+        DatabasePhase::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabasePhase::Pending => "Pending",
+            DatabasePhase::Provisioning => "Provisioning",
+            DatabasePhase::Configuring => "Configuring",
+            DatabasePhase::Deploying => "Deploying",
+            DatabasePhase::Verifying => "Verifying",
+            DatabasePhase::Ready => "Ready",
+            DatabasePhase::Failed => "Failed",
+        }
+    }
+}
+
+/// What the database-operator observed and concluded.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseStatus {
+    /// Where the Database is in its life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<DatabasePhase>,
+    /// PostgreSQL Pods that pass their readiness probe.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Secret holding `username`, `password`, `database`, `host` and `port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// `host:port` clients connect to, inside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Progressing, Degraded and WaitingForBackup, following Kubernetes API
+    /// conventions: `lastTransitionTime` moves only when a condition's status flips.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+impl Database {
+    /// The phase, `Pending` until the operator has written one.
+    pub fn phase(&self) -> DatabasePhase {
+        self.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .unwrap_or(DatabasePhase::Pending)
+    }
+
+    /// True once the operator reported the Database Ready for its current generation.
+    pub fn is_ready(&self) -> bool {
+        let Some(status) = &self.status else {
+            return false;
+        };
+        status.observed_generation == self.metadata.generation
+            && crate::conditions::is_true(&status.conditions, crate::conditions::READY)
+    }
+}
+
+fn default_image() -> String {
+    DEFAULT_IMAGE.to_string()
+}
+
+fn default_replicas() -> i32 {
+    1
+}

@@ -1,0 +1,31 @@
+//! Custom resource types shared by the database-operator and the backup-operator.
+//!
+//! This crate does no I/O. It holds the CRDs with their schema rules, the names of the
+//! objects each operator owns, and helpers for conditions, so both operators agree on them
+//! from one place. The two operators never call each other: they meet only through the
+//! status conditions defined here.
+
+pub mod backup;
+pub mod conditions;
+pub mod crds;
+pub mod database;
+pub mod names;
+pub mod restore;
+
+pub use backup::{
+    Backup, BackupDestination, BackupPhase, BackupRecord, BackupSpec, BackupStatus,
+    DeletionPolicy, PvcDestination, S3Destination,
+};
+pub use database::{
+    Database, DatabasePhase, DatabaseSpec, DatabaseStatus, ObjectReference, StorageSpec,
+};
+pub use restore::{Restore, RestorePhase, RestoreSpec, RestoreStatus};
+
+/// Re-exported so both operators build against the same Kubernetes and kube versions.
+pub use k8s_openapi;
+pub use kube;
+
+/// The API group of every kind in this crate.
+pub const GROUP: &str = "database.example.com";
+/// The only served and stored version.
+pub const VERSION: &str = "v1";

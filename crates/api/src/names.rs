@@ -1,0 +1,137 @@
+//! Names and labels of the objects the operators create, in one place so each operator can
+//! find what the other one made without asking it.
+
+use sha2::{Digest, Sha256};
+
+/// Port PostgreSQL listens on in every Pod and Service.
+pub const POSTGRES_PORT: i32 = 5432;
+
+/// Keys of the credentials Secret.
+pub const SECRET_USERNAME: &str = "username";
+pub const SECRET_PASSWORD: &str = "password";
+pub const SECRET_DATABASE: &str = "database";
+pub const SECRET_HOST: &str = "host";
+pub const SECRET_PORT: &str = "port";
+
+/// Keys of the Secret an S3 destination names.
+pub const S3_ACCESS_KEY_ID: &str = "accessKeyId";
+pub const S3_SECRET_ACCESS_KEY: &str = "secretAccessKey";
+
+/// Label carrying the Database an object belongs to.
+pub const LABEL_DATABASE: &str = "database.example.com/database";
+/// Label carrying the Backup an object belongs to.
+pub const LABEL_BACKUP: &str = "database.example.com/backup";
+/// Label carrying the Restore an object belongs to.
+pub const LABEL_RESTORE: &str = "database.example.com/restore";
+/// Label carrying the run a backup Job performs.
+pub const LABEL_RUN_ID: &str = "database.example.com/run-id";
+/// Standard label naming the operator that manages an object.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+
+/// Longest Database name: a StatefulSet's Pods carry its name plus an 11-character revision
+/// hash in a label value, which may not exceed 63 characters.
+pub const MAX_DATABASE_NAME: usize = 52;
+
+/// Longest Kubernetes name that is also used as a label value (Jobs label their Pods with it).
+const MAX_LABEL_VALUE: usize = 63;
+
+/// Secret with the database credentials.
+pub fn credentials_secret(database: &str) -> String {
+    format!("{database}-credentials")
+}
+
+/// StatefulSet running PostgreSQL.
+pub fn statefulset(database: &str) -> String {
+    database.to_string()
+}
+
+/// Headless Service that gives each Pod a stable DNS name.
+pub fn headless_service(database: &str) -> String {
+    format!("{database}-headless")
+}
+
+/// Service clients connect to.
+pub fn client_service(database: &str) -> String {
+    database.to_string()
+}
+
+/// `host:port` of the client Service inside the cluster.
+pub fn endpoint(database: &str, namespace: &str) -> String {
+    format!("{}:{POSTGRES_PORT}", service_host(database, namespace))
+}
+
+/// DNS name of the client Service.
+pub fn service_host(database: &str, namespace: &str) -> String {
+    format!("{}.{namespace}.svc", client_service(database))
+}
+
+/// Restore the backup-operator creates to initialise a Database that has a `backupRef`.
+/// The database-operator waits for it by this name before it reports the Database Ready.
+pub fn initial_restore(database: &str) -> String {
+    bounded(&format!("{database}-init"))
+}
+
+/// Claim the backup-operator creates when a Backup names no destination.
+pub fn backup_claim(backup: &str) -> String {
+    bounded(&format!("{backup}-artifacts"))
+}
+
+/// Job of one backup run. Deterministic, so a restarted operator finds the Job it started
+/// instead of starting a second one.
+pub fn backup_job(backup: &str, run_id: &str) -> String {
+    bounded(&format!("{backup}-{}", run_id.to_ascii_lowercase()))
+}
+
+/// Job of a Restore.
+pub fn restore_job(restore: &str) -> String {
+    bounded(&format!("restore-{restore}"))
+}
+
+/// Job that removes a Backup's artifacts from a PVC when the Backup is deleted.
+pub fn cleanup_job(backup: &str) -> String {
+    bounded(&format!("{backup}-cleanup"))
+}
+
+/// Shortens a name to 63 characters, keeping it unique with a hash of the whole name.
+fn bounded(name: &str) -> String {
+    if name.len() <= MAX_LABEL_VALUE {
+        return name.to_string();
+    }
+    let hash = hex::encode(&Sha256::digest(name.as_bytes())[..4]);
+    let keep = MAX_LABEL_VALUE - hash.len() - 1;
+    let prefix = name[..keep].trim_end_matches('-');
+    format!("{prefix}-{hash}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_object_names() {
+        let rows = [
+            (credentials_secret("shop"), "shop-credentials"),
+            (statefulset("shop"), "shop"),
+            (headless_service("shop"), "shop-headless"),
+            (client_service("shop"), "shop"),
+            (endpoint("shop", "prod"), "shop.prod.svc:5432"),
+            (initial_restore("shop"), "shop-init"),
+            (backup_claim("nightly"), "nightly-artifacts"),
+            (backup_job("nightly", "20260102T020000Z"), "nightly-20260102t020000z"),
+            (restore_job("again"), "restore-again"),
+        ];
+        for (got, want) in rows {
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn long_names_are_bounded_and_stay_distinct() {
+        let long = "b".repeat(60);
+        let a = backup_job(&long, "20260102T020000Z");
+        let b = backup_job(&long, "20260103T020000Z");
+        assert!(a.len() <= 63 && b.len() <= 63, "{a} {b}");
+        assert_ne!(a, b);
+        assert_eq!(a, backup_job(&long, "20260102T020000Z"));
+    }
+}
