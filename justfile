@@ -1,0 +1,40 @@
+# Tasks for the PostgreSQL operators. Run through ./justw on a machine without `just`.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Regenerate deploy/crds from the Rust types in crates/api.
+crds:
+    cargo run -q -p pg-operators-api --bin crdgen -- deploy/crds
+
+# Formatting and clippy, as CI runs them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Build both operator binaries (debug).
+build:
+    cargo build --workspace --bins
+
+# Run every test: unit tests, real PostgreSQL and S3, and the real cluster scenarios.
+test: build
+    hack/ensure-test-tools.sh
+    cargo test --workspace --no-fail-fast
+
+# Start (or reuse) the local cluster and print the KUBECONFIG export.
+cluster-up:
+    hack/cluster-up.sh
+
+# Stop the local cluster and remove its state.
+cluster-down:
+    hack/cluster-down.sh
+
+# Local cluster with both operators running and the sample resources applied.
+up:
+    hack/up.sh
+
+# What CI runs.
+ci: lint test
