@@ -1,0 +1,333 @@
+//! The Jobs of a Backup, built from the Backup alone (pure): one per run, running `dump`,
+//! and the clean-up Job that runs `purge` on a claim the user provided.
+
+use api::Backup;
+use api::names;
+use k8s_openapi::api::batch::v1::Job;
+use kube::{Resource as _, ResourceExt as _};
+
+use crate::controller::pod_template::{
+    self, Destination, JobParts, JobSettings, database_env, destination_env, series_env, value,
+};
+use crate::env;
+
+pub const COMPONENT_BACKUP: &str = "backup";
+pub const COMPONENT_CLEANUP: &str = "cleanup";
+/// Container names, which the result is read back from.
+pub const BACKUP_CONTAINER: &str = "backup";
+pub const CLEANUP_CONTAINER: &str = "cleanup";
+
+/// The Job of run `run_id`. Its name is derived from the run id, so a restarted operator
+/// that decides on the same run finds this Job instead of starting a second one.
+pub fn backup_job(backup: &Backup, run_id: &str, settings: &JobSettings) -> Job {
+    let name = backup.name_any();
+    let namespace = backup.namespace().unwrap_or_default();
+    let database = &backup.spec.database_ref.name;
+    let mut env = database_env(database, &namespace);
+    env.extend(series_env(database, &name));
+    env.push(value(env::BACKUP_RUN_ID, run_id));
+    env.push(value(
+        env::BACKUP_RETENTION,
+        &backup.spec.retention.to_string(),
+    ));
+    let (destination, volumes, mounts) = destination_env(&Destination::of(backup), false);
+    env.extend(destination);
+    let labels = pod_template::labels(
+        COMPONENT_BACKUP,
+        &[
+            (names::LABEL_BACKUP, &name),
+            (names::LABEL_RUN_ID, run_id),
+            (names::LABEL_DATABASE, database),
+        ],
+    );
+    pod_template::job(
+        JobParts {
+            name: names::backup_job(&name, run_id),
+            namespace,
+            labels,
+            owner: backup.controller_owner_ref(&()),
+            container: BACKUP_CONTAINER,
+            subcommand: "dump",
+            env,
+            volumes,
+            mounts,
+        },
+        settings,
+    )
+}
+
+/// The Job that deletes this Backup's folder from a claim the user provided. It has no
+/// owner reference: under foreground deletion the garbage collector would delete it as soon
+/// as it is created, while the Backup waits on its finalizer. The operator deletes it once
+/// it has read the result.
+pub fn cleanup_job(backup: &Backup, claim: &str, settings: &JobSettings) -> Job {
+    let name = backup.name_any();
+    let namespace = backup.namespace().unwrap_or_default();
+    let database = &backup.spec.database_ref.name;
+    let mut env = series_env(database, &name);
+    let destination = Destination::Claim {
+        name: claim.into(),
+        operator_created: false,
+    };
+    let (destination, volumes, mounts) = destination_env(&destination, false);
+    env.extend(destination);
+    pod_template::job(
+        JobParts {
+            name: names::cleanup_job(&name),
+            namespace,
+            labels: pod_template::labels(COMPONENT_CLEANUP, &[(names::LABEL_BACKUP, &name)]),
+            owner: None,
+            container: CLEANUP_CONTAINER,
+            subcommand: "purge",
+            env,
+            volumes,
+            mounts,
+        },
+        settings,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
+    use serde_json::json;
+
+    fn settings() -> JobSettings {
+        JobSettings {
+            image: "pgop/backup-operator:dev".into(),
+            active_deadline_seconds: 3600,
+        }
+    }
+
+    fn backup(destination: serde_json::Value) -> Backup {
+        serde_json::from_value(json!({
+            "apiVersion": "database.example.com/v1", "kind": "Backup",
+            "metadata": {"name": "nightly", "namespace": "prod", "uid": "u-1"},
+            "spec": {"databaseRef": {"name": "shop"}, "retention": 3, "destination": destination}
+        }))
+        .unwrap()
+    }
+
+    fn pod(job: &Job) -> &PodSpec {
+        job.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+    }
+
+    fn container(job: &Job) -> &Container {
+        &pod(job).containers[0]
+    }
+
+    /// Each variable as `NAME=value` or `NAME=secret/key`.
+    fn env(job: &Job) -> Vec<String> {
+        let show = |var: &EnvVar| match (&var.value, &var.value_from) {
+            (Some(value), _) => format!("{}={value}", var.name),
+            (None, Some(from)) => {
+                let key = from.secret_key_ref.as_ref().unwrap();
+                format!("{}={}/{}", var.name, key.name, key.key)
+            }
+            _ => var.name.clone(),
+        };
+        container(job)
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(show)
+            .collect()
+    }
+
+    #[test]
+    fn backup_job_env_to_a_claim_the_operator_made() {
+        let job = backup_job(&backup(json!({"pvc": {}})), "20260102T020000Z", &settings());
+        assert_eq!(
+            job.metadata.name.as_deref(),
+            Some("nightly-20260102t020000z")
+        );
+        assert_eq!(
+            env(&job),
+            [
+                "PGHOST=shop.prod.svc",
+                "PGPORT=5432",
+                "PGUSER=shop-credentials/username",
+                "PGPASSWORD=shop-credentials/password",
+                "PGDATABASE=shop-credentials/database",
+                "BACKUP_DATABASE=shop",
+                "BACKUP_NAME=nightly",
+                "BACKUP_RUN_ID=20260102T020000Z",
+                "BACKUP_RETENTION=3",
+                "BACKUP_DESTINATION_PATH=/backups",
+                "TMPDIR=/tmp",
+            ]
+        );
+        let volumes = pod(&job).volumes.as_ref().unwrap();
+        let claim = volumes[1].persistent_volume_claim.as_ref().unwrap();
+        assert_eq!(claim.claim_name, "nightly-artifacts");
+        assert_eq!(claim.read_only, None);
+    }
+
+    #[test]
+    fn backup_job_env_to_s3() {
+        let s3 = json!({"s3": {"endpoint": "http://minio:9000", "bucket": "b", "prefix": "team",
+            "region": "eu-west-1", "credentialsSecret": {"name": "s3-creds"}}});
+        let job = backup_job(&backup(s3), "20260102T020000Z", &settings());
+        let env = env(&job);
+        for want in [
+            "S3_ENDPOINT=http://minio:9000",
+            "S3_BUCKET=b",
+            "S3_PREFIX=team",
+            "S3_REGION=eu-west-1",
+            "S3_FORCE_PATH_STYLE=true",
+            "S3_ALLOW_HTTP=true",
+            "AWS_ACCESS_KEY_ID=s3-creds/accessKeyId",
+            "AWS_SECRET_ACCESS_KEY=s3-creds/secretAccessKey",
+        ] {
+            assert!(
+                env.contains(&want.to_string()),
+                "{want} missing from {env:?}"
+            );
+        }
+        assert!(!env.iter().any(|e| e.starts_with("BACKUP_DESTINATION_PATH")));
+        assert_eq!(pod(&job).volumes.as_ref().unwrap().len(), 1, "only /tmp");
+    }
+
+    #[test]
+    fn backup_job_runs_once_restricted_and_owned() {
+        let job = backup_job(
+            &backup(json!({"pvc": {"claimName": "mine"}})),
+            "20260102T020000Z",
+            &settings(),
+        );
+        let spec = job.spec.as_ref().unwrap();
+        let pod = pod(&job);
+        let container = container(&job);
+        let security = container.security_context.as_ref().unwrap();
+        let pod_security = pod.security_context.as_ref().unwrap();
+        // (what, got, want)
+        let rows: Vec<(&str, String, &str)> = vec![
+            (
+                "backoffLimit",
+                format!("{:?}", spec.backoff_limit),
+                "Some(0)",
+            ),
+            (
+                "activeDeadlineSeconds",
+                format!("{:?}", spec.active_deadline_seconds),
+                "Some(3600)",
+            ),
+            (
+                "restartPolicy",
+                format!("{:?}", pod.restart_policy),
+                "Some(\"Never\")",
+            ),
+            (
+                "command",
+                format!("{:?} {:?}", container.command, container.args),
+                "Some([\"backup-operator\"]) Some([\"dump\"])",
+            ),
+            (
+                "image",
+                format!("{:?}", container.image),
+                "Some(\"pgop/backup-operator:dev\")",
+            ),
+            (
+                "terminationMessagePolicy",
+                format!("{:?}", container.termination_message_policy),
+                "Some(\"File\")",
+            ),
+            (
+                "runAsNonRoot",
+                format!("{:?}", pod_security.run_as_non_root),
+                "Some(true)",
+            ),
+            (
+                "runAsUser",
+                format!("{:?}", pod_security.run_as_user),
+                "Some(65532)",
+            ),
+            (
+                "fsGroup",
+                format!("{:?}", pod_security.fs_group),
+                "Some(65532)",
+            ),
+            (
+                "seccomp",
+                pod_security.seccomp_profile.as_ref().unwrap().type_.clone(),
+                "RuntimeDefault",
+            ),
+            (
+                "readOnlyRootFilesystem",
+                format!("{:?}", security.read_only_root_filesystem),
+                "Some(true)",
+            ),
+            (
+                "allowPrivilegeEscalation",
+                format!("{:?}", security.allow_privilege_escalation),
+                "Some(false)",
+            ),
+            (
+                "capabilities",
+                format!("{:?}", security.capabilities.as_ref().unwrap().drop),
+                "Some([\"ALL\"])",
+            ),
+            (
+                "tmp mount",
+                container.volume_mounts.as_ref().unwrap()[0]
+                    .mount_path
+                    .clone(),
+                "/tmp",
+            ),
+            (
+                "claim",
+                pod.volumes.as_ref().unwrap()[1]
+                    .persistent_volume_claim
+                    .as_ref()
+                    .unwrap()
+                    .claim_name
+                    .clone(),
+                "mine",
+            ),
+            (
+                "service account token",
+                format!("{:?}", pod.automount_service_account_token),
+                "Some(false)",
+            ),
+        ];
+        for (what, got, want) in rows {
+            assert_eq!(got, want, "{what}");
+        }
+        let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+            ("Backup", "nightly", Some(true))
+        );
+        let labels = job.metadata.labels.as_ref().unwrap();
+        for (key, value) in [
+            (names::LABEL_BACKUP, "nightly"),
+            (names::LABEL_RUN_ID, "20260102T020000Z"),
+            (names::LABEL_MANAGED_BY, "backup-operator"),
+        ] {
+            assert_eq!(labels.get(key).map(String::as_str), Some(value), "{key}");
+        }
+    }
+
+    #[test]
+    fn cleanup_job_purges_the_backups_folder_without_an_owner() {
+        let job = cleanup_job(
+            &backup(json!({"pvc": {"claimName": "mine"}})),
+            "mine",
+            &settings(),
+        );
+        assert_eq!(job.metadata.name.as_deref(), Some("nightly-cleanup"));
+        assert_eq!(container(&job).args, Some(vec!["purge".to_string()]));
+        assert_eq!(job.metadata.owner_references, None);
+        assert_eq!(
+            env(&job),
+            [
+                "BACKUP_DATABASE=shop",
+                "BACKUP_NAME=nightly",
+                "BACKUP_DESTINATION_PATH=/backups",
+                "TMPDIR=/tmp"
+            ]
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! The Backup controller. Each reconcile is one pass of the pipeline: gather (Database,
+//! Jobs) → validate and decide (pure) → apply (claim, run Job, old Jobs) → status → Events.
+//! Runs are triggered by the schedule (the only time-based requeue) and by watches on the
+//! Database and the Jobs.
+
+mod claim;
+mod cleanup;
+mod gather;
+mod job;
+mod notify;
+mod outcome;
+mod plan;
+mod status;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::{Backup, DeletionPolicy};
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Api, Resource as _, ResourceExt as _};
+use serde_json::json;
+
+pub use cleanup::FINALIZER;
+pub use job::{COMPONENT_BACKUP, COMPONENT_CLEANUP};
+
+use super::artifacts;
+use super::context::Context;
+use super::error::{self, Error};
+use super::jobs::create_if_absent;
+use super::pod_template::{Destination, MANAGER};
+use cleanup::Progress;
+use outcome::Resolution;
+use plan::{DatabaseState, Decision, Inputs};
+use status::Observed;
+
+pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx
+        .metrics
+        .reconcile_duration
+        .with_label_values(&["backup"])
+        .start_timer();
+    let namespace = backup.namespace().unwrap_or_default();
+    let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &namespace);
+    let deleting = backup.metadata.deletion_timestamp.is_some();
+    let has_finalizer = backup.finalizers().iter().any(|f| f == FINALIZER);
+    match backup.spec.deletion_policy {
+        DeletionPolicy::Delete => {
+            if deleting
+                && has_finalizer
+                && let Progress::Waiting = cleanup::run(&ctx, &backup).await?
+            {
+                return Ok(Action::await_change());
+            }
+            let name = backup.name_any();
+            finalizer(&api, FINALIZER, backup, |event| async {
+                match event {
+                    FinalizerEvent::Apply(backup) => apply(&ctx, &backup).await,
+                    FinalizerEvent::Cleanup(backup) => {
+                        cleanup::finish(&ctx, &backup).await?;
+                        Ok(Action::await_change())
+                    }
+                }
+            })
+            .await
+            .map_err(|source| Error::Finalizer {
+                name,
+                source: Box::new(source),
+            })
+        }
+        // Retain never deletes artifacts; a finalizer left from an earlier Delete goes.
+        DeletionPolicy::Retain if has_finalizer => {
+            cleanup::drop_finalizer(&api, &backup).await?;
+            Ok(Action::await_change())
+        }
+        DeletionPolicy::Retain if deleting => Ok(Action::await_change()),
+        DeletionPolicy::Retain => apply(&ctx, &backup).await,
+    }
+}
+
+async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
+    let now = ctx.now();
+    let gathered = gather::gather(ctx, backup).await?;
+    let database = DatabaseState::of(gathered.database.as_ref());
+    let validated = plan::validate(backup, gathered.database.as_ref());
+    let resolution = match gathered.newest_finished() {
+        Some(run) => Some(outcome::resolve(ctx, backup, run).await?),
+        None => None,
+    };
+    let (last_run, learnt) = match resolution {
+        None => (None, None),
+        Some(Resolution::Known(last_run)) => (Some(last_run), None),
+        Some(Resolution::New(learnt)) => (Some(learnt.last_run.clone()), Some(learnt)),
+    };
+    let mut observed = Observed {
+        database: Some(database),
+        active_job: gathered.in_flight().map(|j| j.name()),
+        last_scheduled: gathered.last_scheduled(backup),
+        suspended: backup.spec.suspend,
+        last_run,
+        history: learnt.as_ref().and_then(|l| l.history.clone()),
+        ..Observed::default()
+    };
+
+    let mut started = None;
+    match validated {
+        Err(invalid) => observed.invalid = Some(invalid),
+        Ok(schedule) => {
+            let plan = plan::decide(&Inputs {
+                backup,
+                schedule: schedule.as_ref(),
+                last_scheduled: observed.last_scheduled,
+                in_flight: observed.active_job.as_deref(),
+                database,
+                now,
+            });
+            if let Some(missed) = plan.missed {
+                tracing::info!(backup = %backup.name_any(), %missed, "scheduled run skipped: it passed longer ago than startingDeadlineSeconds");
+            }
+            observed.next = plan.next;
+            if let Decision::Start { run_id, scheduled } = plan.decision {
+                let job = start_run(ctx, backup, &run_id).await?;
+                observed.active_job = Some(job.clone());
+                observed.last_scheduled = observed.last_scheduled.max(Some(scheduled));
+                started = Some((job, run_id));
+            }
+        }
+    }
+    delete_expired_jobs(ctx, backup, &gathered.jobs).await?;
+
+    let new = status::build(backup, &observed, now);
+    if status::changed(backup.status.as_ref(), &new) {
+        patch_status(ctx, backup, &new).await?;
+    }
+    notify::notify(ctx, backup, &new, learnt.as_ref(), started.as_ref()).await;
+    Ok(requeue_at(observed.next, now))
+}
+
+/// Creates what a run needs, then its Job. Both are created only if absent, under
+/// deterministic names, so a repeated decision cannot start a second run.
+async fn start_run(ctx: &Context, backup: &Backup, run_id: &str) -> Result<String, Error> {
+    let namespace = backup.namespace().unwrap_or_default();
+    if let Some(pvc) = claim::claim(backup) {
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+        let name = pvc.name_any();
+        create_if_absent(&claims, &pvc).await.map_err(error::apply(
+            "create",
+            "PersistentVolumeClaim",
+            &name,
+        ))?;
+    }
+    // A Pod whose Secret is missing would wait for its deadline; say so now instead.
+    if let Destination::S3(s3) = Destination::of(backup) {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+        if let Err(error) = artifacts::open_s3(&secrets, &namespace, &s3).await {
+            ctx.event(backup, true, "S3CredentialsInvalid", error.to_string())
+                .await;
+            return Err(error.into());
+        }
+    }
+    let job = job::backup_job(backup, run_id, &ctx.jobs);
+    let name = job.name_any();
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    create_if_absent(&jobs, &job)
+        .await
+        .map_err(error::apply("create", "Job", &name))?;
+    Ok(name)
+}
+
+async fn delete_expired_jobs(
+    ctx: &Context,
+    backup: &Backup,
+    jobs: &[gather::RunJob],
+) -> Result<(), Error> {
+    let api: Api<Job> =
+        Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
+    for name in gather::expired_jobs(jobs) {
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(source) => return Err(error::apply("delete", "Job", &name)(source)),
+        }
+    }
+    Ok(())
+}
+
+async fn patch_status(
+    ctx: &Context,
+    backup: &Backup,
+    status: &api::BackupStatus,
+) -> Result<(), Error> {
+    let api: Api<Backup> =
+        Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": Backup::api_version(&()),
+        "kind": Backup::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(MANAGER).force();
+    api.patch_status(&backup.name_any(), &params, &Patch::Apply(&patch))
+        .await
+        .map_err(error::status(&backup.name_any()))?;
+    Ok(())
+}
+
+/// Wakes at the next scheduled time; a second late, so the clock has surely passed it.
+fn requeue_at(next: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Action {
+    match next {
+        Some(next) => {
+            let wait = (next - now).to_std().unwrap_or_default();
+            Action::requeue(wait + Duration::from_secs(1))
+        }
+        None => Action::await_change(),
+    }
+}

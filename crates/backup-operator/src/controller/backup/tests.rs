@@ -1,0 +1,337 @@
+//! Backup reconciles against a scripted API server: the exact requests each situation makes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::Backup;
+use http::Method;
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+
+use super::reconcile;
+use crate::controller::fixtures::{Expect, Reply, Seen, database, expect, list, scenario};
+
+const BACKUP: &str = "/apis/database.example.com/v1/namespaces/prod/backups/nightly";
+const DATABASE: &str = "/apis/database.example.com/v1/namespaces/prod/databases/shop";
+const JOBS: &str = "/apis/batch/v1/namespaces/prod/jobs";
+const PODS: &str = "/api/v1/namespaces/prod/pods";
+const CLAIMS: &str = "/api/v1/namespaces/prod/persistentvolumeclaims";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/prod/events";
+const RUN_JOBS: &str =
+    "labelSelector=database.example.com/backup=nightly,app.kubernetes.io/component=backup";
+/// The run a one-shot Backup takes at the scenarios' clock.
+const RUN_ID: &str = "20260102T100000Z";
+const RUN_JOB: &str = "nightly-20260102t100000z";
+
+fn backup(spec: Value, status: Value) -> Arc<Backup> {
+    let mut full = json!({"databaseRef": {"name": "shop"}});
+    full.as_object_mut()
+        .unwrap()
+        .extend(spec.as_object().unwrap().clone());
+    Arc::new(
+        serde_json::from_value(json!({
+            "apiVersion": "database.example.com/v1", "kind": "Backup",
+            "metadata": {"name": "nightly", "namespace": "prod", "uid": "uid-nightly", "generation": 1,
+                         "creationTimestamp": "2026-01-02T09:00:00Z"},
+            "spec": full,
+            "status": status
+        }))
+        .unwrap(),
+    )
+}
+
+fn run_job(run_id: &str, conditions: Value) -> Value {
+    json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": format!("nightly-{}", run_id.to_lowercase()), "namespace": "prod",
+                     "labels": {"database.example.com/backup": "nightly", "database.example.com/run-id": run_id}},
+        "status": {"startTime": "2026-01-02T10:00:01Z", "completionTime": "2026-01-02T10:00:41Z", "conditions": conditions}
+    })
+}
+
+fn finished_pod(message: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "prod", "creationTimestamp": "2026-01-02T10:00:01Z"},
+        "status": {"containerStatuses": [{"name": "backup", "image": "i", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"terminated": {"exitCode": 0, "message": message}}}]}
+    })
+}
+
+fn gather(database_reply: Reply, jobs: Vec<Value>) -> Vec<Expect> {
+    vec![
+        expect(Method::GET, DATABASE, database_reply),
+        expect(Method::GET, JOBS, Reply::Json(list("JobList", jobs))).with_query(RUN_JOBS),
+    ]
+}
+
+/// The status patch; the reply is the Backup as the API server would return it.
+fn status_patch() -> Expect {
+    let patched = serde_json::to_value(backup(json!({}), json!({})).as_ref()).unwrap();
+    expect(
+        Method::PATCH,
+        &format!("{BACKUP}/status"),
+        Reply::Json(patched),
+    )
+    .with_query("fieldManager=backup-operator")
+}
+
+async fn run(backup: Arc<Backup>, script: Vec<Expect>) -> (Action, Vec<Seen>) {
+    let (ctx, server) = scenario(script);
+    let action = tokio::time::timeout(Duration::from_secs(5), reconcile(backup, ctx))
+        .await
+        .expect("reconcile hung")
+        .expect("reconcile failed");
+    (action, server.await.expect("script"))
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> (&'a str, &'a str) {
+    let c = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no {type_} in {status}"));
+    (c["status"].as_str().unwrap(), c["reason"].as_str().unwrap())
+}
+
+fn posted<'a>(seen: &'a [Seen], path: &str) -> Vec<&'a Value> {
+    seen.iter()
+        .filter(|s| s.method == Method::POST && s.path == path)
+        .map(|s| &s.body)
+        .collect()
+}
+
+#[tokio::test]
+async fn backup_waits_until_database_ready() {
+    let mut script = gather(Reply::Json(database("shop", false, None)), vec![]);
+    script.push(status_patch());
+    let (action, seen) = run(backup(json!({}), json!({})), script).await;
+
+    assert!(
+        posted(&seen, JOBS).is_empty(),
+        "no Job while the Database is not Ready"
+    );
+    let status = &seen[2].body["status"];
+    assert_eq!(status["phase"], "Pending");
+    assert_eq!(
+        condition(status, "WaitingForDatabase"),
+        ("True", "DatabaseNotReady")
+    );
+    assert_eq!(condition(status, "BackupReady"), ("False", "NoArtifact"));
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(
+        action,
+        Action::await_change(),
+        "the Database's watch wakes it"
+    );
+}
+
+#[tokio::test]
+async fn backup_of_a_missing_database_warns() {
+    let mut script = gather(Reply::Status(404), vec![]);
+    script.push(status_patch());
+    script.push(expect(Method::POST, EVENTS, Reply::Echo));
+    let (_, seen) = run(backup(json!({}), json!({})), script).await;
+
+    assert_eq!(
+        condition(&seen[2].body["status"], "WaitingForDatabase"),
+        ("True", "DatabaseNotFound")
+    );
+    let event = &seen[3].body;
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Warning"), Some("DatabaseNotFound"))
+    );
+}
+
+#[tokio::test]
+async fn backup_of_a_database_seeded_from_it_is_a_cycle() {
+    let mut script = gather(
+        Reply::Json(database("shop", false, Some("nightly"))),
+        vec![],
+    );
+    script.push(status_patch());
+    script.push(expect(Method::POST, EVENTS, Reply::Echo));
+    let (_, seen) = run(backup(json!({}), json!({})), script).await;
+
+    let status = &seen[2].body["status"];
+    assert_eq!(status["phase"], "Failed");
+    assert_eq!(
+        condition(status, "WaitingForDatabase"),
+        ("True", "DependencyCycle")
+    );
+    assert_eq!(seen[3].body["reason"], "DependencyCycle");
+    assert!(posted(&seen, JOBS).is_empty());
+}
+
+#[tokio::test]
+async fn a_due_run_creates_exactly_one_job_with_a_deterministic_name() {
+    let mut script = gather(Reply::Json(database("shop", true, None)), vec![]);
+    script.push(expect(Method::POST, CLAIMS, Reply::Echo));
+    script.push(expect(Method::POST, JOBS, Reply::Echo));
+    script.push(status_patch());
+    script.push(expect(Method::POST, EVENTS, Reply::Echo));
+    let (action, seen) = run(backup(json!({}), json!({})), script).await;
+
+    let claims = posted(&seen, CLAIMS);
+    assert_eq!(claims[0]["metadata"]["name"], "nightly-artifacts");
+    let jobs = posted(&seen, JOBS);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["metadata"]["name"], RUN_JOB);
+    assert_eq!(
+        jobs[0]["metadata"]["labels"]["database.example.com/run-id"],
+        RUN_ID
+    );
+    let status = &seen[4].body["status"];
+    assert_eq!(status["phase"], "InProgress");
+    assert_eq!(status["activeJob"], RUN_JOB);
+    assert_eq!(status["lastScheduleTime"], "2026-01-02T10:00:00Z");
+    assert_eq!(condition(status, "Progressing"), ("True", "RunInProgress"));
+    assert_eq!(seen[5].body["reason"], "BackupStarted");
+    assert_eq!(
+        action,
+        Action::await_change(),
+        "one-shot: the Job's watch wakes it"
+    );
+}
+
+#[tokio::test]
+async fn a_job_left_by_a_restarted_operator_is_adopted_not_duplicated() {
+    // The Job exists, but status was never written: the create answers AlreadyExists.
+    let mut script = gather(Reply::Json(database("shop", true, None)), vec![]);
+    script.push(expect(Method::POST, CLAIMS, Reply::Status(409)));
+    script.push(expect(Method::POST, JOBS, Reply::Status(409)));
+    script.push(status_patch());
+    script.push(expect(Method::POST, EVENTS, Reply::Echo));
+    let (_, seen) = run(backup(json!({}), json!({})), script).await;
+    assert_eq!(seen[4].body["status"]["activeJob"], RUN_JOB);
+}
+
+#[tokio::test]
+async fn a_job_in_flight_starts_no_second_job() {
+    // The next scheduled time (10:00) is due, but the 02:00 run still runs.
+    let in_flight = run_job("20260102T020000Z", json!([]));
+    let mut script = gather(Reply::Json(database("shop", true, None)), vec![in_flight]);
+    script.push(status_patch());
+    let spec = json!({"schedule": "0 */8 * * *"});
+    let old = json!({"lastScheduleTime": "2026-01-02T02:00:00Z"});
+    let (action, seen) = run(backup(spec, old), script).await;
+
+    assert!(posted(&seen, JOBS).is_empty());
+    let status = &seen[2].body["status"];
+    assert_eq!(status["phase"], "InProgress");
+    assert_eq!(status["activeJob"], "nightly-20260102t020000z");
+    assert_eq!(status["nextScheduleTime"], "2026-01-02T16:00:00Z");
+    assert_eq!(action, Action::requeue(Duration::from_secs(6 * 3600 + 1)));
+}
+
+#[tokio::test]
+async fn a_succeeded_job_turns_into_completed_status_with_backup_ready() {
+    let done = run_job(RUN_ID, json!([{"type": "Complete", "status": "True"}]));
+    let result = json!({
+        "location": format!("/backups/shop/nightly/{RUN_ID}/dump.pgdump"), "sizeBytes": 2048,
+        "sha256": "ab".repeat(32), "runId": RUN_ID, "time": "2026-01-02T10:00:05Z",
+        "serverVersion": "17.2", "pruned": []
+    });
+    let mut script = gather(Reply::Json(database("shop", true, None)), vec![done]);
+    script.push(
+        expect(
+            Method::GET,
+            PODS,
+            Reply::Json(list("PodList", vec![finished_pod(&result.to_string())])),
+        )
+        .with_query("labelSelector=batch.kubernetes.io/job-name=nightly-20260102t100000z"),
+    );
+    script.push(status_patch());
+    script.push(expect(Method::POST, EVENTS, Reply::Echo));
+    let old = json!({"lastScheduleTime": "2026-01-02T10:00:00Z", "phase": "InProgress", "activeJob": RUN_JOB});
+    let (ctx, server) = scenario(script);
+    let action = reconcile(backup(json!({}), old), ctx.clone())
+        .await
+        .unwrap();
+    let seen = server.await.unwrap();
+
+    let status = &seen[3].body["status"];
+    assert_eq!(status["phase"], "Completed");
+    assert_eq!(
+        condition(status, "BackupReady"),
+        ("True", "ArtifactAvailable")
+    );
+    assert_eq!(condition(status, "Degraded"), ("False", "AsExpected"));
+    let location = format!("pvc://nightly-artifacts/shop/nightly/{RUN_ID}/dump.pgdump");
+    assert_eq!(status["backupLocation"], location.as_str());
+    assert_eq!(status["sizeBytes"], 2048);
+    assert_eq!(status["sha256"], "ab".repeat(32));
+    assert_eq!(status["lastBackupTime"], "2026-01-02T10:00:05Z");
+    assert_eq!(status["history"][0]["runId"], RUN_ID);
+    assert!(status.get("activeJob").is_none());
+    assert_eq!(seen[4].body["reason"], "BackupSucceeded");
+    assert_eq!(ctx.metrics.runs.with_label_values(&["succeeded"]).get(), 1);
+    assert_eq!(ctx.metrics.bytes_written.get(), 2048);
+    assert_eq!(action, Action::await_change());
+}
+
+#[tokio::test]
+async fn a_failed_job_degrades_the_backup_and_warns_once() {
+    let failed = run_job(
+        RUN_ID,
+        json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]),
+    );
+    let pod = finished_pod(r#"{"error":"pg_dump failed: connection refused"}"#);
+    let mut script = gather(
+        Reply::Json(database("shop", true, None)),
+        vec![failed.clone()],
+    );
+    script.push(expect(
+        Method::GET,
+        PODS,
+        Reply::Json(list("PodList", vec![pod.clone()])),
+    ));
+    script.push(status_patch());
+    script.push(expect(Method::POST, EVENTS, Reply::Echo));
+    let (ctx, server) = scenario(script);
+    let old = json!({"lastScheduleTime": "2026-01-02T10:00:00Z"});
+    reconcile(backup(json!({}), old), ctx.clone())
+        .await
+        .unwrap();
+    let seen = server.await.unwrap();
+
+    let status = seen[3].body["status"].clone();
+    assert_eq!(status["phase"], "Failed");
+    assert_eq!(condition(&status, "Degraded"), ("True", "BackupFailed"));
+    assert!(
+        status
+            .to_string()
+            .contains("pg_dump failed: connection refused")
+    );
+    assert_eq!(seen[4].body["type"], "Warning");
+    assert_eq!(ctx.metrics.runs.with_label_values(&["failed"]).get(), 1);
+
+    // The next reconcile reads the same failure: no status write, no Event, no count.
+    let mut script = gather(Reply::Json(database("shop", true, None)), vec![failed]);
+    script.push(expect(
+        Method::GET,
+        PODS,
+        Reply::Json(list("PodList", vec![pod])),
+    ));
+    let (ctx, server) = scenario(script);
+    reconcile(backup(json!({}), status), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(server.await.unwrap().len(), 3);
+    assert_eq!(ctx.metrics.runs.with_label_values(&["failed"]).get(), 0);
+}
+
+#[tokio::test]
+async fn deletion_policy_delete_adds_the_finalizer_first() {
+    let patched = serde_json::to_value(backup(json!({}), json!({})).as_ref()).unwrap();
+    let script = vec![expect(Method::PATCH, BACKUP, Reply::Json(patched))];
+    let (action, seen) = run(
+        backup(json!({"deletionPolicy": "Delete"}), json!({})),
+        script,
+    )
+    .await;
+    assert!(seen[0].body.to_string().contains(super::FINALIZER));
+    assert_eq!(action, Action::await_change());
+}

@@ -1,0 +1,105 @@
+//! Errors of a reconcile, one variant per pipeline step, each with a stable category that
+//! the `backup_operator_reconcile_errors_total` metric uses as its label. Problems with the
+//! user's objects (a missing Database, a failed run) are not errors: they go into status
+//! and Events. What is here is what a retry can fix.
+
+use std::time::Duration;
+
+use kube::runtime::finalizer;
+
+use super::artifacts::ArtifactsError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("could not read {what} {name} from the API server; it is retried")]
+    Gather {
+        what: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("could not {verb} {what} {name}; it is retried")]
+    Apply {
+        verb: &'static str,
+        what: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("could not write the status of {name}; it is retried")]
+    Status {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error(transparent)]
+    Artifacts(#[from] ArtifactsError),
+
+    #[error("removing the artifacts of Backup {name} failed ({reason}); it is retried")]
+    Cleanup { name: String, reason: String },
+
+    #[error("the finalizer of Backup {name} could not be handled")]
+    Finalizer {
+        name: String,
+        #[source]
+        source: Box<finalizer::Error<Error>>,
+    },
+}
+
+impl Error {
+    /// Label value for metrics: never derived from the message, so it stays stable.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Gather { .. } => "gather",
+            Error::Apply { .. } => "apply",
+            Error::Status { .. } => "status",
+            Error::Artifacts(_) => "storage",
+            Error::Cleanup { .. } => "cleanup",
+            Error::Finalizer { source, .. } => match source.as_ref() {
+                finalizer::Error::ApplyFailed(inner) | finalizer::Error::CleanupFailed(inner) => {
+                    inner.category()
+                }
+                _ => "finalizer",
+            },
+        }
+    }
+
+    /// How long until the next attempt. API hiccups pass quickly; storage and clean-up Jobs
+    /// usually need someone to fix credentials or a bucket, so they are retried less often.
+    pub fn retry_after(&self) -> Duration {
+        match self.category() {
+            "storage" => Duration::from_secs(60),
+            "cleanup" => Duration::from_secs(120),
+            _ => Duration::from_secs(10),
+        }
+    }
+}
+
+/// Shorthand for the gather step.
+pub fn gather(what: &'static str, name: &str) -> impl FnOnce(kube::Error) -> Error {
+    let name = name.to_string();
+    move |source| Error::Gather { what, name, source }
+}
+
+/// Shorthand for the apply step.
+pub fn apply(
+    verb: &'static str,
+    what: &'static str,
+    name: &str,
+) -> impl FnOnce(kube::Error) -> Error {
+    let name = name.to_string();
+    move |source| Error::Apply {
+        verb,
+        what,
+        name,
+        source,
+    }
+}
+
+pub fn status(name: &str) -> impl FnOnce(kube::Error) -> Error {
+    let name = name.to_string();
+    move |source| Error::Status { name, source }
+}

@@ -1,0 +1,191 @@
+//! Initialising a Database created with a `backupRef`. The database-operator provisions it
+//! once the Backup is ready and then waits, without reporting Ready, for the Restore named
+//! `names::initial_restore(db)` to complete; this controller creates that Restore as soon
+//! as a Pod serves. The two operators never call each other: they meet in these objects.
+
+use std::sync::Arc;
+
+use api::names;
+use api::{Backup, Database, DatabasePhase, Restore, RestoreSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::runtime::controller::Action;
+use kube::{Api, Resource as _, ResourceExt as _};
+
+use super::context::Context;
+use super::error::{self, Error};
+use super::jobs::create_if_absent;
+use super::pod_template;
+
+pub async fn reconcile(database: Arc<Database>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx
+        .metrics
+        .reconcile_duration
+        .with_label_values(&["initial-restore"])
+        .start_timer();
+    let Some(backup_ref) = &database.spec.backup_ref else {
+        return Ok(Action::await_change());
+    };
+    let namespace = database.namespace().unwrap_or_default();
+    let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), &namespace);
+    if !wants_restore(&database) {
+        return Ok(Action::await_change());
+    }
+    let backup = backups
+        .get_opt(&backup_ref.name)
+        .await
+        .map_err(error::gather("Backup", &backup_ref.name))?;
+    if !backup.is_some_and(|b| b.is_ready()) {
+        // The database-operator reports WaitingForBackup; the Backup's watch wakes us.
+        return Ok(Action::await_change());
+    }
+    let Some(restore) = initial_restore(&database) else {
+        return Ok(Action::await_change());
+    };
+    let restores: Api<Restore> = Api::namespaced(ctx.client.clone(), &namespace);
+    let name = restore.name_any();
+    let created = create_if_absent(&restores, &restore)
+        .await
+        .map_err(error::apply("create", "Restore", &name))?;
+    if created {
+        let note = format!(
+            "created Restore {name} to initialise it from Backup {}",
+            backup_ref.name
+        );
+        ctx.event(database.as_ref(), false, "InitialRestoreCreated", note)
+            .await;
+    }
+    Ok(Action::await_change())
+}
+
+/// True while the Database waits for its initial data: a Pod serves but the Database has
+/// not been Ready. Once it has been Ready the data is live, and restoring over it again (if
+/// someone deleted the Restore) would destroy changes.
+fn wants_restore(database: &Database) -> bool {
+    let ready_replicas = database.status.as_ref().map_or(0, |s| s.ready_replicas);
+    database.spec.backup_ref.is_some()
+        && database.metadata.deletion_timestamp.is_none()
+        && !database.is_ready()
+        && database.phase() != DatabasePhase::Ready
+        && ready_replicas >= 1
+}
+
+/// The Restore that initialises `database` (pure). Owned by the Database, so it goes with it.
+pub fn initial_restore(database: &Database) -> Option<Restore> {
+    let backup = database.spec.backup_ref.clone()?;
+    let name = database.name_any();
+    Some(Restore {
+        metadata: ObjectMeta {
+            name: Some(names::initial_restore(&name)),
+            namespace: database.namespace(),
+            labels: Some(pod_template::labels(
+                "initial-restore",
+                &[(names::LABEL_DATABASE, &name)],
+            )),
+            owner_references: database.controller_owner_ref(&()).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        spec: RestoreSpec {
+            backup_ref: backup,
+            database_ref: api::ObjectReference { name },
+            run_id: None,
+        },
+        status: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn database(phase: &str, ready_replicas: i32, backup_ref: bool) -> Database {
+        let mut spec =
+            json!({"databaseName": "shop", "username": "app", "storage": {"size": "1Gi"}});
+        if backup_ref {
+            spec["backupRef"] = json!({"name": "nightly"});
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "database.example.com/v1", "kind": "Database",
+            "metadata": {"name": "copy", "namespace": "prod", "uid": "u-db", "generation": 1},
+            "spec": spec,
+            "status": {"phase": phase, "readyReplicas": ready_replicas, "observedGeneration": 1}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_initial_restore_is_wanted_only_before_the_database_was_ready() {
+        // (phase, ready replicas, has backupRef, wanted)
+        let rows = [
+            ("Verifying", 1, true, true),
+            ("Verifying", 0, true, false),
+            ("Ready", 1, true, false),
+            ("Verifying", 1, false, false),
+        ];
+        for (phase, ready, backup_ref, want) in rows {
+            assert_eq!(
+                wants_restore(&database(phase, ready, backup_ref)),
+                want,
+                "{phase} {ready} {backup_ref}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_initial_restore_names_backup_and_database_and_is_owned_by_the_database() {
+        let restore = initial_restore(&database("Verifying", 1, true)).unwrap();
+        assert_eq!(restore.metadata.name.as_deref(), Some("copy-init"));
+        assert_eq!(restore.spec.backup_ref.name, "nightly");
+        assert_eq!(restore.spec.database_ref.name, "copy");
+        let owner = &restore.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("Database", "copy")
+        );
+        assert!(super::super::restore::is_initial(&restore));
+        assert!(initial_restore(&database("Verifying", 1, false)).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_seeded_database_gets_its_restore_once_a_pod_serves() {
+        use crate::controller::fixtures::{Reply, expect, scenario};
+        use http::Method;
+        let backup = json!({
+            "apiVersion": "database.example.com/v1", "kind": "Backup",
+            "metadata": {"name": "nightly", "namespace": "prod"}, "spec": {"databaseRef": {"name": "shop"}},
+            "status": {"conditions": [{"type": "BackupReady", "status": "True", "reason": "ArtifactAvailable",
+                                       "message": "", "lastTransitionTime": "2026-01-02T02:00:05Z"}]}
+        });
+        let script = vec![
+            expect(
+                Method::GET,
+                "/apis/database.example.com/v1/namespaces/prod/backups/nightly",
+                Reply::Json(backup),
+            ),
+            expect(
+                Method::POST,
+                "/apis/database.example.com/v1/namespaces/prod/restores",
+                Reply::Echo,
+            ),
+            expect(
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/prod/events",
+                Reply::Echo,
+            ),
+        ];
+        let (ctx, server) = scenario(script);
+        reconcile(Arc::new(database("Verifying", 1, true)), ctx)
+            .await
+            .unwrap();
+        let seen = server.await.unwrap();
+        assert_eq!(seen[1].body["metadata"]["name"], "copy-init");
+        assert_eq!(seen[2].body["reason"], "InitialRestoreCreated");
+
+        // Once Ready, nothing is read or created, even if the Restore was deleted.
+        let (ctx, server) = scenario(vec![]);
+        reconcile(Arc::new(database("Ready", 1, true)), ctx)
+            .await
+            .unwrap();
+        assert!(server.await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,185 @@
+//! Prometheus metrics of the controller, named `backup_operator_<noun>_<unit>`.
+//!
+//! Labels stay low-cardinality, with one deliberate exception:
+//! `backup_operator_last_success_timestamp_seconds` has one series per Backup, so staleness
+//! is one PromQL line (`time() - backup_operator_last_success_timestamp_seconds > 86400`).
+//! It is filled from the Backups' `status.lastBackupTime` at scrape time, so it survives an
+//! operator restart and a deleted Backup's series disappears with it.
+
+use std::sync::Mutex;
+
+use api::Backup;
+use kube::ResourceExt as _;
+use prometheus::{
+    Encoder as _, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    Opts, Registry, TextEncoder,
+};
+
+use super::time::from_time;
+
+pub struct Metrics {
+    registry: Registry,
+    /// Backup runs by result: `succeeded`, `failed`.
+    pub runs: IntCounterVec,
+    pub run_duration: Histogram,
+    pub bytes_written: IntCounter,
+    /// Restores by result: `succeeded`, `failed`.
+    pub restores: IntCounterVec,
+    pub reconcile_errors: IntCounterVec,
+    pub reconcile_duration: HistogramVec,
+    last_success: GaugeVec,
+    /// Scrapes reset and refill `last_success`; one at a time.
+    render: Mutex<()>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let runs = IntCounterVec::new(
+            Opts::new(
+                "backup_operator_runs_total",
+                "Backup runs finished, by result",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        // From seconds to hours: small databases dump in seconds, large ones take hours.
+        let buckets = prometheus::exponential_buckets(1.0, 3.0, 11).expect("valid buckets");
+        let run_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "backup_operator_run_duration_seconds",
+                "Duration of backup Jobs",
+            )
+            .buckets(buckets),
+        )
+        .expect("valid metric");
+        let bytes_written = IntCounter::new(
+            "backup_operator_bytes_written_total",
+            "Bytes of verified artifacts written by backup runs",
+        )
+        .expect("valid metric");
+        let restores = IntCounterVec::new(
+            Opts::new(
+                "backup_operator_restores_total",
+                "Restores finished, by result",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let reconcile_errors = IntCounterVec::new(
+            Opts::new(
+                "backup_operator_reconcile_errors_total",
+                "Reconciles that failed and are retried, by category",
+            ),
+            &["category"],
+        )
+        .expect("valid metric");
+        let reconcile_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "backup_operator_reconcile_duration_seconds",
+                "Duration of one reconcile, by controller",
+            )
+            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0]),
+            &["controller"],
+        )
+        .expect("valid metric");
+        let last_success = GaugeVec::new(
+            Opts::new(
+                "backup_operator_last_success_timestamp_seconds",
+                "Unix time of the newest verified artifact of each Backup",
+            ),
+            &["namespace", "backup"],
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(runs.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(run_duration.clone()),
+            Box::new(bytes_written.clone()),
+            Box::new(restores.clone()),
+            Box::new(reconcile_errors.clone()),
+            Box::new(reconcile_duration.clone()),
+            Box::new(last_success.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric registered once");
+        }
+        Metrics {
+            registry,
+            runs,
+            run_duration,
+            bytes_written,
+            restores,
+            reconcile_errors,
+            reconcile_duration,
+            last_success,
+            render: Mutex::new(()),
+        }
+    }
+
+    /// The text exposition, with one `last_success` series per Backup that has an artifact.
+    pub fn render(&self, backups: &[std::sync::Arc<Backup>]) -> String {
+        let _one_at_a_time = self.render.lock().unwrap_or_else(|e| e.into_inner());
+        self.last_success.reset();
+        for backup in backups {
+            let last = backup
+                .status
+                .as_ref()
+                .and_then(|s| s.last_backup_time.as_ref());
+            if let Some(last) = last {
+                let namespace = backup.namespace().unwrap_or_default();
+                self.last_success
+                    .with_label_values(&[namespace.as_str(), backup.name_any().as_str()])
+                    .set(from_time(last).timestamp() as f64);
+            }
+        }
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding never fails");
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn last_success_has_one_series_per_backup_with_an_artifact() {
+        let metrics = Metrics::new();
+        let backup = |name: &str, last: Option<&str>| {
+            let mut status = serde_json::json!({});
+            if let Some(last) = last {
+                status = serde_json::json!({"lastBackupTime": last});
+            }
+            Arc::new(
+                serde_json::from_value::<Backup>(serde_json::json!({
+                    "apiVersion": "database.example.com/v1", "kind": "Backup",
+                    "metadata": {"name": name, "namespace": "prod"},
+                    "spec": {"databaseRef": {"name": "shop"}},
+                    "status": status
+                }))
+                .unwrap(),
+            )
+        };
+        let text = metrics.render(&[
+            backup("nightly", Some("2026-01-02T02:00:00Z")),
+            backup("fresh", None),
+        ]);
+        assert!(text.contains(
+            "backup_operator_last_success_timestamp_seconds{backup=\"nightly\",namespace=\"prod\"} 1767319200"
+        ), "{text}");
+        assert!(!text.contains("backup=\"fresh\""));
+        // A deleted Backup's series goes with it.
+        let text = metrics.render(&[]);
+        assert!(!text.contains("backup=\"nightly\""));
+    }
+}

@@ -1,0 +1,233 @@
+//! The `run` subcommand: three controllers and an HTTP server in one process.
+//!
+//! - Backups: runs on schedule, one Job per run, status from verified results.
+//! - Restores: one Job per Restore, never two.
+//! - Initial restores: a Database created with a `backupRef` gets its Restore.
+//!
+//! Every owned object is watched through a label-filtered watcher, so the caches hold only
+//! this operator's Jobs and claims, not every Job in the cluster.
+
+mod args;
+mod artifacts;
+mod backup;
+mod context;
+mod error;
+#[cfg(test)]
+mod fixtures;
+mod initial_restore;
+mod jobs;
+mod mappers;
+mod metrics;
+mod pod_template;
+mod restore;
+mod server;
+mod time;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context as _;
+use api::names::LABEL_MANAGED_BY;
+use api::{Backup, Database, Restore};
+use futures::StreamExt as _;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher::{self, Config};
+use kube::{Api, Client, Resource, ResourceExt as _};
+use tokio_util::sync::CancellationToken;
+
+pub use args::{LogFormat, RunArgs};
+pub use backup::FINALIZER;
+
+use context::Context;
+use error::Error;
+use metrics::Metrics;
+use pod_template::{JobSettings, LABEL_COMPONENT, MANAGER};
+use server::ServerState;
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let client = Client::try_default()
+        .await
+        .context("no Kubernetes configuration found: set KUBECONFIG or run inside a Pod")?;
+    let scope = Scope {
+        client: client.clone(),
+        namespace: args.namespace().map(str::to_owned),
+    };
+    let metrics = Arc::new(Metrics::new());
+    let settings = JobSettings {
+        image: args.backup_image.clone(),
+        active_deadline_seconds: args.job_deadline_seconds,
+    };
+    let ctx = Arc::new(Context::new(
+        client,
+        settings,
+        metrics.clone(),
+        Arc::new(chrono::Utc::now),
+    ));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tracing::info!(namespace = ?scope.namespace, image = %args.backup_image, "starting controllers");
+
+    let managed = format!("{LABEL_MANAGED_BY}={MANAGER}");
+    let component = |c: &str| Config::default().labels(&format!("{managed},{LABEL_COMPONENT}={c}"));
+
+    let backups = Controller::new(scope.api::<Backup>(), Config::default().any_semantic());
+    let backup_store = backups.store();
+    let store = backup_store.clone();
+    let backups = backups
+        .owns(scope.api::<Job>(), component(backup::COMPONENT_BACKUP))
+        .owns(
+            scope.api::<PersistentVolumeClaim>(),
+            Config::default().labels(&managed),
+        )
+        // Clean-up Jobs have no owner reference; they name their Backup in a label.
+        .watches(
+            scope.api::<Job>(),
+            component(backup::COMPONENT_CLEANUP),
+            |job| mappers::backup_of_job(&job),
+        )
+        .watches(scope.api::<Database>(), Config::default(), move |db| {
+            mappers::backups_for_database(&store.state(), &db)
+        })
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(backup::reconcile, error_policy, ctx.clone())
+        .for_each(log_result);
+
+    let restores = Controller::new(scope.api::<Restore>(), Config::default().any_semantic());
+    let restore_store = restores.store();
+    let (by_backup, by_database) = (restore_store.clone(), restore_store.clone());
+    let restores = restores
+        .owns(scope.api::<Job>(), component(restore::COMPONENT_RESTORE))
+        .watches(scope.api::<Backup>(), Config::default(), move |b| {
+            mappers::restores_for_backup(&by_backup.state(), &b)
+        })
+        .watches(scope.api::<Database>(), Config::default(), move |db| {
+            mappers::restores_for_database(&by_database.state(), &db)
+        })
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(restore::reconcile, error_policy, ctx.clone())
+        .for_each(log_result);
+
+    let initial = Controller::new(scope.api::<Database>(), Config::default().any_semantic());
+    let database_store = initial.store();
+    let store = database_store.clone();
+    let initial = initial
+        .owns(scope.api::<Restore>(), Config::default().labels(&managed))
+        .watches(scope.api::<Backup>(), Config::default(), move |b| {
+            mappers::databases_for_backup(&store.state(), &b)
+        })
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(initial_restore::reconcile, error_policy, ctx.clone())
+        .for_each(log_result);
+
+    let state = Arc::new(ServerState {
+        metrics,
+        ready: false.into(),
+        backups: backup_store.clone(),
+    });
+    let ready = state.clone();
+    tokio::spawn(async move {
+        let synced = tokio::try_join!(
+            backup_store.wait_until_ready(),
+            restore_store.wait_until_ready(),
+            database_store.wait_until_ready(),
+        );
+        if synced.is_ok() {
+            tracing::info!("caches synced");
+            ready.ready.store(true, Ordering::Relaxed);
+        }
+    });
+    let server = tokio::spawn(server::serve(
+        args.metrics_address,
+        state,
+        shutdown.clone().cancelled_owned(),
+    ));
+    tokio::join!(backups, restores, initial);
+    // The controllers end on shutdown, or when they cannot continue: stop the server too.
+    shutdown.cancel();
+    server.await.context("the HTTP server panicked")??;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The namespace (or all of them) every watch and request is made in.
+struct Scope {
+    client: Client,
+    namespace: Option<String>,
+}
+
+impl Scope {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+}
+
+/// Counts and logs a failed reconcile, then retries after a delay that suits its kind.
+fn error_policy<K>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    ctx.metrics
+        .reconcile_errors
+        .with_label_values(&[error.category()])
+        .inc();
+    tracing::warn!(
+        kind = %K::kind(&()),
+        name = %object.name_any(),
+        namespace = ?object.namespace(),
+        category = error.category(),
+        error = %crate::error_chain::describe(error),
+        "reconcile failed"
+    );
+    Action::requeue(error.retry_after())
+}
+
+async fn log_result<K, E>(
+    result: Result<(ObjectRef<K>, Action), controller::Error<E, watcher::Error>>,
+) where
+    K: Resource + Debug,
+    E: std::error::Error + 'static,
+{
+    match result {
+        Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+        // Already logged by error_policy.
+        Err(controller::Error::ReconcilerFailed(_, object)) => {
+            tracing::debug!(%object, "reconcile failed")
+        }
+        Err(error) => tracing::warn!(error = %crate::error_chain::describe(&error), "controller"),
+    }
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        tracing::error!("cannot listen for SIGTERM");
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down: finishing reconciles in flight");
+    shutdown.cancel();
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,291 @@
+//! What every Job of this operator shares: the restricted security context, the connection
+//! to a Database through its credentials Secret, and the destination as environment and
+//! volumes. The variable names come from [`crate::env`], which the `dump`, `restore` and
+//! `purge` subcommands read, so the two sides cannot drift apart.
+
+use std::collections::BTreeMap;
+
+use api::names;
+use api::{Backup, S3Destination};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use crate::env;
+
+/// Field manager and `app.kubernetes.io/managed-by` value of everything this operator writes.
+pub const MANAGER: &str = "backup-operator";
+/// Says which kind of Job an object is: `backup`, `restore` or `cleanup`.
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+/// The user the backup image runs as (`USER 65532` in its Dockerfile); also the group that
+/// owns the claim's files, so a claim made by any provisioner is writable.
+pub const RUN_AS: i64 = 65532;
+/// Where a PersistentVolumeClaim destination is mounted.
+pub const CLAIM_MOUNT: &str = "/backups";
+/// The only writable path besides the claim: the root filesystem is read-only.
+const TMP: &str = "/tmp";
+
+/// Operator-wide settings for the Jobs it starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSettings {
+    /// Image with the `backup-operator` binary and the PostgreSQL client programs.
+    pub image: String,
+    /// Upper bound for one Job; a Pod that cannot start (a missing Secret) fails here
+    /// instead of hanging forever.
+    pub active_deadline_seconds: i64,
+}
+
+/// Where a Backup's artifacts live, as Jobs and the operator address them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Destination {
+    Claim {
+        name: String,
+        /// The operator created the claim (no `claimName` in the spec).
+        operator_created: bool,
+    },
+    S3(S3Destination),
+}
+
+impl Destination {
+    pub fn of(backup: &Backup) -> Self {
+        let name = backup.metadata.name.as_deref().unwrap_or_default();
+        match (&backup.spec.destination.s3, &backup.spec.destination.pvc) {
+            (Some(s3), _) => Destination::S3(s3.clone()),
+            (None, Some(pvc)) if pvc.claim_name.is_some() => Destination::Claim {
+                name: pvc.claim_name.clone().unwrap_or_default(),
+                operator_created: false,
+            },
+            (None, _) => Destination::Claim {
+                name: names::backup_claim(name),
+                operator_created: true,
+            },
+        }
+    }
+}
+
+/// What differs between the operator's Jobs.
+#[derive(Clone, Debug)]
+pub struct JobParts {
+    pub name: String,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub owner: Option<OwnerReference>,
+    /// Container name and subcommand, e.g. `backup` and `dump`.
+    pub container: &'static str,
+    pub subcommand: &'static str,
+    pub env: Vec<EnvVar>,
+    pub volumes: Vec<Volume>,
+    pub mounts: Vec<VolumeMount>,
+}
+
+/// A Job that runs `backup-operator <subcommand>` once: no retries (a failed dump is
+/// reported and the next scheduled run tries again; a restore must never run twice), a
+/// deadline, the result in the termination message, and the restricted Pod Security profile.
+pub fn job(parts: JobParts, settings: &JobSettings) -> Job {
+    let mut env = parts.env;
+    // Temporary files (a restore's download) go to the emptyDir; the root is read-only.
+    env.push(value("TMPDIR", TMP));
+    let mut volumes = vec![Volume {
+        name: "tmp".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }];
+    volumes.extend(parts.volumes);
+    let mut mounts = vec![VolumeMount {
+        name: "tmp".into(),
+        mount_path: TMP.into(),
+        ..VolumeMount::default()
+    }];
+    mounts.extend(parts.mounts);
+    let container = Container {
+        name: parts.container.into(),
+        image: Some(settings.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec!["backup-operator".into()]),
+        args: Some(vec![parts.subcommand.into()]),
+        env: Some(env),
+        volume_mounts: Some(mounts),
+        // The JSON result is written there; the controller reads it from the Pod status.
+        termination_message_policy: Some("File".into()),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".into(), Quantity("100m".into())),
+                ("memory".into(), Quantity("128Mi".into())),
+            ])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    let metadata = ObjectMeta {
+        labels: Some(parts.labels.clone()),
+        ..ObjectMeta::default()
+    };
+    Job {
+        metadata: ObjectMeta {
+            name: Some(parts.name),
+            namespace: Some(parts.namespace),
+            labels: Some(parts.labels),
+            owner_references: parts.owner.map(|owner| vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(settings.active_deadline_seconds),
+            template: PodTemplateSpec {
+                metadata: Some(metadata),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    // The Jobs talk to PostgreSQL and storage, never to the Kubernetes API.
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(RUN_AS),
+                        run_as_group: Some(RUN_AS),
+                        fs_group: Some(RUN_AS),
+                        // A large claim is chowned once, not on every run.
+                        fs_group_change_policy: Some("OnRootMismatch".into()),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The connection to a Database's client Service as the user the database-operator created;
+/// the credentials stay in the Secret and reach the Pod through `secretKeyRef`.
+pub fn database_env(database: &str, namespace: &str) -> Vec<EnvVar> {
+    let secret = names::credentials_secret(database);
+    vec![
+        value(env::PGHOST, &names::service_host(database, namespace)),
+        value(env::PGPORT, &names::POSTGRES_PORT.to_string()),
+        from_secret(env::PGUSER, &secret, names::SECRET_USERNAME),
+        from_secret(env::PGPASSWORD, &secret, names::SECRET_PASSWORD),
+        from_secret(env::PGDATABASE, &secret, names::SECRET_DATABASE),
+    ]
+}
+
+/// The series of artifacts a Backup writes: `<database>/<backup>/<run-id>/` under the
+/// destination. Filed under the Database's resource name, which the operator knows without
+/// reading any Secret, so it can verify and delete them itself.
+pub fn series_env(database: &str, backup: &str) -> Vec<EnvVar> {
+    vec![
+        value(env::BACKUP_DATABASE, database),
+        value(env::BACKUP_NAME, backup),
+    ]
+}
+
+/// The destination as environment, volumes and mounts. `read_only` for Jobs that only read.
+pub fn destination_env(
+    destination: &Destination,
+    read_only: bool,
+) -> (Vec<EnvVar>, Vec<Volume>, Vec<VolumeMount>) {
+    match destination {
+        Destination::Claim { name, .. } => (
+            vec![value(env::BACKUP_DESTINATION_PATH, CLAIM_MOUNT)],
+            vec![Volume {
+                name: "backups".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: name.clone(),
+                    read_only: read_only.then_some(true),
+                }),
+                ..Volume::default()
+            }],
+            vec![VolumeMount {
+                name: "backups".into(),
+                mount_path: CLAIM_MOUNT.into(),
+                read_only: read_only.then_some(true),
+                ..VolumeMount::default()
+            }],
+        ),
+        Destination::S3(s3) => {
+            let secret = &s3.credentials_secret.name;
+            let mut env = vec![
+                value(env::S3_ENDPOINT, &s3.endpoint),
+                value(env::S3_BUCKET, &s3.bucket),
+                value(env::S3_FORCE_PATH_STYLE, &s3.force_path_style.to_string()),
+                // The user wrote http:// into the Backup; that is the consent the data path
+                // asks for before it sends backups unencrypted.
+                value(env::S3_ALLOW_HTTP, &plain_http(s3).to_string()),
+                from_secret(env::AWS_ACCESS_KEY_ID, secret, names::S3_ACCESS_KEY_ID),
+                from_secret(
+                    env::AWS_SECRET_ACCESS_KEY,
+                    secret,
+                    names::S3_SECRET_ACCESS_KEY,
+                ),
+            ];
+            if let Some(prefix) = &s3.prefix {
+                env.push(value(env::S3_PREFIX, prefix));
+            }
+            if let Some(region) = &s3.region {
+                env.push(value(env::S3_REGION, region));
+            }
+            (env, Vec::new(), Vec::new())
+        }
+    }
+}
+
+/// True when the endpoint is plain HTTP.
+pub fn plain_http(s3: &S3Destination) -> bool {
+    s3.endpoint
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+}
+
+/// Labels every object of this operator carries, plus `extra`.
+pub fn labels(component: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        (names::LABEL_MANAGED_BY.to_string(), MANAGER.to_string()),
+        (LABEL_COMPONENT.to_string(), component.to_string()),
+    ]);
+    labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    labels
+}
+
+pub fn value(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}

@@ -1,0 +1,152 @@
+//! The Restore controller: gather (Job, Backup, Database) → decide (pure) → start the Job
+//! → status → Events. A Restore runs at most once: once its Job exists, only that Job's
+//! result counts, and a vanished Job fails the Restore instead of starting another.
+
+mod decide;
+mod job;
+mod status;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use api::names;
+use api::{Backup, Database, Restore, RestorePhase};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource as _, ResourceExt as _};
+use serde_json::json;
+
+#[cfg(test)]
+pub use decide::is_initial;
+pub use job::COMPONENT_RESTORE;
+
+use super::context::Context;
+use super::error::{self, Error};
+use super::jobs::{self, JobResult, create_if_absent};
+use super::pod_template::MANAGER;
+use decide::Step;
+
+pub async fn reconcile(restore: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx
+        .metrics
+        .reconcile_duration
+        .with_label_values(&["restore"])
+        .start_timer();
+    let terminal = matches!(
+        restore.phase(),
+        RestorePhase::Completed | RestorePhase::Failed
+    );
+    if terminal || restore.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let now = ctx.now();
+    let namespace = restore.namespace().unwrap_or_default();
+    let name = restore.name_any();
+    let job_name = names::restore_job(&name);
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    let job = jobs_api
+        .get_opt(&job_name)
+        .await
+        .map_err(error::gather("Job", &job_name))?;
+
+    let (backup, database, pods) = match &job {
+        Some(job) if !jobs::is_active(job) => {
+            let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+            let found = jobs::pods_of(&pods, &job_name)
+                .await
+                .map_err(error::gather("the Pods of Job", &job_name))?;
+            (None, None, found)
+        }
+        Some(_) => (None, None, Vec::new()),
+        None => {
+            let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), &namespace);
+            let backup_name = &restore.spec.backup_ref.name;
+            let backup = backups
+                .get_opt(backup_name)
+                .await
+                .map_err(error::gather("Backup", backup_name))?;
+            let databases: Api<Database> = Api::namespaced(ctx.client.clone(), &namespace);
+            let database_name = &restore.spec.database_ref.name;
+            let database = databases
+                .get_opt(database_name)
+                .await
+                .map_err(error::gather("Database", database_name))?;
+            (backup, database, Vec::new())
+        }
+    };
+
+    let step = decide::decide(
+        &restore,
+        backup.as_ref(),
+        database.as_ref(),
+        job.as_ref(),
+        &pods,
+    );
+    if let (Step::Start { run_id }, Some(backup)) = (&step, &backup) {
+        let job = job::restore_job(&restore, backup, run_id.as_deref(), &ctx.jobs);
+        create_if_absent(&jobs_api, &job)
+            .await
+            .map_err(error::apply("create", "Job", &job_name))?;
+    }
+
+    let new = status::build(&restore, &step, now);
+    if status::changed(restore.status.as_ref(), &new) {
+        let api: Api<Restore> = Api::namespaced(ctx.client.clone(), &namespace);
+        let patch = json!({
+            "apiVersion": Restore::api_version(&()),
+            "kind": Restore::kind(&()),
+            "status": new,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(error::status(&name))?;
+    }
+    notify(&ctx, &restore, &step).await;
+    Ok(Action::await_change())
+}
+
+/// Events and metrics. Terminal steps are seen once: the next reconcile stops early.
+async fn notify(ctx: &Context, restore: &Restore, step: &Step) {
+    let database = &restore.spec.database_ref.name;
+    match step {
+        Step::Start { run_id } => {
+            let run = run_id.as_deref().unwrap_or("the newest run");
+            let note = format!(
+                "restoring {run} of Backup {} into Database {database}",
+                restore.spec.backup_ref.name
+            );
+            ctx.event(restore, false, "RestoreStarted", note).await;
+        }
+        Step::Finished(finished) => {
+            if let Some(seconds) = finished.duration_seconds() {
+                tracing::info!(restore = %restore.name_any(), seconds, "restore finished");
+            }
+            match &finished.result {
+                JobResult::Succeeded(summary) => {
+                    ctx.metrics.restores.with_label_values(&["succeeded"]).inc();
+                    let note = format!("restored run {} into Database {database}", summary.run_id);
+                    ctx.event(restore, false, "RestoreSucceeded", note).await;
+                }
+                JobResult::Failed(error) => {
+                    ctx.metrics.restores.with_label_values(&["failed"]).inc();
+                    ctx.event(restore, true, status::RESTORE_FAILED, error.clone())
+                        .await;
+                }
+            }
+        }
+        Step::Lost { job } => {
+            ctx.metrics.restores.with_label_values(&["failed"]).inc();
+            let note =
+                format!("Job {job} disappeared before it finished; create a new Restore to retry");
+            ctx.event(restore, true, status::RESTORE_FAILED, note).await;
+        }
+        Step::Wait { .. } | Step::Running { .. } => {}
+    }
+}

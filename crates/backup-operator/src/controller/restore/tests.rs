@@ -1,0 +1,160 @@
+//! Restore reconciles against a scripted API server.
+
+use std::sync::Arc;
+
+use api::Restore;
+use http::Method;
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+
+use super::reconcile;
+use crate::controller::fixtures::{Expect, Reply, Seen, database, expect, list, scenario};
+
+const RESTORE: &str = "/apis/database.example.com/v1/namespaces/prod/restores/refresh";
+const BACKUP: &str = "/apis/database.example.com/v1/namespaces/prod/backups/nightly";
+const DATABASE: &str = "/apis/database.example.com/v1/namespaces/prod/databases/copy";
+const JOB: &str = "/apis/batch/v1/namespaces/prod/jobs/restore-refresh";
+const JOBS: &str = "/apis/batch/v1/namespaces/prod/jobs";
+const PODS: &str = "/api/v1/namespaces/prod/pods";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/prod/events";
+
+fn restore(status: Value) -> Arc<Restore> {
+    Arc::new(
+        serde_json::from_value(json!({
+            "apiVersion": "database.example.com/v1", "kind": "Restore",
+            "metadata": {"name": "refresh", "namespace": "prod", "uid": "uid-refresh", "generation": 1},
+            "spec": {"backupRef": {"name": "nightly"}, "databaseRef": {"name": "copy"}},
+            "status": status
+        }))
+        .unwrap(),
+    )
+}
+
+fn backup(ready: bool) -> Value {
+    let status = if ready {
+        json!({"history": [{"runId": "20260102T020000Z", "time": "2026-01-02T02:00:05Z", "location": "pvc://c/x", "sizeBytes": 1, "sha256": "ab"}],
+               "conditions": [{"type": "BackupReady", "status": "True", "reason": "ArtifactAvailable", "message": "", "lastTransitionTime": "2026-01-02T02:00:05Z"}]})
+    } else {
+        json!({})
+    };
+    json!({
+        "apiVersion": "database.example.com/v1", "kind": "Backup",
+        "metadata": {"name": "nightly", "namespace": "prod"},
+        "spec": {"databaseRef": {"name": "shop"}}, "status": status
+    })
+}
+
+fn status_patch() -> Expect {
+    let patched = serde_json::to_value(restore(json!({})).as_ref()).unwrap();
+    expect(
+        Method::PATCH,
+        &format!("{RESTORE}/status"),
+        Reply::Json(patched),
+    )
+}
+
+async fn run(restore: Arc<Restore>, script: Vec<Expect>) -> (Action, Vec<Seen>) {
+    let (ctx, server) = scenario(script);
+    let action = reconcile(restore, ctx).await.expect("reconcile failed");
+    (action, server.await.expect("script"))
+}
+
+fn condition(status: &Value, type_: &str) -> String {
+    let c = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap();
+    format!(
+        "{}/{}",
+        c["status"].as_str().unwrap(),
+        c["reason"].as_str().unwrap()
+    )
+}
+
+#[tokio::test]
+async fn a_restore_waits_for_a_ready_backup() {
+    let script = vec![
+        expect(Method::GET, JOB, Reply::Status(404)),
+        expect(Method::GET, BACKUP, Reply::Json(backup(false))),
+        expect(
+            Method::GET,
+            DATABASE,
+            Reply::Json(database("copy", true, None)),
+        ),
+        status_patch(),
+    ];
+    let (_, seen) = run(restore(json!({})), script).await;
+    let status = &seen[3].body["status"];
+    assert_eq!(status["phase"], "Pending");
+    assert_eq!(condition(status, "Progressing"), "False/WaitingForBackup");
+    assert_eq!(condition(status, "Restored"), "False/Pending");
+}
+
+#[tokio::test]
+async fn a_ready_restore_starts_one_job_for_the_newest_run() {
+    let script = vec![
+        expect(Method::GET, JOB, Reply::Status(404)),
+        expect(Method::GET, BACKUP, Reply::Json(backup(true))),
+        expect(
+            Method::GET,
+            DATABASE,
+            Reply::Json(database("copy", true, None)),
+        ),
+        expect(Method::POST, JOBS, Reply::Echo),
+        status_patch(),
+        expect(Method::POST, EVENTS, Reply::Echo),
+    ];
+    let (_, seen) = run(restore(json!({})), script).await;
+    let job = &seen[3].body;
+    assert_eq!(job["metadata"]["name"], "restore-refresh");
+    assert!(
+        job.to_string()
+            .contains(r#""name":"BACKUP_RUN_ID","value":"20260102T020000Z""#)
+    );
+    let status = &seen[4].body["status"];
+    assert_eq!(status["phase"], "Running");
+    assert_eq!(status["runId"], "20260102T020000Z");
+    assert_eq!(seen[5].body["reason"], "RestoreStarted");
+}
+
+#[tokio::test]
+async fn a_finished_job_completes_the_restore() {
+    let job = json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "restore-refresh", "namespace": "prod"},
+        "status": {"startTime": "2026-01-02T09:00:00Z", "completionTime": "2026-01-02T09:01:00Z",
+                   "conditions": [{"type": "Complete", "status": "True"}]}
+    });
+    let message = json!({"location": "/backups/x", "sizeBytes": 1, "sha256": "ab", "runId": "20260102T020000Z",
+                         "time": "2026-01-02T02:00:05Z", "serverVersion": "17"});
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "prod"},
+        "status": {"containerStatuses": [{"name": "restore", "image": "i", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"terminated": {"exitCode": 0, "message": message.to_string()}}}]}
+    });
+    let script = vec![
+        expect(Method::GET, JOB, Reply::Json(job)),
+        expect(Method::GET, PODS, Reply::Json(list("PodList", vec![pod]))),
+        status_patch(),
+        expect(Method::POST, EVENTS, Reply::Echo),
+    ];
+    let running = json!({"phase": "Running", "startTime": "2026-01-02T09:00:00Z", "runId": "20260102T020000Z"});
+    let (_, seen) = run(restore(running), script).await;
+    let status = &seen[2].body["status"];
+    assert_eq!(status["phase"], "Completed");
+    assert_eq!(condition(status, "Restored"), "True/RestoreSucceeded");
+    assert_eq!(status["sha256"], "ab");
+    assert_eq!(status["completionTime"], "2026-01-02T09:01:00Z");
+    assert_eq!(status["startTime"], "2026-01-02T09:00:00Z");
+}
+
+#[tokio::test]
+async fn a_finished_restore_never_runs_again() {
+    for phase in ["Completed", "Failed"] {
+        let (action, seen) = run(restore(json!({"phase": phase})), vec![]).await;
+        assert!(seen.is_empty(), "{phase}: {seen:?}");
+        assert_eq!(action, Action::await_change());
+    }
+}

@@ -1,0 +1,59 @@
+//! The HTTP endpoints: `/metrics` for Prometheus, `/healthz` for liveness, `/readyz` once
+//! the controllers' caches have synced.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use api::Backup;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use kube::runtime::reflector::Store;
+
+use super::metrics::Metrics;
+
+pub struct ServerState {
+    pub metrics: Arc<Metrics>,
+    /// Set once every controller's cache has its first full list.
+    pub ready: AtomicBool,
+    /// The Backups, for the per-Backup last-success series.
+    pub backups: Store<Backup>,
+}
+
+pub fn router(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
+    let body = state.metrics.render(&state.backups.state());
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body)
+}
+
+async fn readyz(State(state): State<Arc<ServerState>>) -> (StatusCode, &'static str) {
+    if state.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "caches are syncing")
+    }
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    address: SocketAddr,
+    state: Arc<ServerState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    tracing::info!(%address, "serving /metrics, /healthz and /readyz");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

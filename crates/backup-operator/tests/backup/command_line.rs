@@ -1,0 +1,148 @@
+//! The binary as a Job runs it: settings from the environment, one JSON line
+//! on stdout and in the termination log, exit status for success.
+
+use crate::support::{self, Destination, SOURCE_DB, postgres::PgServer};
+use backup_operator::report::{Outcome, TERMINATION_MESSAGE_LIMIT};
+
+struct Finished {
+    success: bool,
+    stdout: String,
+    stderr: String,
+    termination_message: String,
+}
+
+async fn run(args: &[&str], env: Vec<(&'static str, String)>) -> Finished {
+    let dir = tempfile::tempdir().unwrap();
+    // Kubernetes creates this file; the binary only writes to an existing one.
+    let termination_log = dir.path().join("termination-log");
+    std::fs::write(&termination_log, "").unwrap();
+    let mut env = env;
+    env.push((
+        "TERMINATION_LOG_PATH",
+        termination_log.display().to_string(),
+    ));
+    env.push(("BACKUP_TEMP_DIR", dir.path().display().to_string()));
+    let output = support::operator(args, &env).output().await.unwrap();
+    Finished {
+        success: output.status.success(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+        termination_message: std::fs::read_to_string(&termination_log).unwrap(),
+    }
+}
+
+impl Finished {
+    fn outcome(&self) -> Outcome {
+        let lines: Vec<_> = self.stdout.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "stdout must be one JSON line: {:?}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        assert_eq!(lines[0], self.termination_message);
+        assert!(self.termination_message.len() <= TERMINATION_MESSAGE_LIMIT);
+        Outcome::parse(lines[0]).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dump_and_restore_commands_report_one_json_line() {
+    let server = PgServer::start().await;
+    support::seed_sample_data(&server).await;
+    server.create_database("restored").await;
+    let destination = Destination::s3().await;
+
+    let mut env = support::pg_env(&server, SOURCE_DB);
+    env.extend(destination.env());
+    env.push(("BACKUP_RETENTION", "3".into()));
+    let dumped = run(&["dump"], env).await;
+    assert!(
+        dumped.success,
+        "dump failed: {}\n{}",
+        dumped.stdout, dumped.stderr
+    );
+    let Outcome::Succeeded(summary) = dumped.outcome() else {
+        panic!("dump reported failure: {}", dumped.stdout);
+    };
+    let json: serde_json::Value = serde_json::from_str(&dumped.termination_message).unwrap();
+    for field in [
+        "location",
+        "sizeBytes",
+        "sha256",
+        "runId",
+        "time",
+        "serverVersion",
+        "pruned",
+    ] {
+        assert!(json.get(field).is_some(), "{field} missing: {json}");
+    }
+    assert!(
+        summary
+            .location
+            .starts_with("s3://backups/team-a/app/nightly/"),
+        "{}",
+        summary.location
+    );
+    assert_eq!(summary.pruned, Some(vec![]));
+    assert!(!dumped.stderr.contains(support::postgres::PASSWORD));
+
+    let mut env = support::pg_env(&server, "restored");
+    env.extend(destination.env());
+    env.push(("BACKUP_DATABASE", SOURCE_DB.into()));
+    let restored = run(&["restore"], env).await;
+    assert!(
+        restored.success,
+        "restore failed: {}\n{}",
+        restored.stdout, restored.stderr
+    );
+    let Outcome::Succeeded(restored_summary) = restored.outcome() else {
+        panic!("restore reported failure: {}", restored.stdout);
+    };
+    assert_eq!(restored_summary.sha256, summary.sha256);
+    assert_eq!(
+        support::fingerprint(&server, "restored").await,
+        support::fingerprint(&server, SOURCE_DB).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_dump_exits_non_zero_with_the_reason() {
+    let server = PgServer::start().await;
+    let destination = Destination::directory().await;
+    let mut env = support::pg_env(&server, "does-not-exist");
+    env.extend(destination.env());
+
+    let failed = run(&["dump"], env).await;
+
+    assert!(!failed.success);
+    match failed.outcome() {
+        Outcome::Failed { error } => {
+            assert!(
+                error.contains("database \"does-not-exist\" does not exist"),
+                "{error}"
+            );
+        }
+        other => panic!("reported {other:?}"),
+    }
+    assert!(!failed.stdout.contains(support::postgres::PASSWORD));
+    assert!(!failed.stderr.contains(support::postgres::PASSWORD));
+}
+
+#[tokio::test]
+async fn a_missing_destination_is_explained() {
+    let failed = run(
+        &["dump"],
+        vec![
+            ("PGDATABASE", "app".into()),
+            ("BACKUP_NAME", "nightly".into()),
+        ],
+    )
+    .await;
+    assert!(!failed.success);
+    match failed.outcome() {
+        Outcome::Failed { error } => assert!(error.contains("BACKUP_DESTINATION_PATH"), "{error}"),
+        other => panic!("reported {other:?}"),
+    }
+}

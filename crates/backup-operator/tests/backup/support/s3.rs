@@ -1,0 +1,126 @@
+//! A real S3 server (s3s-fs: the S3 protocol over a local directory) on
+//! 127.0.0.1 inside the test process, with SigV4 authentication.
+
+use backup_operator::secret::Secret;
+use backup_operator::storage::S3Config;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub const BUCKET: &str = "backups";
+const ACCESS_KEY: &str = "test-access-key";
+const SECRET_KEY: &str = "test-secret-key-5d1c";
+
+pub struct S3Server {
+    root: TempDir,
+    endpoint: String,
+    server: JoinHandle<()>,
+}
+
+impl S3Server {
+    pub async fn start() -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("s3-fixture-")
+            .tempdir()
+            .unwrap();
+        // s3s-fs keeps each bucket as a folder under its root.
+        std::fs::create_dir(root.path().join(BUCKET)).unwrap();
+        let filesystem = s3s_fs::FileSystem::new(root.path()).unwrap();
+        let mut builder = S3ServiceBuilder::new(filesystem);
+        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let service = builder.build();
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let _ = ConnectionBuilder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(socket), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            root,
+            endpoint,
+            server,
+        }
+    }
+
+    pub fn config(&self, prefix: &str) -> S3Config {
+        S3Config {
+            endpoint: Some(self.endpoint.clone()),
+            bucket: BUCKET.into(),
+            prefix: prefix.into(),
+            region: "us-east-1".into(),
+            access_key_id: ACCESS_KEY.into(),
+            secret_access_key: Secret::new(SECRET_KEY),
+            path_style: true,
+            allow_http: false,
+            // The smallest part S3 allows, so test dumps span several parts.
+            part_size_bytes: 5 * 1024 * 1024,
+            retry_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Environment for the `backup-operator` binary to use this server.
+    pub fn env(&self, prefix: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("S3_ENDPOINT", self.endpoint.clone()),
+            ("S3_BUCKET", BUCKET.into()),
+            ("S3_PREFIX", prefix.into()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            // The smallest part S3 allows, so a test dump spans several parts.
+            ("S3_PART_SIZE_MIB", "5".into()),
+        ]
+    }
+
+    /// The file that holds an object's bytes.
+    pub fn object_path(&self, key: &str) -> PathBuf {
+        self.root.path().join(BUCKET).join(key)
+    }
+
+    /// Keys of all objects in the bucket, sorted: what a client would see.
+    pub fn keys(&self) -> Vec<String> {
+        let bucket = self.root.path().join(BUCKET);
+        let mut keys: Vec<String> = super::files_under(&bucket)
+            .into_iter()
+            .map(|path| path.strip_prefix(&bucket).unwrap().display().to_string())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Parts of multipart uploads that were neither completed nor aborted.
+    pub fn pending_upload_parts(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.root.path())
+            .unwrap()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| is_upload_part(path))
+            .collect()
+    }
+}
+
+fn is_upload_part(path: &Path) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    name.starts_with(".upload_id-") && name.contains(".part-")
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
