@@ -1,0 +1,314 @@
+//! The StatefulSet running PostgreSQL.
+//!
+//! # Data outlives the Database
+//!
+//! Each Pod `<db>-N` gets a PersistentVolumeClaim `data-<db>-N` from the `data` claim
+//! template. The claims are retained both when the StatefulSet is deleted (with its Database,
+//! by the garbage collector) and when it scales down
+//! (`persistentVolumeClaimRetentionPolicy` Retain/Retain), so deleting a Database never
+//! deletes data. Recreating a Database with the same name picks its volumes up again; to free
+//! the space, delete the claims by hand:
+//! `kubectl delete pvc -l database.example.com/database=<db>` (or `data-<db>-N` by name).
+//!
+//! # Volume claim templates are immutable
+//!
+//! The API server rejects any change to `volumeClaimTemplates`, so once the StatefulSet exists
+//! its templates are carried over unchanged ([`claim_templates`]); a larger `storage.size`
+//! is then applied to the claims themselves (see [`crate::volumes`]).
+//!
+//! # Pod management
+//!
+//! `Parallel` starts all Pods at once (each is an independent server, none waits for
+//! another) and lets a rolling update replace a Pod that never became ready, so fixing a bad
+//! image recovers without deleting Pods by hand.
+
+use api::{Database, names};
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
+    Lifecycle, LifecycleHandler, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
+    SecurityContext, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+
+use super::{labels, owned_meta, selector_labels};
+
+/// Name of the claim template, hence of the claims: `data-<db>-N`.
+pub const DATA_VOLUME: &str = "data";
+/// Where the data volume is mounted; PGDATA is a subdirectory because initdb refuses a
+/// directory that is not empty, and a fresh filesystem has `lost+found`.
+pub const DATA_MOUNT: &str = "/var/lib/postgresql/data";
+pub const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
+/// uid and gid of the `postgres` user in the official image.
+const POSTGRES_UID: i64 = 999;
+/// Seconds PostgreSQL gets to stop; the preStop hook uses most of them.
+const GRACE_SECONDS: i64 = 60;
+
+/// The claim templates for the StatefulSet. Once the StatefulSet exists, its size and
+/// StorageClass are kept: the API server refuses changes to claim templates. The rest is
+/// built from the spec as always, so the content (and its hash) stays the same from one
+/// reconcile to the next; a future change to the template's labels would be refused too.
+pub fn claim_templates(
+    db: &Database,
+    existing: Option<&StatefulSet>,
+) -> Vec<PersistentVolumeClaim> {
+    let mut claim = data_claim(db);
+    let current = existing.and_then(data_template);
+    if let (Some(current), Some(spec)) = (current, claim.spec.as_mut()) {
+        let current_spec = current.spec.clone().unwrap_or_default();
+        spec.storage_class_name = current_spec.storage_class_name;
+        spec.resources = current_spec.resources;
+    }
+    vec![claim]
+}
+
+fn data_template(sts: &StatefulSet) -> Option<&PersistentVolumeClaim> {
+    sts.spec
+        .as_ref()?
+        .volume_claim_templates
+        .as_ref()?
+        .iter()
+        .find(|t| t.metadata.name.as_deref() == Some(DATA_VOLUME))
+}
+
+/// Size requested by the `data` claim template of an existing StatefulSet.
+pub fn claim_size_of(sts: &StatefulSet) -> Option<String> {
+    data_template(sts)?
+        .spec
+        .as_ref()?
+        .resources
+        .as_ref()?
+        .requests
+        .as_ref()?
+        .get("storage")
+        .map(|q| q.0.clone())
+}
+
+fn data_claim(db: &Database) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(DATA_VOLUME.to_string()),
+            // Claims inherit these, so the operator can find and watch them by label.
+            labels: Some(labels(db)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_string()]),
+            storage_class_name: db.spec.storage.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(
+                    [(
+                        "storage".to_string(),
+                        Quantity(db.spec.storage.size.clone()),
+                    )]
+                    .into(),
+                ),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
+}
+
+/// The StatefulSet of `db` with the given claim templates (see [`claim_templates`]).
+pub fn statefulset(db: &Database, claims: Vec<PersistentVolumeClaim>) -> StatefulSet {
+    let name = db.name_any();
+    StatefulSet {
+        metadata: owned_meta(db, names::statefulset(&name)),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(db.spec.replicas),
+            service_name: Some(names::headless_service(&name)),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(db)),
+                ..LabelSelector::default()
+            },
+            pod_management_policy: Some("Parallel".to_string()),
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some("Retain".to_string()),
+                    when_scaled: Some("Retain".to_string()),
+                },
+            ),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(db)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec(db)),
+            },
+            volume_claim_templates: Some(claims),
+            ..StatefulSetSpec::default()
+        }),
+        status: None,
+    }
+}
+
+fn pod_spec(db: &Database) -> PodSpec {
+    let empty_dir = |name: &str| Volume {
+        name: name.to_string(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    };
+    PodSpec {
+        containers: vec![postgres_container(db)],
+        security_context: Some(PodSecurityContext {
+            run_as_user: Some(POSTGRES_UID),
+            run_as_group: Some(POSTGRES_UID),
+            fs_group: Some(POSTGRES_UID),
+            // Large volumes are only re-chowned when their root has the wrong owner.
+            fs_group_change_policy: Some("OnRootMismatch".to_string()),
+            run_as_non_root: Some(true),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_string(),
+                ..SeccompProfile::default()
+            }),
+            ..PodSecurityContext::default()
+        }),
+        // Service links would inject variables such as POSTGRES_PORT=tcp://... for any Service
+        // named `postgres` in the namespace, which confuses tools reading POSTGRES_*.
+        enable_service_links: Some(false),
+        termination_grace_period_seconds: Some(GRACE_SECONDS),
+        volumes: Some(vec![empty_dir("run"), empty_dir("tmp")]),
+        ..PodSpec::default()
+    }
+}
+
+fn postgres_container(db: &Database) -> Container {
+    let secret = names::credentials_secret(&db.name_any());
+    let from_secret = |env: &str, key: &str| EnvVar {
+        name: env.to_string(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.clone(),
+                key: key.to_string(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    };
+    let mount = |name: &str, path: &str| VolumeMount {
+        name: name.to_string(),
+        mount_path: path.to_string(),
+        ..VolumeMount::default()
+    };
+    Container {
+        name: "postgres".to_string(),
+        image: Some(db.spec.image.clone()),
+        ports: Some(vec![ContainerPort {
+            name: Some("postgres".to_string()),
+            container_port: names::POSTGRES_PORT,
+            protocol: Some("TCP".to_string()),
+            ..ContainerPort::default()
+        }]),
+        env: Some(vec![
+            from_secret("POSTGRES_USER", names::SECRET_USERNAME),
+            from_secret("POSTGRES_PASSWORD", names::SECRET_PASSWORD),
+            from_secret("POSTGRES_DB", names::SECRET_DATABASE),
+            EnvVar {
+                name: "PGDATA".to_string(),
+                value: Some(PGDATA.to_string()),
+                ..EnvVar::default()
+            },
+        ]),
+        resources: db.spec.resources.clone(),
+        readiness_probe: Some(readiness_probe(db)),
+        // Liveness only asks whether the postmaster listens: a server in crash recovery
+        // rejects connections for a while, and restarting it then only starts recovery over.
+        liveness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(names::POSTGRES_PORT),
+                ..TCPSocketAction::default()
+            }),
+            period_seconds: Some(10),
+            timeout_seconds: Some(5),
+            failure_threshold: Some(6),
+            ..Probe::default()
+        }),
+        // initdb on first start (and loading a large PGDATA) may take minutes; liveness waits.
+        startup_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(names::POSTGRES_PORT),
+                ..TCPSocketAction::default()
+            }),
+            period_seconds: Some(10),
+            failure_threshold: Some(60),
+            ..Probe::default()
+        }),
+        // Kubernetes stops containers with SIGTERM, which PostgreSQL reads as "smart"
+        // shutdown: it waits for every client to disconnect, runs into the grace period and
+        // is killed, and the next start needs crash recovery. A fast shutdown first avoids that.
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(ExecAction {
+                    command: Some(
+                        [
+                            "pg_ctl", "stop", "-D", PGDATA, "-m", "fast", "-w", "-t", "50",
+                        ]
+                        .map(String::from)
+                        .to_vec(),
+                    ),
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            privileged: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_string()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        // The root filesystem is read-only; PostgreSQL writes its socket and lock files to
+        // /var/run/postgresql and temporary files to /tmp.
+        volume_mounts: Some(vec![
+            mount(DATA_VOLUME, DATA_MOUNT),
+            mount("run", "/var/run/postgresql"),
+            mount("tmp", "/tmp"),
+        ]),
+        ..Container::default()
+    }
+}
+
+/// Ready when the server accepts connections over TCP. The user and database are written
+/// out from the spec (both are immutable): the kubelet expands `$(VAR)` in probe commands
+/// only for variables with literal values, not for ones read from a Secret, so no shell is
+/// needed this way.
+fn readiness_probe(db: &Database) -> Probe {
+    let port = names::POSTGRES_PORT.to_string();
+    let command = [
+        "pg_isready",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        &db.spec.username,
+        "-d",
+        &db.spec.database_name,
+    ];
+    Probe {
+        exec: Some(ExecAction {
+            command: Some(command.map(String::from).to_vec()),
+        }),
+        period_seconds: Some(10),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::builders::fixtures::database;
+
+/// The StatefulSet as JSON, so a test reads as "this path has that value".
+fn json_of(sts: &StatefulSet) -> Value {
+    serde_json::to_value(sts).unwrap_or_default()
+}
+
+fn assert_rows(doc: &Value, rows: &[(&str, Value)]) {
+    for (pointer, want) in rows {
+        assert_eq!(doc.pointer(pointer), Some(want), "{pointer}");
+    }
+}
+
+const POD: &str = "/spec/template/spec";
+const PG: &str = "/spec/template/spec/containers/0";
+
+#[test]
+fn statefulset_table() {
+    let mut db = database("shop");
+    db.spec.replicas = 3;
+    db.spec.image = "postgres:16".into();
+    db.spec.storage.storage_class_name = Some("fast".into());
+    let sts = statefulset(&db, claim_templates(&db, None));
+    let doc = json_of(&sts);
+    let rows = [
+        ("/metadata/name", json!("shop")),
+        ("/metadata/namespace", json!("prod")),
+        ("/metadata/ownerReferences/0/controller", json!(true)),
+        ("/spec/replicas", json!(3)),
+        ("/spec/serviceName", json!("shop-headless")),
+        ("/spec/podManagementPolicy", json!("Parallel")),
+        (
+            "/spec/persistentVolumeClaimRetentionPolicy",
+            json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+        ),
+        (
+            "/spec/selector/matchLabels",
+            json!({"app.kubernetes.io/name": "postgresql", "database.example.com/database": "shop"}),
+        ),
+        (
+            "/spec/template/metadata/labels/app.kubernetes.io~1managed-by",
+            json!("database-operator"),
+        ),
+        ("/spec/volumeClaimTemplates/0/metadata/name", json!("data")),
+        (
+            "/spec/volumeClaimTemplates/0/spec/resources/requests/storage",
+            json!("1Gi"),
+        ),
+        (
+            "/spec/volumeClaimTemplates/0/spec/storageClassName",
+            json!("fast"),
+        ),
+        (
+            "/spec/volumeClaimTemplates/0/spec/accessModes",
+            json!(["ReadWriteOnce"]),
+        ),
+        (
+            "/spec/volumeClaimTemplates/0/metadata/labels/database.example.com~1database",
+            json!("shop"),
+        ),
+        (&format!("{PG}/image"), json!("postgres:16")),
+        (&format!("{PG}/ports/0/containerPort"), json!(5432)),
+        (
+            &format!("{PG}/env"),
+            json!([
+                {"name": "POSTGRES_USER", "valueFrom": {"secretKeyRef": {"name": "shop-credentials", "key": "username", "optional": false}}},
+                {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "shop-credentials", "key": "password", "optional": false}}},
+                {"name": "POSTGRES_DB", "valueFrom": {"secretKeyRef": {"name": "shop-credentials", "key": "database", "optional": false}}},
+                {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
+            ]),
+        ),
+        (
+            &format!("{PG}/readinessProbe/exec/command"),
+            json!([
+                "pg_isready",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "5432",
+                "-U",
+                "shop_owner",
+                "-d",
+                "shop"
+            ]),
+        ),
+        (&format!("{PG}/livenessProbe/tcpSocket/port"), json!(5432)),
+        (&format!("{PG}/livenessProbe/failureThreshold"), json!(6)),
+        (
+            &format!("{PG}/volumeMounts"),
+            json!([
+                {"name": "data", "mountPath": "/var/lib/postgresql/data"},
+                {"name": "run", "mountPath": "/var/run/postgresql"},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ]),
+        ),
+        (
+            &format!("{POD}/volumes"),
+            json!([{"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]),
+        ),
+        (&format!("{POD}/enableServiceLinks"), json!(false)),
+    ];
+    assert_rows(&doc, &rows);
+    assert!(doc.pointer(&format!("{PG}/resources")).is_none());
+}
+
+#[test]
+fn security_context_is_as_tight_as_the_image_allows() {
+    let doc = json_of(&statefulset(&database("shop"), vec![]));
+    assert_rows(
+        &doc,
+        &[
+            (
+                &format!("{POD}/securityContext"),
+                json!({
+                    "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999,
+                    "fsGroupChangePolicy": "OnRootMismatch", "runAsNonRoot": true,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                }),
+            ),
+            (
+                &format!("{PG}/securityContext"),
+                json!({
+                    "allowPrivilegeEscalation": false, "privileged": false,
+                    "readOnlyRootFilesystem": true, "runAsNonRoot": true,
+                    "capabilities": {"drop": ["ALL"]},
+                }),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn resources_come_from_the_spec() {
+    let mut db = database("shop");
+    let resources: ResourceRequirements = serde_json::from_value(json!({
+        "requests": {"cpu": "250m", "memory": "512Mi"},
+        "limits": {"memory": "1Gi"},
+    }))
+    .unwrap_or_default();
+    db.spec.resources = Some(resources);
+    let doc = json_of(&statefulset(&db, vec![]));
+    assert_rows(
+        &doc,
+        &[(
+            &format!("{PG}/resources"),
+            json!({"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}),
+        )],
+    );
+}
+
+#[test]
+fn existing_claim_size_and_class_are_kept_because_templates_are_immutable() {
+    let db = database("shop");
+    let existing = statefulset(&db, claim_templates(&db, None));
+    let mut grown = db.clone();
+    grown.spec.storage.size = "5Gi".into();
+    grown.spec.storage.storage_class_name = Some("other".into());
+    let sts = statefulset(&grown, claim_templates(&grown, Some(&existing)));
+    assert_eq!(claim_size_of(&sts).as_deref(), Some("1Gi"));
+    let doc = json_of(&sts);
+    assert!(
+        doc.pointer("/spec/volumeClaimTemplates/0/spec/storageClassName")
+            .is_none()
+    );
+    // The rest of the template is what a new StatefulSet would get.
+    assert_eq!(
+        doc.pointer("/spec/volumeClaimTemplates/0/metadata"),
+        json_of(&existing).pointer("/spec/volumeClaimTemplates/0/metadata")
+    );
+    // Without a StatefulSet the spec decides.
+    let fresh = statefulset(&grown, claim_templates(&grown, None));
+    assert_eq!(claim_size_of(&fresh).as_deref(), Some("5Gi"));
+    let doc = json_of(&fresh);
+    assert_eq!(
+        doc.pointer("/spec/volumeClaimTemplates/0/spec/storageClassName"),
+        Some(&json!("other"))
+    );
+}

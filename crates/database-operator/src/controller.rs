@@ -1,0 +1,259 @@
+//! The controller: which watches trigger a reconcile of which Database, and what happens
+//! after an error.
+//!
+//! - Databases themselves (wrapped in `DeserializeGuard`, so one malformed object cannot
+//!   break the watch).
+//! - The owned Secret, Services and StatefulSet, through their controller owner reference;
+//!   the watches select `app.kubernetes.io/managed-by=database-operator`, so nothing else
+//!   is streamed.
+//! - PostgreSQL Pods and data claims, by their Database label: container failures (an image
+//!   that cannot be pulled) and volume growth change neither the StatefulSet nor the
+//!   Database, yet change the Database's status.
+//! - Backups, mapped to the Databases whose `backupRef` names them, so a Database waiting
+//!   for its Backup moves on the moment the Backup becomes ready.
+//! - Restores, mapped to the Database an initial restore fills.
+//!
+//! Nothing is requeued on a timer: a Database is reconciled when something it depends on
+//! changes, and after a transient error with a per-object exponential backoff.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use api::{Backup, Database, Restore, names};
+use futures::channel::oneshot;
+use futures::{Future, Stream, StreamExt};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::builders::managed_selector;
+use crate::error::Error;
+use crate::metrics::DatabaseStore;
+use crate::reconcile::{self, Context};
+
+type Guarded = DeserializeGuard<Database>;
+
+/// An Api over `namespace`, or over all namespaces.
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The Controller with every watch wired, not yet running. Each `()` from `nudge` makes it
+/// look at every Database again (see [`track_readiness`]).
+pub fn controller(
+    client: &Client,
+    namespace: Option<&str>,
+    nudge: impl Stream<Item = ()> + Send + 'static,
+) -> Controller<Guarded> {
+    let managed = || watcher::Config::default().labels(&managed_selector());
+    let controller = Controller::new(
+        api::<Guarded>(client, namespace),
+        watcher::Config::default(),
+    );
+    let store = controller.store();
+    controller
+        .owns(api::<Secret>(client, namespace), managed())
+        .owns(api::<Service>(client, namespace), managed())
+        .owns(api::<StatefulSet>(client, namespace), managed())
+        .watches(api::<Pod>(client, namespace), managed(), |pod| {
+            by_label(&pod)
+        })
+        .watches(
+            api::<PersistentVolumeClaim>(client, namespace),
+            managed(),
+            |claim| by_label(&claim),
+        )
+        .watches(
+            api::<DeserializeGuard<Backup>>(client, namespace),
+            watcher::Config::default(),
+            move |backup| databases_using_backup(&store, &backup),
+        )
+        .watches(
+            api::<DeserializeGuard<Restore>>(client, namespace),
+            watcher::Config::default(),
+            |restore| database_of_initial_restore(&restore),
+        )
+        .reconcile_all_on(nudge)
+}
+
+/// Sets `ready` once the controller's cache of Databases has synced, then nudges the
+/// controller once.
+///
+/// The store's readiness is a oneshot that wakes only the waiter that polled it last, and the
+/// controller itself waits on it before it starts reconciling. So this never blocks on it
+/// alone: it polls with a short timeout (so it notices readiness even when the controller
+/// got the wake-up), and when it got the wake-up itself it nudges the controller, which
+/// otherwise might sleep until its next watch event.
+pub async fn track_readiness(
+    store: DatabaseStore,
+    ready: Arc<AtomicBool>,
+    nudge: oneshot::Sender<()>,
+) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
+            Ok(Ok(())) => break,
+            Ok(Err(_)) => return,
+            Err(_) => {}
+        }
+    }
+    tracing::info!("Database cache synced");
+    ready.store(true, Ordering::Relaxed);
+    let _ = nudge.send(());
+}
+
+/// A stream of one `()` when `nudge` fires, for [`controller`].
+pub fn nudges(nudge: oneshot::Receiver<()>) -> impl Stream<Item = ()> + Send + 'static {
+    futures::stream::once(nudge).filter_map(|r| std::future::ready(r.ok()))
+}
+
+/// The Database an object names in its [`names::LABEL_DATABASE`] label.
+fn by_label<K: Resource>(object: &K) -> Option<ObjectRef<Guarded>> {
+    let database = object.labels().get(names::LABEL_DATABASE)?;
+    Some(ObjectRef::new(database).within(&object.namespace()?))
+}
+
+/// The Databases in the Backup's namespace whose `backupRef` names it.
+pub fn databases_using_backup(
+    store: &DatabaseStore,
+    backup: &DeserializeGuard<Backup>,
+) -> Vec<ObjectRef<Guarded>> {
+    let (Some(namespace), name) = (backup.namespace(), backup.name_any()) else {
+        return Vec::new();
+    };
+    store
+        .state()
+        .iter()
+        .filter(|g| g.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|g| {
+            g.0.as_ref()
+                .ok()
+                .and_then(|db| db.spec.backup_ref.as_ref())
+                .is_some_and(|r| r.name == name)
+        })
+        .map(|g| ObjectRef::from_obj(g.as_ref()))
+        .collect()
+}
+
+/// The Database an initial Restore fills (other Restores do not affect a Database's status).
+pub fn database_of_initial_restore(
+    restore: &DeserializeGuard<Restore>,
+) -> Option<ObjectRef<Guarded>> {
+    let spec = &restore.0.as_ref().ok()?.spec;
+    let database = &spec.database_ref.name;
+    if restore.name_any() != names::initial_restore(database) {
+        return None;
+    }
+    Some(ObjectRef::new(database).within(&restore.namespace()?))
+}
+
+/// Runs the controller until `shutdown` resolves and in-flight reconciles finish.
+pub async fn run(
+    controller: Controller<Guarded>,
+    context: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile_timed, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+                Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
+                    tracing::warn!(%object, category = error.category(), %error, "reconcile failed");
+                }
+                Err(error) => tracing::warn!(%error, "controller error"),
+            }
+        })
+        .await;
+}
+
+async fn reconcile_timed(db: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let result = reconcile::reconcile(&db, &ctx).await;
+    ctx.metrics
+        .reconciled(start.elapsed(), result.as_ref().err());
+    if result.is_ok() {
+        ctx.backoff.reset(&key(&db));
+    }
+    result
+}
+
+/// Permanent errors wait for a change; transient ones retry with a growing delay.
+fn error_policy(db: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
+    if error.is_permanent() {
+        Action::await_change()
+    } else {
+        Action::requeue(ctx.backoff.next(&key(&db)))
+    }
+}
+
+fn key(db: &Guarded) -> String {
+    format!("{}/{}", db.namespace().unwrap_or_default(), db.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builders::fixtures::{database, database_from_backup};
+    use crate::validate::fixtures::{backup, restore};
+    use api::RestorePhase;
+    use kube::runtime::reflector::store;
+
+    #[test]
+    fn backups_map_to_the_databases_that_use_them() {
+        let (reader, mut writer) = store::<Guarded>();
+        let mut elsewhere = database_from_backup("other-ns", "seed");
+        elsewhere.metadata.namespace = Some("staging".into());
+        for db in [
+            database_from_backup("a", "seed"),
+            database_from_backup("b", "seed"),
+            database_from_backup("c", "nightly"),
+            database("d"),
+            elsewhere,
+        ] {
+            writer.apply_watcher_event(&watcher::Event::Apply(DeserializeGuard(Ok(db))));
+        }
+        let mut got: Vec<String> =
+            databases_using_backup(&reader, &DeserializeGuard(Ok(backup("seed", "x", true))))
+                .into_iter()
+                .map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name))
+                .collect();
+        got.sort();
+        assert_eq!(got, ["prod/a", "prod/b"]);
+    }
+
+    #[test]
+    fn only_initial_restores_map_to_their_database() {
+        let initial = restore("shop", RestorePhase::Running, "");
+        let got = database_of_initial_restore(&DeserializeGuard(Ok(initial.clone())));
+        assert_eq!(got, Some(ObjectRef::new("shop").within("prod")));
+        let mut manual = initial;
+        manual.metadata.name = Some("again".into());
+        assert_eq!(
+            database_of_initial_restore(&DeserializeGuard(Ok(manual))),
+            None
+        );
+    }
+
+    #[test]
+    fn pods_and_claims_map_by_label() {
+        let sts = crate::builders::statefulset(&database("shop"), vec![]);
+        assert_eq!(by_label(&sts), Some(ObjectRef::new("shop").within("prod")));
+        assert_eq!(by_label(&Pod::default()), None);
+    }
+}

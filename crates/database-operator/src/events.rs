@@ -1,0 +1,143 @@
+//! Step 6: a Kubernetes Event when the Database's situation changes.
+//!
+//! Events are decided from the old and the new status ([`announcement`], pure), so a
+//! reconcile that changes nothing publishes nothing. Their notes are condition messages,
+//! which never contain the password.
+
+use api::conditions::{self, READY};
+use api::{Database, DatabasePhase, DatabaseStatus};
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder};
+
+/// Longest Event note the API server accepts, in bytes.
+const MAX_NOTE: usize = 1024;
+
+/// An Event to publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    pub warning: bool,
+    /// The Ready condition's reason: `Deploying`, `Ready`, `ImagePullBackOff`, ...
+    pub reason: String,
+    pub note: String,
+}
+
+/// The Event for a change from `old` to `new`: when the phase or the Ready reason changed.
+/// A Warning when the Database failed, waits for a Backup that does not exist, or cannot
+/// apply its objects.
+pub fn announcement(old: Option<&DatabaseStatus>, new: &DatabaseStatus) -> Option<Announcement> {
+    let ready = conditions::find(&new.conditions, READY)?;
+    let old_reason = old
+        .and_then(|o| conditions::find(&o.conditions, READY))
+        .map(|c| c.reason.as_str());
+    let old_phase = old.and_then(|o| o.phase);
+    if old_phase == new.phase && old_reason == Some(ready.reason.as_str()) {
+        return None;
+    }
+    let warning = new.phase == Some(DatabasePhase::Failed)
+        || ready.reason == "BackupNotFound"
+        || conditions::find(&new.conditions, conditions::DEGRADED)
+            .is_some_and(|c| c.status == "True");
+    Some(Announcement {
+        warning,
+        reason: ready.reason.clone(),
+        note: truncate(&ready.message),
+    })
+}
+
+/// Publishes `announcement` for `db`. A failure is logged, not returned: an Event is worth
+/// less than finishing the reconcile.
+pub async fn publish(recorder: &Recorder, db: &Database, announcement: Announcement) {
+    let event = Event {
+        type_: if announcement.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: announcement.reason,
+        note: Some(announcement.note),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(error) = recorder.publish(&event, &db.object_ref(&())).await {
+        tracing::warn!(%error, reason = %event.reason, "cannot publish Event");
+    }
+}
+
+fn truncate(note: &str) -> String {
+    if note.len() <= MAX_NOTE {
+        return note.to_string();
+    }
+    let mut cut = MAX_NOTE - 3;
+    while !note.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &note[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::k8s_openapi::jiff::Timestamp;
+
+    fn status(phase: DatabasePhase, reason: &str, degraded: bool) -> DatabaseStatus {
+        let now = Timestamp::UNIX_EPOCH;
+        DatabaseStatus {
+            phase: Some(phase),
+            conditions: vec![
+                conditions::new(
+                    READY,
+                    phase == DatabasePhase::Ready,
+                    reason,
+                    "msg",
+                    Some(1),
+                    now,
+                ),
+                conditions::new(conditions::DEGRADED, degraded, reason, "msg", Some(1), now),
+            ],
+            ..DatabaseStatus::default()
+        }
+    }
+
+    #[test]
+    fn events_only_on_change() {
+        use DatabasePhase::*;
+        let deploying = status(Deploying, "Deploying", false);
+        let ready = status(Ready, "Ready", false);
+        let pulling = status(Failed, "ImagePullBackOff", true);
+        let crashing = status(Failed, "CrashLoopBackOff", true);
+        let missing = status(Pending, "BackupNotFound", false);
+        let not_ready = status(Pending, "BackupNotReady", false);
+        let stuck = status(Provisioning, "Provisioning", true);
+        // (what, old, new, Some(warning) when an Event is expected)
+        let rows = [
+            ("first status", None, &deploying, Some(false)),
+            ("steady", Some(&ready), &ready, None),
+            ("became ready", Some(&deploying), &ready, Some(false)),
+            ("failed", Some(&deploying), &pulling, Some(true)),
+            ("other failure", Some(&pulling), &crashing, Some(true)),
+            ("still failing", Some(&crashing), &crashing, None),
+            ("recovered", Some(&crashing), &deploying, Some(false)),
+            ("backup missing", None, &missing, Some(true)),
+            ("backup not ready", None, &not_ready, Some(false)),
+            ("backup appeared", Some(&missing), &not_ready, Some(false)),
+            ("apply failing", Some(&deploying), &stuck, Some(true)),
+        ];
+        for (what, old, new, want) in rows {
+            let got = announcement(old, new);
+            assert_eq!(got.as_ref().map(|a| a.warning), want, "{what}");
+            if let Some(a) = got {
+                assert_eq!(
+                    Some(a.reason.as_str()),
+                    new.conditions.first().map(|c| c.reason.as_str())
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn long_notes_are_cut_to_what_the_api_accepts() {
+        let note = truncate(&"é".repeat(2000));
+        assert!(note.len() <= MAX_NOTE);
+        assert!(note.ends_with("..."));
+    }
+}

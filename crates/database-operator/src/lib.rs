@@ -1,0 +1,30 @@
+//! The database-operator: turns each `Database` into a credentials Secret, two Services and
+//! a PostgreSQL StatefulSet, and reports what it sees in the Database's status.
+//!
+//! One reconcile is a pipeline, one module per step:
+//! [`gather`] (read what the Database depends on) → [`validate`] (pure: may we provision?) →
+//! [`builders`] (pure: the desired objects) → [`apply`] (server-side apply, only what
+//! changed) → [`status`] (pure: conditions from what was observed and applied) →
+//! [`events`]. [`reconcile`] strings them together; [`controller`] wires the watches.
+
+pub mod apply;
+pub mod backoff;
+pub mod builders;
+pub mod controller;
+pub mod error;
+pub mod events;
+pub mod gather;
+pub mod metrics;
+pub mod pods;
+pub mod quantity;
+pub mod reconcile;
+pub mod server;
+pub mod status;
+pub mod validate;
+pub mod volumes;
+
+#[cfg(test)]
+mod fake_api;
+
+/// Field manager of every server-side apply, and the reporting controller of Events.
+pub const MANAGER: &str = "database-operator";

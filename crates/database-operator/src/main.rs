@@ -1,0 +1,131 @@
+//! The database-operator binary: flags, logging, and the controller next to its HTTP server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use database_operator::backoff::Backoff;
+use database_operator::metrics::Metrics;
+use database_operator::reconcile::Context;
+use database_operator::server::{self, AppState};
+use database_operator::{MANAGER, controller};
+use futures::FutureExt;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use tokio::sync::oneshot;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Reconciles Database resources into PostgreSQL StatefulSets.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, env = "METRICS_ADDRESS", default_value = "0.0.0.0:8080")]
+    metrics_address: SocketAddr,
+    /// Namespace to watch; all namespaces when not set.
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    namespace: Option<String>,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    // An empty WATCH_NAMESPACE (a common Helm default) means all namespaces.
+    let namespace = args.namespace.filter(|ns| !ns.is_empty());
+
+    let client = Client::try_default()
+        .await
+        .context("cannot configure a Kubernetes client (no kubeconfig and not in a cluster?)")?;
+    let (nudge, nudged) = futures::channel::oneshot::channel();
+    let controller =
+        controller::controller(&client, namespace.as_deref(), controller::nudges(nudged));
+    let store = controller.store();
+    let metrics = Arc::new(Metrics::new(Some(store.clone())).context("cannot register metrics")?);
+    let ready = Arc::new(AtomicBool::new(false));
+    tokio::spawn(controller::track_readiness(store, ready.clone(), nudge));
+
+    let reporter = Reporter {
+        controller: MANAGER.to_string(),
+        // The Pod name, when the Deployment passes it down.
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let context = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        metrics: metrics.clone(),
+        backoff: Backoff::default(),
+    });
+
+    let (stop_controller, controller_stopped) = oneshot::channel::<()>();
+    let (stop_server, server_stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing reconciles in flight");
+        let _ = stop_controller.send(());
+        let _ = stop_server.send(());
+    });
+
+    tracing::info!(
+        namespace = namespace.as_deref().unwrap_or("<all>"),
+        "starting"
+    );
+    let mut server = tokio::spawn(server::serve(
+        args.metrics_address,
+        AppState { metrics, ready },
+        server_stopped.map(|_| ()),
+    ));
+    let controller = controller::run(controller, context, controller_stopped.map(|_| ()));
+    tokio::pin!(controller);
+    tokio::select! {
+        // The server ends first only when it cannot start: exit, so the Pod restarts.
+        served = &mut server => {
+            served.context("metrics server panicked")??;
+            (&mut controller).await;
+        }
+        () = &mut controller => {
+            server.await.context("metrics server panicked")??;
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Resolves on SIGTERM (the kubelet stopping the Pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,273 @@
+//! One reconcile of one Database: gather → validate → build → apply → status → events.
+//!
+//! Every step but gather, apply and the final writes is a pure function in its own module;
+//! this one only strings them together and decides what is worth writing. A reconcile of an
+//! unchanged, Ready Database only reads: every apply is skipped by its hash, the status
+//! compares equal and no Event is due.
+
+use api::k8s_openapi::jiff::Timestamp;
+use api::{Database, DatabaseStatus, conditions};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::api::Patch;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::apply::{Applied, apply, apply_params};
+use crate::backoff::Backoff;
+use crate::builders;
+use crate::error::{ApplyError, Error, Stage, StatusError};
+use crate::events;
+use crate::gather::{self, Gathered};
+use crate::metrics::Metrics;
+use crate::pods;
+use crate::status::{self, InitialRestore, Observed, Provisioning, Volumes, Workload};
+use crate::validate;
+use crate::volumes;
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: std::sync::Arc<Metrics>,
+    pub backoff: Backoff,
+}
+
+/// Reconciles one Database, as the controller hands it over.
+pub async fn reconcile(guard: &DeserializeGuard<Database>, ctx: &Context) -> Result<Action, Error> {
+    let db = match &guard.0 {
+        Ok(db) => db,
+        Err(invalid) => {
+            let error = Error::InvalidObject {
+                name: invalid.metadata.name.clone().unwrap_or_default(),
+                message: invalid.error.clone(),
+            };
+            let event = Event {
+                type_: EventType::Warning,
+                reason: "InvalidObject".into(),
+                note: Some(error.to_string()),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(e) = ctx.recorder.publish(&event, &guard.object_ref(&())).await {
+                tracing::warn!(error = %e, "cannot publish Event");
+            }
+            return Err(error);
+        }
+    };
+    let name = db.name_any();
+    let missing = |field| Error::MissingMetadata {
+        name: name.clone(),
+        field,
+    };
+    let namespace = db.namespace().ok_or_else(|| missing("namespace"))?;
+    db.uid().ok_or_else(|| missing("uid"))?;
+    if db.metadata.deletion_timestamp.is_some() {
+        // The garbage collector removes the owned objects; the claims stay by design.
+        return Ok(Action::await_change());
+    }
+
+    let gathered = gather::gather(&ctx.client, db, &namespace).await?;
+    let gate = validate::backup_gate(db, gathered.backup.as_ref(), gathered.restore.as_ref());
+    let (provisioned, apply_error) = if gate.allows_provisioning() {
+        provision(&ctx.client, db, &namespace, &gathered).await
+    } else {
+        (Provisioned::untouched(&gathered), None)
+    };
+    let observed = observe(gate, &gathered, &provisioned, apply_error.as_ref());
+
+    let status = status::compute_status(db, &observed, Timestamp::now());
+    let old = db.status.as_ref();
+    if !old.is_some_and(|old| status::same_ignoring_time(old, &status)) {
+        patch_status(&ctx.client, &namespace, &name, &status).await?;
+        if let Some(announcement) = events::announcement(old, &status) {
+            events::publish(&ctx.recorder, db, announcement).await;
+        }
+    }
+    match apply_error {
+        Some(error) => Err(error.into()),
+        None => Ok(Action::await_change()),
+    }
+}
+
+/// The owned objects after the apply step.
+struct Provisioned {
+    secret_exists: bool,
+    services_exist: bool,
+    statefulset: Option<StatefulSet>,
+    /// The StatefulSet's spec changed in this reconcile: the Pods still show the old one.
+    statefulset_changed: bool,
+    volumes: Volumes,
+}
+
+impl Provisioned {
+    /// Nothing applied: what was there before.
+    fn untouched(g: &Gathered) -> Provisioned {
+        Provisioned {
+            secret_exists: g.secret.is_some(),
+            services_exist: g.headless_service.is_some() && g.client_service.is_some(),
+            statefulset: g.statefulset.clone(),
+            statefulset_changed: false,
+            volumes: Volumes::Settled,
+        }
+    }
+}
+
+/// Builds and applies the owned objects in order, stopping at the first failure.
+async fn provision(
+    client: &Client,
+    db: &Database,
+    namespace: &str,
+    g: &Gathered,
+) -> (Provisioned, Option<ApplyError>) {
+    let mut done = Provisioned::untouched(g);
+
+    let password = match g.secret.as_ref().map(builders::password_of) {
+        Some(Some(password)) => password,
+        // The Pods cannot start without the key, so no PostgreSQL was initialised with an
+        // earlier password that a new one would lock out.
+        Some(None) => {
+            let secret = api::names::credentials_secret(&db.name_any());
+            tracing::warn!(%secret, "credentials Secret has no password; generating one");
+            builders::generate_password()
+        }
+        None => builders::generate_password(),
+    };
+    let secret = builders::credentials_secret(db, &password);
+    if let Err(e) = apply(client, namespace, secret, g.secret.as_ref(), Stage::Secret).await {
+        return (done, Some(e));
+    }
+    done.secret_exists = true;
+
+    for (desired, observed) in [
+        (builders::headless_service(db), g.headless_service.as_ref()),
+        (builders::client_service(db), g.client_service.as_ref()),
+    ] {
+        if let Err(e) = apply(client, namespace, desired, observed, Stage::Services).await {
+            return (done, Some(e));
+        }
+    }
+    done.services_exist = true;
+
+    let claims = builders::claim_templates(db, g.statefulset.as_ref());
+    let desired = builders::statefulset(db, claims);
+    match apply(
+        client,
+        namespace,
+        desired,
+        g.statefulset.as_ref(),
+        Stage::StatefulSet,
+    )
+    .await
+    {
+        Ok(Applied::Unchanged(sts)) => done.statefulset = Some(sts),
+        Ok(Applied::Patched(sts)) => {
+            done.statefulset = Some(sts);
+            done.statefulset_changed = true;
+        }
+        Err(e) => return (done, Some(e)),
+    }
+
+    let (volumes, error) = grow_volumes(client, db, namespace, g).await;
+    done.volumes = volumes;
+    (done, error)
+}
+
+/// Asks the claims to grow to `storage.size` when it outgrew the claim template.
+async fn grow_volumes(
+    client: &Client,
+    db: &Database,
+    namespace: &str,
+    g: &Gathered,
+) -> (Volumes, Option<ApplyError>) {
+    let size = &db.spec.storage.size;
+    let to_expand = volumes::claims_to_expand(&g.claims, size);
+    if !to_expand.is_empty() {
+        if let Some(message) = refused_before(db) {
+            return (Volumes::Rejected(message), None);
+        }
+        match volumes::expand(client, namespace, &to_expand, size).await {
+            Ok(()) => {}
+            Err(e) if e.is_rejected() => return (Volumes::Rejected(e.user_message()), None),
+            Err(e) => return (Volumes::Settled, Some(e)),
+        }
+    }
+    let growing = volumes::growing_claims(&g.claims, size);
+    if growing.is_empty() {
+        (Volumes::Settled, None)
+    } else {
+        (Volumes::Expanding(growing), None)
+    }
+}
+
+/// The refusal already reported for this generation: asking again would only be refused
+/// again, so it waits for the Database to change.
+fn refused_before(db: &Database) -> Option<String> {
+    let status = db.status.as_ref()?;
+    if status.observed_generation != db.metadata.generation {
+        return None;
+    }
+    conditions::find(&status.conditions, conditions::DEGRADED)
+        .filter(|c| c.status == "True" && c.reason == "VolumeExpansionRejected")
+        .map(|c| c.message.clone())
+}
+
+/// What the status is computed from.
+fn observe(
+    gate: validate::BackupGate,
+    g: &Gathered,
+    p: &Provisioned,
+    error: Option<&ApplyError>,
+) -> Observed {
+    let provisioning = match error {
+        _ if !gate.allows_provisioning() => Provisioning::Blocked,
+        Some(e) => Provisioning::Failed {
+            stage: e.stage(),
+            message: e.user_message(),
+            rejected: e.is_rejected(),
+        },
+        None => Provisioning::Applied,
+    };
+    Observed {
+        gate,
+        provisioning,
+        secret_exists: p.secret_exists,
+        services_exist: p.services_exist,
+        workload: p.statefulset.as_ref().map(Workload::of),
+        // Right after a spec change the Pods still run the old template; their failures
+        // (say, the bad image that was just replaced) no longer apply.
+        pod_failure: (!p.statefulset_changed)
+            .then(|| pods::failure(&g.pods))
+            .flatten(),
+        pod_note: pods::pending_note(&g.pods),
+        restore: InitialRestore::of(g.restore.as_ref()),
+        volumes: p.volumes.clone(),
+    }
+}
+
+/// Writes `status` with server-side apply, so fields this operator stops setting go away.
+async fn patch_status(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    status: &DatabaseStatus,
+) -> Result<(), StatusError> {
+    let patch = json!({
+        "apiVersion": Database::api_version(&()),
+        "kind": Database::kind(&()),
+        "status": status,
+    });
+    Api::<Database>::namespaced(client.clone(), namespace)
+        .patch_status(name, &apply_params(), &Patch::Apply(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|source| StatusError::Patch {
+            name: name.to_string(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests;

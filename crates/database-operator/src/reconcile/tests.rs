@@ -1,0 +1,585 @@
+//! Reconciles against the in-memory API server of [`crate::fake_api`], asserting the exact
+//! requests sent.
+
+use std::sync::Arc;
+
+use api::{Database, DatabasePhase, DatabaseStatus, RestorePhase};
+use kube::core::DeserializeGuard;
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::builders::fixtures::{database, database_from_backup};
+use crate::fake_api::FakeApi;
+use crate::metrics::Metrics;
+use crate::validate::fixtures::{backup, restore};
+
+const DB: &str = "/apis/database.example.com/v1/namespaces/prod/databases/shop";
+const SECRET: &str = "/api/v1/namespaces/prod/secrets/shop-credentials";
+const HEADLESS: &str = "/api/v1/namespaces/prod/services/shop-headless";
+const SERVICE: &str = "/api/v1/namespaces/prod/services/shop";
+const STS: &str = "/apis/apps/v1/namespaces/prod/statefulsets/shop";
+const PODS: &str = "/api/v1/namespaces/prod/pods";
+const BACKUP: &str = "/apis/database.example.com/v1/namespaces/prod/backups/seed";
+const RESTORE: &str = "/apis/database.example.com/v1/namespaces/prod/restores/shop-init";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/prod/events";
+const APPLY: &str = "?&force=true&fieldManager=database-operator";
+const POD_SELECTOR: &str =
+    "labelSelector=app.kubernetes.io%2Fname%3Dpostgresql%2Cdatabase.example.com%2Fdatabase%3Dshop";
+
+struct Harness {
+    ctx: Context,
+    fake: FakeApi,
+}
+
+impl Harness {
+    /// A fake API server holding `db`, and a context talking to it.
+    fn new(db: &Database) -> Harness {
+        let (client, fake) = FakeApi::start();
+        fake.put(DB, to_json(db));
+        let reporter = Reporter {
+            controller: crate::MANAGER.into(),
+            instance: Some("test".into()),
+        };
+        let ctx = Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics: Arc::new(Metrics::new(None).unwrap_or_else(|e| panic!("{e}"))),
+            backoff: Default::default(),
+        };
+        Harness { ctx, fake }
+    }
+
+    async fn reconcile(&self, db: &Database) -> Result<Action, Error> {
+        reconcile(&DeserializeGuard(Ok(db.clone())), &self.ctx).await
+    }
+
+    /// `db` with the status the operator last wrote, as the next watch event delivers it.
+    fn refreshed(&self, db: &Database) -> Database {
+        let status = self.fake.get(DB).map(|o| o["status"].clone());
+        let mut db = db.clone();
+        db.status = status.and_then(|s| serde_json::from_value::<DatabaseStatus>(s).ok());
+        db
+    }
+
+    /// The StatefulSet controller's work: `ready` of its replicas ready, Pods to match.
+    fn statefulset_runs(&self, ready: i64, pod_state: Value) {
+        let mut sts = self
+            .fake
+            .get(STS)
+            .unwrap_or_else(|| panic!("no StatefulSet"));
+        let replicas = sts["spec"]["replicas"].clone();
+        sts["status"] = json!({
+            "replicas": replicas, "readyReplicas": ready, "updatedReplicas": replicas,
+            "currentReplicas": replicas, "observedGeneration": sts["metadata"]["generation"],
+        });
+        self.fake.put(STS, sts);
+        let labels = json!({
+            "app.kubernetes.io/name": "postgresql", "database.example.com/database": "shop",
+            "app.kubernetes.io/managed-by": "database-operator",
+        });
+        self.fake.put(
+            &format!("{PODS}/shop-0"),
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "shop-0", "namespace": "prod", "labels": labels},
+                "status": {"containerStatuses": [{
+                    "name": "postgres", "image": "postgres:17", "imageID": "", "ready": ready > 0,
+                    "restartCount": 0, "state": pod_state,
+                }]},
+            }),
+        );
+    }
+
+    fn write_lines(&self) -> Vec<String> {
+        self.fake.writes().iter().map(|r| r.line()).collect()
+    }
+
+    /// The body of the one write to `path`.
+    fn body_of(&self, method: &str, path: &str) -> Value {
+        let writes = self.fake.writes();
+        let matching: Vec<_> = writes
+            .iter()
+            .filter(|r| r.method == method && r.path == path)
+            .collect();
+        assert_eq!(
+            matching.len(),
+            1,
+            "one {method} {path} in {:#?}",
+            self.write_lines()
+        );
+        matching[0].body.clone().unwrap_or_default()
+    }
+}
+
+fn sorted(lines: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut lines: Vec<String> = lines.into_iter().collect();
+    lines.sort();
+    lines
+}
+
+fn to_json(db: &Database) -> Value {
+    serde_json::to_value(db).unwrap_or_default()
+}
+
+fn condition(status: &Value, type_: &str) -> Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_).cloned())
+        .unwrap_or_default()
+}
+
+fn decoded(secret: &Value, key: &str) -> String {
+    let b64 = secret["data"][key].as_str().unwrap_or_default();
+    let value: k8s_openapi::ByteString =
+        serde_json::from_value(json!(b64)).unwrap_or(k8s_openapi::ByteString(vec![]));
+    String::from_utf8(value.0).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn fresh_database_applies_its_objects_then_reports_deploying() {
+    let db = database("shop");
+    let h = Harness::new(&db);
+
+    let action = h.reconcile(&db).await;
+    assert!(matches!(action, Ok(a) if a == Action::await_change()));
+
+    assert_eq!(
+        h.fake.reads(),
+        sorted([
+            format!("GET {SECRET}"),
+            format!("GET {HEADLESS}"),
+            format!("GET {SERVICE}"),
+            format!("GET {STS}"),
+        ])
+    );
+    assert_eq!(
+        h.write_lines(),
+        [
+            format!("PATCH {SECRET}{APPLY}"),
+            format!("PATCH {HEADLESS}{APPLY}"),
+            format!("PATCH {SERVICE}{APPLY}"),
+            format!("PATCH {STS}{APPLY}"),
+            format!("PATCH {DB}/status{APPLY}"),
+            format!("POST {EVENTS}"),
+        ]
+    );
+
+    let secret = h.body_of("PATCH", SECRET);
+    let password = decoded(&secret, "password");
+    assert_eq!(password.len(), 32);
+    assert_eq!(decoded(&secret, "username"), "shop_owner");
+    assert_eq!(secret["metadata"]["ownerReferences"][0]["controller"], true);
+    assert!(secret["metadata"]["annotations"]["database.example.com/desired-hash"].is_string());
+
+    let sts = h.body_of("PATCH", STS);
+    assert_eq!(sts["kind"], "StatefulSet");
+    assert_eq!(sts["spec"]["replicas"], 1);
+    assert_eq!(
+        sts["spec"]["template"]["spec"]["containers"][0]["image"],
+        "postgres:17"
+    );
+    assert_eq!(h.body_of("PATCH", HEADLESS)["spec"]["clusterIP"], "None");
+
+    let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
+    assert_eq!(status["phase"], "Deploying");
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(status["secretName"], "shop-credentials");
+    assert_eq!(status["endpoint"], "shop.prod.svc:5432");
+    assert_eq!(condition(&status, "Ready")["status"], "False");
+    assert_eq!(condition(&status, "Progressing")["status"], "True");
+    assert!(condition(&status, "WaitingForBackup").is_null());
+
+    let event = h.body_of("POST", EVENTS);
+    assert_eq!(event["type"], "Normal");
+    assert_eq!(event["reason"], "Deploying");
+    assert_eq!(event["regarding"]["name"], "shop");
+    assert_eq!(event["reportingController"], "database-operator");
+
+    // The password goes into the Secret and nowhere else.
+    for request in h.fake.requests() {
+        if request.path != SECRET {
+            let body = request
+                .body
+                .as_ref()
+                .map(|b| b.to_string())
+                .unwrap_or_default();
+            assert!(
+                !body.contains(&password),
+                "password leaked to {}",
+                request.line()
+            );
+        }
+    }
+}
+
+/// Runs a fresh Database to Ready and returns it as the watch would deliver it.
+async fn ready_database(h: &Harness, db: &Database) -> Database {
+    h.reconcile(db).await.unwrap_or_else(|e| panic!("{e}"));
+    let db = h.refreshed(db);
+    h.statefulset_runs(1, json!({"running": {}}));
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    let db = h.refreshed(&db);
+    assert_eq!(db.phase(), DatabasePhase::Ready);
+    db
+}
+
+#[tokio::test]
+async fn unchanged_ready_database_makes_no_write_requests() {
+    let h = Harness::new(&database("shop"));
+    let db = ready_database(&h, &database("shop")).await;
+    h.fake.forget_requests();
+
+    for _ in 0..3 {
+        let action = h.reconcile(&db).await;
+        assert!(matches!(action, Ok(a) if a == Action::await_change()));
+    }
+
+    let writes = h.write_lines();
+    assert!(
+        writes.is_empty(),
+        "steady state must not write: {writes:#?}"
+    );
+    let once = [
+        format!("GET {SERVICE}"),
+        format!("GET {HEADLESS}"),
+        format!("GET {PODS}?&{POD_SELECTOR}"),
+        format!("GET {SECRET}"),
+        format!("GET {STS}"),
+    ];
+    let expected = sorted(once.iter().flat_map(|r| std::iter::repeat_n(r.clone(), 3)));
+    assert_eq!(h.fake.reads(), expected);
+}
+
+#[tokio::test]
+async fn becoming_ready_patches_status_once_and_announces_it() {
+    let h = Harness::new(&database("shop"));
+    h.reconcile(&database("shop"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let db = h.refreshed(&database("shop"));
+    h.statefulset_runs(1, json!({"running": {}}));
+    h.fake.forget_requests();
+
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+
+    assert_eq!(
+        h.write_lines(),
+        [
+            format!("PATCH {DB}/status{APPLY}"),
+            format!("POST {EVENTS}")
+        ]
+    );
+    let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
+    assert_eq!(status["phase"], "Ready");
+    assert_eq!(status["readyReplicas"], 1);
+    assert_eq!(condition(&status, "Ready")["status"], "True");
+    assert_eq!(h.body_of("POST", EVENTS)["reason"], "Ready");
+}
+
+#[tokio::test]
+async fn database_waiting_for_its_backup_creates_nothing() {
+    let db = database_from_backup("shop", "seed");
+    let h = Harness::new(&db);
+    h.fake.put(
+        BACKUP,
+        serde_json::to_value(backup("seed", "old-shop", false)).unwrap_or_default(),
+    );
+
+    let action = h.reconcile(&db).await;
+    assert!(matches!(action, Ok(a) if a == Action::await_change()));
+
+    assert_eq!(
+        h.write_lines(),
+        [
+            format!("PATCH {DB}/status{APPLY}"),
+            format!("POST {EVENTS}")
+        ]
+    );
+    let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
+    assert_eq!(status["phase"], "Pending");
+    assert_eq!(status["observedGeneration"], 1);
+    let waiting = condition(&status, "WaitingForBackup");
+    assert_eq!(waiting["status"], "True");
+    assert_eq!(waiting["reason"], "BackupNotReady");
+    assert!(status["secretName"].is_null());
+    let event = h.body_of("POST", EVENTS);
+    assert_eq!(event["reason"], "BackupNotReady");
+    assert_eq!(event["type"], "Normal");
+    assert!(h.fake.get(SECRET).is_none());
+    assert!(h.fake.get(STS).is_none());
+
+    // Nothing new: nothing written.
+    let db = h.refreshed(&db);
+    h.fake.forget_requests();
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(h.write_lines().is_empty(), "{:#?}", h.write_lines());
+
+    // The Backup becomes ready: provisioning starts, and the Database verifies its restore.
+    h.fake.put(
+        BACKUP,
+        serde_json::to_value(backup("seed", "old-shop", true)).unwrap_or_default(),
+    );
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(h.fake.get(STS).is_some());
+    let db = h.refreshed(&db);
+    h.statefulset_runs(1, json!({"running": {}}));
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    let db = h.refreshed(&db);
+    assert_eq!(db.phase(), DatabasePhase::Verifying);
+    h.fake.put(
+        RESTORE,
+        serde_json::to_value(restore("shop", RestorePhase::Completed, "")).unwrap_or_default(),
+    );
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.refreshed(&db).phase(), DatabasePhase::Ready);
+}
+
+#[tokio::test]
+async fn missing_backup_is_a_warning() {
+    let db = database_from_backup("shop", "seed");
+    let h = Harness::new(&db);
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    let event = h.body_of("POST", EVENTS);
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["reason"], "BackupNotFound");
+    assert_eq!(h.refreshed(&db).phase(), DatabasePhase::Pending);
+}
+
+#[tokio::test]
+async fn backup_of_itself_fails_without_provisioning() {
+    let db = database_from_backup("shop", "seed");
+    let h = Harness::new(&db);
+    h.fake.put(
+        BACKUP,
+        serde_json::to_value(backup("seed", "shop", true)).unwrap_or_default(),
+    );
+
+    let action = h.reconcile(&db).await;
+    assert!(
+        matches!(action, Ok(a) if a == Action::await_change()),
+        "waits for a change"
+    );
+
+    assert_eq!(
+        h.write_lines(),
+        [
+            format!("PATCH {DB}/status{APPLY}"),
+            format!("POST {EVENTS}")
+        ]
+    );
+    let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
+    assert_eq!(status["phase"], "Failed");
+    assert_eq!(condition(&status, "Degraded")["reason"], "DependencyCycle");
+    assert_eq!(h.body_of("POST", EVENTS)["type"], "Warning");
+}
+
+#[tokio::test]
+async fn existing_password_is_kept() {
+    let db = database("shop");
+    let h = Harness::new(&db);
+    // A Secret without the hash annotation: made by hand, or by an older operator.
+    let secret = crate::builders::credentials_secret(&db, "handmade-password");
+    h.fake
+        .put(SECRET, serde_json::to_value(&secret).unwrap_or_default());
+
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+
+    let applied = h.body_of("PATCH", SECRET);
+    assert_eq!(decoded(&applied, "password"), "handmade-password");
+}
+
+#[tokio::test]
+async fn image_pull_failure_is_reported_and_recovers_after_the_image_is_fixed() {
+    let h = Harness::new(&database("shop"));
+    h.reconcile(&database("shop"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let db = h.refreshed(&database("shop"));
+    h.statefulset_runs(
+        0,
+        json!({"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"postgres:17\""}}),
+    );
+    h.fake.forget_requests();
+
+    let action = h.reconcile(&db).await;
+    assert!(
+        action.is_ok(),
+        "a failed Pod is a status, not a reconcile error"
+    );
+    let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
+    assert_eq!(status["phase"], "Failed");
+    let degraded = condition(&status, "Degraded");
+    assert_eq!(degraded["reason"], "ImagePullBackOff");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Pod shop-0"),
+        "{degraded}"
+    );
+    let event = h.body_of("POST", EVENTS);
+    assert_eq!(
+        (event["type"].clone(), event["reason"].clone()),
+        (json!("Warning"), json!("ImagePullBackOff"))
+    );
+
+    // The Pod recovers (say, after spec.image was fixed): the Pod watch reconciles again.
+    let db = h.refreshed(&db);
+    h.statefulset_runs(1, json!({"running": {}}));
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.refreshed(&db).phase(), DatabasePhase::Ready);
+}
+
+#[tokio::test]
+async fn transient_secret_failure_reports_provisioning_and_backs_off() {
+    let db = database("shop");
+    let h = Harness::new(&db);
+    h.fake.fail("PATCH", SECRET, 500, "InternalError");
+
+    let result = h.reconcile(&db).await;
+    let error = result.err().unwrap_or_else(|| panic!("expected an error"));
+    assert_eq!(error.category(), "apply");
+    assert!(!error.is_permanent());
+    assert_eq!(
+        h.write_lines(),
+        [
+            format!("PATCH {SECRET}{APPLY}"),
+            format!("PATCH {DB}/status{APPLY}"),
+            format!("POST {EVENTS}"),
+        ]
+    );
+    let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
+    assert_eq!(status["phase"], "Provisioning");
+    assert_eq!(
+        condition(&status, "Degraded")["reason"],
+        "SecretApplyFailed"
+    );
+    assert!(h.fake.get(STS).is_none(), "stops at the first failure");
+}
+
+#[tokio::test]
+async fn rejected_statefulset_is_a_permanent_invalid_spec() {
+    let db = database("shop");
+    let h = Harness::new(&db);
+    h.fake.fail("PATCH", STS, 422, "Invalid");
+
+    let error = h
+        .reconcile(&db)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("expected an error"));
+    assert_eq!(error.category(), "apply_rejected");
+    assert!(error.is_permanent());
+    let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
+    assert_eq!(status["phase"], "Failed");
+    assert_eq!(condition(&status, "Ready")["reason"], "InvalidSpec");
+}
+
+#[tokio::test]
+async fn spec_change_applies_only_the_statefulset() {
+    let h = Harness::new(&database("shop"));
+    let mut db = ready_database(&h, &database("shop")).await;
+    db.spec.image = "postgres:17.2".into();
+    db.metadata.generation = Some(2);
+    h.fake.forget_requests();
+
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+
+    let writes = h.write_lines();
+    assert_eq!(
+        writes[..2],
+        [
+            format!("PATCH {STS}{APPLY}"),
+            format!("PATCH {DB}/status{APPLY}")
+        ]
+    );
+    // The Recorder folds a repeated Event (Deploying, minutes ago) into a series: a PATCH.
+    assert_eq!(writes.len(), 3, "{writes:#?}");
+    assert!(
+        writes[2].starts_with(&format!("PATCH {EVENTS}/shop.")),
+        "{writes:#?}"
+    );
+    let sts = h.body_of("PATCH", STS);
+    assert_eq!(
+        sts["spec"]["template"]["spec"]["containers"][0]["image"],
+        "postgres:17.2"
+    );
+    let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
+    assert_eq!(status["phase"], "Deploying");
+    assert_eq!(status["observedGeneration"], 2);
+}
+
+const CLAIM: &str = "/api/v1/namespaces/prod/persistentvolumeclaims/data-shop-0";
+
+fn claim_of_1gi() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data-shop-0", "namespace": "prod", "labels": {
+            "app.kubernetes.io/name": "postgresql", "database.example.com/database": "shop",
+        }},
+        "spec": {"resources": {"requests": {"storage": "1Gi"}}},
+        "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}},
+    })
+}
+
+#[tokio::test]
+async fn larger_storage_grows_the_claims_not_the_template() {
+    let h = Harness::new(&database("shop"));
+    let mut db = ready_database(&h, &database("shop")).await;
+    h.fake.put(CLAIM, claim_of_1gi());
+    db.spec.storage.size = "2Gi".into();
+    db.metadata.generation = Some(2);
+    h.fake.forget_requests();
+
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+
+    assert_eq!(
+        h.write_lines(),
+        [
+            format!("PATCH {CLAIM}{APPLY}"),
+            format!("PATCH {DB}/status{APPLY}")
+        ],
+        "the StatefulSet keeps its claim template; no Event while the phase stays Ready"
+    );
+    let claim = h.body_of("PATCH", CLAIM);
+    assert_eq!(
+        claim["spec"],
+        json!({"resources": {"requests": {"storage": "2Gi"}}})
+    );
+    let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
+    assert_eq!(status["phase"], "Ready");
+    assert_eq!(
+        condition(&status, "Progressing")["reason"],
+        "ExpandingVolumes"
+    );
+}
+
+#[tokio::test]
+async fn refused_volume_growth_is_reported_once_and_not_retried() {
+    let h = Harness::new(&database("shop"));
+    let mut db = ready_database(&h, &database("shop")).await;
+    h.fake.put(CLAIM, claim_of_1gi());
+    h.fake.fail("PATCH", CLAIM, 422, "Invalid");
+    db.spec.storage.size = "2Gi".into();
+    db.metadata.generation = Some(2);
+    h.fake.forget_requests();
+
+    let action = h.reconcile(&db).await;
+    assert!(matches!(action, Ok(a) if a == Action::await_change()));
+    let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
+    assert_eq!(status["phase"], "Ready");
+    let degraded = condition(&status, "Degraded");
+    assert_eq!(degraded["reason"], "VolumeExpansionRejected");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("allow volume expansion")
+    );
+
+    let db = h.refreshed(&db);
+    h.fake.forget_requests();
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(h.write_lines().is_empty(), "{:#?}", h.write_lines());
+}

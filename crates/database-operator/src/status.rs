@@ -1,0 +1,374 @@
+//! Step 5: the Database's status, as a pure function of what was observed and applied.
+//!
+//! [`compute_status`] decides the phase and the Ready, Progressing, Degraded and (with a
+//! `backupRef`) WaitingForBackup conditions, merged into the old conditions so that
+//! `lastTransitionTime` moves only when a condition flips. [`same_ignoring_time`] tells
+//! whether the result is worth a status patch.
+
+use api::conditions;
+use api::k8s_openapi::jiff::Timestamp;
+use api::{Database, DatabasePhase, DatabaseStatus, Restore, RestorePhase, names};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::ResourceExt;
+
+use crate::error::Stage;
+use crate::pods::PodFailure;
+use crate::validate::BackupGate;
+
+/// Everything the status is computed from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub gate: BackupGate,
+    pub provisioning: Provisioning,
+    /// Whether the credentials Secret and the Services exist now.
+    pub secret_exists: bool,
+    pub services_exist: bool,
+    /// The StatefulSet as applied (or found current), if it exists.
+    pub workload: Option<Workload>,
+    pub pod_failure: Option<PodFailure>,
+    /// Why a Pod waits for a node or volume, while that may still resolve by itself.
+    pub pod_note: Option<String>,
+    /// The initial restore (only with a `backupRef`).
+    pub restore: InitialRestore,
+    pub volumes: Volumes,
+}
+
+/// How far applying the owned objects got.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Provisioning {
+    /// The backupRef gate is closed: nothing was applied.
+    Blocked,
+    /// Every owned object is applied and current.
+    Applied,
+    /// Applying stopped at `stage`; `rejected` when the API server refused the object itself.
+    Failed {
+        stage: Stage,
+        message: String,
+        rejected: bool,
+    },
+}
+
+/// The replica counts of the StatefulSet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Workload {
+    pub desired: i32,
+    pub ready: i32,
+    pub updated: i32,
+    /// The StatefulSet controller has seen the newest spec.
+    pub observed_current: bool,
+}
+
+impl Workload {
+    pub fn of(sts: &StatefulSet) -> Workload {
+        let status = sts.status.clone().unwrap_or_default();
+        Workload {
+            desired: sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            ready: status.ready_replicas.unwrap_or(0),
+            updated: status.updated_replicas.unwrap_or(0),
+            observed_current: status.observed_generation.is_some()
+                && status.observed_generation >= sts.metadata.generation,
+        }
+    }
+
+    /// Every replica runs the newest spec and is ready.
+    pub fn rolled_out(self) -> bool {
+        self.observed_current && self.ready >= self.desired && self.updated >= self.desired
+    }
+}
+
+/// The initial Restore the backup-operator runs for a Database with a `backupRef`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InitialRestore {
+    /// Not created yet (or no `backupRef`).
+    Missing,
+    InProgress(RestorePhase),
+    Completed,
+    /// Failed, with the message of its Restored condition.
+    Failed(String),
+}
+
+impl InitialRestore {
+    pub fn of(restore: Option<&Restore>) -> InitialRestore {
+        let Some(restore) = restore else {
+            return InitialRestore::Missing;
+        };
+        match restore.phase() {
+            RestorePhase::Completed => InitialRestore::Completed,
+            RestorePhase::Failed => {
+                let conditions = restore.status.as_ref().map(|s| s.conditions.as_slice());
+                let message = conditions
+                    .and_then(|c| conditions::find(c, conditions::RESTORED))
+                    .map(|c| c.message.clone())
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| "no reason given".to_string());
+                InitialRestore::Failed(message)
+            }
+            phase => InitialRestore::InProgress(phase),
+        }
+    }
+}
+
+/// Growing the data volumes after `storage.size` grew.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Volumes {
+    /// Nothing to grow.
+    Settled,
+    /// These claims were asked to grow.
+    Expanding(Vec<String>),
+    /// The API server refused to grow a claim; the message says why.
+    Rejected(String),
+}
+
+/// One condition's verdict before it is stamped.
+struct Verdict {
+    status: bool,
+    reason: String,
+    message: String,
+}
+
+fn verdict(status: bool, reason: &str, message: impl Into<String>) -> Verdict {
+    Verdict {
+        status,
+        reason: reason.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The phase and the Ready, Progressing and Degraded verdicts.
+struct Outcome {
+    phase: DatabasePhase,
+    ready: Verdict,
+    progressing: Verdict,
+    degraded: Verdict,
+}
+
+/// Waiting on something else, or failed: not ready, not progressing.
+fn stalled(phase: DatabasePhase, reason: &str, message: String, degraded: bool) -> Outcome {
+    Outcome {
+        phase,
+        ready: verdict(false, reason, message.clone()),
+        progressing: verdict(false, reason, message.clone()),
+        degraded: if degraded {
+            verdict(true, reason, message)
+        } else {
+            healthy()
+        },
+    }
+}
+
+/// Working towards the desired state.
+fn progressing(phase: DatabasePhase, message: String) -> Outcome {
+    let reason = phase.as_str();
+    Outcome {
+        phase,
+        ready: verdict(false, reason, message.clone()),
+        progressing: verdict(true, reason, message),
+        degraded: healthy(),
+    }
+}
+
+fn healthy() -> Verdict {
+    verdict(false, "Healthy", "no problems observed")
+}
+
+fn outcome(db: &Database, o: &Observed) -> Outcome {
+    let name = db.name_any();
+    let backup = db
+        .spec
+        .backup_ref
+        .as_ref()
+        .map(|r| r.name.as_str())
+        .unwrap_or_default();
+    let restore = names::initial_restore(&name);
+    match o.gate {
+        BackupGate::DependencyCycle => {
+            return stalled(
+                DatabasePhase::Failed,
+                "DependencyCycle",
+                format!(
+                    "Backup {backup} backs up this Database, so it can never have an artifact before this Database exists; point spec.backupRef at a Backup of another Database"
+                ),
+                true,
+            );
+        }
+        BackupGate::BackupNotFound => {
+            return stalled(
+                DatabasePhase::Pending,
+                "BackupNotFound",
+                format!(
+                    "Backup {backup} does not exist; create it or correct spec.backupRef. Nothing is provisioned until it reports BackupReady=True"
+                ),
+                false,
+            );
+        }
+        BackupGate::BackupNotReady => {
+            return stalled(
+                DatabasePhase::Pending,
+                "BackupNotReady",
+                format!(
+                    "waiting for Backup {backup} to report BackupReady=True before provisioning"
+                ),
+                false,
+            );
+        }
+        BackupGate::NotRequired | BackupGate::Ready => {}
+    }
+    if let Provisioning::Failed {
+        stage,
+        message,
+        rejected,
+    } = &o.provisioning
+    {
+        if *rejected {
+            return stalled(DatabasePhase::Failed, "InvalidSpec", message.clone(), true);
+        }
+        let phase = match stage {
+            Stage::Secret => DatabasePhase::Provisioning,
+            Stage::Services => DatabasePhase::Configuring,
+            Stage::StatefulSet | Stage::Volumes => DatabasePhase::Deploying,
+        };
+        let mut outcome = progressing(phase, message.clone());
+        outcome.degraded = verdict(
+            true,
+            &format!("{}ApplyFailed", stage.as_str()),
+            message.clone(),
+        );
+        return outcome;
+    }
+    if let Some(failure) = &o.pod_failure {
+        return stalled(
+            DatabasePhase::Failed,
+            &failure.reason,
+            failure.message.clone(),
+            true,
+        );
+    }
+    if let (true, InitialRestore::Failed(message)) = (db.spec.backup_ref.is_some(), &o.restore) {
+        return stalled(
+            DatabasePhase::Failed,
+            "RestoreFailed",
+            format!(
+                "the initial Restore {restore} of Backup {backup} failed: {message}; see `kubectl describe restore {restore}`"
+            ),
+            true,
+        );
+    }
+    let workload = o.workload.unwrap_or_default();
+    if !workload.rolled_out() {
+        let mut message = format!("{}/{} replicas ready", workload.ready, workload.desired);
+        if workload.updated < workload.desired {
+            message.push_str(&format!(", {} on the newest spec", workload.updated));
+        }
+        if let Some(note) = &o.pod_note {
+            message.push_str(&format!("; {note}"));
+        }
+        return progressing(DatabasePhase::Deploying, message);
+    }
+    if db.spec.backup_ref.is_some() && o.restore != InitialRestore::Completed {
+        let waiting = match &o.restore {
+            InitialRestore::InProgress(phase) => format!("Restore {restore} is {phase:?}"),
+            _ => format!("waiting for the backup-operator to create Restore {restore}"),
+        };
+        return progressing(
+            DatabasePhase::Verifying,
+            format!(
+                "all {} replicas ready; {waiting} from Backup {backup}",
+                workload.desired
+            ),
+        );
+    }
+    let message = format!("{0}/{0} replicas ready", workload.desired);
+    Outcome {
+        phase: DatabasePhase::Ready,
+        ready: verdict(true, "Ready", message.clone()),
+        progressing: verdict(false, "Complete", message),
+        degraded: healthy(),
+    }
+}
+
+/// The status `db` should have given `observed`, at time `now`.
+pub fn compute_status(db: &Database, observed: &Observed, now: Timestamp) -> DatabaseStatus {
+    let mut outcome = outcome(db, observed);
+    match &observed.volumes {
+        Volumes::Settled => {}
+        Volumes::Expanding(claims) if !outcome.progressing.status => {
+            outcome.progressing = verdict(
+                true,
+                "ExpandingVolumes",
+                format!(
+                    "growing {} to storage.size {}",
+                    claims.join(", "),
+                    db.spec.storage.size
+                ),
+            );
+        }
+        Volumes::Expanding(_) => {}
+        Volumes::Rejected(message) if !outcome.degraded.status => {
+            outcome.degraded = verdict(true, "VolumeExpansionRejected", message.clone());
+        }
+        Volumes::Rejected(_) => {}
+    }
+
+    let generation = db.metadata.generation;
+    let old = db.status.clone().unwrap_or_default();
+    let mut conds = old.conditions;
+    let mut put = |type_: &str, v: Verdict| {
+        conditions::set(
+            &mut conds,
+            conditions::new(type_, v.status, &v.reason, v.message, generation, now),
+        );
+    };
+    put(conditions::READY, outcome.ready);
+    put(conditions::PROGRESSING, outcome.progressing);
+    put(conditions::DEGRADED, outcome.degraded);
+    if let Some(backup) = &db.spec.backup_ref {
+        let gate = observed.gate;
+        let waiting = !gate.allows_provisioning() && gate != BackupGate::DependencyCycle;
+        let message = match gate {
+            BackupGate::BackupNotFound => format!("Backup {} does not exist", backup.name),
+            BackupGate::BackupNotReady => {
+                format!("Backup {} has no verified artifact yet", backup.name)
+            }
+            BackupGate::DependencyCycle => {
+                format!("Backup {} backs up this Database itself", backup.name)
+            }
+            BackupGate::Ready | BackupGate::NotRequired => {
+                format!("Backup {} is ready or was restored", backup.name)
+            }
+        };
+        put(
+            conditions::WAITING_FOR_BACKUP,
+            verdict(waiting, gate.reason(), message),
+        );
+    } else {
+        conditions::remove(&mut conds, conditions::WAITING_FOR_BACKUP);
+    }
+
+    let name = db.name_any();
+    let namespace = db.namespace().unwrap_or_default();
+    DatabaseStatus {
+        phase: Some(outcome.phase),
+        ready_replicas: observed.workload.map(|w| w.ready).unwrap_or(0),
+        secret_name: observed
+            .secret_exists
+            .then(|| names::credentials_secret(&name)),
+        endpoint: observed
+            .services_exist
+            .then(|| names::endpoint(&name, &namespace)),
+        observed_generation: generation,
+        conditions: conds,
+    }
+}
+
+/// Equal in everything but condition timestamps: no status patch is needed.
+pub fn same_ignoring_time(a: &DatabaseStatus, b: &DatabaseStatus) -> bool {
+    a.phase == b.phase
+        && a.ready_replicas == b.ready_replicas
+        && a.secret_name == b.secret_name
+        && a.endpoint == b.endpoint
+        && a.observed_generation == b.observed_generation
+        && conditions::same_ignoring_time(&a.conditions, &b.conditions)
+}
+
+#[cfg(test)]
+mod tests;

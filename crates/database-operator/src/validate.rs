@@ -1,0 +1,225 @@
+//! May this Database be provisioned? Pure: decides from what [`crate::gather`] read.
+//!
+//! The schema already rejects malformed specs, so the only question left is the one that
+//! depends on another object: a Database with a `backupRef` is initialised from that Backup,
+//! and provisioning waits until the Backup has a verified artifact.
+
+use api::{Backup, Database, Restore, RestorePhase};
+use kube::ResourceExt;
+
+/// What `spec.backupRef` allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackupGate {
+    /// No `backupRef`: provision at once.
+    NotRequired,
+    /// The named Backup does not exist (yet): wait for it.
+    BackupNotFound,
+    /// The Backup exists but has no verified artifact yet: wait for `BackupReady=True`.
+    BackupNotReady,
+    /// The Backup backs up this very Database, which will never exist before it is
+    /// provisioned: a permanent error until `backupRef` changes.
+    DependencyCycle,
+    /// The Backup is ready, or the initial restore already completed: provision.
+    Ready,
+}
+
+impl BackupGate {
+    /// True when the Database's objects may be created or updated.
+    pub fn allows_provisioning(self) -> bool {
+        matches!(self, BackupGate::NotRequired | BackupGate::Ready)
+    }
+
+    /// The condition reason naming this state.
+    pub fn reason(self) -> &'static str {
+        match self {
+            BackupGate::NotRequired => "NoBackupRef",
+            BackupGate::BackupNotFound => "BackupNotFound",
+            BackupGate::BackupNotReady => "BackupNotReady",
+            BackupGate::DependencyCycle => "DependencyCycle",
+            BackupGate::Ready => "BackupReady",
+        }
+    }
+}
+
+/// The gate for `db`, given the Backup its `backupRef` names and its initial Restore.
+///
+/// A completed initial restore opens the gate for good: the Backup only seeds the Database,
+/// so a Backup deleted or failing afterwards must not stop updates to a running Database.
+pub fn backup_gate(
+    db: &Database,
+    backup: Option<&Backup>,
+    restore: Option<&Restore>,
+) -> BackupGate {
+    if db.spec.backup_ref.is_none() {
+        return BackupGate::NotRequired;
+    }
+    if restore.is_some_and(|r| r.phase() == RestorePhase::Completed) {
+        return BackupGate::Ready;
+    }
+    let Some(backup) = backup else {
+        return BackupGate::BackupNotFound;
+    };
+    if backup.spec.database_ref.name == db.name_any() {
+        return BackupGate::DependencyCycle;
+    }
+    if backup.is_ready() {
+        BackupGate::Ready
+    } else {
+        BackupGate::BackupNotReady
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use api::conditions;
+    use api::k8s_openapi::jiff::Timestamp;
+    use api::{Backup, BackupSpec, BackupStatus, ObjectReference, Restore, RestorePhase};
+    use api::{RestoreSpec, RestoreStatus};
+    use kube::api::ObjectMeta;
+
+    /// A Backup of `database`, ready or not.
+    pub fn backup(name: &str, database: &str, ready: bool) -> Backup {
+        let spec: BackupSpec = serde_json::from_value(serde_json::json!({
+            "databaseRef": {"name": database},
+        }))
+        .unwrap_or_else(|e| panic!("backup fixture: {e}"));
+        Backup {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("prod".into()),
+                ..ObjectMeta::default()
+            },
+            spec,
+            status: Some(BackupStatus {
+                conditions: vec![conditions::new(
+                    conditions::BACKUP_READY,
+                    ready,
+                    if ready { "Completed" } else { "Pending" },
+                    "",
+                    Some(1),
+                    Timestamp::UNIX_EPOCH,
+                )],
+                ..BackupStatus::default()
+            }),
+        }
+    }
+
+    /// The initial Restore of `database` in `phase`, with `message` on its Restored condition.
+    pub fn restore(database: &str, phase: RestorePhase, message: &str) -> Restore {
+        Restore {
+            metadata: ObjectMeta {
+                name: Some(api::names::initial_restore(database)),
+                namespace: Some("prod".into()),
+                ..ObjectMeta::default()
+            },
+            spec: RestoreSpec {
+                backup_ref: ObjectReference {
+                    name: "seed".into(),
+                },
+                database_ref: ObjectReference {
+                    name: database.into(),
+                },
+                run_id: None,
+            },
+            status: Some(RestoreStatus {
+                phase: Some(phase),
+                conditions: vec![conditions::new(
+                    conditions::RESTORED,
+                    phase == RestorePhase::Completed,
+                    "Restore",
+                    message,
+                    Some(1),
+                    Timestamp::UNIX_EPOCH,
+                )],
+                ..RestoreStatus::default()
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{backup, restore};
+    use super::*;
+    use crate::builders::fixtures::{database, database_from_backup};
+
+    #[test]
+    fn backup_gate_table() {
+        let plain = database("shop");
+        let seeded = database_from_backup("shop", "seed");
+        let ready = backup("seed", "old-shop", true);
+        let not_ready = backup("seed", "old-shop", false);
+        let own = backup("seed", "shop", true);
+        let done = restore("shop", RestorePhase::Completed, "");
+        let running = restore("shop", RestorePhase::Running, "");
+        let rows = [
+            ("no backupRef", &plain, None, None, BackupGate::NotRequired),
+            (
+                "backup missing",
+                &seeded,
+                None,
+                None,
+                BackupGate::BackupNotFound,
+            ),
+            (
+                "backup not ready",
+                &seeded,
+                Some(&not_ready),
+                None,
+                BackupGate::BackupNotReady,
+            ),
+            (
+                "backup ready",
+                &seeded,
+                Some(&ready),
+                None,
+                BackupGate::Ready,
+            ),
+            (
+                "restore running",
+                &seeded,
+                Some(&ready),
+                Some(&running),
+                BackupGate::Ready,
+            ),
+            (
+                "backup of itself",
+                &seeded,
+                Some(&own),
+                None,
+                BackupGate::DependencyCycle,
+            ),
+            (
+                "restored, backup gone",
+                &seeded,
+                None,
+                Some(&done),
+                BackupGate::Ready,
+            ),
+            (
+                "restored, backup failing",
+                &seeded,
+                Some(&not_ready),
+                Some(&done),
+                BackupGate::Ready,
+            ),
+        ];
+        for (what, db, backup, restore, want) in rows {
+            assert_eq!(backup_gate(db, backup, restore), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn only_not_required_and_ready_allow_provisioning() {
+        let rows = [
+            (BackupGate::NotRequired, true),
+            (BackupGate::BackupNotFound, false),
+            (BackupGate::BackupNotReady, false),
+            (BackupGate::DependencyCycle, false),
+            (BackupGate::Ready, true),
+        ];
+        for (gate, want) in rows {
+            assert_eq!(gate.allows_provisioning(), want, "{gate:?}");
+        }
+    }
+}
