@@ -6,9 +6,22 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Regenerate deploy/crds from the Rust types in crates/api.
+# Regenerate deploy/crds from the Rust types in crates/api, and the charts' copies of them.
 crds:
     cargo run -q -p pg-operators-api --bin crdgen -- deploy/crds
+    hack/sync-chart-crds.sh
+
+# Copy each operator's CRDs from deploy/crds into its chart; `--check` only compares.
+chart-crds *args:
+    hack/sync-chart-crds.sh {{args}}
+
+# Build or install helm, kubeconform and promtool (cached in ~/.cache/pg-operators/tools).
+tools:
+    hack/build-tools.sh
+
+# Offline checks of what we ship: charts, manifests, alert rules, Grafana dashboard.
+lint-charts:
+    hack/lint-charts.sh
 
 # Formatting and clippy, as CI runs them.
 lint:

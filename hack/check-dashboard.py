@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Checks deploy/monitoring/grafana-dashboard.json against the metrics the operators export.
+
+Fails when the file is not JSON, when a panel has no query, when a query names no metric of
+the operators or names one they do not export (a typo, or a metric renamed in the code), or
+when an exported metric has no panel. With --promtool, every query must also parse as PromQL.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+# Every series the operators export (crates/*/src/**/metrics.rs), and whether it is a
+# histogram (queried through its _bucket, _sum and _count series).
+SERIES = {
+    "database_operator_reconciliations_total": False,
+    "database_operator_reconcile_errors_total": False,
+    "database_operator_reconcile_duration_seconds": True,
+    "database_operator_databases": False,
+    "backup_operator_runs_total": False,
+    "backup_operator_run_duration_seconds": True,
+    "backup_operator_bytes_written_total": False,
+    "backup_operator_last_success_timestamp_seconds": False,
+    "backup_operator_reconcile_errors_total": False,
+}
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+METRIC_NAME = re.compile(r"\b(?:database|backup)_operator_[a-z0-9_]+\b")
+# Grafana's variables, replaced by what they stand for so promtool can parse the query.
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
+
+
+def series_of(name):
+    """The exported series `name` refers to, or None."""
+    if name in SERIES:
+        return name
+    for suffix in HISTOGRAM_SUFFIXES:
+        base = name[: -len(suffix)]
+        if name.endswith(suffix) and SERIES.get(base):
+            return base
+    return None
+
+
+def panels_of(items):
+    for panel in items:
+        yield panel
+        yield from panels_of(panel.get("panels", []))
+
+
+def check(dashboard):
+    problems, used, exprs, ids = [], set(), [], set()
+    for panel in panels_of(dashboard.get("panels", [])):
+        title = panel.get("title", "<untitled>")
+        if panel.get("id") in ids:
+            problems.append(f"panel {title!r}: id {panel.get('id')} is used twice")
+        ids.add(panel.get("id"))
+        if panel.get("type") == "row":
+            continue
+        targets = panel.get("targets", [])
+        if not targets:
+            problems.append(f"panel {title!r} has no query")
+        for target in targets:
+            expr = target.get("expr", "")
+            names = METRIC_NAME.findall(expr)
+            known = {n: series_of(n) for n in names}
+            unknown = sorted(n for n, s in known.items() if s is None)
+            if unknown:
+                problems.append(f"panel {title!r} queries series the operators do not export: {', '.join(unknown)}")
+            if not any(known.values()):
+                problems.append(f"panel {title!r} query {target.get('refId')} names none of the operators' series: {expr!r}")
+            used.update(s for s in known.values() if s)
+            exprs.append((title, expr))
+            if target.get("datasource", panel.get("datasource", {})).get("uid") != "${datasource}":
+                problems.append(f"panel {title!r} does not use the dashboard's datasource variable")
+    for name in sorted(set(SERIES) - used):
+        problems.append(f"no panel shows {name}")
+    return problems, exprs
+
+
+def promql_problems(promtool, exprs):
+    """Parses every query with `promtool check rules`, one recording rule per query."""
+    rules = []
+    for i, (_, expr) in enumerate(exprs):
+        for variable, value in GRAFANA_VARIABLES.items():
+            expr = expr.replace(variable, value)
+        rules.append({"record": f"dashboard:query_{i}", "expr": expr})
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        # JSON is YAML: no YAML library needed to write the rule file.
+        json.dump({"groups": [{"name": "dashboard", "rules": rules}]}, f)
+        path = f.name
+    try:
+        result = subprocess.run([promtool, "check", "rules", path], capture_output=True, text=True)
+    finally:
+        os.unlink(path)
+    if result.returncode != 0:
+        return [f"a query is not valid PromQL:\n{result.stdout}{result.stderr}"]
+    return []
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dashboard", nargs="?", default="deploy/monitoring/grafana-dashboard.json")
+    parser.add_argument("--promtool", help="promtool binary; parse every query as PromQL")
+    args = parser.parse_args()
+    try:
+        with open(args.dashboard) as f:
+            dashboard = json.load(f)
+    except (OSError, json.JSONDecodeError) as error:
+        sys.exit(f"check-dashboard: {args.dashboard}: {error}")
+    problems, exprs = check(dashboard)
+    if args.promtool and not problems:
+        problems += promql_problems(args.promtool, exprs)
+    if problems:
+        for problem in problems:
+            print(f"check-dashboard: {problem}", file=sys.stderr)
+        sys.exit(1)
+    print(f"check-dashboard: {len(exprs)} queries in {args.dashboard} name only exported series, all {len(SERIES)} shown")
+
+
+if __name__ == "__main__":
+    main()
