@@ -1,0 +1,211 @@
+//! The API server's audit log, read back to count who wrote what.
+//!
+//! Counting on the server's side sees every write an operator makes, including those its own
+//! metrics would miss (retries inside the client, writes from a forgotten code path).
+
+use std::{fmt, path::Path};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+
+/// One request as the audit log recorded it (`audit.k8s.io/v1` Event at Metadata level, the
+/// fields tests use).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    #[serde(rename = "auditID")]
+    pub audit_id: String,
+    pub stage: String,
+    pub verb: String,
+    #[serde(rename = "requestURI")]
+    pub request_uri: String,
+    pub user: AuditUser,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub object_ref: Option<AuditObjectRef>,
+    #[serde(default)]
+    pub response_status: Option<AuditResponseStatus>,
+    pub request_received_timestamp: DateTime<Utc>,
+    pub stage_timestamp: DateTime<Utc>,
+}
+
+/// Who made the request.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuditUser {
+    pub username: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// The object a request was about.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditObjectRef {
+    pub resource: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub api_group: Option<String>,
+    pub api_version: Option<String>,
+    pub subresource: Option<String>,
+}
+
+/// The answer's status; only `code` is recorded at Metadata level for successes.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuditResponseStatus {
+    pub code: Option<i32>,
+}
+
+impl AuditEvent {
+    /// The HTTP status the API server answered with.
+    pub fn code(&self) -> Option<i32> {
+        self.response_status.as_ref()?.code
+    }
+
+    /// `resource` or `resource/subresource`, e.g. `statefulsets` or `databases/status`.
+    pub fn resource(&self) -> String {
+        let Some(object) = &self.object_ref else {
+            return String::new();
+        };
+        let resource = object.resource.as_deref().unwrap_or_default();
+        match &object.subresource {
+            Some(sub) => format!("{resource}/{sub}"),
+            None => resource.to_string(),
+        }
+    }
+}
+
+/// One line per event, for assertion messages:
+/// `2026-11-25T10:00:00.123Z patch statefulsets ns/name -> 200`.
+impl fmt::Display for AuditEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let object = self.object_ref.clone().unwrap_or_default();
+        let target = match (&object.namespace, &object.name) {
+            (Some(ns), Some(name)) => format!("{ns}/{name}"),
+            (None, Some(name)) => name.clone(),
+            (Some(ns), None) => format!("{ns}/*"),
+            (None, None) => String::new(),
+        };
+        write!(
+            f,
+            "{} {} {} {target} -> {}",
+            self.request_received_timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            self.verb,
+            self.resource(),
+            self.code()
+                .map_or_else(|| "?".to_string(), |c| c.to_string())
+        )
+    }
+}
+
+/// Completed write requests by `username` received at or after `since`, oldest first.
+pub(crate) fn writes(path: &Path, username: &str, since: DateTime<Utc>) -> Result<Vec<AuditEvent>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    parse_writes(&text, username, since).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn parse_writes(text: &str, username: &str, since: DateTime<Utc>) -> Result<Vec<AuditEvent>> {
+    // Matching the raw text first skips parsing the bulk of the log (the other users).
+    let needle = format!("\"username\":{}", serde_json::to_string(username)?);
+    let mut events = Vec::new();
+    for line in text.split_inclusive('\n') {
+        // The API server may be half-way through writing the last line.
+        if !line.ends_with('\n') || !line.contains(&needle) {
+            continue;
+        }
+        let event: AuditEvent =
+            serde_json::from_str(line).with_context(|| format!("audit line {line}"))?;
+        if event.stage == "ResponseComplete"
+            && event.user.username == username
+            && WRITE_VERBS.contains(&event.verb.as_str())
+            && event.request_received_timestamp >= since
+        {
+            events.push(event);
+        }
+    }
+    events.sort_by_key(|e| e.request_received_timestamp);
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPERATOR: &str = "system:serviceaccount:database-operator-system:database-operator";
+
+    fn line(user: &str, verb: &str, stage: &str, at: &str) -> String {
+        format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a1","stage":"{stage}","requestURI":"/apis/apps/v1/namespaces/ns/statefulsets/db","verb":"{verb}","user":{{"username":"{user}","groups":["system:serviceaccounts"]}},"userAgent":"database-operator","objectRef":{{"resource":"statefulsets","namespace":"ns","name":"db","apiGroup":"apps","apiVersion":"v1"}},"responseStatus":{{"metadata":{{}},"code":200}},"requestReceivedTimestamp":"{at}","stageTimestamp":"{at}"}}"#
+        ) + "\n"
+    }
+
+    #[test]
+    fn keeps_only_completed_writes_of_the_user_since_the_time() {
+        let since: DateTime<Utc> = "2026-01-01T00:00:01Z".parse().unwrap();
+        let text = [
+            line(
+                OPERATOR,
+                "patch",
+                "ResponseComplete",
+                "2026-01-01T00:00:00.500000Z",
+            ),
+            line(
+                OPERATOR,
+                "patch",
+                "ResponseComplete",
+                "2026-01-01T00:00:02.000000Z",
+            ),
+            line(
+                OPERATOR,
+                "get",
+                "ResponseComplete",
+                "2026-01-01T00:00:02.000000Z",
+            ),
+            line(
+                OPERATOR,
+                "create",
+                "ResponseStarted",
+                "2026-01-01T00:00:02.000000Z",
+            ),
+            line(
+                "system:kube-scheduler",
+                "create",
+                "ResponseComplete",
+                "2026-01-01T00:00:02.000000Z",
+            ),
+        ]
+        .concat();
+        let events = parse_writes(&text, OPERATOR, since).unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].code(), Some(200));
+        assert_eq!(events[0].resource(), "statefulsets");
+        assert!(
+            events[0]
+                .to_string()
+                .ends_with("patch statefulsets ns/db -> 200"),
+            "{}",
+            events[0]
+        );
+    }
+
+    #[test]
+    fn ignores_a_half_written_last_line() {
+        let mut text = line(
+            OPERATOR,
+            "patch",
+            "ResponseComplete",
+            "2026-01-01T00:00:02Z",
+        );
+        text.push_str(r#"{"kind":"Event","user":{"username":"system:serviceaccount:database-operator-system:database-operator"#);
+        let events = parse_writes(&text, OPERATOR, DateTime::<Utc>::MIN_UTC).unwrap();
+        assert_eq!(events.len(), 1);
+    }
+}
