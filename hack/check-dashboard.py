@@ -21,11 +21,13 @@ SERIES = {
     "database_operator_reconcile_errors_total": False,
     "database_operator_reconcile_duration_seconds": True,
     "database_operator_databases": False,
+    "database_operator_leader": False,
     "backup_operator_runs_total": False,
     "backup_operator_run_duration_seconds": True,
     "backup_operator_bytes_written_total": False,
     "backup_operator_last_success_timestamp_seconds": False,
     "backup_operator_reconcile_errors_total": False,
+    "backup_operator_leader": False,
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 METRIC_NAME = re.compile(r"\b(?:database|backup)_operator_[a-z0-9_]+\b")

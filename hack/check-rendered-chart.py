@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Checks what `helm template` rendered from an operator's chart against the plain manifests.
 
-    check-rendered-chart.py RENDERED.yaml deploy/<operator>/rbac.yaml
+    check-rendered-chart.py RENDERED.yaml deploy/<operator>/rbac.yaml \
+        deploy/<operator>/leader-election-rbac.yaml
 
 Fails unless the chart's ClusterRole has exactly the rules of the plain manifest's (both
-are the operator's least privilege, kept in two places), and unless every Pod template meets
-the restricted Pod Security profile, which kubeconform's schemas cannot express.
+are the operator's least privilege, kept in two places), unless the chart renders a Role
+with exactly the rules of leader-election-rbac.yaml, bound to the Deployment's
+ServiceAccount, when and only when its Deployment sets LEADER_ELECTION=true, and unless every
+Pod template meets the restricted Pod Security profile, which kubeconform's schemas cannot
+express.
 """
 
 import sys
@@ -23,6 +27,43 @@ def one(docs, kind, path):
     if len(found) != 1:
         sys.exit(f"check-rendered-chart: {path} has {len(found)} {kind}s, expected 1")
     return found[0]
+
+
+def env_value(deployment, name):
+    """The literal value of environment variable `name` in the Deployment's first container."""
+    containers = deployment["spec"]["template"]["spec"].get("containers", [])
+    for var in containers[0].get("env", []) if containers else []:
+        if var.get("name") == name:
+            return var.get("value")
+    return None
+
+
+def leader_election_problems(rendered, deployments, plain_path):
+    """Whether the chart grants the Lease rules exactly when its operator elects a leader."""
+    roles = [d for d in rendered if d.get("kind") == "Role"]
+    bindings = [d for d in rendered if d.get("kind") == "RoleBinding"]
+    electing = any(env_value(d, "LEADER_ELECTION") == "true" for d in deployments)
+    if not electing:
+        if roles or bindings:
+            return ["Roles or RoleBindings rendered although LEADER_ELECTION is not true"]
+        return []
+    if len(roles) != 1 or len(bindings) != 1:
+        return [f"LEADER_ELECTION=true needs one Role and one RoleBinding; rendered "
+                f"{len(roles)} and {len(bindings)}"]
+    problems = []
+    role, binding = roles[0], bindings[0]
+    plain_rules = one(documents(plain_path), "Role", plain_path).get("rules")
+    if role.get("rules") != plain_rules:
+        problems.append(f"the chart's Role rules differ from {plain_path}:\n"
+                        f"  chart: {role.get('rules')}\n  plain: {plain_rules}")
+    ref = binding.get("roleRef", {})
+    if ref.get("kind") != "Role" or ref.get("name") != role["metadata"]["name"]:
+        problems.append(f"RoleBinding {binding['metadata']['name']} does not bind Role {role['metadata']['name']}")
+    accounts = {d["spec"]["template"]["spec"].get("serviceAccountName") for d in deployments}
+    subjects = {s.get("name") for s in binding.get("subjects", []) if s.get("kind") == "ServiceAccount"}
+    if not accounts <= subjects:
+        problems.append(f"RoleBinding subjects {sorted(subjects)} miss the Deployment's ServiceAccount {sorted(accounts)}")
+    return problems
 
 
 def restricted_problems(deployment):
@@ -61,9 +102,9 @@ def restricted_problems(deployment):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) != 4:
         sys.exit(__doc__)
-    rendered_path, rbac_path = sys.argv[1:]
+    rendered_path, rbac_path, leader_rbac_path = sys.argv[1:]
     rendered = documents(rendered_path)
     problems = []
     chart_rules = one(rendered, "ClusterRole", rendered_path).get("rules")
@@ -76,11 +117,13 @@ def main():
         problems.append("no Deployment rendered")
     for deployment in deployments:
         problems += restricted_problems(deployment)
+    problems += leader_election_problems(rendered, deployments, leader_rbac_path)
     if problems:
         for problem in problems:
             print(f"check-rendered-chart: {rendered_path}: {problem}", file=sys.stderr)
         sys.exit(1)
-    print(f"check-rendered-chart: {rendered_path}: RBAC as in {rbac_path}, restricted Pod Security profile")
+    print(f"check-rendered-chart: {rendered_path}: RBAC as in {rbac_path} and "
+          f"{leader_rbac_path} (when electing), restricted Pod Security profile")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@
 #     leader election;
 #   - `helm template` output, the plain manifests in deploy/ and the samples validate with
 #     kubeconform -strict against the schemas of Kubernetes $K8S_VERSION and of our CRDs;
-#   - each chart's ClusterRole has exactly the rules of deploy/<operator>/rbac.yaml and its
-#     Deployment meets the restricted Pod Security profile;
+#   - each chart's ClusterRole has exactly the rules of deploy/<operator>/rbac.yaml, its
+#     leader-election Role (rendered only with leaderElection.enabled) those of
+#     deploy/<operator>/leader-election-rbac.yaml, and its Deployment meets the restricted Pod
+#     Security profile;
 #   - the Prometheus alert rules pass `promtool check rules` and their unit tests, and the
 #     Grafana dashboard queries only series the operators export.
 #
@@ -80,7 +82,8 @@ for chart in "${CHARTS[@]}"; do
     rendered="$work/$chart-${label%.yaml}.yaml"
     if "$HELM" template "$chart" "$dir" --include-crds "${args[@]}" >"$rendered"; then
       kubeconform "$rendered" || fail "kubeconform $chart ($label)"
-      python3 hack/check-rendered-chart.py "$rendered" "deploy/$chart/rbac.yaml" || failed=1
+      python3 hack/check-rendered-chart.py "$rendered" "deploy/$chart/rbac.yaml" \
+        "deploy/$chart/leader-election-rbac.yaml" || failed=1
     else
       fail "helm template $chart ($label)"
     fi

@@ -243,9 +243,9 @@ pub struct BackupStatus {
 impl Backup {
     /// True once a verified artifact exists that a restore can use.
     pub fn is_ready(&self) -> bool {
-        self.status
-            .as_ref()
-            .is_some_and(|s| crate::conditions::is_true(&s.conditions, crate::conditions::BACKUP_READY))
+        self.status.as_ref().is_some_and(|s| {
+            crate::conditions::is_true(&s.conditions, crate::conditions::BACKUP_READY)
+        })
     }
 }
 

@@ -107,7 +107,10 @@ mod tests {
     #[test]
     fn transition_time_moves_when_status_flips() {
         let mut conditions = vec![new(READY, false, "Deploying", "a", Some(1), at(0))];
-        set(&mut conditions, new(READY, true, "Ready", "b", Some(1), at(5)));
+        set(
+            &mut conditions,
+            new(READY, true, "Ready", "b", Some(1), at(5)),
+        );
         assert_eq!(conditions[0].status, "True");
         assert_eq!(conditions[0].last_transition_time, Time(at(5)));
     }

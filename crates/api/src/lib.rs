@@ -13,8 +13,8 @@ pub mod names;
 pub mod restore;
 
 pub use backup::{
-    Backup, BackupDestination, BackupPhase, BackupRecord, BackupSpec, BackupStatus,
-    DeletionPolicy, PvcDestination, S3Destination,
+    Backup, BackupDestination, BackupPhase, BackupRecord, BackupSpec, BackupStatus, DeletionPolicy,
+    PvcDestination, S3Destination,
 };
 pub use database::{
     Database, DatabasePhase, DatabaseSpec, DatabaseStatus, ObjectReference, StorageSpec,

@@ -117,7 +117,10 @@ mod tests {
             (endpoint("shop", "prod"), "shop.prod.svc:5432"),
             (initial_restore("shop"), "shop-init"),
             (backup_claim("nightly"), "nightly-artifacts"),
-            (backup_job("nightly", "20260102T020000Z"), "nightly-20260102t020000z"),
+            (
+                backup_job("nightly", "20260102T020000Z"),
+                "nightly-20260102t020000z",
+            ),
             (restore_job("again"), "restore-again"),
         ];
         for (got, want) in rows {

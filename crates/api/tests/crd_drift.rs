@@ -19,5 +19,8 @@ fn committed_crds_match_the_types() {
         .collect();
     on_disk.sort();
     expected_files.sort();
-    assert_eq!(on_disk, expected_files, "deploy/crds holds a file no type generates");
+    assert_eq!(
+        on_disk, expected_files,
+        "deploy/crds holds a file no type generates"
+    );
 }

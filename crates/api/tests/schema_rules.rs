@@ -39,12 +39,15 @@ fn seed_manifests_are_accepted_unchanged() {
         serde_yaml::from_str(include_str!("../../../deploy/samples/seed-backup.yaml")).unwrap();
     assert_eq!(backup.spec.schedule.as_deref(), Some("0 2 * * *"));
     assert_eq!(backup.spec.retention, 7, "retention defaults to 7");
-    backup.validate_cel().expect("seed Backup passes every rule");
+    backup
+        .validate_cel()
+        .expect("seed Backup passes every rule");
 }
 
 #[test]
 fn defaults_fill_image_and_replicas() {
-    let db = database(json!({"databaseName": "mydb", "username": "admin", "storage": {"size": "1Gi"}}));
+    let db =
+        database(json!({"databaseName": "mydb", "username": "admin", "storage": {"size": "1Gi"}}));
     assert_eq!(db.spec.image, "postgres:17");
     assert_eq!(db.spec.replicas, 1);
 }
@@ -53,18 +56,31 @@ fn defaults_fill_image_and_replicas() {
 fn invalid_identifiers_are_refused_with_their_reason() {
     let cases = [
         ("databaseName", "", "is not a valid PostgreSQL identifier"),
-        ("databaseName", "1db", "is not a valid PostgreSQL identifier"),
-        ("databaseName", "My-DB", "is not a valid PostgreSQL identifier"),
+        (
+            "databaseName",
+            "1db",
+            "is not a valid PostgreSQL identifier",
+        ),
+        (
+            "databaseName",
+            "My-DB",
+            "is not a valid PostgreSQL identifier",
+        ),
         ("databaseName", "template1", "is reserved by PostgreSQL"),
         ("databaseName", "pg_stats", "is reserved by PostgreSQL"),
         ("username", "", "is not a valid PostgreSQL identifier"),
-        ("username", "drop table", "is not a valid PostgreSQL identifier"),
+        (
+            "username",
+            "drop table",
+            "is not a valid PostgreSQL identifier",
+        ),
         ("username", "postgres", "is reserved by PostgreSQL"),
         ("username", "pg_admin", "is reserved by PostgreSQL"),
         ("username", "public", "is reserved by PostgreSQL"),
     ];
     for (field, value, reason) in cases {
-        let mut spec = json!({"databaseName": "mydb", "username": "admin", "storage": {"size": "1Gi"}});
+        let mut spec =
+            json!({"databaseName": "mydb", "username": "admin", "storage": {"size": "1Gi"}});
         spec[field] = json!(value);
         let message = errors(database(spec).validate_cel());
         assert!(
@@ -76,13 +92,20 @@ fn invalid_identifiers_are_refused_with_their_reason() {
 
 #[test]
 fn storage_size_must_be_a_positive_quantity() {
-    for (size, reason) in [("lots", "is not a Kubernetes quantity"), ("0", "larger than zero")] {
-        let db = database(json!({"databaseName": "mydb", "username": "admin", "storage": {"size": size}}));
+    for (size, reason) in [
+        ("lots", "is not a Kubernetes quantity"),
+        ("0", "larger than zero"),
+    ] {
+        let db = database(
+            json!({"databaseName": "mydb", "username": "admin", "storage": {"size": size}}),
+        );
         let message = errors(db.validate_cel());
         assert!(message.contains(reason), "size {size}: {message}");
     }
     for size in ["1Gi", "500Mi", "10G", "1.5Gi"] {
-        let db = database(json!({"databaseName": "mydb", "username": "admin", "storage": {"size": size}}));
+        let db = database(
+            json!({"databaseName": "mydb", "username": "admin", "storage": {"size": size}}),
+        );
         assert_eq!(errors(db.validate_cel()), "", "size {size}");
     }
 }
@@ -106,7 +129,10 @@ fn names_are_immutable() {
     let mut renamed = old.clone();
     renamed.spec.database_name = "otherdb".into();
     let message = errors(renamed.validate_cel_update(&old));
-    assert!(message.contains("databaseName cannot be changed"), "{message}");
+    assert!(
+        message.contains("databaseName cannot be changed"),
+        "{message}"
+    );
 
     let mut new_user = old.clone();
     new_user.spec.username = "someone".into();
@@ -115,7 +141,11 @@ fn names_are_immutable() {
 
     let mut new_image = old.clone();
     new_image.spec.image = "postgres:17".into();
-    assert_eq!(errors(new_image.validate_cel_update(&old)), "", "the image may change");
+    assert_eq!(
+        errors(new_image.validate_cel_update(&old)),
+        "",
+        "the image may change"
+    );
 }
 
 #[test]
@@ -140,7 +170,13 @@ fn backup(spec: Value) -> Backup {
 
 #[test]
 fn schedules_with_five_fields_or_a_macro_are_accepted() {
-    for schedule in ["0 2 * * *", "*/15 * * * 1-5", "  30 3 1 * *  ", "@daily", "@hourly"] {
+    for schedule in [
+        "0 2 * * *",
+        "*/15 * * * 1-5",
+        "  30 3 1 * *  ",
+        "@daily",
+        "@hourly",
+    ] {
         let b = backup(json!({"databaseRef": {"name": "db"}, "schedule": schedule}));
         assert_eq!(errors(b.validate_cel()), "", "schedule {schedule:?}");
     }
@@ -168,7 +204,10 @@ fn destination_needs_exactly_one_target() {
     }}));
     assert!(errors(both.validate_cel()).contains("exactly one of pvc or s3"));
     let default = backup(json!({"databaseRef": {"name": "db"}}));
-    assert!(default.spec.destination.pvc.is_some(), "a PVC destination by default");
+    assert!(
+        default.spec.destination.pvc.is_some(),
+        "a PVC destination by default"
+    );
     assert_eq!(errors(default.validate_cel()), "");
 }
 
@@ -195,7 +234,10 @@ fn backup_database_ref_and_restores_are_immutable() {
 fn openapi_bounds_are_in_the_schema() {
     let crd = serde_json::to_value(Database::crd()).unwrap();
     let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
-    assert_eq!(spec["properties"]["replicas"]["minimum"].as_f64(), Some(1.0));
+    assert_eq!(
+        spec["properties"]["replicas"]["minimum"].as_f64(),
+        Some(1.0)
+    );
     assert_eq!(spec["properties"]["databaseName"]["maxLength"], json!(63));
     assert_eq!(spec["properties"]["username"]["maxLength"], json!(63));
     let required: Vec<&str> = spec["required"]
@@ -209,7 +251,10 @@ fn openapi_bounds_are_in_the_schema() {
     }
     let backup = serde_json::to_value(Backup::crd()).unwrap();
     let bspec = &backup["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
-    assert_eq!(bspec["properties"]["retention"]["minimum"].as_f64(), Some(1.0));
+    assert_eq!(
+        bspec["properties"]["retention"]["minimum"].as_f64(),
+        Some(1.0)
+    );
     assert_eq!(bspec["properties"]["retention"]["default"], json!(7));
 }
 
@@ -221,7 +266,9 @@ fn every_field_is_documented_for_kubectl_explain() {
                 let here = format!("{path}.{name}");
                 // metadata, apiVersion and kind are documented by Kubernetes itself.
                 if !matches!(name.as_str(), "metadata" | "apiVersion" | "kind")
-                    && prop.get("description").is_none_or(|d| d.as_str().unwrap_or("").is_empty())
+                    && prop
+                        .get("description")
+                        .is_none_or(|d| d.as_str().unwrap_or("").is_empty())
                 {
                     missing.push(here.clone());
                 }
@@ -237,6 +284,9 @@ fn every_field_is_documented_for_kubectl_explain() {
         let root = &value["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
         let mut missing = Vec::new();
         walk(&crd.spec.names.kind, root, &mut missing);
-        assert!(missing.is_empty(), "fields without a description: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "fields without a description: {missing:?}"
+        );
     }
 }

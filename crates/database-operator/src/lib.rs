@@ -5,12 +5,15 @@
 //! [`gather`] (read what the Database depends on) → [`validate`] (pure: may we provision?) →
 //! [`builders`] (pure: the desired objects) → [`apply`] (server-side apply, only what
 //! changed) → [`status`] (pure: conditions from what was observed and applied) →
-//! [`events`]. [`reconcile`] strings them together; [`controller`] wires the watches.
+//! [`events`]. [`reconcile`] strings them together; [`controller`] wires the watches, which
+//! start once [`crds`] finds every watched kind served, and, with leader election, once
+//! this replica leads (the `leader` crate).
 
 pub mod apply;
 pub mod backoff;
 pub mod builders;
 pub mod controller;
+pub mod crds;
 pub mod error;
 pub mod events;
 pub mod gather;

@@ -1,8 +1,10 @@
 //! The database-operator binary: flags, logging, and the controller next to its HTTP server.
+//! With leader election, the server runs from the start and the controller once this replica
+//! holds the leader Lease.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
@@ -10,11 +12,11 @@ use database_operator::backoff::Backoff;
 use database_operator::metrics::Metrics;
 use database_operator::reconcile::Context;
 use database_operator::server::{self, AppState};
-use database_operator::{MANAGER, controller};
-use futures::FutureExt;
+use database_operator::{MANAGER, controller, crds};
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
-use tokio::sync::oneshot;
+use leader::{Election, LeaderArgs};
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -36,6 +38,8 @@ struct Args {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    #[command(flatten)]
+    leader: LeaderArgs,
 }
 
 #[tokio::main]
@@ -44,6 +48,8 @@ async fn main() -> anyhow::Result<()> {
     init_logging(args.log_format);
     // An empty WATCH_NAMESPACE (a common Helm default) means all namespaces.
     let namespace = args.namespace.filter(|ns| !ns.is_empty());
+
+    let lease = args.leader.settings(MANAGER)?;
 
     let client = Client::try_default()
         .await
@@ -54,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let store = controller.store();
     let metrics = Arc::new(Metrics::new(Some(store.clone())).context("cannot register metrics")?);
     let ready = Arc::new(AtomicBool::new(false));
+    let leading = Arc::new(AtomicBool::new(false));
     tokio::spawn(controller::track_readiness(store, ready.clone(), nudge));
 
     let reporter = Reporter {
@@ -63,38 +70,66 @@ async fn main() -> anyhow::Result<()> {
     };
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
-        client,
+        client: client.clone(),
         metrics: metrics.clone(),
         backoff: Backoff::default(),
     });
 
-    let (stop_controller, controller_stopped) = oneshot::channel::<()>();
-    let (stop_server, server_stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing reconciles in flight");
-        let _ = stop_controller.send(());
-        let _ = stop_server.send(());
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing reconciles in flight");
+            shutdown.cancel();
+        }
     });
 
     tracing::info!(
         namespace = namespace.as_deref().unwrap_or("<all>"),
+        leader_election = lease.is_some(),
         "starting"
     );
     let mut server = tokio::spawn(server::serve(
         args.metrics_address,
-        AppState { metrics, ready },
-        server_stopped.map(|_| ()),
+        AppState {
+            metrics: metrics.clone(),
+            ready,
+            leading: leading.clone(),
+        },
+        shutdown.clone().cancelled_owned(),
     ));
-    let controller = controller::run(controller, context, controller_stopped.map(|_| ()));
-    tokio::pin!(controller);
+    let election = Election::new(&client, lease);
+    let work = {
+        let shutdown = shutdown.clone();
+        async move {
+            tokio::select! {
+                () = crds::wait_until_served(&client, namespace.as_deref()) => {}
+                () = shutdown.cancelled() => return,
+            }
+            controller::run(controller, context, shutdown.cancelled_owned()).await;
+        }
+    };
+    let on_leading = || {
+        leading.store(true, Ordering::Relaxed);
+        metrics.set_leader(true);
+    };
+    let elected = election.run(shutdown.cancelled(), on_leading, work);
+    tokio::pin!(elected);
     tokio::select! {
         // The server ends first only when it cannot start: exit, so the Pod restarts.
         served = &mut server => {
             served.context("metrics server panicked")??;
-            (&mut controller).await;
+            (&mut elected).await?;
         }
-        () = &mut controller => {
+        elected = &mut elected => {
+            if let Err(error) = elected {
+                // Lost the Lease (or cannot ever get it): exit non-zero at once, so the
+                // kubelet restarts this replica as a follower.
+                tracing::error!(%error, "stopping");
+                return Err(error.into());
+            }
+            shutdown.cancel();
             server.await.context("metrics server panicked")??;
         }
     }

@@ -1,5 +1,5 @@
-//! Prometheus metrics: reconcile counts, errors by category, reconcile durations, and the
-//! number of Databases per phase.
+//! Prometheus metrics: reconcile counts, errors by category, reconcile durations, the
+//! number of Databases per phase, and whether this replica is the leader.
 //!
 //! Labels are low-cardinality on purpose: a result, an error category, a phase; never a
 //! Database name. The phase gauge is computed from the controller's cache at scrape time,
@@ -14,7 +14,8 @@ use kube::runtime::reflector::Store;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::error::Error;
@@ -27,6 +28,7 @@ pub struct Metrics {
     reconciliations: IntCounterVec,
     errors: IntCounterVec,
     duration: Histogram,
+    leader: IntGauge,
 }
 
 impl Metrics {
@@ -56,6 +58,11 @@ impl Metrics {
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
         )?;
+        let leader = IntGauge::new(
+            "database_operator_leader",
+            "1 while this replica reconciles (holds the leader Lease, or leader election is \
+             off), 0 while it waits to take over",
+        )?;
         // Every series exists from the start, so rates work from the first failure on.
         for result in ["success", "error"] {
             reconciliations.with_label_values(&[result]);
@@ -66,6 +73,7 @@ impl Metrics {
         registry.register(Box::new(reconciliations.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(leader.clone()))?;
         if let Some(store) = store {
             registry.register(Box::new(PhaseGauge::new(store)?))?;
         }
@@ -74,7 +82,13 @@ impl Metrics {
             reconciliations,
             errors,
             duration,
+            leader,
         })
+    }
+
+    /// Records whether this replica is the one that reconciles.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// Records one reconcile that took `elapsed` and ended with `error`, if any.
@@ -189,6 +203,7 @@ mod tests {
             r#"database_operator_reconcile_errors_total{category="invalid_object"} 1"#,
             r#"database_operator_reconcile_errors_total{category="apply"} 0"#,
             "database_operator_reconcile_duration_seconds_count 2",
+            "database_operator_leader 0",
         ];
         for line in lines {
             assert!(text.contains(line), "missing {line} in\n{text}");
@@ -196,5 +211,7 @@ mod tests {
         for phase in DatabasePhase::ALL {
             assert!(text.contains(&format!("phase=\"{}\"", phase.as_str())));
         }
+        metrics.set_leader(true);
+        assert!(metrics.render().contains("database_operator_leader 1"));
     }
 }

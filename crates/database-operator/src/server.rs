@@ -19,6 +19,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Set once the controller's cache of Databases has synced.
     pub ready: Arc<AtomicBool>,
+    /// Set once this replica reconciles: at once without leader election, else once it
+    /// holds the leader Lease.
+    pub leading: Arc<AtomicBool>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -39,10 +42,16 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Ready only after the first full list of Databases arrived: before that, the phase
-/// gauge would report zero Databases and a rollout could not tell a stuck operator apart.
+/// Ready only on the leader, and only after the first full list of Databases arrived:
+/// before that, the phase gauge would report zero Databases and a rollout could not tell a
+/// stuck operator apart. So of several replicas, only the leader is Ready.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::Relaxed) {
+    if !state.leading.load(Ordering::Relaxed) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not the leader: waiting to take over the leader Lease",
+        )
+    } else if state.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet")
@@ -92,11 +101,20 @@ mod tests {
             .map(Arc::new)
             .unwrap_or_else(|e| panic!("{e}"));
         let ready = Arc::new(AtomicBool::new(false));
+        let leading = Arc::new(AtomicBool::new(false));
         let app = router(AppState {
             metrics,
             ready: ready.clone(),
+            leading: leading.clone(),
         });
         assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
+        // A follower is never ready, even with synced caches.
+        ready.store(true, Ordering::Relaxed);
+        let (status, body) = get(&app, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("not the leader"), "{body}");
+        leading.store(true, Ordering::Relaxed);
+        ready.store(false, Ordering::Relaxed);
         assert_eq!(
             get(&app, "/readyz").await.0,
             StatusCode::SERVICE_UNAVAILABLE

@@ -23,6 +23,8 @@ pub struct RunArgs {
     #[arg(long, env = "JOB_DEADLINE_SECONDS", default_value_t = 6 * 3600,
           value_parser = clap::value_parser!(i64).range(60..))]
     pub job_deadline_seconds: i64,
+    #[command(flatten)]
+    pub leader: leader::LeaderArgs,
 }
 
 impl RunArgs {

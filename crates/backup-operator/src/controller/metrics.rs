@@ -12,21 +12,26 @@ use api::Backup;
 use kube::ResourceExt as _;
 use prometheus::{
     Encoder as _, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    Opts, Registry, TextEncoder,
+    IntGauge, Opts, Registry, TextEncoder,
 };
 
 use super::time::from_time;
 
+/// The `result` label values of `backup_operator_runs_total` and `_restores_total`.
+pub const RESULTS: [&str; 2] = ["succeeded", "failed"];
+
 pub struct Metrics {
     registry: Registry,
-    /// Backup runs by result: `succeeded`, `failed`.
+    /// Backup runs by result, one of [`RESULTS`].
     pub runs: IntCounterVec,
     pub run_duration: Histogram,
     pub bytes_written: IntCounter,
-    /// Restores by result: `succeeded`, `failed`.
+    /// Restores by result, one of [`RESULTS`].
     pub restores: IntCounterVec,
     pub reconcile_errors: IntCounterVec,
     pub reconcile_duration: HistogramVec,
+    /// 1 while this replica runs the controllers, 0 while it waits for the leader Lease.
+    pub leader: IntGauge,
     last_success: GaugeVec,
     /// Scrapes reset and refill `last_success`; one at a time.
     render: Mutex<()>,
@@ -91,6 +96,18 @@ impl Metrics {
             &["namespace", "backup"],
         )
         .expect("valid metric");
+        let leader = IntGauge::new(
+            "backup_operator_leader",
+            "1 while this replica runs the controllers (holds the leader Lease, or leader \
+             election is off), 0 while it waits to take over",
+        )
+        .expect("valid metric");
+        // Every result's series exists from the start, at 0, so increase() and rate() see
+        // the first failure instead of a series that appears at 1.
+        for result in RESULTS {
+            runs.with_label_values(&[result]);
+            restores.with_label_values(&[result]);
+        }
         for collector in [
             Box::new(runs.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(run_duration.clone()),
@@ -98,6 +115,7 @@ impl Metrics {
             Box::new(restores.clone()),
             Box::new(reconcile_errors.clone()),
             Box::new(reconcile_duration.clone()),
+            Box::new(leader.clone()),
             Box::new(last_success.clone()),
         ] {
             registry
@@ -112,6 +130,7 @@ impl Metrics {
             restores,
             reconcile_errors,
             reconcile_duration,
+            leader,
             last_success,
             render: Mutex::new(()),
         }
@@ -151,6 +170,20 @@ impl Default for Metrics {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn every_result_is_exported_from_the_start() {
+        let text = Metrics::new().render(&[]);
+        for line in [
+            r#"backup_operator_runs_total{result="failed"} 0"#,
+            r#"backup_operator_runs_total{result="succeeded"} 0"#,
+            r#"backup_operator_restores_total{result="failed"} 0"#,
+            r#"backup_operator_restores_total{result="succeeded"} 0"#,
+            "backup_operator_leader 0",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
 
     #[test]
     fn last_success_has_one_series_per_backup_with_an_artifact() {

@@ -6,6 +6,9 @@
 //!
 //! Every owned object is watched through a label-filtered watcher, so the caches hold only
 //! this operator's Jobs and claims, not every Job in the cluster.
+//!
+//! With `--leader-election`, the HTTP server runs from the start and the controllers once
+//! this replica holds the leader Lease (see the `leader` crate).
 
 mod args;
 mod artifacts;
@@ -26,6 +29,7 @@ mod time;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use api::names::LABEL_MANAGED_BY;
@@ -37,6 +41,7 @@ use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Config};
 use kube::{Api, Client, Resource, ResourceExt as _};
+use leader::Election;
 use tokio_util::sync::CancellationToken;
 
 pub use args::{LogFormat, RunArgs};
@@ -50,6 +55,7 @@ use server::ServerState;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    let lease = args.leader.settings(MANAGER)?;
     let client = Client::try_default()
         .await
         .context("no Kubernetes configuration found: set KUBECONFIG or run inside a Pod")?;
@@ -125,17 +131,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .for_each(log_result);
 
     let state = Arc::new(ServerState {
-        metrics,
+        metrics: metrics.clone(),
         ready: false.into(),
+        leading: false.into(),
         backups: backup_store.clone(),
     });
     let ready = state.clone();
     tokio::spawn(async move {
-        let synced = tokio::try_join!(
-            backup_store.wait_until_ready(),
-            restore_store.wait_until_ready(),
-            database_store.wait_until_ready(),
-        );
+        // A store's readiness wakes only the task that polled it last, and each controller
+        // polls its own before it reconciles, later than this task when it first waited for
+        // the leader Lease. So look again every second instead of waiting for a wake-up.
+        let synced = loop {
+            let all = async {
+                tokio::try_join!(
+                    backup_store.wait_until_ready(),
+                    restore_store.wait_until_ready(),
+                    database_store.wait_until_ready(),
+                )
+            };
+            if let Ok(synced) = tokio::time::timeout(Duration::from_secs(1), all).await {
+                break synced;
+            }
+        };
         if synced.is_ok() {
             tracing::info!("caches synced");
             ready.ready.store(true, Ordering::Relaxed);
@@ -143,12 +160,27 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     });
     let server = tokio::spawn(server::serve(
         args.metrics_address,
-        state,
+        state.clone(),
         shutdown.clone().cancelled_owned(),
     ));
-    tokio::join!(backups, restores, initial);
+    let on_leading = move || {
+        state.leading.store(true, Ordering::Relaxed);
+        metrics.leader.set(1);
+    };
+    let work = async {
+        tokio::join!(backups, restores, initial);
+    };
+    let elected = Election::new(&scope.client, lease)
+        .run(shutdown.cancelled(), on_leading, work)
+        .await;
     // The controllers end on shutdown, or when they cannot continue: stop the server too.
     shutdown.cancel();
+    if let Err(error) = elected {
+        // Lost the Lease (or cannot ever get it): exit non-zero at once, so the kubelet
+        // restarts this replica as a follower.
+        tracing::error!(%error, "stopping");
+        return Err(error.into());
+    }
     server.await.context("the HTTP server panicked")??;
     tracing::info!("stopped");
     Ok(())

@@ -1,5 +1,5 @@
 //! The HTTP endpoints: `/metrics` for Prometheus, `/healthz` for liveness, `/readyz` once
-//! the controllers' caches have synced.
+//! this replica leads and the controllers' caches have synced.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +19,9 @@ pub struct ServerState {
     pub metrics: Arc<Metrics>,
     /// Set once every controller's cache has its first full list.
     pub ready: AtomicBool,
+    /// Set once this replica runs the controllers: at once without leader election, else
+    /// once it holds the leader Lease. Only the leader is ready.
+    pub leading: AtomicBool,
     /// The Backups, for the per-Backup last-success series.
     pub backups: Store<Backup>,
 }
@@ -37,7 +40,12 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<Arc<ServerState>>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::Relaxed) {
+    if !state.leading.load(Ordering::Relaxed) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not the leader: waiting to take over the leader Lease",
+        )
+    } else if state.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ok")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "caches are syncing")
@@ -56,4 +64,30 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_the_leader_with_synced_caches_is_ready() {
+        let (backups, _writer) = kube::runtime::reflector::store();
+        let state = Arc::new(ServerState {
+            metrics: Arc::new(Metrics::new()),
+            ready: true.into(),
+            leading: false.into(),
+            backups,
+        });
+        let (status, body) = readyz(State(state.clone())).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("not the leader"), "{body}");
+        state.leading.store(true, Ordering::Relaxed);
+        assert_eq!(readyz(State(state.clone())).await.0, StatusCode::OK);
+        state.ready.store(false, Ordering::Relaxed);
+        assert_eq!(
+            readyz(State(state)).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
 }
