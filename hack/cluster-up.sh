@@ -195,6 +195,8 @@ start_etcd() {
 start_apiserver() {
   # --kubelet-preferred-address-types: the node's hostname may not resolve, its InternalIP does.
   # No --kubelet-certificate-authority: a kubelet may serve a self-signed certificate.
+  # PodNodeSelector: test namespaces annotated with a node selector that no node matches keep
+  # their Pods unscheduled even with a node, so those tests can play the kubelet.
   local extra=()
   # Endpoints may not hold a loopback address: without a node (no bridge address) the
   # `kubernetes` Service gets no endpoints instead of an error in the log every 10 seconds.
@@ -205,7 +207,7 @@ start_apiserver() {
     --tls-cert-file="$PKI/kube-apiserver.crt" --tls-private-key-file="$PKI/kube-apiserver.key" \
     --client-ca-file="$PKI/ca.crt" \
     --authorization-mode=Node,RBAC \
-    --enable-admission-plugins=NodeRestriction \
+    --enable-admission-plugins=NodeRestriction,PodNodeSelector \
     --allow-privileged=true \
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \

@@ -176,12 +176,14 @@ impl Cluster {
         Client::try_from(config).context("building a ServiceAccount client")
     }
 
-    /// A fresh, uniquely named namespace `<prefix>-<random>`; see [`TestNamespace`].
+    /// A fresh, uniquely named namespace `<prefix>-<random>` whose Pods are never scheduled,
+    /// node or not (a node selector no node matches, set by the PodNodeSelector admission
+    /// plugin): the test plays the kubelet there. See [`TestNamespace`].
     pub async fn namespace(&'static self, prefix: &str) -> Result<TestNamespace> {
-        TestNamespace::create(self, prefix).await
+        TestNamespace::create(self, prefix, false).await
     }
 
-    /// A fresh namespace like [`Cluster::namespace`], for tests whose Pods must really run.
+    /// A fresh namespace for tests whose Pods must really run on the node.
     ///
     /// Fails unless the cluster has a Ready node. The node is not started from here: doing so
     /// may replace a control plane advertised on 127.0.0.1 under other running tests. Run such
@@ -209,7 +211,7 @@ impl Cluster {
                 nodes.items.len()
             );
         }
-        self.namespace(prefix).await
+        TestNamespace::create(self, prefix, true).await
     }
 
     /// The write requests (create, update, patch, delete, deletecollection) that `username`

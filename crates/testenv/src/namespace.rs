@@ -23,6 +23,11 @@ const FINALIZE_TIMEOUT: Duration = Duration::from_secs(60);
 const KEEP_ENV: &str = "PGOP_KEEP_NAMESPACES";
 /// Label on every test namespace, so leftovers can be found with a selector.
 const LABEL: &str = "testenv.pg-operators.dev/test";
+/// The PodNodeSelector admission plugin gives every Pod of a namespace with this annotation
+/// the node selector in its value. No node carries that label, so Pods there are never
+/// scheduled: tests that play the kubelet own their Pods' status even when a node runs.
+const NODE_SELECTOR_ANNOTATION: &str = "scheduler.alpha.kubernetes.io/node-selector";
+const NO_NODE_SELECTOR: &str = "testenv.pg-operators.dev/no-node=true";
 
 /// A namespace owned by one test.
 ///
@@ -38,7 +43,11 @@ pub struct TestNamespace {
 }
 
 impl TestNamespace {
-    pub(crate) async fn create(cluster: &'static Cluster, prefix: &str) -> Result<TestNamespace> {
+    pub(crate) async fn create(
+        cluster: &'static Cluster,
+        prefix: &str,
+        on_node: bool,
+    ) -> Result<TestNamespace> {
         let api: Api<Namespace> = Api::all(cluster.admin_client());
         let prefix = sanitize(prefix);
         // A few tries in case a random suffix collides with a namespace still terminating.
@@ -49,6 +58,13 @@ impl TestNamespace {
                 metadata: ObjectMeta {
                     name: Some(name.clone()),
                     labels: Some([(LABEL.to_string(), prefix.clone())].into()),
+                    annotations: (!on_node).then(|| {
+                        [(
+                            NODE_SELECTOR_ANNOTATION.to_string(),
+                            NO_NODE_SELECTOR.to_string(),
+                        )]
+                        .into()
+                    }),
                     ..ObjectMeta::default()
                 },
                 ..Namespace::default()

@@ -1,0 +1,71 @@
+//! Scenario 6: once everything is Ready and the operators are idle, they write nothing.
+//! Counted from the API server's audit log, not from the operators' own word.
+
+use std::time::Duration;
+
+use api::{Backup, Database};
+use kube::Api;
+use testenv::Operator;
+
+use super::support::*;
+
+/// The window the issue asks for: a minute of idleness.
+const IDLE: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn idle_operators_make_no_writes() {
+    let cluster = testenv::cluster().await.expect("test cluster");
+    let ns = cluster.namespace("steady").await.unwrap();
+    let client = cluster.admin_client();
+    let (db_op, backup_op) = start_both(cluster, ns.name()).await.unwrap();
+    let fail = |e: anyhow::Error| -> ! { panic!("{e:#}\n{}", logs(&[&db_op, &backup_op])) };
+
+    apply_yaml(&client, ns.name(), &sample("seed-database.yaml"))
+        .await
+        .unwrap();
+    apply_yaml(&client, ns.name(), &sample("seed-backup.yaml"))
+        .await
+        .unwrap();
+    play_kubelet(&client, ns.name(), "my-database", 1)
+        .await
+        .unwrap();
+    let databases: Api<Database> = Api::namespaced(client.clone(), ns.name());
+    testenv::wait_for(&databases, "my-database", database_ready, CONVERGE)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    let backups: Api<Backup> = Api::namespaced(client.clone(), ns.name());
+    let in_flight = |b: Option<&Backup>| {
+        b.and_then(|b| b.status.as_ref())
+            .is_some_and(|s| s.active_job.is_some())
+    };
+    testenv::wait_for(&backups, "my-database-backup", in_flight, CONVERGE)
+        .await
+        .unwrap_or_else(|e| fail(e));
+
+    // Everything has converged; whatever the operators still write from here on is waste.
+    // Give in-flight requests a moment to land in the audit log before the window opens.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let since = chrono::Utc::now();
+    tokio::time::sleep(IDLE).await;
+
+    for operator in Operator::ALL {
+        let writes: Vec<_> = cluster
+            .audit_writes(&operator.username(), since)
+            .unwrap()
+            .into_iter()
+            .filter(|w| {
+                w.object_ref.as_ref().and_then(|o| o.namespace.as_deref()) == Some(ns.name())
+            })
+            .collect();
+        assert!(
+            writes.is_empty(),
+            "{} wrote {} times in a steady state: {writes:#?}\n{}",
+            operator.name(),
+            writes.len(),
+            logs(&[&db_op, &backup_op])
+        );
+    }
+    println!("steady state: 0 writes by either operator in {IDLE:?}");
+
+    ns.cleanup().await.unwrap();
+}

@@ -1,0 +1,194 @@
+//! What every scenario needs: operators scoped to the test's namespace, applying manifests,
+//! playing the kubelet, and reading conditions.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use api::{Backup, Database, conditions};
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    Api, Client,
+    api::{ListParams, Patch, PatchParams},
+    core::DynamicObject,
+};
+use serde_json::json;
+use testenv::{Cluster, Operator, OperatorProcess};
+
+/// How long a scenario waits for the operators to converge. Convergence takes well under a
+/// second; the bound only has to survive a busy two-core machine.
+pub const CONVERGE: Duration = Duration::from_secs(60);
+
+/// The field manager the tests apply their objects with.
+const TEST_MANAGER: &str = "composition-test";
+
+/// Starts one operator as its own process, with its own ServiceAccount, watching only `ns`
+/// so parallel tests do not reconcile each other's objects.
+pub async fn start(cluster: &Cluster, operator: Operator, ns: &str) -> Result<OperatorProcess> {
+    let kubeconfig = cluster.operator_kubeconfig(operator).await?;
+    let mut args = vec!["--namespace", ns, "--metrics-address", "127.0.0.1:0"];
+    if operator == Operator::Backup {
+        args.insert(0, "run");
+    }
+    // Debug for the operators' own crates: each reconcile logs "reconciled", which the restart
+    // scenario counts.
+    let log = "info,database_operator=debug,backup_operator=debug";
+    OperatorProcess::spawn(operator, &kubeconfig, &args, &[("RUST_LOG", log)])
+}
+
+/// Both operators, database-operator first.
+pub async fn start_both(cluster: &Cluster, ns: &str) -> Result<(OperatorProcess, OperatorProcess)> {
+    Ok((
+        start(cluster, Operator::Database, ns).await?,
+        start(cluster, Operator::Backup, ns).await?,
+    ))
+}
+
+/// Reads a manifest from `deploy/samples`, unchanged.
+pub fn sample(file: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/samples")
+        .join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// Server-side applies every document of a YAML manifest into `ns`, as a user would with
+/// `kubectl apply --server-side`.
+pub async fn apply_yaml(client: &Client, ns: &str, yaml: &str) -> Result<()> {
+    for document in serde_yaml::Deserializer::from_str(yaml) {
+        let value: serde_json::Value = serde::Deserialize::deserialize(document)?;
+        if value.is_null() {
+            continue;
+        }
+        let object: DynamicObject = serde_json::from_value(value)?;
+        let types = object
+            .types
+            .clone()
+            .context("manifest without apiVersion/kind")?;
+        let name = object
+            .metadata
+            .name
+            .clone()
+            .context("manifest without a name")?;
+        let (group, version) = match types.api_version.split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), types.api_version.clone()),
+        };
+        let gvk = kube::core::GroupVersionKind::gvk(&group, &version, &types.kind);
+        let resource = kube::core::ApiResource::from_gvk(&gvk);
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+        api.patch(
+            &name,
+            &PatchParams::apply(TEST_MANAGER),
+            &Patch::Apply(&object),
+        )
+        .await
+        .with_context(|| format!("applying {} {name}", types.kind))?;
+    }
+    Ok(())
+}
+
+/// Plays the kubelet for every Pod of a Database: marks it Running with a ready container.
+/// Waits for the StatefulSet controller to create the Pods first.
+pub async fn play_kubelet(
+    client: &Client,
+    ns: &str,
+    database: &str,
+    replicas: usize,
+) -> Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let selector = format!("{}={database}", api::names::LABEL_DATABASE);
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let list = pods.list(&ListParams::default().labels(&selector)).await?;
+        if list.items.len() >= replicas {
+            for pod in list.items {
+                mark_pod_ready(&pods, &pod).await?;
+            }
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the StatefulSet controller created {} of {replicas} Pods for {database}",
+            list.items.len()
+        );
+        // The StatefulSet controller creates Pods within moments; a short poll of the list is
+        // simpler than a watch here and bounded by the deadline.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn mark_pod_ready(pods: &Api<Pod>, pod: &Pod) -> Result<()> {
+    let name = pod.metadata.name.clone().context("pod without a name")?;
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let containers: Vec<_> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .map(|c| {
+            json!({
+                "name": c.name, "image": c.image, "imageID": "", "ready": true, "restartCount": 0,
+                "started": true, "state": {"running": {"startedAt": now}}
+            })
+        })
+        .collect();
+    let status = json!({
+        "status": {
+            "phase": "Running",
+            "podIP": "10.244.0.250",
+            "startTime": now,
+            "conditions": [
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+                {"type": "Ready", "status": "True", "lastTransitionTime": now},
+            ],
+            "containerStatuses": containers,
+        }
+    });
+    pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .with_context(|| format!("marking pod {name} ready"))?;
+    Ok(())
+}
+
+/// The condition of `type_` on a Database, if any.
+pub fn database_condition(db: &Database, type_: &str) -> Option<(String, String)> {
+    db.status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, type_))
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// The condition of `type_` on a Backup, if any.
+pub fn backup_condition(backup: &Backup, type_: &str) -> Option<(String, String)> {
+    backup
+        .status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, type_))
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// A wait condition: the condition `type_` has this status and reason.
+pub fn has_condition<K>(
+    read: fn(&K, &str) -> Option<(String, String)>,
+    type_: &'static str,
+    status: &'static str,
+    reason: &'static str,
+) -> impl Fn(Option<&K>) -> bool {
+    move |object: Option<&K>| {
+        object.and_then(|o| read(o, type_)) == Some((status.to_string(), reason.to_string()))
+    }
+}
+
+/// A wait condition: the Database reports Ready for its current generation.
+pub fn database_ready(db: Option<&Database>) -> bool {
+    db.is_some_and(Database::is_ready)
+}
+
+/// The operators' logs, for failure messages.
+pub fn logs(operators: &[&OperatorProcess]) -> String {
+    operators
+        .iter()
+        .map(|o| o.log_tail(40))
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}

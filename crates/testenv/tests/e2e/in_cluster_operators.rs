@@ -1,0 +1,154 @@
+//! Both operators running in the cluster as Pods from their own images, installed from
+//! `deploy/`, pass the same scenario: a Database, a backup Job, and a restored copy.
+
+use api::{Backup, BackupPhase, Database};
+use kube::Api;
+
+use super::support::*;
+use crate::cluster_support::{apply_yaml, database_ready};
+
+const BACKUP: &str = r#"
+apiVersion: database.example.com/v1
+kind: Backup
+metadata:
+  name: pods-once
+spec:
+  databaseRef: {name: origin}
+"#;
+
+fn kubectl(cluster: &testenv::Cluster, args: &[&str]) -> String {
+    let output = cluster
+        .kubectl()
+        .args(args)
+        .output()
+        .expect("running kubectl");
+    assert!(
+        output.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn operators_running_as_pods_pass_the_scenario() {
+    let cluster = testenv::cluster().await.expect("test cluster");
+    let ns = cluster.node_namespace("e2e-pods").await.unwrap();
+    let client = cluster.admin_client();
+    let n = ns.name();
+
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    for operator in testenv::Operator::ALL {
+        let dir = deploy.join(operator.name());
+        kubectl(
+            cluster,
+            &["apply", "--server-side", "-f", dir.to_str().unwrap()],
+        );
+        // Scope the in-cluster operator to this test's namespace, so it never reconciles
+        // what the host-process operators of parallel tests own.
+        let deployment = format!("deployment/{}", operator.name());
+        let system = operator.namespace();
+        kubectl(
+            cluster,
+            &[
+                "-n",
+                &system,
+                "set",
+                "env",
+                &deployment,
+                &format!("WATCH_NAMESPACE={n}"),
+            ],
+        );
+        kubectl(
+            cluster,
+            &[
+                "-n",
+                &system,
+                "rollout",
+                "status",
+                &deployment,
+                "--timeout=240s",
+            ],
+        );
+    }
+    let operator_logs = || {
+        testenv::Operator::ALL
+            .iter()
+            .map(|o| {
+                let out = cluster
+                    .kubectl()
+                    .args([
+                        "-n",
+                        &o.namespace(),
+                        "logs",
+                        &format!("deployment/{}", o.name()),
+                        "--tail=40",
+                    ])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                format!("--- {} ---\n{out}", o.name())
+            })
+            .collect::<String>()
+    };
+    let fail = |e: anyhow::Error| -> ! { panic!("{e:#}\n{}\n{}", ns.dump(), operator_logs()) };
+
+    let databases: Api<Database> = Api::namespaced(client.clone(), n);
+    apply_yaml(&client, n, &database_yaml("origin", None))
+        .await
+        .unwrap();
+    testenv::wait_for(&databases, "origin", database_ready, POD_START)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    psql(
+        &client,
+        n,
+        "origin",
+        "CREATE TABLE notes (body text); INSERT INTO notes VALUES ('from a pod')",
+    )
+    .await
+    .unwrap_or_else(|e| fail(e));
+
+    apply_yaml(&client, n, BACKUP).await.unwrap();
+    let backups: Api<Backup> = Api::namespaced(client.clone(), n);
+    let completed = |b: Option<&Backup>| {
+        b.and_then(|b| b.status.as_ref())
+            .is_some_and(|s| s.phase == Some(BackupPhase::Completed))
+    };
+    let backup = testenv::wait_for(&backups, "pods-once", completed, POD_START)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    let bytes = artifact_bytes(&client, n, &backup)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    assert_eq!(Some(sha256_hex(&bytes)), backup.status.unwrap().sha256);
+
+    apply_yaml(&client, n, &database_yaml("replica", Some("pods-once")))
+        .await
+        .unwrap();
+    testenv::wait_for(&databases, "replica", database_ready, POD_START)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    assert_eq!(
+        psql(&client, n, "replica", "SELECT body FROM notes")
+            .await
+            .unwrap_or_else(|e| fail(e)),
+        "from a pod"
+    );
+
+    // Leave no in-cluster operator running for the other tests.
+    for operator in testenv::Operator::ALL {
+        let deployment = format!("deployment/{}", operator.name());
+        kubectl(
+            cluster,
+            &[
+                "-n",
+                &operator.namespace(),
+                "scale",
+                &deployment,
+                "--replicas=0",
+            ],
+        );
+    }
+    ns.cleanup().await.unwrap();
+}

@@ -1,0 +1,116 @@
+//! Talking to the PostgreSQL a Database runs, and finding its backup artifacts on disk.
+
+use std::{process::Command, time::Duration};
+
+use anyhow::{Context, Result, bail};
+use api::{Backup, Database, names};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Secret, Service};
+use kube::{Api, Client};
+use sha2::{Digest, Sha256};
+
+/// Pod start-up (image already present, initdb on first start) and Jobs take seconds here;
+/// the bound only has to survive a busy two-core machine.
+pub const POD_START: Duration = Duration::from_secs(240);
+
+/// The image every test Database runs: built locally by hack/images.sh from Debian's
+/// postgresql-17.
+pub const POSTGRES_IMAGE: &str = "postgres:17";
+
+/// Runs SQL as the Database's owner through its client Service (ClusterIP, routed by
+/// kube-proxy), with the credentials from its Secret: what an application in the cluster does.
+pub async fn psql(client: &Client, ns: &str, database: &str, sql: &str) -> Result<String> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secret = secrets.get(&names::credentials_secret(database)).await?;
+    let data = secret.data.context("credentials Secret without data")?;
+    let field = |key: &str| -> Result<String> {
+        let bytes = data
+            .get(key)
+            .with_context(|| format!("credentials Secret lacks {key}"))?;
+        Ok(String::from_utf8(bytes.0.clone())?)
+    };
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let service = services.get(&names::client_service(database)).await?;
+    let ip = service
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .context("client Service without a ClusterIP")?;
+    let output = Command::new("psql")
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql])
+        .env("PGHOST", &ip)
+        .env("PGPORT", names::POSTGRES_PORT.to_string())
+        .env("PGUSER", field(names::SECRET_USERNAME)?)
+        .env("PGPASSWORD", field(names::SECRET_PASSWORD)?)
+        .env("PGDATABASE", field(names::SECRET_DATABASE)?)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .context("running psql (Debian package postgresql-client)")?;
+    if !output.status.success() {
+        bail!(
+            "psql against {database} ({ip}) failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// A Database manifest running the locally built PostgreSQL 17.
+pub fn database_yaml(name: &str, backup_ref: Option<&str>) -> String {
+    let backup_ref = backup_ref
+        .map(|b| format!("  backupRef: {{name: {b}}}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: database.example.com/v1\nkind: Database\nmetadata:\n  name: {name}\nspec:\n  \
+         image: {POSTGRES_IMAGE}\n  databaseName: shop\n  username: shop_owner\n  storage: {{size: 256Mi}}\n{backup_ref}"
+    )
+}
+
+/// The bytes of the newest artifact of a PVC-destination Backup, read from the volume's
+/// directory on this node (the host-path provisioner's PersistentVolume).
+pub async fn artifact_bytes(client: &Client, ns: &str, backup: &Backup) -> Result<Vec<u8>> {
+    let location = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.backup_location.clone())
+        .context("Backup without a backupLocation")?;
+    let path_in_claim = location
+        .strip_prefix("pvc://")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(_, path)| path.to_string())
+        .with_context(|| format!("not a pvc:// location: {location}"))?;
+    let claim_name = backup
+        .spec
+        .destination
+        .pvc
+        .as_ref()
+        .and_then(|p| p.claim_name.clone())
+        .unwrap_or_else(|| names::backup_claim(&backup.metadata.name.clone().unwrap_or_default()));
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let claim = claims.get(&claim_name).await?;
+    let volume_name = claim
+        .spec
+        .and_then(|s| s.volume_name)
+        .context("the backup claim is not bound")?;
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let volume = volumes.get(&volume_name).await?;
+    let host_path = volume
+        .spec
+        .and_then(|s| s.host_path)
+        .context("the backup volume is not a hostPath volume")?
+        .path;
+    let file = std::path::Path::new(&host_path).join(&path_in_claim);
+    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))
+}
+
+/// Hex SHA-256, computed here rather than trusted from anyone's status.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The Database's Ready condition reason, for failure messages and transitions.
+pub fn ready_reason(db: &Database) -> String {
+    db.status
+        .as_ref()
+        .and_then(|s| api::conditions::find(&s.conditions, api::conditions::READY))
+        .map(|c| format!("{}/{}", c.status, c.reason))
+        .unwrap_or_default()
+}
