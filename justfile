@@ -32,10 +32,15 @@ lint:
 build:
     cargo build --workspace --bins
 
-# Run every test: unit tests, real PostgreSQL and S3, and the real cluster scenarios.
+# Run every test: unit tests, real PostgreSQL and S3, the control-plane scenarios and the
+# end-to-end scenarios on a real node, and the offline checks of charts and manifests.
 test: build
     hack/ensure-test-tools.sh
-    cargo test --workspace --no-fail-fast
+    hack/images.sh
+    hack/build-operator-images.sh
+    PGOP_NODE=1 hack/cluster-up.sh
+    eval "$(hack/build-tools.sh --env)" && PGOP_NODE=1 cargo test --workspace --no-fail-fast
+    hack/lint-charts.sh
 
 # Start (or reuse) the local cluster and print the KUBECONFIG export.
 cluster-up:

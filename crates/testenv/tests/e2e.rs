@@ -13,6 +13,7 @@ mod e2e {
     pub mod support;
 
     mod backup_and_restore;
+    mod helm_charts;
     mod in_cluster_operators;
     mod pod_killed;
 }

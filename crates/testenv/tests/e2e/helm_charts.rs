@@ -1,0 +1,187 @@
+//! The operators as users install them: `helm install` of both charts, the seed scenario
+//! with the operators running as those Pods, `helm upgrade`, and `helm uninstall` leaving no
+//! operator object behind.
+
+use std::process::Command;
+
+use api::{Backup, BackupPhase, Database};
+use kube::Api;
+
+use super::support::*;
+use crate::cluster_support::{apply_yaml, database_ready, sample};
+
+/// The helm binary built by hack/build-tools.sh (the justfile exports HELM).
+fn helm(cluster: &testenv::Cluster, args: &[&str]) -> String {
+    let helm = std::env::var("HELM").expect(
+        "HELM is not set: run the tests through `./justw test`, or export the paths printed by \
+         `hack/build-tools.sh --env`",
+    );
+    let output = Command::new(&helm)
+        .args(args)
+        .env("KUBECONFIG", cluster.admin_kubeconfig())
+        .output()
+        .expect("running helm");
+    assert!(
+        output.status.success(),
+        "helm {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn kubectl_lines(cluster: &testenv::Cluster, args: &[&str]) -> Vec<String> {
+    let output = cluster
+        .kubectl()
+        .args(args)
+        .output()
+        .expect("running kubectl");
+    assert!(
+        output.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[tokio::test]
+async fn helm_install_upgrade_and_uninstall() {
+    let cluster = testenv::cluster().await.expect("test cluster");
+    let ns = cluster.node_namespace("e2e-helm").await.unwrap();
+    let client = cluster.admin_client();
+    let n = ns.name().to_string();
+    let charts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts");
+
+    // Releases named after the test namespace, in namespaces of their own, so they never meet
+    // the operators other tests install from deploy/.
+    let releases: Vec<(String, String, std::path::PathBuf)> =
+        ["database-operator", "backup-operator"]
+            .iter()
+            .map(|chart| {
+                (
+                    format!("{n}-{}", &chart[..chart.find('-').unwrap()]),
+                    format!("{n}-{chart}"),
+                    charts.join(chart),
+                )
+            })
+            .collect();
+    for (release, namespace, chart) in &releases {
+        helm(
+            cluster,
+            &[
+                "install",
+                release,
+                chart.to_str().unwrap(),
+                "--namespace",
+                namespace,
+                "--create-namespace",
+                "--set",
+                "image.tag=dev",
+                "--set",
+                &format!("watchNamespace={n}"),
+                "--wait",
+                "--timeout",
+                "4m",
+            ],
+        );
+    }
+    let fail = |e: anyhow::Error| -> ! { panic!("{e:#}\n{}", ns.dump()) };
+
+    // The seed scenario, served by the chart-installed operators.
+    let database = sample("seed-database.yaml").replace("postgres:14", POSTGRES_IMAGE);
+    apply_yaml(&client, &n, &database).await.unwrap();
+    apply_yaml(&client, &n, &sample("seed-backup.yaml"))
+        .await
+        .unwrap();
+    let databases: Api<Database> = Api::namespaced(client.clone(), &n);
+    testenv::wait_for(&databases, "my-database", database_ready, POD_START)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    let backups: Api<Backup> = Api::namespaced(client.clone(), &n);
+    let completed = |b: Option<&Backup>| {
+        b.and_then(|b| b.status.as_ref())
+            .is_some_and(|s| s.phase == Some(BackupPhase::Completed))
+    };
+    testenv::wait_for(&backups, "my-database-backup", completed, POD_START)
+        .await
+        .unwrap_or_else(|e| fail(e));
+
+    // An upgrade that changes the Pods rolls them; the operators carry on where they were.
+    for (release, namespace, chart) in &releases {
+        helm(
+            cluster,
+            &[
+                "upgrade",
+                release,
+                chart.to_str().unwrap(),
+                "--namespace",
+                namespace,
+                "--reuse-values",
+                "--set",
+                "logFormat=text",
+                "--wait",
+                "--timeout",
+                "4m",
+            ],
+        );
+    }
+    psql(&client, &n, "my-database", "SELECT 1")
+        .await
+        .unwrap_or_else(|e| fail(e));
+    let db = databases.get("my-database").await.unwrap();
+    assert!(
+        db.is_ready(),
+        "still Ready after the upgrade: {:?}",
+        ready_reason(&db)
+    );
+
+    // Uninstall leaves no object of either release, namespaced or cluster-wide.
+    for (release, namespace, _) in &releases {
+        helm(
+            cluster,
+            &[
+                "uninstall",
+                release,
+                "--namespace",
+                namespace,
+                "--wait",
+                "--timeout",
+                "4m",
+            ],
+        );
+        let selector = format!("app.kubernetes.io/instance={release}");
+        let left = kubectl_lines(
+            cluster,
+            &[
+                "get",
+                "deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings",
+                "-n",
+                namespace,
+                "-l",
+                &selector,
+                "-o",
+                "name",
+            ],
+        );
+        assert!(left.is_empty(), "{release} left {left:?}");
+        let cluster_wide = kubectl_lines(
+            cluster,
+            &[
+                "get",
+                "clusterroles,clusterrolebindings",
+                "-l",
+                &selector,
+                "-o",
+                "name",
+            ],
+        );
+        assert!(cluster_wide.is_empty(), "{release} left {cluster_wide:?}");
+        kubectl_lines(cluster, &["delete", "namespace", namespace, "--wait=false"]);
+    }
+
+    ns.cleanup().await.unwrap();
+}

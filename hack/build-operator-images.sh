@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Builds the two operator images from Dockerfile.database and Dockerfile.backup and imports
+# them into the node's containerd, where the kubelet finds them without pulling.
+#
+#   hack/build-operator-images.sh
+#
+# Settings (environment, with defaults):
+#   PGOP_IMAGE_TAG=dev        images docker.io/pgop/database-operator:TAG and .../backup-operator:TAG
+#                             (a pod spec may say pgop/database-operator:dev; never :latest,
+#                             whose pull policy Always cannot work without a registry)
+#   PGOP_SKIP_CARGO=          set to 1 to use the binaries already in the target dir
+#   CARGO_TARGET_DIR=target   where cargo puts (or has put) target/release/<binary>
+#
+# The Dockerfiles copy prebuilt release binaries (COPY target/release/<name>): cargo runs here
+# on the host, with its caches, not inside buildah. The build context is a temporary directory
+# holding only those binaries at the same relative paths, so buildah never reads the
+# multi-gigabyte target/ tree. Bases come from hack/images.sh (--pull=never: nothing is
+# fetched). The images are also kept as OCI archives under ~/.cache/pg-operators/images/operators,
+# which hack/images.sh imports again after a node is recreated.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "$0")/lib/node.sh"
+
+TAG=${PGOP_IMAGE_TAG:-dev}
+ctx="" # the build context; global for the EXIT trap
+LABEL=io.pgop.input-hash
+TARGET_DIR=${CARGO_TARGET_DIR:-$PGOP_REPO/target}
+# Dockerfile, binary and image, one line each.
+IMAGES=(
+  "Dockerfile.database database-operator docker.io/pgop/database-operator:$TAG"
+  "Dockerfile.backup backup-operator docker.io/pgop/backup-operator:$TAG"
+)
+
+main() {
+  need_root
+  local t0=$SECONDS
+  # The bases (and every other image); a no-op when they are cached.
+  bash "$PGOP_REPO/hack/images.sh" build >&2 || die "hack/images.sh failed"
+
+  if [[ -z ${PGOP_SKIP_CARGO:-} ]]; then
+    log "cargo build --release (database-operator, backup-operator)"
+    (cd "$PGOP_REPO" && cargo build --release --locked -p database-operator -p backup-operator) >&2 ||
+      die "cargo build --release failed"
+  fi
+
+  ctx=$(mktemp -d /var/tmp/pgop-image-ctx.XXXXXX)
+  trap 'rm -rf "$ctx"' EXIT
+  mkdir -p "$ctx/target/release" "$PGOP_IMAGE_CACHE/operators"
+  local line dockerfile bin ref archive
+  for line in "${IMAGES[@]}"; do
+    read -r dockerfile bin ref <<<"$line"
+    [[ -f $PGOP_REPO/$dockerfile ]] || die "$dockerfile is missing in $PGOP_REPO"
+    [[ -x $TARGET_DIR/release/$bin ]] || die "$TARGET_DIR/release/$bin is missing (cargo build --release -p $bin)"
+    cp "$TARGET_DIR/release/$bin" "$ctx/target/release/$bin"
+  done
+
+  for line in "${IMAGES[@]}"; do
+    read -r dockerfile bin ref <<<"$line"
+    local started=$SECONDS previous from key
+    archive="$PGOP_IMAGE_CACHE/operators/${bin}.oci.tar"
+    # Unchanged Dockerfile, binary and base: the image would differ in timestamps only, and
+    # cost a re-import; keep it.
+    from=$(sed -n 's/^FROM[[:space:]]\+\([^[:space:]]\+\).*/\1/p' "$PGOP_REPO/$dockerfile" | tail -n1)
+    key=$(cat "$PGOP_REPO/$dockerfile" <(sha256sum <"$ctx/target/release/$bin") \
+      <(buildah images --noheading --no-trunc --format '{{.ID}}' "$from" 2>/dev/null) <(echo "$ref") |
+      sha256sum | cut -c1-16)
+    if [[ -s $archive && $(cat "$archive.key" 2>/dev/null) == "$key" &&
+      $(buildah inspect --type image --format "{{index .OCIv1.Config.Labels \"$LABEL\"}}" "$ref" 2>/dev/null) == "$key" ]]; then
+      log "$ref is up to date"
+    else
+      previous=$(buildah images --noheading --no-trunc --format '{{.ID}}' "$ref" 2>/dev/null || true)
+      buildah bud --quiet --pull=never --layers=false --label "$LABEL=$key" \
+        -f "$PGOP_REPO/$dockerfile" -t "$ref" "$ctx" >/dev/null || die "buildah bud -f $dockerfile failed"
+      buildah push --quiet "$ref" "oci-archive:$archive.partial:$ref" >/dev/null
+      mv "$archive.partial" "$archive"
+      echo "$key" >"$archive.key"
+      log "built $ref in $((SECONDS - started))s"
+      # The image this one replaced has no name left.
+      if [[ -n $previous && $previous != "$(buildah images --noheading --no-trunc --format '{{.ID}}' "$ref")" ]]; then
+        buildah rmi "$previous" >/dev/null 2>&1 || true
+      fi
+    fi
+    if containerd_running; then
+      import_archive "$archive" "$ref"
+    fi
+  done
+  containerd_running || log "the node's containerd is not running: hack/node-up.sh imports the images when it starts"
+  log "operator images ready in $((SECONDS - t0))s"
+}
+
+main "$@"
