@@ -238,7 +238,6 @@ start_controllers() {
     --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --controllers='*' \
-    --enable-hostpath-provisioner=true \
     --leader-elect=false --profiling=false
   kc=$STATE/kube-scheduler.kubeconfig
   proc_start kube-scheduler "$PIDS" "$LOGS/kube-scheduler.log" "$K8S_BIN/kube-scheduler" \

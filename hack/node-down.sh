@@ -9,8 +9,8 @@
 #                               imports nothing) and the last logs in /var/lib/pgop-node/log
 #   hack/node-down.sh --purge   remove /var/lib/pgop-containerd and /var/lib/pgop-node too
 #
-# The data of host-path PersistentVolumes (/tmp/hostpath_pv) is removed as well: the node
-# that held it is gone.
+# The data of the PersistentVolumes (/var/lib/pgop-node/volumes, one directory each, made by
+# local-path-provisioner) is removed as well: the node that held it is gone.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib/node.sh"
@@ -207,6 +207,8 @@ main() {
   mkdir -p /run/lock
   node_lock
   local t0=$SECONDS
+  # First, so no volume directory is made or removed while the rest goes.
+  proc_stop "$NODE_PID_DIR/local-path-provisioner.pid" 10 || true
   proc_stop "$NODE_PID_DIR/kubelet.pid" 20 || true
   delete_node_object
   proc_stop "$NODE_PID_DIR/kube-proxy.pid" 10 || true
@@ -221,7 +223,7 @@ main() {
   rm -rf --one-file-system "$KUBELET_DIR" "$CONTAINERD_DIR/state" "$CONTAINERD_DIR/runc" \
     "$CONTAINERD_DIR/cni" "$CONTAINERD_DIR/opt" "$CONTAINERD_DIR"/containerd.sock* "$NODE_PID_DIR" \
     "$NODE_DIR"/*.kubeconfig "$NODE_DIR"/*.yaml "$NODE_DIR/resolv.conf" "$NODE_DIR/kubelet-pki" \
-    /tmp/hostpath_pv
+    "$VOLUMES_DIR"
   rm -f "$PGOP_CLUSTER_DIR/teardown.d/50-node" "$PGOP_CLUSTER_DIR/node.env"
   clean_run_dirs
   if ((PURGE)); then

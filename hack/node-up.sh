@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Turns this machine into the test cluster's one node: containerd, kubelet, kube-proxy, a pod
-# network on the bridge pgop0, CoreDNS and the default StorageClass. Idempotent: a healthy
-# node is reused, a partial one is torn down (hack/node-down.sh) and started again.
+# network on the bridge pgop0, CoreDNS and the default StorageClass with its provisioner
+# (crates/local-path-provisioner, built with cargo when missing or older than its sources).
+# Idempotent: a healthy node is reused, a partial one is torn down (hack/node-down.sh) and
+# started again.
 #
 #   PGOP_NODE=1 hack/cluster-up.sh   the usual way: cluster-up.sh runs this script under its
 #                        lock (PGOP_CLUSTER_LOCKED=1) once the control plane is ready
@@ -20,7 +22,7 @@
 # FORWARD guard drops anything from or to the bridge that is not bridge-to-bridge.
 #
 # Settings: PGOP_CLUSTER_DIR (/var/tmp/pgop-cluster), PGOP_NODE_NAME (pgop-node),
-# PGOP_NODE_TIMEOUT (180 s for the node and CoreDNS to become ready).
+# PGOP_NODE_TIMEOUT (180 s for the node and CoreDNS to become ready), CARGO_TARGET_DIR (target).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib/node.sh"
@@ -30,7 +32,15 @@ source "$(dirname "$0")/lib/proc.sh"
 source "$(dirname "$0")/lib/pki.sh"
 
 TIMEOUT=${PGOP_NODE_TIMEOUT:-180}
-NODE_COMPONENTS=(containerd kubelet kube-proxy)
+# A node is reused when these run; the provisioner is (re)started on its own, so pods
+# survive an upgrade of it.
+CORE_COMPONENTS=(containerd kubelet kube-proxy)
+NODE_COMPONENTS=("${CORE_COMPONENTS[@]}" local-path-provisioner)
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+# cargo reads a relative CARGO_TARGET_DIR from where it runs: the repository, here.
+[[ $TARGET_DIR == /* ]] || TARGET_DIR=$PGOP_REPO/$TARGET_DIR
+PROVISIONER_BIN=$TARGET_DIR/debug/local-path-provisioner
+PROVISIONER_NAME=pgop.dev/local-path
 
 kubectl_admin() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG" --request-timeout=10s "$@"; }
 
@@ -70,6 +80,38 @@ ensure_binaries() {
   done
 }
 
+# build_provisioner: a debug build is enough for a test harness and shares the tests' cache.
+# Skipped while the binary is newer than its crate and Cargo.lock; touched after a build that
+# found nothing to do, so the next run skips cargo again.
+build_provisioner() {
+  local crate=$PGOP_REPO/crates/local-path-provisioner
+  if [[ -x $PROVISIONER_BIN ]] &&
+    [[ -z $(find "$crate" "$PGOP_REPO/Cargo.lock" -newer "$PROVISIONER_BIN" -print -quit) ]]; then
+    return 0
+  fi
+  command -v cargo >/dev/null || die "cargo is needed to build $PROVISIONER_BIN and is not on PATH"
+  log "building local-path-provisioner (cargo build -p local-path-provisioner)"
+  (cd "$PGOP_REPO" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --locked -q -p local-path-provisioner) >&2 ||
+    die "cargo build -p local-path-provisioner failed"
+  [[ -x $PROVISIONER_BIN ]] || die "cargo built no $PROVISIONER_BIN"
+  touch "$PROVISIONER_BIN"
+}
+
+# start_provisioner: the StorageClass's provisioner, on the host because the directories it
+# makes are what the kubelet mounts. It uses the admin kubeconfig: it is part of the test
+# harness, like the scripts, not a workload whose rights are under test. Restarted when its
+# binary is newer than the running process (it resumes from what the API server holds).
+start_provisioner() {
+  local pidfile=$NODE_PID_DIR/local-path-provisioner.pid
+  if proc_alive "$pidfile"; then
+    [[ $PROVISIONER_BIN -nt $pidfile ]] || return 0
+    log "restarting local-path-provisioner with the new build"
+    proc_stop "$pidfile" 10
+  fi
+  proc_start local-path-provisioner "$NODE_PID_DIR" "$NODE_LOG_DIR/local-path-provisioner.log" \
+    "$PROVISIONER_BIN" --kubeconfig="$KUBECONFIG" --root="$VOLUMES_DIR"
+}
+
 # node_ready [SINCE]: the Node is Ready, by a heartbeat at or after SINCE (epoch seconds)
 # when given: a Node left from an earlier start still says Ready until it times out.
 node_ready() {
@@ -82,7 +124,7 @@ node_ready() {
 
 node_alive() {
   local c
-  for c in "${NODE_COMPONENTS[@]}"; do proc_alive "$NODE_PID_DIR/$c.pid" || return 1; done
+  for c in "${CORE_COMPONENTS[@]}"; do proc_alive "$NODE_PID_DIR/$c.pid" || return 1; done
   ip link show "$BRIDGE" >/dev/null 2>&1 && node_ready
 }
 
@@ -362,6 +404,15 @@ wait_node_ready() {
 }
 
 install_addons() {
+  # A StorageClass's provisioner cannot be changed: replace one an older node-up.sh made.
+  # Bound volumes keep working, and a claim made meanwhile gets the default class once it
+  # is back (the PV controller assigns it retroactively).
+  local current
+  current=$(kubectl_admin get storageclass standard -o jsonpath='{.provisioner}' 2>/dev/null) || current=""
+  if [[ -n $current && $current != "$PROVISIONER_NAME" ]]; then
+    log "replacing StorageClass standard (provisioner $current, now $PROVISIONER_NAME)"
+    kubectl_admin delete storageclass standard >/dev/null
+  fi
   kubectl_admin apply -f "$PGOP_REPO/hack/node/storageclass.yaml" >/dev/null
   sed -e "s|@COREDNS_IMAGE@|$COREDNS_IMAGE|" -e "s|@CLUSTER_DNS@|$CLUSTER_DNS|" \
     "$PGOP_REPO/hack/node/coredns.yaml" | kubectl_admin apply -f - >/dev/null
@@ -411,13 +462,17 @@ main() {
   ensure_apt_packages "${NODE_APT_PACKAGES[@]}"
   ensure_control_plane
   ensure_binaries
+  build_provisioner
 
   if node_alive; then
     log "reusing the running node $NODE_NAME"
     bash "$PGOP_REPO/hack/images.sh" >&2
+    start_provisioner
     install_addons
     wait_dns
     pin_forward_guard
+    # A provisioner that cannot start (bad flag, unreadable kubeconfig) exits at once.
+    check_components_alive
     return
   fi
   if [[ -d $NODE_PID_DIR ]] || ip link show "$BRIDGE" >/dev/null 2>&1; then
@@ -445,13 +500,14 @@ main() {
   started=$(date +%s)
   start_kubelet
   start_kube_proxy
+  start_provisioner
   wait_node_ready "$started"
   log "node $NODE_NAME Ready after $((SECONDS - t0))s"
   install_addons
   wait_dns
   pin_forward_guard
   write_node_env
-  log "node up in $((SECONDS - t0))s: CoreDNS at $CLUSTER_DNS, StorageClass standard, logs in $NODE_LOG_DIR"
+  log "node up in $((SECONDS - t0))s: CoreDNS at $CLUSTER_DNS, StorageClass standard (volumes in $VOLUMES_DIR), logs in $NODE_LOG_DIR"
 }
 
 main "$@"

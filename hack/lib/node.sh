@@ -29,6 +29,8 @@ KUBELET_DIR=/var/lib/pgop-kubelet
 NODE_DIR=/var/lib/pgop-node
 NODE_LOG_DIR="$NODE_DIR/log"
 NODE_PID_DIR="$NODE_DIR/run"
+# One directory per PersistentVolume, made by our local-path-provisioner (crates/).
+VOLUMES_DIR="$NODE_DIR/volumes"
 
 NODE_NAME="${PGOP_NODE_NAME:-pgop-node}"
 BRIDGE=pgop0

@@ -65,7 +65,7 @@ pub fn database_yaml(name: &str, backup_ref: Option<&str>) -> String {
 }
 
 /// The bytes of the newest artifact of a PVC-destination Backup, read from the volume's
-/// directory on this node (the host-path provisioner's PersistentVolume).
+/// directory on this node (a hostPath PersistentVolume from local-path-provisioner).
 pub async fn artifact_bytes(client: &Client, ns: &str, backup: &Backup) -> Result<Vec<u8>> {
     let location = backup
         .status
