@@ -52,6 +52,10 @@ pub struct PgArgs {
     /// Directory of psql, pg_dump and pg_restore; PATH is searched when unset.
     #[arg(long, env = PG_BIN_DIR)]
     pub pg_bin_dir: Option<PathBuf>,
+    /// Seconds to keep retrying a server that refuses connections or is still starting
+    /// before the run fails; a wrong password fails at once.
+    #[arg(long = "connect-patience", env = PG_CONNECT_PATIENCE, default_value_t = 120)]
+    pub connect_patience_seconds: u64,
 }
 
 impl PgArgs {
@@ -67,6 +71,7 @@ impl PgArgs {
 
     pub fn tools(&self) -> PgTools {
         PgTools::new(self.pg_bin_dir.clone())
+            .with_connect_patience(Duration::from_secs(self.connect_patience_seconds))
     }
 }
 

@@ -12,6 +12,8 @@ pub const PGPASSWORD: &str = "PGPASSWORD";
 pub const PGDATABASE: &str = "PGDATABASE";
 /// Directory of the PostgreSQL client programs; `PATH` is searched when unset.
 pub const PG_BIN_DIR: &str = "PG_BIN_DIR";
+/// How long to keep retrying a server that refuses connections or is still starting.
+pub const PG_CONNECT_PATIENCE: &str = "PG_CONNECT_PATIENCE_SECONDS";
 
 /// Name the backups are filed under (`<prefix>/<database>/...`); defaults to `PGDATABASE`.
 pub const BACKUP_DATABASE: &str = "BACKUP_DATABASE";

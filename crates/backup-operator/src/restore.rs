@@ -78,6 +78,9 @@ pub enum RestoreError {
     )]
     PgRestore(#[source] PgError),
 
+    #[error("cannot reach the target database; it was not touched")]
+    Connect(#[source] PgError),
+
     #[error("cancelled; the target database was left as it was")]
     Cancelled,
 }
@@ -98,6 +101,13 @@ pub async fn restore(
             format: manifest.format.clone(),
         });
     }
+    // Reach the server before the download, so a target that is not up yet waits (within
+    // the connect patience) instead of failing after minutes of downloading.
+    request
+        .tools
+        .server_version(&request.connection)
+        .await
+        .map_err(RestoreError::Connect)?;
     tracing::info!(%run, %location, "downloading");
     let download = tokio::select! {
         download = download_checked(storage, &manifest, &location, &request.temp_dir) => download?,

@@ -43,17 +43,54 @@ pub enum PgError {
     },
 }
 
+impl PgError {
+    /// True for failures that a moment's wait may cure: the server or the route to it is not
+    /// there yet. A refused password or a missing database is not one of them.
+    pub fn is_transient(&self) -> bool {
+        const PASSING: [&str; 7] = [
+            "connection refused",
+            "could not translate host name",
+            "no route to host",
+            "the database system is starting up",
+            "the database system is shutting down",
+            "timeout expired",
+            "server closed the connection unexpectedly",
+        ];
+        match self {
+            PgError::Timeout { .. } => true,
+            PgError::Failed { stderr, .. } => {
+                let stderr = stderr.to_lowercase();
+                PASSING.iter().any(|p| stderr.contains(p))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Where the client programs are. Their major version must be at least the
 /// server's, which is why the directory can be chosen.
 #[derive(Debug, Clone, Default)]
 pub struct PgTools {
     bin_dir: Option<PathBuf>,
+    /// How long [`PgTools::server_version`] keeps retrying a server it cannot reach yet.
+    connect_patience: Duration,
 }
 
 impl PgTools {
-    /// `None` searches `PATH`.
+    /// `None` searches `PATH`. Connections are tried once.
     pub fn new(bin_dir: Option<PathBuf>) -> Self {
-        Self { bin_dir }
+        Self {
+            bin_dir,
+            connect_patience: Duration::ZERO,
+        }
+    }
+
+    /// Keep retrying an unreachable server for this long before giving up. A Job starts
+    /// moments after its Database turned Ready, while DNS, the Service's endpoints and
+    /// kube-proxy may still be catching up; failing the run on that would be wrong.
+    pub fn with_connect_patience(mut self, patience: Duration) -> Self {
+        self.connect_patience = patience;
+        self
     }
 
     fn command(&self, program: &'static str, connection: &PgConnection) -> Command {
@@ -101,8 +138,27 @@ impl PgTools {
     }
 
     /// `SHOW server_version`, e.g. `15.8 (Debian 15.8-0+deb12u1)`. Also the
-    /// first check that the server is reachable with these credentials.
+    /// first check that the server is reachable with these credentials: errors that may
+    /// pass by themselves (refused, unresolvable, starting up) are retried with backoff for
+    /// the connect patience; others (a wrong password) fail at once.
     pub async fn server_version(&self, connection: &PgConnection) -> Result<String, PgError> {
+        let deadline = tokio::time::Instant::now() + self.connect_patience;
+        let mut delay = Duration::from_millis(250);
+        loop {
+            match self.query_server_version(connection).await {
+                Err(error)
+                    if error.is_transient() && tokio::time::Instant::now() + delay < deadline =>
+                {
+                    tracing::warn!(%error, retry_in = ?delay, "PostgreSQL not reachable yet");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn query_server_version(&self, connection: &PgConnection) -> Result<String, PgError> {
         let mut command = self.command("psql", connection);
         command
             .args(["--no-psqlrc", "--tuples-only", "--no-align", "--quiet"])
@@ -207,5 +263,47 @@ impl RunningTool {
         }
         self.wait().await?;
         Ok(output)
+    }
+}
+
+#[cfg(test)]
+mod transient_tests {
+    use super::*;
+
+    fn failed(stderr: &str) -> PgError {
+        PgError::Failed {
+            program: "psql",
+            target: "db on host:5432".into(),
+            status: std::process::ExitStatus::default(),
+            stderr: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn only_passing_failures_are_retried() {
+        let cases = [
+            (
+                "connection to server at \"10.96.0.5\", port 5432 failed: Connection refused",
+                true,
+            ),
+            (
+                "could not translate host name \"db.ns.svc\" to address: Name or service not known",
+                true,
+            ),
+            ("FATAL:  the database system is starting up", true),
+            (
+                "FATAL:  password authentication failed for user \"admin\"",
+                false,
+            ),
+            ("FATAL:  database \"nope\" does not exist", false),
+        ];
+        for (stderr, transient) in cases {
+            assert_eq!(failed(stderr).is_transient(), transient, "{stderr}");
+        }
+        let timeout = PgError::Timeout {
+            program: "psql",
+            target: String::new(),
+        };
+        assert!(timeout.is_transient());
     }
 }
