@@ -13,7 +13,9 @@ mod e2e {
     pub mod support;
 
     mod backup_and_restore;
+    mod deletion_policy;
     mod helm_charts;
+    mod image_missing;
     mod in_cluster_operators;
     mod pod_killed;
 }

@@ -34,16 +34,27 @@ pub async fn psql(client: &Client, ns: &str, database: &str, sql: &str) -> Resul
         .spec
         .and_then(|s| s.cluster_ip)
         .context("client Service without a ClusterIP")?;
-    let output = Command::new("psql")
-        .args(["-X", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql])
-        .env("PGHOST", &ip)
-        .env("PGPORT", names::POSTGRES_PORT.to_string())
-        .env("PGUSER", field(names::SECRET_USERNAME)?)
-        .env("PGPASSWORD", field(names::SECRET_PASSWORD)?)
-        .env("PGDATABASE", field(names::SECRET_DATABASE)?)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .output()
-        .context("running psql (Debian package postgresql-client)")?;
+    // kube-proxy programs a Service's rules about a second after its endpoints change, so a
+    // client that connects the moment the Database turned Ready may be refused; like any
+    // client it retries that, briefly. Every other failure fails at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let output = loop {
+        let output = Command::new("psql")
+            .args(["-X", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql])
+            .env("PGHOST", &ip)
+            .env("PGPORT", names::POSTGRES_PORT.to_string())
+            .env("PGUSER", field(names::SECRET_USERNAME)?)
+            .env("PGPASSWORD", field(names::SECRET_PASSWORD)?)
+            .env("PGDATABASE", field(names::SECRET_DATABASE)?)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .context("running psql (Debian package postgresql-client)")?;
+        let refused = String::from_utf8_lossy(&output.stderr).contains("Connection refused");
+        if output.status.success() || !refused || std::time::Instant::now() > deadline {
+            break output;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     if !output.status.success() {
         bail!(
             "psql against {database} ({ip}) failed: {}",
