@@ -9,6 +9,9 @@
 //! - PostgreSQL Pods and data claims, by their Database label: container failures (an image
 //!   that cannot be pulled) and volume growth change neither the StatefulSet nor the
 //!   Database, yet change the Database's status.
+//! - The client Service's EndpointSlices, mapped to their Database: a Database is Ready only
+//!   once the Service routes to its primary Pod, which happens after the Pod turned ready.
+//!   EndpointSlices carry their Service's labels, so the same `managed-by` selector applies.
 //! - Backups, mapped to the Databases whose `backupRef` names them, so a Database waiting
 //!   for its Backup moves on the moment the Backup becomes ready.
 //! - Restores, mapped to the Database an initial restore fills.
@@ -25,6 +28,7 @@ use futures::channel::oneshot;
 use futures::{Future, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
@@ -36,6 +40,7 @@ use crate::builders::managed_selector;
 use crate::error::Error;
 use crate::metrics::DatabaseStore;
 use crate::reconcile::{self, Context};
+use crate::routes::SERVICE_NAME_LABEL;
 
 type Guarded = DeserializeGuard<Database>;
 
@@ -77,6 +82,11 @@ pub fn controller(
             api::<PersistentVolumeClaim>(client, namespace),
             managed(),
             |claim| by_label(&claim),
+        )
+        .watches(
+            api::<EndpointSlice>(client, namespace),
+            managed(),
+            |slice| database_of_client_slice(&slice),
         )
         .watches(
             api::<DeserializeGuard<Backup>>(client, namespace),
@@ -125,6 +135,14 @@ pub fn nudges(nudge: oneshot::Receiver<()>) -> impl Stream<Item = ()> + Send + '
 fn by_label<K: Resource>(object: &K) -> Option<ObjectRef<Guarded>> {
     let database = object.labels().get(names::LABEL_DATABASE)?;
     Some(ObjectRef::new(database).within(&object.namespace()?))
+}
+
+/// The Database whose client Service `slice` belongs to. The headless Service's slices are
+/// left out: its endpoints are published before they are ready and no status depends on them.
+fn database_of_client_slice(slice: &EndpointSlice) -> Option<ObjectRef<Guarded>> {
+    let database = by_label(slice)?;
+    let service = slice.labels().get(SERVICE_NAME_LABEL)?;
+    (*service == names::client_service(&database.name)).then_some(database)
 }
 
 /// The Databases in the Backup's namespace whose `backupRef` names it.
@@ -248,6 +266,23 @@ mod tests {
             database_of_initial_restore(&DeserializeGuard(Ok(manual))),
             None
         );
+    }
+
+    #[test]
+    fn only_client_service_slices_map_to_their_database() {
+        use crate::routes::fixtures::slice;
+        let labelled = |service: &str| {
+            let mut s = slice(service, &[]);
+            let labels = crate::builders::labels(&database("shop"));
+            s.labels_mut().extend(labels);
+            s
+        };
+        assert_eq!(
+            database_of_client_slice(&labelled("shop")),
+            Some(ObjectRef::new("shop").within("prod"))
+        );
+        assert_eq!(database_of_client_slice(&labelled("shop-headless")), None);
+        assert_eq!(database_of_client_slice(&slice("shop", &[])), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use api::{Backup, Database, Restore, names};
 use futures::try_join;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::ListParams;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -18,6 +19,7 @@ use std::fmt::Debug;
 use crate::builders::{self, statefulset::DATA_VOLUME};
 use crate::error::GatherError;
 use crate::quantity;
+use crate::routes::SERVICE_NAME_LABEL;
 
 /// What the cluster holds for one Database.
 #[derive(Clone, Debug, Default)]
@@ -34,6 +36,8 @@ pub struct Gathered {
     pub pods: Vec<Pod>,
     /// The data claims, read only when `storage.size` outgrew the claim template.
     pub claims: Vec<PersistentVolumeClaim>,
+    /// The client Service's EndpointSlices, read only when the StatefulSet exists.
+    pub client_slices: Vec<EndpointSlice>,
 }
 
 /// Reads what `db` (in `namespace`) depends on.
@@ -75,12 +79,15 @@ pub async fn gather(
     };
     let selector = builders::selector_string(db);
     let grows = needs_expansion(db, sts);
-    let (pods, claims) = try_join!(
+    let slice_selector = format!("{SERVICE_NAME_LABEL}={client_svc}");
+    let (pods, claims, client_slices) = try_join!(
         list::<Pod>(client, namespace, &selector, true),
         list::<PersistentVolumeClaim>(client, namespace, &selector, grows),
+        list::<EndpointSlice>(client, namespace, &slice_selector, true),
     )?;
     let prefix = format!("{DATA_VOLUME}-{name}-");
     gathered.pods = pods;
+    gathered.client_slices = client_slices;
     gathered.claims = claims
         .into_iter()
         .filter(|c| c.name_any().starts_with(&prefix))

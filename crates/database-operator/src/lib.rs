@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod pods;
 pub mod quantity;
 pub mod reconcile;
+pub mod routes;
 pub mod server;
 pub mod status;
 pub mod validate;

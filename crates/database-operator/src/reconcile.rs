@@ -23,6 +23,7 @@ use crate::events;
 use crate::gather::{self, Gathered};
 use crate::metrics::Metrics;
 use crate::pods;
+use crate::routes;
 use crate::status::{self, InitialRestore, Observed, Provisioning, Volumes, Workload};
 use crate::validate;
 use crate::volumes;
@@ -76,7 +77,7 @@ pub async fn reconcile(guard: &DeserializeGuard<Database>, ctx: &Context) -> Res
     } else {
         (Provisioned::untouched(&gathered), None)
     };
-    let observed = observe(gate, &gathered, &provisioned, apply_error.as_ref());
+    let observed = observe(db, gate, &gathered, &provisioned, apply_error.as_ref());
 
     let status = status::compute_status(db, &observed, Timestamp::now());
     let old = db.status.as_ref();
@@ -216,6 +217,7 @@ fn refused_before(db: &Database) -> Option<String> {
 
 /// What the status is computed from.
 fn observe(
+    db: &Database,
     gate: validate::BackupGate,
     g: &Gathered,
     p: &Provisioned,
@@ -236,6 +238,7 @@ fn observe(
         secret_exists: p.secret_exists,
         services_exist: p.services_exist,
         workload: p.statefulset.as_ref().map(Workload::of),
+        routed: routes::routes_to(&g.client_slices, &builders::primary_pod(db)),
         // Right after a spec change the Pods still run the old template; their failures
         // (say, the bad image that was just replaced) no longer apply.
         pod_failure: (!p.statefulset_changed)

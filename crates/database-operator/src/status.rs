@@ -11,6 +11,7 @@ use api::{Database, DatabasePhase, DatabaseStatus, Restore, RestorePhase, names}
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::ResourceExt;
 
+use crate::builders;
 use crate::error::Stage;
 use crate::pods::PodFailure;
 use crate::validate::BackupGate;
@@ -25,6 +26,8 @@ pub struct Observed {
     pub services_exist: bool,
     /// The StatefulSet as applied (or found current), if it exists.
     pub workload: Option<Workload>,
+    /// The client Service has a ready endpoint at Pod `<db>-0`, so clients can connect.
+    pub routed: bool,
     pub pod_failure: Option<PodFailure>,
     /// Why a Pod waits for a node or volume, while that may still resolve by itself.
     pub pod_note: Option<String>,
@@ -276,6 +279,20 @@ fn outcome(db: &Database, o: &Observed) -> Outcome {
                 workload.desired
             ),
         );
+    }
+    if !o.routed {
+        let message = format!(
+            "all {} replicas ready; waiting for Service {} to route to Pod {}",
+            workload.desired,
+            names::client_service(&name),
+            builders::primary_pod(db)
+        );
+        return Outcome {
+            phase: DatabasePhase::Verifying,
+            ready: verdict(false, "ServiceNotRouting", message.clone()),
+            progressing: verdict(true, "ServiceNotRouting", message),
+            degraded: healthy(),
+        };
     }
     let message = format!("{0}/{0} replicas ready", workload.desired);
     Outcome {

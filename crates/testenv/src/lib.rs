@@ -23,12 +23,14 @@
 
 mod audit;
 mod cluster;
+mod kubelet;
 mod namespace;
 mod process;
 mod wait;
 
 pub use audit::{AuditEvent, AuditObjectRef, AuditResponseStatus, AuditUser};
 pub use cluster::{Cluster, cluster};
+pub use kubelet::mark_pod_ready;
 pub use namespace::TestNamespace;
 pub use process::{Operator, OperatorProcess};
 pub use wait::{wait_deleted, wait_for};

@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
 pub use secret::{credentials_secret, generate_password, password_of};
-pub use service::{client_service, headless_service};
+pub use service::{client_service, headless_service, primary_pod};
 pub use statefulset::{claim_size_of, claim_templates, statefulset};
 
 /// Value of [`names::LABEL_MANAGED_BY`] on everything this operator creates; the owned-object

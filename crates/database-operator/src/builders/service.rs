@@ -45,11 +45,16 @@ pub fn headless_service(db: &Database) -> Service {
     }
 }
 
+/// The Pod the client Service reaches: `<db>-0`.
+pub fn primary_pod(db: &Database) -> String {
+    format!("{}-0", names::statefulset(&db.name_any()))
+}
+
 /// The Service clients connect to; it reaches Pod `<db>-0` only (see the module docs).
 pub fn client_service(db: &Database) -> Service {
     let name = db.name_any();
     let mut selector: BTreeMap<String, String> = selector_labels(db);
-    selector.insert(POD_NAME_LABEL.to_string(), format!("{name}-0"));
+    selector.insert(POD_NAME_LABEL.to_string(), primary_pod(db));
     Service {
         metadata: owned_meta(db, names::client_service(&name)),
         spec: Some(ServiceSpec {

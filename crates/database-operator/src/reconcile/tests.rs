@@ -20,12 +20,15 @@ const HEADLESS: &str = "/api/v1/namespaces/prod/services/shop-headless";
 const SERVICE: &str = "/api/v1/namespaces/prod/services/shop";
 const STS: &str = "/apis/apps/v1/namespaces/prod/statefulsets/shop";
 const PODS: &str = "/api/v1/namespaces/prod/pods";
+const SLICES: &str = "/apis/discovery.k8s.io/v1/namespaces/prod/endpointslices";
+const SLICE: &str = "/apis/discovery.k8s.io/v1/namespaces/prod/endpointslices/shop-x7k2p";
 const BACKUP: &str = "/apis/database.example.com/v1/namespaces/prod/backups/seed";
 const RESTORE: &str = "/apis/database.example.com/v1/namespaces/prod/restores/shop-init";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/prod/events";
 const APPLY: &str = "?&force=true&fieldManager=database-operator";
 const POD_SELECTOR: &str =
     "labelSelector=app.kubernetes.io%2Fname%3Dpostgresql%2Cdatabase.example.com%2Fdatabase%3Dshop";
+const SLICE_SELECTOR: &str = "labelSelector=kubernetes.io%2Fservice-name%3Dshop";
 
 struct Harness {
     ctx: Context,
@@ -62,7 +65,8 @@ impl Harness {
         db
     }
 
-    /// The StatefulSet controller's work: `ready` of its replicas ready, Pods to match.
+    /// The StatefulSet controller's work: `ready` of its replicas ready, Pods to match; and
+    /// the EndpointSlice controller's, which publishes a ready Pod to the client Service.
     fn statefulset_runs(&self, ready: i64, pod_state: Value) {
         let mut sts = self
             .fake
@@ -87,6 +91,30 @@ impl Harness {
                     "name": "postgres", "image": "postgres:17", "imageID": "", "ready": ready > 0,
                     "restartCount": 0, "state": pod_state,
                 }]},
+            }),
+        );
+        self.service_routes(ready > 0);
+    }
+
+    /// The EndpointSlice controller's work: Pod `shop-0` published to Service `shop`, a
+    /// `ready` endpoint or not yet.
+    fn service_routes(&self, ready: bool) {
+        let labels = json!({
+            "app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": "shop",
+            "database.example.com/database": "shop",
+            "app.kubernetes.io/managed-by": "database-operator",
+            "kubernetes.io/service-name": "shop",
+        });
+        self.fake.put(
+            SLICE,
+            json!({
+                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "shop-x7k2p", "namespace": "prod", "labels": labels},
+                "addressType": "IPv4",
+                "endpoints": [{
+                    "addresses": ["10.244.0.250"], "conditions": {"ready": ready},
+                    "targetRef": {"kind": "Pod", "name": "shop-0", "namespace": "prod"},
+                }],
             }),
         );
     }
@@ -244,6 +272,7 @@ async fn unchanged_ready_database_makes_no_write_requests() {
         format!("GET {SERVICE}"),
         format!("GET {HEADLESS}"),
         format!("GET {PODS}?&{POD_SELECTOR}"),
+        format!("GET {SLICES}?&{SLICE_SELECTOR}"),
         format!("GET {SECRET}"),
         format!("GET {STS}"),
     ];
@@ -273,6 +302,57 @@ async fn becoming_ready_patches_status_once_and_announces_it() {
     let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
     assert_eq!(status["phase"], "Ready");
     assert_eq!(status["readyReplicas"], 1);
+    assert_eq!(condition(&status, "Ready")["status"], "True");
+    assert_eq!(h.body_of("POST", EVENTS)["reason"], "Ready");
+}
+
+#[tokio::test]
+async fn ready_replicas_wait_until_the_service_routes_to_the_primary() {
+    let h = Harness::new(&database("shop"));
+    h.reconcile(&database("shop"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let db = h.refreshed(&database("shop"));
+    h.statefulset_runs(1, json!({"running": {}}));
+    h.service_routes(false);
+    h.fake.forget_requests();
+
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+
+    assert!(
+        h.fake
+            .reads()
+            .contains(&format!("GET {SLICES}?&{SLICE_SELECTOR}")),
+        "{:#?}",
+        h.fake.reads()
+    );
+    assert_eq!(
+        h.write_lines(),
+        [
+            format!("PATCH {DB}/status{APPLY}"),
+            format!("POST {EVENTS}")
+        ]
+    );
+    let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
+    assert_eq!(status["phase"], "Verifying");
+    assert_eq!(status["readyReplicas"], 1);
+    let ready = condition(&status, "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "ServiceNotRouting");
+    assert_eq!(
+        ready["message"],
+        "all 1 replicas ready; waiting for Service shop to route to Pod shop-0"
+    );
+    assert_eq!(condition(&status, "Progressing")["status"], "True");
+    assert_eq!(h.body_of("POST", EVENTS)["reason"], "ServiceNotRouting");
+
+    // The EndpointSlice watch reconciles once the endpoint is ready.
+    let db = h.refreshed(&db);
+    h.service_routes(true);
+    h.fake.forget_requests();
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
+    assert_eq!(status["phase"], "Ready");
     assert_eq!(condition(&status, "Ready")["status"], "True");
     assert_eq!(h.body_of("POST", EVENTS)["reason"], "Ready");
 }

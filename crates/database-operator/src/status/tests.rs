@@ -21,6 +21,7 @@ fn healthy() -> Observed {
             updated: 1,
             observed_current: true,
         }),
+        routed: true,
         pod_failure: None,
         pod_note: None,
         restore: InitialRestore::Missing,
@@ -89,12 +90,35 @@ fn status_over_every_interesting_observed_state() {
     let restored = Some((false, "BackupReady"));
     let rows: Vec<Row> = vec![
         (
-            "all ready",
+            "all ready, Service routes to the primary",
             false,
             healthy(),
             Ready,
             "Ready",
             false,
+            None,
+            None,
+        ),
+        (
+            "replicas ready, Service not routing yet",
+            false,
+            with(|o| o.routed = false),
+            Verifying,
+            "ServiceNotRouting",
+            true,
+            None,
+            None,
+        ),
+        (
+            "no replica ready, Service not routing",
+            false,
+            with(|o| {
+                o.workload = workload(1, 0, 1, true);
+                o.routed = false
+            }),
+            Deploying,
+            "Deploying",
+            true,
             None,
             None,
         ),
@@ -295,6 +319,20 @@ fn status_over_every_interesting_observed_state() {
             restored,
         ),
         (
+            "restore completed, Service not routing yet",
+            true,
+            with(|o| {
+                o.gate = BackupGate::Ready;
+                o.restore = InitialRestore::Completed;
+                o.routed = false
+            }),
+            Verifying,
+            "ServiceNotRouting",
+            true,
+            None,
+            restored,
+        ),
+        (
             "restore failed",
             true,
             seeded(InitialRestore::Failed("checksum mismatch".into())),
@@ -416,6 +454,14 @@ fn messages_say_what_to_do() {
     assert_eq!(
         message,
         "1/2 replicas ready; Pod shop-1 is not scheduled (Unschedulable): no nodes"
+    );
+    let status = compute_status(&database("shop"), &with(|o| o.routed = false), at(0));
+    let message = condition(&status, READY)
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        message,
+        "all 1 replicas ready; waiting for Service shop to route to Pod shop-0"
     );
 }
 

@@ -1,7 +1,7 @@
 //! What every scenario needs: operators scoped to the test's namespace, applying manifests,
 //! playing the kubelet, and reading conditions.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, Result};
 use api::{Backup, Database, conditions};
@@ -11,7 +11,6 @@ use kube::{
     api::{ListParams, Patch, PatchParams},
     core::DynamicObject,
 };
-use serde_json::json;
 use testenv::{Cluster, Operator, OperatorProcess};
 
 /// How long a scenario waits for the operators to converge. Convergence takes well under a
@@ -24,8 +23,20 @@ const TEST_MANAGER: &str = "composition-test";
 /// Starts one operator as its own process, with its own ServiceAccount, watching only `ns`
 /// so parallel tests do not reconcile each other's objects.
 pub async fn start(cluster: &Cluster, operator: Operator, ns: &str) -> Result<OperatorProcess> {
+    start_with_metrics(cluster, operator, ns, None).await
+}
+
+/// [`start`], serving `/metrics` on `metrics` (from [`free_port`]) instead of any free port,
+/// for a test that scrapes it.
+pub async fn start_with_metrics(
+    cluster: &Cluster,
+    operator: Operator,
+    ns: &str,
+    metrics: Option<SocketAddr>,
+) -> Result<OperatorProcess> {
     let kubeconfig = cluster.operator_kubeconfig(operator).await?;
-    let mut args = vec!["--namespace", ns, "--metrics-address", "127.0.0.1:0"];
+    let metrics = metrics.map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string());
+    let mut args = vec!["--namespace", ns, "--metrics-address", &metrics];
     if operator == Operator::Backup {
         args.insert(0, "run");
     }
@@ -33,6 +44,13 @@ pub async fn start(cluster: &Cluster, operator: Operator, ns: &str) -> Result<Op
     // scenario counts.
     let log = "info,database_operator=debug,backup_operator=debug";
     OperatorProcess::spawn(operator, &kubeconfig, &args, &[("RUST_LOG", log)])
+}
+
+/// A port on 127.0.0.1 that was free a moment ago: bound to port 0 and released. Should
+/// another process take it before the caller binds it, the caller's server fails to start.
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// Both operators, database-operator first.
@@ -102,7 +120,7 @@ pub async fn play_kubelet(
         let list = pods.list(&ListParams::default().labels(&selector)).await?;
         if list.items.len() >= replicas {
             for pod in list.items {
-                mark_pod_ready(&pods, &pod).await?;
+                testenv::mark_pod_ready(&pods, &pod).await?;
             }
             return Ok(());
         }
@@ -115,39 +133,6 @@ pub async fn play_kubelet(
         // simpler than a watch here and bounded by the deadline.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-async fn mark_pod_ready(pods: &Api<Pod>, pod: &Pod) -> Result<()> {
-    let name = pod.metadata.name.clone().context("pod without a name")?;
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let containers: Vec<_> = pod
-        .spec
-        .iter()
-        .flat_map(|s| s.containers.iter())
-        .map(|c| {
-            json!({
-                "name": c.name, "image": c.image, "imageID": "", "ready": true, "restartCount": 0,
-                "started": true, "state": {"running": {"startedAt": now}}
-            })
-        })
-        .collect();
-    let status = json!({
-        "status": {
-            "phase": "Running",
-            "podIP": "10.244.0.250",
-            "startTime": now,
-            "conditions": [
-                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-                {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-                {"type": "Ready", "status": "True", "lastTransitionTime": now},
-            ],
-            "containerStatuses": containers,
-        }
-    });
-    pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .with_context(|| format!("marking pod {name} ready"))?;
-    Ok(())
 }
 
 /// The condition of `type_` on a Database, if any.
