@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Builds or installs the tools that check what we ship: helm (charts), kubeconform (manifests
-# against Kubernetes' schemas), promtool (alert rules) and PyYAML (the checks' Python helpers).
+# against Kubernetes' schemas), promtool (alert rules, metrics output), the Prometheus server
+# (the observability test scrapes the operators with it) and PyYAML (the checks' Python helpers).
 #
 # Release pages are out of reach on our machines, so helm and kubeconform are compiled from
 # the Go module proxy, each from a throwaway go.mod (as build-k8s.sh does for Kubernetes), and
 # cached under ~/.cache/pg-operators/tools/<name>-<version>: only the first run pays.
-# promtool comes from Debian's `prometheus` package. Only the promtool binary is unpacked into
-# the cache, because installing the package would also enable and start a Prometheus server on
-# machines that run systemd.
+# promtool and prometheus come from Debian's `prometheus` package. Only the two binaries are
+# unpacked into the cache, because installing the package would also enable and start a
+# Prometheus server on machines that run systemd.
 #
-# Prints NAME=path lines (HELM, KUBECONFORM, PROMTOOL, PYTHONPATH); `--env` prints them as
-# `export` lines for `eval`. Anything that cannot be had is an error, never a skip.
+# Prints NAME=path lines (HELM, KUBECONFORM, PROMTOOL, PROMETHEUS, PYTHONPATH); `--env` prints
+# them as `export` lines for `eval`. Anything that cannot be had is an error, never a skip.
 set -euo pipefail
 
 # The newest v3 release and kubeconform release on the module proxy when this was written
@@ -69,25 +70,31 @@ go_build() {
   echo "$out/bin/$name"
 }
 
-# promtool from Debian's prometheus package, unpacked (not installed) into the cache.
-promtool_path() {
-  if command -v promtool >/dev/null; then
-    command -v promtool
+# The path of NAME (promtool or prometheus): the one on PATH, else the newest unpacked into
+# the cache by unpack_prometheus_deb; nothing when neither exists.
+prometheus_binary() {
+  local name=$1 cached
+  if command -v "$name" >/dev/null; then
+    command -v "$name"
     return
   fi
-  local cached
-  cached=$(compgen -G "$TOOLS/promtool-*/bin/promtool" | sort -V | tail -n 1 || true)
+  cached=$(compgen -G "$TOOLS/$name-*/bin/$name" | sort -V | tail -n 1 || true)
   if [[ -n $cached && -x $cached ]]; then
     echo "$cached"
-    return
   fi
-  command -v apt-get >/dev/null || die "promtool is missing and this machine has no apt-get to fetch Debian's prometheus package"
-  log "fetching promtool from Debian's prometheus package"
+}
+
+# Unpacks the named binaries of Debian's prometheus package (downloaded once for all of them,
+# not installed) into $TOOLS/<name>-<version>/bin/<name>.
+unpack_prometheus_deb() {
+  (($# > 0)) || return 0
+  command -v apt-get >/dev/null || die "$* missing and this machine has no apt-get to fetch Debian's prometheus package"
+  log "fetching $* from Debian's prometheus package"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || die "apt-get update failed"
-  local version work
+  local version work name out
   version=$(apt-cache policy prometheus | awk '/Candidate:/ {print $2}')
-  [[ -n $version && $version != "(none)" ]] || die "no Debian package provides prometheus (promtool) here"
+  [[ -n $version && $version != "(none)" ]] || die "no Debian package provides prometheus ($*) here"
   work=$(mktemp -d)
   # apt downloads as its _apt user when that user can write the directory.
   chown _apt "$work" 2>/dev/null || chmod 777 "$work"
@@ -95,15 +102,19 @@ promtool_path() {
     rm -rf "$work"
     die "apt-get download prometheus=$version failed"
   fi
-  local out="$TOOLS/promtool-${version//[^A-Za-z0-9.+-]/_}"
-  mkdir -p "$work/root" "$out.partial/bin"
+  mkdir -p "$work/root"
   dpkg-deb -x "$work"/prometheus_*.deb "$work/root"
-  [[ -x "$work/root/usr/bin/promtool" ]] || die "the prometheus package has no /usr/bin/promtool"
-  mv "$work/root/usr/bin/promtool" "$out.partial/bin/promtool"
-  rm -rf "$work" "$out"
-  mv "$out.partial" "$out"
-  "$out/bin/promtool" --version >/dev/null 2>&1 || die "the unpacked promtool does not run"
-  echo "$out/bin/promtool"
+  for name in "$@"; do
+    [[ -x "$work/root/usr/bin/$name" ]] || { rm -rf "$work"; die "the prometheus package has no /usr/bin/$name"; }
+    out="$TOOLS/$name-${version//[^A-Za-z0-9.+-]/_}"
+    rm -rf "$out.partial"
+    mkdir -p "$out.partial/bin"
+    mv "$work/root/usr/bin/$name" "$out.partial/bin/$name"
+    rm -rf "$out"
+    mv "$out.partial" "$out"
+    "$out/bin/$name" --version >/dev/null 2>&1 || { rm -rf "$work"; die "the unpacked $name does not run"; }
+  done
+  rm -rf "$work"
 }
 
 # A directory to put on PYTHONPATH for `import yaml`, empty when python3 already has it.
@@ -131,18 +142,27 @@ helm=$(go_build helm "$HELM_VERSION" "$helm_pkg" "$helm_pkg/cmd/helm" \
  -X $helm_pkg/pkg/chartutil.k8sVersionMajor=@K8S_MAJOR@ -X $helm_pkg/pkg/chartutil.k8sVersionMinor=@K8S_MINOR@")
 kubeconform=$(go_build kubeconform "$KUBECONFORM_VERSION" github.com/yannh/kubeconform \
   github.com/yannh/kubeconform/cmd/kubeconform "-X main.version=$KUBECONFORM_VERSION")
-promtool=$(promtool_path)
+missing=()
+for name in promtool prometheus; do
+  [[ -n $(prometheus_binary "$name") ]] || missing+=("$name")
+done
+unpack_prometheus_deb "${missing[@]}"
+promtool=$(prometheus_binary promtool)
+prometheus=$(prometheus_binary prometheus)
+[[ -n $promtool && -n $prometheus ]] || die "promtool or prometheus is still missing after unpacking"
 pythonpath=$(pyyaml_path)
 
 "$helm" version --short >/dev/null || die "$helm does not run"
 "$kubeconform" -v >/dev/null || die "$kubeconform does not run"
 
 if $as_env; then
-  printf 'export HELM=%q\nexport KUBECONFORM=%q\nexport PROMTOOL=%q\n' "$helm" "$kubeconform" "$promtool"
+  printf 'export HELM=%q\nexport KUBECONFORM=%q\nexport PROMTOOL=%q\nexport PROMETHEUS=%q\n' \
+    "$helm" "$kubeconform" "$promtool" "$prometheus"
   [[ -z $pythonpath ]] || printf 'export PYTHONPATH=%q\n' "$pythonpath${PYTHONPATH:+:$PYTHONPATH}"
 else
   echo "HELM=$helm"
   echo "KUBECONFORM=$kubeconform"
   echo "PROMTOOL=$promtool"
+  echo "PROMETHEUS=$prometheus"
   echo "PYTHONPATH=$pythonpath"
 fi

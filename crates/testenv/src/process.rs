@@ -102,6 +102,18 @@ impl OperatorProcess {
         )
     }
 
+    /// Starts another program the tests run beside the operators (a Prometheus server, say)
+    /// the same way: killed when dropped or when the test process dies, output in a log file
+    /// that a panicking test prints.
+    pub fn spawn_program(label: &str, program: &Path, args: &[&str]) -> Result<OperatorProcess> {
+        OperatorProcess::start(
+            label,
+            program.to_path_buf(),
+            args.iter().map(OsString::from).collect(),
+            Vec::new(),
+        )
+    }
+
     pub(crate) fn start(
         label: &str,
         program: PathBuf,

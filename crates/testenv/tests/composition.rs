@@ -12,6 +12,7 @@ mod composition {
     mod bad_input;
     mod deletion;
     mod dependency_cycle;
+    mod observability;
     mod rbac;
     mod restarts;
     mod seed;

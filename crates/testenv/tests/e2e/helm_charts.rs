@@ -154,19 +154,28 @@ async fn helm_install_upgrade_and_uninstall() {
             ],
         );
         let selector = format!("app.kubernetes.io/instance={release}");
-        let left = kubectl_lines(
-            cluster,
-            &[
-                "get",
-                "deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings",
-                "-n",
-                namespace,
-                "-l",
-                &selector,
-                "-o",
-                "name",
-            ],
-        );
+        // helm waits for what it created; the ReplicaSets and Pods under the Deployment are
+        // the garbage collector's to remove, moments later.
+        let deadline = std::time::Instant::now() + POD_START;
+        let left = loop {
+            let left = kubectl_lines(
+                cluster,
+                &[
+                    "get",
+                    "deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings",
+                    "-n",
+                    namespace,
+                    "-l",
+                    &selector,
+                    "-o",
+                    "name",
+                ],
+            );
+            if left.is_empty() || std::time::Instant::now() > deadline {
+                break left;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        };
         assert!(left.is_empty(), "{release} left {left:?}");
         let cluster_wide = kubectl_lines(
             cluster,
