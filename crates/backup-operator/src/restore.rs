@@ -115,20 +115,34 @@ pub async fn restore(
     };
 
     tracing::info!(target = %request.connection.describe(), "artifact verified, restoring");
-    let mut pg_restore = request
-        .tools
-        .spawn_pg_restore(&request.connection, download.path())
-        .map_err(RestoreError::PgRestore)?;
-    // Killing pg_restore mid-way aborts its single transaction.
-    let finished = tokio::select! {
-        finished = pg_restore.wait() => Some(finished),
-        () = cancel.cancelled() => None,
-    };
-    match finished {
-        Some(finished) => finished.map_err(RestoreError::PgRestore)?,
-        None => {
-            pg_restore.kill().await;
-            return Err(RestoreError::Cancelled);
+    // pg_restore runs in one transaction, so a run that lost its connection changed nothing
+    // and can be repeated: a Service briefly without endpoints (a readiness probe that timed
+    // out on a busy node) must not fail the restore. Other failures end it at once.
+    let deadline = tokio::time::Instant::now() + request.tools.connect_patience();
+    loop {
+        let mut pg_restore = request
+            .tools
+            .spawn_pg_restore(&request.connection, download.path())
+            .map_err(RestoreError::PgRestore)?;
+        // Killing pg_restore mid-way aborts its single transaction.
+        let finished = tokio::select! {
+            finished = pg_restore.wait() => finished,
+            () = cancel.cancelled() => {
+                pg_restore.kill().await;
+                return Err(RestoreError::Cancelled);
+            }
+        };
+        match finished {
+            Ok(()) => break,
+            Err(error) if error.is_transient() && tokio::time::Instant::now() < deadline => {
+                tracing::warn!(%error, "pg_restore lost the server; repeating it");
+                request
+                    .tools
+                    .server_version(&request.connection)
+                    .await
+                    .map_err(RestoreError::Connect)?;
+            }
+            Err(error) => return Err(RestoreError::PgRestore(error)),
         }
     }
     drop(download);

@@ -93,6 +93,11 @@ impl PgTools {
         self
     }
 
+    /// How long connection failures that may pass are retried.
+    pub fn connect_patience(&self) -> Duration {
+        self.connect_patience
+    }
+
     fn command(&self, program: &'static str, connection: &PgConnection) -> Command {
         let path = match &self.bin_dir {
             Some(dir) => dir.join(program),

@@ -18,19 +18,8 @@ async fn deleting_a_database_removes_what_it_owns() {
     let (db_op, backup_op) = start_both(cluster, ns.name()).await.unwrap();
     let fail = |e: anyhow::Error| -> ! { panic!("{e:#}\n{}", logs(&[&db_op, &backup_op])) };
 
-    apply_yaml(&client, ns.name(), &sample("seed-database.yaml"))
-        .await
-        .unwrap();
-    apply_yaml(&client, ns.name(), &sample("seed-backup.yaml"))
-        .await
-        .unwrap();
-    play_kubelet(&client, ns.name(), "my-database", 1)
-        .await
-        .unwrap();
+    seed_until_ready(&client, ns.name(), &[&db_op, &backup_op]).await;
     let databases: Api<Database> = Api::namespaced(client.clone(), ns.name());
-    testenv::wait_for(&databases, "my-database", database_ready, CONVERGE)
-        .await
-        .unwrap_or_else(|e| fail(e));
 
     databases
         .delete("my-database", &DeleteParams::default())

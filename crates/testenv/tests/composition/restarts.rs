@@ -55,11 +55,7 @@ async fn operators_killed_mid_scenario_converge_without_duplicates() {
     );
 
     // Kill the backup-operator once its first run is in flight: a restart adopts the Job.
-    let in_flight = |b: Option<&Backup>| {
-        b.and_then(|b| b.status.as_ref())
-            .is_some_and(|s| s.active_job.is_some())
-    };
-    let before = testenv::wait_for(&backups, "my-database-backup", in_flight, CONVERGE)
+    let before = testenv::wait_for(&backups, "my-database-backup", run_in_flight, CONVERGE)
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(&[&db_op, &backup_op])));
     let db_seen = log_count(&db_op, RECONCILED);

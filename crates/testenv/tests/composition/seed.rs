@@ -68,11 +68,7 @@ async fn seed_backup_waits_for_database_then_starts_one_run() {
     );
 
     // Only now does the Backup start its first run: exactly one Job, named by its run.
-    let in_progress = |b: Option<&Backup>| {
-        b.and_then(|b| b.status.as_ref())
-            .is_some_and(|s| s.active_job.is_some())
-    };
-    let backup = testenv::wait_for(&backups, "my-database-backup", in_progress, CONVERGE)
+    let backup = testenv::wait_for(&backups, "my-database-backup", run_in_flight, CONVERGE)
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(&[&db_op, &backup_op])));
     let to_job = started.elapsed();

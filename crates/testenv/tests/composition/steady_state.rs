@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use api::{Backup, Database};
+use api::Backup;
 use kube::Api;
 use testenv::Operator;
 
@@ -20,25 +20,9 @@ async fn idle_operators_make_no_writes() {
     let (db_op, backup_op) = start_both(cluster, ns.name()).await.unwrap();
     let fail = |e: anyhow::Error| -> ! { panic!("{e:#}\n{}", logs(&[&db_op, &backup_op])) };
 
-    apply_yaml(&client, ns.name(), &sample("seed-database.yaml"))
-        .await
-        .unwrap();
-    apply_yaml(&client, ns.name(), &sample("seed-backup.yaml"))
-        .await
-        .unwrap();
-    play_kubelet(&client, ns.name(), "my-database", 1)
-        .await
-        .unwrap();
-    let databases: Api<Database> = Api::namespaced(client.clone(), ns.name());
-    testenv::wait_for(&databases, "my-database", database_ready, CONVERGE)
-        .await
-        .unwrap_or_else(|e| fail(e));
+    seed_until_ready(&client, ns.name(), &[&db_op, &backup_op]).await;
     let backups: Api<Backup> = Api::namespaced(client.clone(), ns.name());
-    let in_flight = |b: Option<&Backup>| {
-        b.and_then(|b| b.status.as_ref())
-            .is_some_and(|s| s.active_job.is_some())
-    };
-    testenv::wait_for(&backups, "my-database-backup", in_flight, CONVERGE)
+    testenv::wait_for(&backups, "my-database-backup", run_in_flight, CONVERGE)
         .await
         .unwrap_or_else(|e| fail(e));
 

@@ -164,6 +164,33 @@ pub fn has_condition<K>(
     }
 }
 
+/// Applies the seed lab's Database and Backup, plays the kubelet for the Database's Pod and
+/// waits until the Database is Ready: where the scenarios that start from a Ready seed begin.
+pub async fn seed_until_ready(
+    client: &Client,
+    ns: &str,
+    operators: &[&OperatorProcess],
+) -> Database {
+    apply_yaml(client, ns, &sample("seed-database.yaml"))
+        .await
+        .unwrap();
+    apply_yaml(client, ns, &sample("seed-backup.yaml"))
+        .await
+        .unwrap();
+    play_kubelet(client, ns, "my-database", 1).await.unwrap();
+    let databases: Api<Database> = Api::namespaced(client.clone(), ns);
+    testenv::wait_for(&databases, "my-database", database_ready, CONVERGE)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(operators)))
+}
+
+/// A wait condition: the Backup has a run in flight.
+pub fn run_in_flight(backup: Option<&Backup>) -> bool {
+    backup
+        .and_then(|b| b.status.as_ref())
+        .is_some_and(|s| s.active_job.is_some())
+}
+
 /// A wait condition: the Database reports Ready for its current generation.
 pub fn database_ready(db: Option<&Database>) -> bool {
     db.is_some_and(Database::is_ready)

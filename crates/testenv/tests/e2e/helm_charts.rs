@@ -30,18 +30,9 @@ fn helm(cluster: &testenv::Cluster, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// kubectl's output, one non-empty line each.
 fn kubectl_lines(cluster: &testenv::Cluster, args: &[&str]) -> Vec<String> {
-    let output = cluster
-        .kubectl()
-        .args(args)
-        .output()
-        .expect("running kubectl");
-    assert!(
-        output.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
+    kubectl(cluster, args)
         .lines()
         .map(str::to_string)
         .filter(|l| !l.is_empty())

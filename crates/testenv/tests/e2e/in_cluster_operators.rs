@@ -16,20 +16,6 @@ spec:
   databaseRef: {name: origin}
 "#;
 
-fn kubectl(cluster: &testenv::Cluster, args: &[&str]) -> String {
-    let output = cluster
-        .kubectl()
-        .args(args)
-        .output()
-        .expect("running kubectl");
-    assert!(
-        output.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 #[tokio::test]
 async fn operators_running_as_pods_pass_the_scenario() {
     let cluster = testenv::cluster().await.expect("test cluster");

@@ -112,6 +112,21 @@ pub async fn artifact_bytes(client: &Client, ns: &str, backup: &Backup) -> Resul
     std::fs::read(&file).with_context(|| format!("reading {}", file.display()))
 }
 
+/// Runs the cluster's own kubectl as admin; a failure fails the test with its stderr.
+pub fn kubectl(cluster: &testenv::Cluster, args: &[&str]) -> String {
+    let output = cluster
+        .kubectl()
+        .args(args)
+        .output()
+        .expect("running kubectl");
+    assert!(
+        output.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Hex SHA-256, computed here rather than trusted from anyone's status.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
