@@ -15,7 +15,7 @@ crds:
 chart-crds *args:
     hack/sync-chart-crds.sh {{args}}
 
-# Build or install helm, kubeconform and promtool (cached in ~/.cache/pg-operators/tools).
+# Build or install helm, kubeconform, promtool and prometheus (cached in ~/.cache/pg-operators/tools).
 tools:
     hack/build-tools.sh
 
@@ -53,6 +53,15 @@ cluster-down:
 # Local cluster with both operators running and the sample resources applied.
 up:
     hack/up.sh
+
+# Control-plane benchmarks of the release binaries: latency, 1,000 objects, idle writes.
+bench:
+    cargo build --release -p database-operator -p backup-operator
+    cargo bench -p bench --bench control_plane
+
+# Backup data path (dump to a directory and to S3) against plain pg_dump.
+bench-backup:
+    hack/bench-backup.sh
 
 # What CI runs.
 ci: lint test

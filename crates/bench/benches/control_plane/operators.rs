@@ -1,0 +1,174 @@
+//! The operators under measurement: release binaries run as host processes under their own
+//! ServiceAccounts, each watching only the benchmark's namespace, with its metrics endpoint
+//! on a loopback port and kube's per-request debug log line enabled.
+
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
+
+use anyhow::{Context, Result, bail};
+use bench::readings;
+use testenv::{Cluster, Operator, OperatorProcess};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+/// How long an operator may take to sync its caches and report ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether the operators log each API request. kube logs one `requesting` line per request
+/// at debug level for `kube_client::client::builder`; the operators' own logs stay at info.
+/// `BENCH_REQUEST_LOG=0` turns it off, to check that it does not change what is measured.
+pub fn requests_logged() -> bool {
+    std::env::var("BENCH_REQUEST_LOG").map_or(true, |v| v != "0")
+}
+
+fn log_filter() -> &'static str {
+    if requests_logged() {
+        "info,kube_client::client::builder=debug"
+    } else {
+        "info"
+    }
+}
+
+pub struct RunningOperator {
+    pub operator: Operator,
+    process: OperatorProcess,
+    metrics: SocketAddr,
+}
+
+impl RunningOperator {
+    /// Starts `operator` on namespace `ns` and waits until `/readyz` answers 200 (caches
+    /// synced), so what follows measures work, not start-up.
+    pub async fn start(cluster: &Cluster, operator: Operator, ns: &str) -> Result<Self> {
+        let kubeconfig = cluster.operator_kubeconfig(operator).await?;
+        let metrics = free_loopback_port()?;
+        let address = metrics.to_string();
+        let mut args = vec![
+            "--namespace",
+            ns,
+            "--metrics-address",
+            &address,
+            "--log-format",
+            "json",
+        ];
+        if operator == Operator::Backup {
+            args.insert(0, "run");
+        }
+        let process =
+            OperatorProcess::spawn(operator, &kubeconfig, &args, &[("RUST_LOG", log_filter())])?;
+        let mut running = RunningOperator {
+            operator,
+            process,
+            metrics,
+        };
+        running.wait_ready().await?;
+        Ok(running)
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok((200, _)) = http_get(self.metrics, "/readyz").await {
+                return Ok(());
+            }
+            if !self.process.is_running() {
+                bail!(
+                    "{} exited while starting:\n{}",
+                    self.operator.name(),
+                    self.process.log_tail(30)
+                );
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "{} was not ready within {READY_TIMEOUT:?}:\n{}",
+                    self.operator.name(),
+                    self.process.log_tail(30)
+                );
+            }
+            // Readiness is only offered by polling; the bound above keeps it finite.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// How many reconciles the operator reports, summed over results and controllers.
+    pub async fn reconciles(&self) -> Result<u64> {
+        let (status, text) = http_get(self.metrics, "/metrics").await?;
+        if status != 200 {
+            bail!("{} answered /metrics with {status}", self.operator.name());
+        }
+        let metric = match self.operator {
+            Operator::Database => "database_operator_reconciliations_total",
+            Operator::Backup => "backup_operator_reconcile_duration_seconds_count",
+        };
+        Ok(readings::metric_sum(&text, metric) as u64)
+    }
+
+    /// Peak and current resident memory, in bytes, from `/proc/<pid>/status`.
+    pub fn memory(&self) -> Result<(u64, u64)> {
+        let pid = self
+            .process
+            .pid()
+            .with_context(|| format!("{} is not running", self.operator.name()))?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("reading /proc/{pid}/status"))?;
+        let read = |key| {
+            readings::proc_status_bytes(&status, key)
+                .with_context(|| format!("no {key} in /proc/{pid}/status"))
+        };
+        Ok((read("VmHWM")?, read("VmRSS")?))
+    }
+
+    /// The length of the log so far, to count requests from here on with [`Self::requests_since`].
+    pub fn log_mark(&self) -> Result<usize> {
+        Ok(self.log()?.len())
+    }
+
+    /// The API requests the operator logged after `mark`, by kind.
+    pub fn requests_since(&self, mark: usize) -> Result<BTreeMap<String, u64>> {
+        let log = self.log()?;
+        Ok(readings::api_requests(log.get(mark..).unwrap_or_default()))
+    }
+
+    /// The operator's own last `lines` log lines, without kube's per-request lines.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log().unwrap_or_else(|e| format!("{e:#}"));
+        let own: Vec<_> = log
+            .lines()
+            .filter(|line| !line.contains("\"kube_client::client::builder\""))
+            .collect();
+        own[own.len().saturating_sub(lines)..].join("\n")
+    }
+
+    fn log(&self) -> Result<String> {
+        let path = self.process.log_path();
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+/// A loopback port free right now. Another process could take it before the operator binds
+/// it; the operator then exits at once and [`RunningOperator::start`] says so.
+fn free_loopback_port() -> Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?)
+}
+
+/// A plain HTTP/1.0 GET: the status code and the body.
+async fn http_get(address: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let mut stream = TcpStream::connect(address).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("GET {path}: no end of headers"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("GET {path}: no status in {head:?}"))?;
+    Ok((status, body.to_string()))
+}

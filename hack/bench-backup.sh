@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# Measures the backup data path against plain pg_dump, on this machine, in one run:
+#
+#   hack/bench-backup.sh     # pgbench scales 10 and 70 (150 MiB, 1 GiB), 512 MiB of random bytes
+#   BENCH_SCALES="70" BENCH_RANDOM_MIB=0 BENCH_RUNS=1 hack/bench-backup.sh
+#
+# Starts a private PostgreSQL server (Debian's /usr/lib/postgresql/<newest>/bin, initdb in a
+# temporary directory, 127.0.0.1 on a free port, as the `postgres` user because initdb refuses
+# root), fills one database per data set (`pgbench -i -s <scale>`; a table of random bytes,
+# which unlike pgbench's rows does not compress), then times for each:
+#
+#   raw        pg_dump -Fc -f <file>
+#   directory  target/release/backup-operator dump to BACKUP_DESTINATION_PATH
+#   s3         the same to an S3 server on 127.0.0.1 (the s3s-fs binary, plain HTTP)
+#
+# each under /usr/bin/time -v (wall time; CPU time and peak RSS of the process tree, that is
+# of backup-operator with its pg_dump child) while sampling the backup-operator's own CPU time
+# and VmHWM from /proc, and the S3 server's CPU time, which shares the machine. The three are
+# interleaved BENCH_RUNS times (default 3) and the medians are reported, so a burst of other
+# work on the machine does not land on one method only. Prints a Markdown table for
+# docs/performance.md. Everything it starts is stopped and its temporary directory removed on
+# exit, also on failure or Ctrl-C.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SCALES=${BENCH_SCALES-10 70}
+RANDOM_MIB=${BENCH_RANDOM_MIB-512}
+RUNS=${BENCH_RUNS:-3}
+# The S3 server the backup-operator's tests run in-process; 0.15 and later need a newer rustc.
+S3S_FS_VERSION=${S3S_FS_VERSION:-0.14.1}
+CACHE_ROOT="${PGOP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pg-operators}"
+S3S_FS="$CACHE_ROOT/tools/s3s-fs-$S3S_FS_VERSION/bin/s3s-fs"
+OPERATOR="$REPO/target/release/backup-operator"
+S3_ACCESS_KEY=bench-access-key
+S3_SECRET_KEY=bench-secret-key-0c41
+S3_BUCKET=bench
+
+log() { echo "bench-backup: $*" >&2; }
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+# --- tools -------------------------------------------------------------------------------
+
+apt_install() {
+  log "installing $* from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+newest_pg_bin() { compgen -G "/usr/lib/postgresql/*/bin/initdb" | sort -V | tail -n 1 | xargs -r dirname; }
+
+PG_BIN=$(newest_pg_bin)
+[[ -n $PG_BIN ]] || apt_install postgresql
+PG_BIN=$(newest_pg_bin)
+[[ -n $PG_BIN ]] || die "no PostgreSQL server in /usr/lib/postgresql after installing it"
+# pgbench ships with the server package on Debian 12 and later, in -contrib before.
+[[ -x $PG_BIN/pgbench ]] || apt_install postgresql-contrib
+[[ -x $PG_BIN/pgbench ]] || die "no pgbench in $PG_BIN"
+[[ -x /usr/bin/time ]] || apt_install time
+command -v python3 >/dev/null || die "python3 is needed to pick free ports and read reports"
+
+if [[ ! -x $S3S_FS ]]; then
+  log "building s3s-fs $S3S_FS_VERSION into ${S3S_FS%/bin/*} (once)"
+  rm -rf "${S3S_FS%/bin/*}.partial"
+  cargo install s3s-fs --locked --version "=$S3S_FS_VERSION" --features binary \
+    --root "${S3S_FS%/bin/*}.partial" >&2
+  mv "${S3S_FS%/bin/*}.partial" "${S3S_FS%/bin/*}"
+fi
+
+# A no-op when the binary is up to date; a stale one would measure other code.
+log "building the release backup-operator"
+(cd "$REPO" && cargo build --release -q -p backup-operator)
+
+# --- state, torn down on exit -------------------------------------------------------------
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-backup.XXXXXX")
+PGDATA=$WORK/pgdata
+S3_PID=
+as_postgres() {
+  if ((EUID == 0)); then runuser -u postgres -- "$@"; else "$@"; fi
+}
+cleanup() {
+  local status=$?
+  if [[ -s $PGDATA/postmaster.pid ]]; then
+    as_postgres "$PG_BIN/pg_ctl" stop --pgdata "$PGDATA" --mode immediate >/dev/null 2>&1 || true
+  fi
+  if [[ -n $S3_PID ]]; then
+    kill "$S3_PID" 2>/dev/null || true
+    wait "$S3_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+mkdir -p "$PGDATA"
+((EUID == 0)) && chown postgres: "$WORK" "$PGDATA"
+as_postgres "$PG_BIN/initdb" --pgdata "$PGDATA" --username postgres --auth=trust \
+  --encoding=UTF8 --locale=C --no-sync >/dev/null
+PGPORT=$(free_port)
+# fsync off only speeds up pgbench -i; dumps read, and the data fits in the page cache.
+cat >>"$PGDATA/postgresql.conf" <<EOF
+listen_addresses = '127.0.0.1'
+port = $PGPORT
+unix_socket_directories = ''
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+as_postgres "$PG_BIN/pg_ctl" start --pgdata "$PGDATA" --log "$PGDATA/server.log" --wait \
+  --timeout=120 >/dev/null
+export PGHOST=127.0.0.1 PGPORT PGUSER=postgres
+
+psql_value() { "$PG_BIN/psql" --no-psqlrc -tAq -d postgres -c "$1"; }
+
+# --- S3 -----------------------------------------------------------------------------------
+
+mkdir -p "$WORK/s3/$S3_BUCKET"
+S3_PORT=$(free_port)
+"$S3S_FS" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_ACCESS_KEY" \
+  --secret-key "$S3_SECRET_KEY" "$WORK/s3" >"$WORK/s3s-fs.log" 2>&1 &
+S3_PID=$!
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break
+  kill -0 "$S3_PID" 2>/dev/null || die "s3s-fs exited: $(tail -n 20 "$WORK/s3s-fs.log")"
+  sleep 0.1
+done
+
+# --- measuring ----------------------------------------------------------------------------
+
+TICKS=$(getconf CLK_TCK)
+# cpu_ticks PID: user + system CPU time of PID so far, in clock ticks (fields 14 and 15 of
+# /proc/PID/stat, counted after the command name, which may hold spaces).
+cpu_ticks() {
+  local stat fields
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -r -a fields <<<"${stat##*) }"
+  echo $((fields[11] + fields[12]))
+}
+
+# timed OUT CMD...: runs CMD under /usr/bin/time -v and writes to OUT one line:
+#   wall-s  tree-cpu-s  tree-peak-KiB  own-cpu-s  own-peak-KiB  s3-server-cpu-s
+# The wall time, and the CPU time and peak RSS of the process tree (CMD and the children it
+# waited for, pg_dump), are what /usr/bin/time reports. CMD's own CPU time and VmHWM are the
+# last values read from /proc while it ran, every 50 ms (the data path streams, so nothing
+# spikes at the end). The S3 server's CPU time is what it used meanwhile (0 without it).
+timed() {
+  local out=$1
+  shift
+  local hwm=0 own_ticks=0 pid="" line ticks server_before=0 server_after=0
+  [[ -n $S3_PID ]] && server_before=$(cpu_ticks "$S3_PID")
+  /usr/bin/time -v -o "$out.time" "$@" >"$out.stdout" 2>"$out.stderr" &
+  local time_pid=$!
+  while kill -0 "$time_pid" 2>/dev/null; do
+    [[ -n $pid ]] || pid=$(cat "/proc/$time_pid/task/$time_pid/children" 2>/dev/null || true)
+    pid=${pid%% *}
+    if [[ -n $pid ]] && line=$(grep '^VmHWM:' "/proc/$pid/status" 2>/dev/null) &&
+      ticks=$(cpu_ticks "$pid"); then
+      line=${line#VmHWM:}
+      hwm=${line%kB}
+      own_ticks=$ticks
+    fi
+    sleep 0.05
+  done
+  if ! wait "$time_pid"; then
+    cat "$out.stderr" >&2
+    die "$* failed"
+  fi
+  [[ -n $S3_PID ]] && server_after=$(cpu_ticks "$S3_PID")
+  # "Elapsed (wall clock) time (h:mm:ss or m:ss): 1:02.34", "User time (seconds): 1.23", ...
+  awk -v own_kib="$((hwm))" -v own_cpu="$own_ticks" -v server="$((server_after - server_before))" \
+    -v hz="$TICKS" '
+    /Elapsed \(wall clock\)/ {n = split($NF, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]}
+    /User time|System time/ {cpu += $NF}
+    /Maximum resident set size/ {tree = $NF}
+    END {printf "%.2f %.2f %d %.2f %d %.2f\n", s, cpu, tree, own_cpu / hz, own_kib, server / hz}' \
+    "$out.time" >"$out"
+}
+
+# operator_dump OUT DB DESTINATION-ENV...: backup-operator dump of DB, timed into OUT.
+# env execs the operator, so the pid /usr/bin/time waits for is the operator's.
+operator_dump() {
+  local out=$1 db=$2
+  shift 2
+  timed "$out" env "$@" "$OPERATOR" dump --dbname "$db" --pg-bin-dir "$PG_BIN" \
+    --backup-name bench --retention 1 --termination-log /dev/null
+}
+
+# The JSON line dump prints on stdout says how large the artifact is.
+report_size() {
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["sizeBytes"])' "$1.stdout" >"$1.size"
+}
+
+run_raw() {
+  timed "$1" "$PG_BIN/pg_dump" -Fc -f "$WORK/raw.dump" -d "$2"
+  stat -c %s "$WORK/raw.dump" >"$1.size"
+}
+run_directory() {
+  operator_dump "$1" "$2" BACKUP_DESTINATION_PATH="$WORK/destination"
+  report_size "$1"
+}
+run_s3() {
+  operator_dump "$1" "$2" S3_ENDPOINT="http://127.0.0.1:$S3_PORT" S3_BUCKET="$S3_BUCKET" \
+    AWS_ACCESS_KEY_ID="$S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$S3_SECRET_KEY"
+  report_size "$1"
+}
+
+# median FILE...: the median of the numbers in column $COLUMN (1-based) of the files.
+median() {
+  local column=$1
+  shift
+  awk -v c="$column" '{print $c}' "$@" | sort -n |
+    awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
+# fill DATASET DB: creates DB and fills it. `s<N>` is `pgbench -i -s N`, whose rows are mostly
+# blank padding that compresses about 50:1, so its dumps are small; `random<N>` is a table of
+# N MiB of random bytes, which pg_dump cannot compress, for dumps many S3 parts long.
+fill() {
+  local dataset=$1 db=$2
+  psql_value "CREATE DATABASE $db" >/dev/null
+  case $dataset in
+    s*)
+      "$PG_BIN/pgbench" -i -q -s "${dataset#s}" "$db" >"$WORK/pgbench.log" 2>&1 ||
+        die "pgbench -i failed: $(tail -n 20 "$WORK/pgbench.log")"
+      ;;
+    random*)
+      "$PG_BIN/psql" --no-psqlrc -q -v ON_ERROR_STOP=1 -d "$db" -c "CREATE EXTENSION pgcrypto" \
+        -c "CREATE TABLE noise AS SELECT g AS id, gen_random_bytes(1024) AS data
+            FROM generate_series(1, ${dataset#random} * 1024) AS g" >/dev/null
+      ;;
+  esac
+  "$PG_BIN/psql" --no-psqlrc -q -d "$db" -c "VACUUM ANALYZE" >/dev/null
+}
+
+datasets=()
+for scale in $SCALES; do datasets+=("s$scale"); done
+((RANDOM_MIB > 0)) && datasets+=("random$RANDOM_MIB")
+
+started_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for dataset in "${datasets[@]}"; do
+  db=bench_$dataset
+  log "$dataset: filling $db"
+  fill "$dataset" "$db"
+  psql_value "SELECT pg_database_size('$db')" >"$WORK/dbsize.$dataset"
+  for run in $(seq "$RUNS"); do
+    for method in raw directory s3; do
+      rm -rf "$WORK/raw.dump" "$WORK/destination" "${WORK:?}/s3/$S3_BUCKET"
+      mkdir -p "$WORK/destination" "$WORK/s3/$S3_BUCKET"
+      "run_$method" "$WORK/result.$dataset.$method.$run" "$db"
+      log "$dataset run $run $method: $(cat "$WORK/result.$dataset.$method.$run") (wall s, tree CPU s, tree KiB, own CPU s, own KiB, S3 server CPU s)"
+    done
+  done
+  # One database at a time: the next one needs the disk and the page cache.
+  psql_value "DROP DATABASE $db" >/dev/null
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+echo "Started $started_at on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo);" \
+  "load average $load_before before, $load_after after;" \
+  "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'); median of $RUNS runs;" \
+  "commit $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- crates/backup-operator || echo ' with uncommitted changes to the backup-operator')."
+echo
+echo "| data | method | dump size | wall time | throughput | vs. raw pg_dump | CPU, process tree | CPU, backup-operator | CPU, S3 server | peak RSS, process tree | peak RSS, backup-operator |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+mib() { awk -v b="$1" -v d="$2" 'BEGIN {printf "%.*f MiB", d, b / 1048576}'; }
+for dataset in "${datasets[@]}"; do
+  case $dataset in
+    s*) label="pgbench -s ${dataset#s}" ;;
+    *) label="${dataset#random} MiB random bytes" ;;
+  esac
+  label="$label ($(mib "$(cat "$WORK/dbsize.$dataset")" 0))"
+  raw_rate=
+  for method in raw directory s3; do
+    files=("$WORK/result.$dataset.$method".*[0-9])
+    seconds=$(printf "%.2f" "$(median 1 "${files[@]}")")
+    size=$(median 1 "${files[@]/%/.size}")
+    rate=$(awk -v s="$size" -v t="$seconds" 'BEGIN {printf "%.1f", s / 1e6 / t}')
+    own_cpu="$(median 4 "${files[@]}") s" own_rss=$(mib $(($(median 5 "${files[@]}") * 1024)) 1)
+    server_cpu="$(median 6 "${files[@]}") s"
+    case $method in
+      raw) raw_rate=$rate ratio="1.00" own_cpu="(pg_dump)" own_rss="(pg_dump)" server_cpu="" ;;
+      directory) server_cpu="" ;;
+    esac
+    [[ $method == raw ]] || ratio=$(awk -v r="$rate" -v b="$raw_rate" 'BEGIN {printf "%.2f", r / b}')
+    printf '| %s | %s | %s | %s s | %s MB/s | %s | %s s | %s | %s | %s | %s |\n' "$label" \
+      "$method" "$(mib "$size" 1)" "$seconds" "$rate" "$ratio" "$(median 2 "${files[@]}")" \
+      "$own_cpu" "$server_cpu" "$(mib $(($(median 3 "${files[@]}") * 1024)) 1)" "$own_rss"
+  done
+done
