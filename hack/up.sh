@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# The quick start: a local one-node cluster with both operators installed from their Helm
-# charts and the sample resources applied. Everything it needs is built or installed by the
+# The quick start: a local one-node cluster with both operators running as Pods from their
+# images (installed from deploy/, the plain manifests) and the sample resources applied. Everything it needs is built or installed by the
 # project's own scripts, and cached, so a second run takes seconds.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 
 hack/ensure-test-tools.sh
-eval "$(hack/build-tools.sh --env)"
 # Images first: the node imports whatever is built when it starts.
 hack/images.sh
 hack/build-operator-images.sh
@@ -17,10 +16,10 @@ KUBECONFIG=$(tail -n 1 /tmp/pgop-up.log | sed 's/^export KUBECONFIG=//')
 source <(grep '^K8S_BIN=' "$(dirname "$KUBECONFIG")/cluster.env")
 kubectl() { "$K8S_BIN/kubectl" "$@"; }
 
+kubectl apply --server-side -f deploy/crds
 for operator in database-operator backup-operator; do
-  "$HELM" upgrade --install "$operator" "charts/$operator" \
-    --namespace "$operator-system" --create-namespace \
-    --set image.tag=dev --wait --timeout 5m
+  kubectl apply --server-side -f "deploy/$operator"
+  kubectl -n "$operator-system" rollout status "deployment/$operator" --timeout=5m
 done
 
 kubectl apply --server-side -f deploy/samples/database.yaml -f deploy/samples/backup.yaml \

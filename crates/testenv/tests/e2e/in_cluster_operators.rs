@@ -122,7 +122,8 @@ async fn operators_running_as_pods_pass_the_scenario() {
         "from a pod"
     );
 
-    // Leave no in-cluster operator running for the other tests.
+    // Leave no in-cluster operator running for the other tests, and none scoped to this
+    // namespace for `./justw up` to find.
     for operator in testenv::Operator::ALL {
         let deployment = format!("deployment/{}", operator.name());
         kubectl(
@@ -130,9 +131,9 @@ async fn operators_running_as_pods_pass_the_scenario() {
             &[
                 "-n",
                 &operator.namespace(),
-                "scale",
+                "delete",
                 &deployment,
-                "--replicas=0",
+                "--wait=true",
             ],
         );
     }
