@@ -175,14 +175,12 @@ fn print_latency(
         bail!("no Database was measured");
     };
     let summary = |sample: &[Duration]| Summary::of(sample).expect("as many as `ready`");
-    let counted = summary(&latency.statefulset_counted);
-    let operator = summary(&latency.operator);
-    let created = summary(&latency.pod_created);
     println!("### Pod ready → Database Ready\n");
     println!("{}\n", describe(before, after));
     println!("| from | to | median | p95 | min | max |");
     println!("|---|---|---|---|---|---|");
-    let row = |from: &str, to: &str, s: &Summary| {
+    let row = |from: &str, to: &str, sample: &[Duration]| {
+        let s = summary(sample);
         println!(
             "| {from} | {to} | {} | {} | {} | {} |",
             ms(s.median),
@@ -191,22 +189,27 @@ fn print_latency(
             ms(s.max)
         );
     };
+    row("Pod Ready", "Database Ready", &latency.ready);
     row(
-        "Pod ready (status patch sent)",
-        "Database Ready (seen by a watch)",
-        &ready,
-    );
-    row(
-        "Pod ready",
+        "Pod Ready",
         "StatefulSet counts the ready replica",
-        &counted,
+        &latency.statefulset_counted,
     );
     row(
-        "StatefulSet counts it",
-        "Database Ready (the operator's part)",
-        &operator,
+        "Pod Ready",
+        "EndpointSlice of the client Service has it",
+        &latency.endpoint_published,
     );
-    row("Database created", "Pod exists (for context)", &created);
+    row(
+        "the later of those two",
+        "Database Ready (the operator's part)",
+        &latency.operator,
+    );
+    row(
+        "Database created",
+        "Pod exists (for context)",
+        &latency.pod_created,
+    );
     println!(
         "\n{} Databases one after another; the first one before them (warm-up, not counted) \
          took {}.\n",
