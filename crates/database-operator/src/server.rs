@@ -42,20 +42,19 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Ready only on the leader, and only after the first full list of Databases arrived:
-/// before that, the phase gauge would report zero Databases and a rollout could not tell a
-/// stuck operator apart. So of several replicas, only the leader is Ready.
+/// Followers are Ready (standing by), the leader once its caches synced:
+/// [`leader::Readiness`] says why.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if !state.leading.load(Ordering::Relaxed) {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not the leader: waiting to take over the leader Lease",
-        )
-    } else if state.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
+    let readiness = leader::Readiness::of(
+        state.leading.load(Ordering::Relaxed),
+        state.ready.load(Ordering::Relaxed),
+    );
+    let status = if readiness.is_ready() {
+        StatusCode::OK
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet")
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, readiness.message())
 }
 
 /// Serves until `shutdown` resolves.
@@ -108,13 +107,11 @@ mod tests {
             leading: leading.clone(),
         });
         assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
-        // A follower is never ready, even with synced caches.
-        ready.store(true, Ordering::Relaxed);
+        // A follower stands by, Ready; a leader is Ready once its caches synced.
         let (status, body) = get(&app, "/readyz").await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(body.contains("not the leader"), "{body}");
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("standing by"), "{body}");
         leading.store(true, Ordering::Relaxed);
-        ready.store(false, Ordering::Relaxed);
         assert_eq!(
             get(&app, "/readyz").await.0,
             StatusCode::SERVICE_UNAVAILABLE

@@ -1,6 +1,7 @@
 //! Two replicas of the database-operator against the real test cluster, sharing one Lease:
-//! exactly one leads and is Ready; SIGKILLed, the other takes over within the lease
-//! duration; SIGTERMed, a leader hands over at once. Never are two replicas Ready at once.
+//! exactly one leads; SIGKILLed, the other takes over within the lease duration; SIGTERMed,
+//! a leader hands over at once. Never do two replicas lead at once (the leader gauge), and
+//! followers stand by Ready, so a Deployment's rollout completes.
 //!
 //! The replicas run as the operator's ServiceAccount, with the Role of
 //! `deploy/database-operator/leader-election-rbac.yaml` bound in the test's namespace, so the
@@ -103,13 +104,14 @@ async fn one_replica_leads_and_another_takes_over_when_it_dies() {
         Replica::start(&kubeconfig, ns.name(), "replica-b").await,
     ];
 
-    // Exactly one leads: it holds the Lease and is Ready; the other is alive, not Ready.
+    // Exactly one leads: it holds the Lease, its gauge says so; the other stands by. Both Ready.
     let leader = wait_for_leader(&leases, &replicas, None, FIRST_ELECTION).await;
     let follower = 1 - leader;
     let (l, f) = (&replicas[leader], &replicas[follower]);
     println!("{} leads; {} follows", l.name, f.name);
     assert_eq!(get(f.port, "/healthz").await.map(|r| r.0), Some(200));
-    assert_eq!(f.ready().await, Some(false), "the follower is Ready");
+    assert_eq!(f.ready().await, Some(true), "the follower stands by, Ready");
+    assert_eq!(l.ready().await, Some(true), "the leader is Ready");
     assert_eq!(l.leader_gauge().await.as_deref(), Some("1"));
     assert_eq!(f.leader_gauge().await.as_deref(), Some("0"));
 
@@ -117,7 +119,7 @@ async fn one_replica_leads_and_another_takes_over_when_it_dies() {
     let steady_until = Instant::now() + Duration::from_secs(11);
     while Instant::now() < steady_until {
         assert_eq!(holder(&leases).await.as_deref(), Some(l.name));
-        assert_one_ready(&replicas).await;
+        assert_one_leading(&replicas).await;
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let transitions_before = transitions(&leases).await;
@@ -167,8 +169,8 @@ async fn one_replica_leads_and_another_takes_over_when_it_dies() {
     ns.cleanup().await.unwrap();
 }
 
-/// Waits until one replica other than `old` holds the Lease and is Ready, checking all
-/// along that no two replicas are Ready at once; returns its index.
+/// Waits until one replica other than `old` holds the Lease, says so on its leader gauge and
+/// is Ready, checking all along that no two replicas lead at once; returns its index.
 async fn wait_for_leader(
     leases: &Api<Lease>,
     replicas: &[Replica],
@@ -177,46 +179,47 @@ async fn wait_for_leader(
 ) -> usize {
     let deadline = Instant::now() + timeout;
     loop {
-        let ready = assert_one_ready(replicas).await;
+        let leading = assert_one_leading(replicas).await;
         let holder = holder(leases).await;
-        if let Some(i) = ready
+        if let Some(i) = leading
             && Some(i) != old
             && holder.as_deref() == Some(replicas[i].name)
+            && replicas[i].ready().await == Some(true)
         {
             return i;
         }
         assert!(
             Instant::now() < deadline,
-            "no replica led within {timeout:?}; the Lease is held by {holder:?}, Ready: {ready:?}"
+            "no replica led within {timeout:?}; the Lease is held by {holder:?}, leading: {leading:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-/// Waits until `replica` serves its endpoints and reports itself a follower.
+/// Waits until `replica` serves its endpoints and reports itself a follower, Ready.
 async fn wait_until_following(replica: &Replica) {
     let deadline = Instant::now() + FIRST_ELECTION;
     while replica.leader_gauge().await.as_deref() != Some("0") {
         assert!(Instant::now() < deadline, "{} never started", replica.name);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(replica.ready().await, Some(false));
+    assert_eq!(replica.ready().await, Some(true), "{} stands by", replica.name);
 }
 
-/// The index of the one Ready replica, if any; fails when two are Ready.
-async fn assert_one_ready(replicas: &[Replica]) -> Option<usize> {
-    let mut ready = Vec::new();
+/// The index of the one replica whose leader gauge is 1, if any; fails when two lead.
+async fn assert_one_leading(replicas: &[Replica]) -> Option<usize> {
+    let mut leading = Vec::new();
     for (i, replica) in replicas.iter().enumerate() {
-        if replica.ready().await == Some(true) {
-            ready.push(i);
+        if replica.leader_gauge().await.as_deref() == Some("1") {
+            leading.push(i);
         }
     }
-    let names: Vec<_> = ready.iter().map(|&i| replicas[i].name).collect();
+    let names: Vec<_> = leading.iter().map(|&i| replicas[i].name).collect();
     assert!(
-        ready.len() <= 1,
-        "several replicas are Ready at once: {names:?}"
+        leading.len() <= 1,
+        "several replicas lead at once: {names:?}"
     );
-    ready.first().copied()
+    leading.first().copied()
 }
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {

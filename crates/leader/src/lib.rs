@@ -14,6 +14,7 @@
 
 pub mod decision;
 pub mod lease;
+pub mod readiness;
 
 use std::fmt;
 use std::future::Future;
@@ -22,13 +23,14 @@ use kube::Client;
 
 pub use decision::Timing;
 pub use lease::{Elector, Leadership};
+pub use readiness::Readiness;
 
 /// The flags of leader election, the same in both operators; flatten them into the
 /// operator's own arguments.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct LeaderArgs {
     /// Run as one of several replicas: only the holder of the leader Lease reconciles, the
-    /// others wait to take over (and report not ready). Needs the Lease's namespace.
+    /// others stand by to take over (Ready, with the `*_leader` gauge at 0). Needs the Lease's namespace.
     #[arg(long, env = "LEADER_ELECTION")]
     pub leader_election: bool,
     /// Name of the leader Lease; defaults to the operator's name.

@@ -1,5 +1,5 @@
-//! The HTTP endpoints: `/metrics` for Prometheus, `/healthz` for liveness, `/readyz` once
-//! this replica leads and the controllers' caches have synced.
+//! The HTTP endpoints: `/metrics` for Prometheus, `/healthz` for liveness, `/readyz` for a
+//! follower standing by or a leader whose controllers' caches have synced.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ pub struct ServerState {
     /// Set once every controller's cache has its first full list.
     pub ready: AtomicBool,
     /// Set once this replica runs the controllers: at once without leader election, else
-    /// once it holds the leader Lease. Only the leader is ready.
+    /// once it holds the leader Lease.
     pub leading: AtomicBool,
     /// The Backups, for the per-Backup last-success series.
     pub backups: Store<Backup>,
@@ -39,17 +39,19 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body)
 }
 
+/// Followers are Ready (standing by), the leader once its caches synced:
+/// [`leader::Readiness`] says why.
 async fn readyz(State(state): State<Arc<ServerState>>) -> (StatusCode, &'static str) {
-    if !state.leading.load(Ordering::Relaxed) {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not the leader: waiting to take over the leader Lease",
-        )
-    } else if state.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok")
+    let readiness = leader::Readiness::of(
+        state.leading.load(Ordering::Relaxed),
+        state.ready.load(Ordering::Relaxed),
+    );
+    let status = if readiness.is_ready() {
+        StatusCode::OK
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches are syncing")
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, readiness.message())
 }
 
 /// Serves until `shutdown` completes.
@@ -71,23 +73,23 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn only_the_leader_with_synced_caches_is_ready() {
+    async fn followers_and_leaders_with_synced_caches_are_ready() {
         let (backups, _writer) = kube::runtime::reflector::store();
         let state = Arc::new(ServerState {
             metrics: Arc::new(Metrics::new()),
-            ready: true.into(),
+            ready: false.into(),
             leading: false.into(),
             backups,
         });
         let (status, body) = readyz(State(state.clone())).await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(body.contains("not the leader"), "{body}");
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("standing by"), "{body}");
         state.leading.store(true, Ordering::Relaxed);
-        assert_eq!(readyz(State(state.clone())).await.0, StatusCode::OK);
-        state.ready.store(false, Ordering::Relaxed);
         assert_eq!(
-            readyz(State(state)).await.0,
+            readyz(State(state.clone())).await.0,
             StatusCode::SERVICE_UNAVAILABLE
         );
+        state.ready.store(true, Ordering::Relaxed);
+        assert_eq!(readyz(State(state)).await.0, StatusCode::OK);
     }
 }
