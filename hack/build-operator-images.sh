@@ -13,8 +13,8 @@
 #
 # The Dockerfiles copy prebuilt release binaries (COPY target/release/<name>): cargo runs here
 # on the host, with its caches, not inside buildah. The build context is a temporary directory
-# holding only those binaries at the same relative paths, so buildah never reads the
-# multi-gigabyte target/ tree. Bases come from hack/images.sh (--pull=never: nothing is
+# holding only those binaries and hack/images/operators/collect.sh at the same relative
+# paths, so buildah never reads the multi-gigabyte target/ tree. Bases come from hack/images.sh (--pull=never: nothing is
 # fetched). The images are also kept as OCI archives under ~/.cache/pg-operators/images/operators,
 # which hack/images.sh imports again after a node is recreated.
 set -euo pipefail
@@ -25,6 +25,8 @@ TAG=${PGOP_IMAGE_TAG:-dev}
 ctx="" # the build context; global for the EXIT trap
 LABEL=io.pgop.input-hash
 TARGET_DIR=${CARGO_TARGET_DIR:-$PGOP_REPO/target}
+# The first stage of both Dockerfiles runs it; it is part of the build context.
+COLLECT=hack/images/operators/collect.sh
 # Dockerfile, binary and image, one line each.
 IMAGES=(
   "Dockerfile.database database-operator docker.io/pgop/database-operator:$TAG"
@@ -45,7 +47,8 @@ main() {
 
   ctx=$(mktemp -d /var/tmp/pgop-image-ctx.XXXXXX)
   trap 'rm -rf "$ctx"' EXIT
-  mkdir -p "$ctx/target/release" "$PGOP_IMAGE_CACHE/operators"
+  mkdir -p "$ctx/target/release" "$ctx/$(dirname "$COLLECT")" "$PGOP_IMAGE_CACHE/operators"
+  cp "$PGOP_REPO/$COLLECT" "$ctx/$COLLECT"
   local line dockerfile bin ref archive
   for line in "${IMAGES[@]}"; do
     read -r dockerfile bin ref <<<"$line"
@@ -58,10 +61,10 @@ main() {
     read -r dockerfile bin ref <<<"$line"
     local started=$SECONDS previous from key
     archive="$PGOP_IMAGE_CACHE/operators/${bin}.oci.tar"
-    # Unchanged Dockerfile, binary and base: the image would differ in timestamps only, and
-    # cost a re-import; keep it.
-    from=$(sed -n 's/^FROM[[:space:]]\+\([^[:space:]]\+\).*/\1/p' "$PGOP_REPO/$dockerfile" | tail -n1)
-    key=$(cat "$PGOP_REPO/$dockerfile" <(sha256sum <"$ctx/target/release/$bin") \
+    # Unchanged Dockerfile, collect script, binary and base: the image would differ in
+    # timestamps only, and cost a re-import; keep it. The base is the first stage's FROM.
+    from=$(sed -n 's/^FROM[[:space:]]\+\([^[:space:]]\+\).*/\1/p' "$PGOP_REPO/$dockerfile" | head -n1)
+    key=$(cat "$PGOP_REPO/$dockerfile" "$PGOP_REPO/$COLLECT" <(sha256sum <"$ctx/target/release/$bin") \
       <(buildah images --noheading --no-trunc --format '{{.ID}}' "$from" 2>/dev/null) <(echo "$ref") |
       sha256sum | cut -c1-16)
     if [[ -s $archive && $(cat "$archive.key" 2>/dev/null) == "$key" &&

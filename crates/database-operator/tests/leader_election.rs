@@ -203,7 +203,12 @@ async fn wait_until_following(replica: &Replica) {
         assert!(Instant::now() < deadline, "{} never started", replica.name);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(replica.ready().await, Some(true), "{} stands by", replica.name);
+    assert_eq!(
+        replica.ready().await,
+        Some(true),
+        "{} stands by",
+        replica.name
+    );
 }
 
 /// The index of the one replica whose leader gauge is 1, if any; fails when two lead.

@@ -1,5 +1,6 @@
 //! The operators as users install them: `helm install` of both charts, the seed scenario
-//! with the operators running as those Pods, `helm upgrade`, and `helm uninstall` leaving no
+//! with the operators running as those Pods, `helm upgrade` to two replicas with leader
+//! election (`--wait` completes: followers stand by Ready), and `helm uninstall` leaving no
 //! operator object behind.
 
 use std::process::Command;
@@ -102,6 +103,7 @@ async fn helm_install_upgrade_and_uninstall() {
         .unwrap_or_else(|e| fail(e));
 
     // An upgrade that changes the Pods rolls them; the operators carry on where they were.
+    // Two replicas with leader election: `--wait` returns only once both are Ready.
     for (release, namespace, chart) in &releases {
         helm(
             cluster,
@@ -114,11 +116,48 @@ async fn helm_install_upgrade_and_uninstall() {
                 "--reuse-values",
                 "--set",
                 "logFormat=text",
+                "--set",
+                "leaderElection.enabled=true",
+                "--set",
+                "replicas=2",
                 "--wait",
                 "--timeout",
                 "4m",
             ],
         );
+    }
+    // One of the new Pods leads. Right after the rollout the Lease may be between holders (the
+    // old leader released it on SIGTERM; a standby takes it at its next look).
+    for (release, namespace, _) in &releases {
+        let selector = format!("app.kubernetes.io/instance={release}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let pods = kubectl_lines(
+                cluster,
+                &[
+                    "get", "pods", "-n", namespace, "-l", &selector, "-o", "name",
+                ],
+            );
+            let holders = kubectl_lines(
+                cluster,
+                &[
+                    "get",
+                    "leases",
+                    "-n",
+                    namespace,
+                    "-o",
+                    "jsonpath={range .items[*]}{.spec.holderIdentity}{\"\\n\"}{end}",
+                ],
+            );
+            if holders.len() == 1 && pods.contains(&format!("pod/{}", holders[0])) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{release}: no Pod of {pods:?} holds its Lease; holders: {holders:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
     }
     psql(&client, &n, "my-database", "SELECT 1")
         .await
