@@ -3,6 +3,14 @@
 #
 #   hack/bench-backup.sh     # pgbench scales 10 and 70 (150 MiB, 1 GiB), 512 MiB of random bytes
 #   BENCH_SCALES="70" BENCH_RANDOM_MIB=0 BENCH_RUNS=1 hack/bench-backup.sh
+#   BENCH_METHODS="raw s3" hack/bench-backup.sh      # skip the directory destination
+#   BENCH_BASELINE=/tmp/backup-operator-before BENCH_METHODS="s3 s3-baseline" hack/bench-backup.sh
+#
+# BENCH_BASELINE names another backup-operator binary (say, a copy built before a change),
+# measured as the methods directory-baseline and s3-baseline in the same runs, interleaved
+# with the others: on a shared machine that compares two builds under the same load, which
+# two separate runs minutes apart do not. BENCH_OPERATOR measures a given binary as it is
+# instead of building target/release/backup-operator.
 #
 # Starts a private PostgreSQL server (Debian's /usr/lib/postgresql/<newest>/bin, initdb in a
 # temporary directory, 127.0.0.1 on a free port, as the `postgres` user because initdb refuses
@@ -26,11 +34,28 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SCALES=${BENCH_SCALES-10 70}
 RANDOM_MIB=${BENCH_RANDOM_MIB-512}
 RUNS=${BENCH_RUNS:-3}
+BASELINE=${BENCH_BASELINE-}
+# raw is always measured: the other methods are reported against it.
+default_methods="raw directory s3${BASELINE:+ directory-baseline s3-baseline}"
+METHODS="raw ${BENCH_METHODS:-$default_methods}"
+METHODS=$(tr ' ' '\n' <<<"$METHODS" | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+for method in $METHODS; do
+  case $method in
+    raw | directory | s3) ;;
+    directory-baseline | s3-baseline)
+      [[ -x $BASELINE ]] || { echo "bench-backup: $method needs BENCH_BASELINE, an executable" >&2 && exit 1; }
+      ;;
+    *)
+      echo "bench-backup: BENCH_METHODS: unknown method $method (raw, directory, s3, directory-baseline, s3-baseline)" >&2
+      exit 1
+      ;;
+  esac
+done
 # The S3 server the backup-operator's tests run in-process; 0.15 and later need a newer rustc.
 S3S_FS_VERSION=${S3S_FS_VERSION:-0.14.1}
 CACHE_ROOT="${PGOP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pg-operators}"
 S3S_FS="$CACHE_ROOT/tools/s3s-fs-$S3S_FS_VERSION/bin/s3s-fs"
-OPERATOR="$REPO/target/release/backup-operator"
+OPERATOR=${BENCH_OPERATOR:-$REPO/target/release/backup-operator}
 S3_ACCESS_KEY=bench-access-key
 S3_SECRET_KEY=bench-secret-key-0c41
 S3_BUCKET=bench
@@ -70,9 +95,13 @@ if [[ ! -x $S3S_FS ]]; then
   mv "${S3S_FS%/bin/*}.partial" "${S3S_FS%/bin/*}"
 fi
 
-# A no-op when the binary is up to date; a stale one would measure other code.
-log "building the release backup-operator"
-(cd "$REPO" && cargo build --release -q -p backup-operator)
+# A no-op when the binary is up to date; a stale one would measure other code. A binary
+# named by BENCH_OPERATOR (say, a copy built at another commit) is measured as it is.
+if [[ -z ${BENCH_OPERATOR-} ]]; then
+  log "building the release backup-operator"
+  (cd "$REPO" && cargo build --release -q -p backup-operator)
+fi
+[[ -x $OPERATOR ]] || die "$OPERATOR is not an executable"
 
 # --- state, torn down on exit -------------------------------------------------------------
 
@@ -187,12 +216,12 @@ timed() {
     "$out.time" >"$out"
 }
 
-# operator_dump OUT DB DESTINATION-ENV...: backup-operator dump of DB, timed into OUT.
+# operator_dump BINARY OUT DB DESTINATION-ENV...: BINARY's dump of DB, timed into OUT.
 # env execs the operator, so the pid /usr/bin/time waits for is the operator's.
 operator_dump() {
-  local out=$1 db=$2
-  shift 2
-  timed "$out" env "$@" "$OPERATOR" dump --dbname "$db" --pg-bin-dir "$PG_BIN" \
+  local binary=$1 out=$2 db=$3
+  shift 3
+  timed "$out" env "$@" "$binary" dump --dbname "$db" --pg-bin-dir "$PG_BIN" \
     --backup-name bench --retention 1 --termination-log /dev/null
 }
 
@@ -206,11 +235,11 @@ run_raw() {
   stat -c %s "$WORK/raw.dump" >"$1.size"
 }
 run_directory() {
-  operator_dump "$1" "$2" BACKUP_DESTINATION_PATH="$WORK/destination"
+  operator_dump "${3:-$OPERATOR}" "$1" "$2" BACKUP_DESTINATION_PATH="$WORK/destination"
   report_size "$1"
 }
 run_s3() {
-  operator_dump "$1" "$2" S3_ENDPOINT="http://127.0.0.1:$S3_PORT" S3_BUCKET="$S3_BUCKET" \
+  operator_dump "${3:-$OPERATOR}" "$1" "$2" S3_ENDPOINT="http://127.0.0.1:$S3_PORT" S3_BUCKET="$S3_BUCKET" \
     AWS_ACCESS_KEY_ID="$S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$S3_SECRET_KEY"
   report_size "$1"
 }
@@ -255,10 +284,13 @@ for dataset in "${datasets[@]}"; do
   fill "$dataset" "$db"
   psql_value "SELECT pg_database_size('$db')" >"$WORK/dbsize.$dataset"
   for run in $(seq "$RUNS"); do
-    for method in raw directory s3; do
+    for method in $METHODS; do
       rm -rf "$WORK/raw.dump" "$WORK/destination" "${WORK:?}/s3/$S3_BUCKET"
       mkdir -p "$WORK/destination" "$WORK/s3/$S3_BUCKET"
-      "run_$method" "$WORK/result.$dataset.$method.$run" "$db"
+      case $method in
+        *-baseline) "run_${method%-baseline}" "$WORK/result.$dataset.$method.$run" "$db" "$BASELINE" ;;
+        *) "run_$method" "$WORK/result.$dataset.$method.$run" "$db" ;;
+      esac
       log "$dataset run $run $method: $(cat "$WORK/result.$dataset.$method.$run") (wall s, tree CPU s, tree KiB, own CPU s, own KiB, S3 server CPU s)"
     done
   done
@@ -270,7 +302,8 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "Started $started_at on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo);" \
   "load average $load_before before, $load_after after;" \
   "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'); median of $RUNS runs;" \
-  "commit $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- crates/backup-operator || echo ' with uncommitted changes to the backup-operator')."
+  "$(if [[ -n ${BENCH_OPERATOR-} ]]; then echo "the backup-operator binary $OPERATOR"; else
+    echo "commit $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- crates/backup-operator || echo ' with uncommitted changes to the backup-operator')"; fi)${BASELINE:+; the *-baseline methods ran $BASELINE}."
 echo
 echo "| data | method | dump size | wall time | throughput | vs. raw pg_dump | CPU, process tree | CPU, backup-operator | CPU, S3 server | peak RSS, process tree | peak RSS, backup-operator |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
@@ -282,7 +315,7 @@ for dataset in "${datasets[@]}"; do
   esac
   label="$label ($(mib "$(cat "$WORK/dbsize.$dataset")" 0))"
   raw_rate=
-  for method in raw directory s3; do
+  for method in $METHODS; do
     files=("$WORK/result.$dataset.$method".*[0-9])
     seconds=$(printf "%.2f" "$(median 1 "${files[@]}")")
     size=$(median 1 "${files[@]/%/.size}")
@@ -291,7 +324,7 @@ for dataset in "${datasets[@]}"; do
     server_cpu="$(median 6 "${files[@]}") s"
     case $method in
       raw) raw_rate=$rate ratio="1.00" own_cpu="(pg_dump)" own_rss="(pg_dump)" server_cpu="" ;;
-      directory) server_cpu="" ;;
+      directory*) server_cpu="" ;;
     esac
     [[ $method == raw ]] || ratio=$(awk -v r="$rate" -v b="$raw_rate" 'BEGIN {printf "%.2f", r / b}')
     printf '| %s | %s | %s | %s s | %s MB/s | %s | %s s | %s | %s | %s | %s |\n' "$label" \

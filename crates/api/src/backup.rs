@@ -25,6 +25,7 @@ pub const MAX_HISTORY: usize = 100;
     status = "BackupStatus",
     derive = "PartialEq",
     cel,
+    validation = Rule::new("size(self.metadata.name) <= 63").message("a Backup name may have at most 63 characters: its Jobs and claim carry the name in a label, whose values are limited to 63"),
     printcolumn = r#"{"name":"Database","type":"string","jsonPath":".spec.databaseRef.name"}"#,
     printcolumn = r#"{"name":"Schedule","type":"string","jsonPath":".spec.schedule"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,

@@ -23,6 +23,7 @@ use crate::database::ObjectReference;
     status = "RestoreStatus",
     derive = "PartialEq",
     cel,
+    validation = Rule::new("size(self.metadata.name) <= 63").message("a Restore name may have at most 63 characters: its Job carries the name in a label, whose values are limited to 63"),
     printcolumn = r#"{"name":"Backup","type":"string","jsonPath":".spec.backupRef.name"}"#,
     printcolumn = r#"{"name":"Database","type":"string","jsonPath":".spec.databaseRef.name"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,

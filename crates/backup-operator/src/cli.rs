@@ -7,7 +7,7 @@ use backup_operator::env::*;
 use backup_operator::pg::{PgConnection, PgTools};
 use backup_operator::report::DEFAULT_TERMINATION_LOG;
 use backup_operator::secret::Secret;
-use backup_operator::storage::{BackupRef, RunId, S3Config, StorageConfig};
+use backup_operator::storage::{BackupRef, RunId, S3Config, StorageConfig, Verification};
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -96,6 +96,9 @@ pub struct StorageArgs {
     pub s3_allow_http: bool,
     #[arg(long, env = S3_PART_SIZE_MIB, default_value_t = 16, value_parser = clap::value_parser!(u32).range(5..=5120))]
     pub s3_part_size_mib: u32,
+    /// Seconds to keep retrying one S3 request (at most 10 times) before the run fails.
+    #[arg(long = "s3-retry-timeout", env = S3_RETRY_TIMEOUT, default_value_t = S3Config::DEFAULT_RETRY_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub s3_retry_timeout_seconds: u64,
     /// Only from the environment, like the secret key.
     #[arg(skip = std::env::var(AWS_ACCESS_KEY_ID).ok())]
     pub access_key_id: Option<String>,
@@ -134,7 +137,7 @@ impl StorageArgs {
                     path_style: self.s3_force_path_style,
                     allow_http: self.s3_allow_http,
                     part_size_bytes: self.s3_part_size_mib as usize * 1024 * 1024,
-                    retry_timeout: S3Config::DEFAULT_RETRY_TIMEOUT,
+                    retry_timeout: Duration::from_secs(self.s3_retry_timeout_seconds),
                 }))
             }
         }
@@ -181,6 +184,11 @@ pub struct DumpArgs {
     /// Files of dead runs untouched for this long are removed after a dump.
     #[arg(long, env = BACKUP_STALE_AFTER_SECONDS, default_value_t = 6 * 3600)]
     pub stale_after_seconds: u64,
+    /// How an upload to S3 is verified before the run counts: `etag` compares the ETag the
+    /// store acknowledged with the MD5s of the parts sent and reads the artifact back only
+    /// when they disagree; `read` always reads it back. A directory is always read back.
+    #[arg(long = "s3-verify", env = S3_VERIFY, value_enum, default_value_t = Verification::Etag)]
+    pub s3_verify: Verification,
     #[arg(long, env = TERMINATION_LOG_PATH, default_value = DEFAULT_TERMINATION_LOG)]
     pub termination_log: PathBuf,
 }

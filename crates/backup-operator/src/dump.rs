@@ -1,16 +1,17 @@
-//! One backup run: `pg_dump` → storage → manifest → verification → retention.
+//! One backup run: `pg_dump` → storage → verification → manifest → retention.
 //!
 //! The order is what makes a failed run harmless: the artifact is committed
 //! only after `pg_dump` exited 0, the manifest is written only after the
-//! commit, and anything that fails before the manifest is verified removes
-//! what the run wrote.
+//! artifact was verified, and anything that fails before the manifest is read
+//! back removes what the run wrote.
 
 use crate::error_chain::describe;
 use crate::pg::{PgConnection, PgError, PgTools, RunningTool};
 use crate::storage::{
-    self, ArtifactWriter, BackupRef, Manifest, RunId, RunRef, Storage, StorageError,
+    self, ArtifactWriter, BackupRef, CommittedArtifact, Manifest, RunId, RunRef, Storage,
+    StorageError, Verification, Verified,
 };
-use chrono::{DateTime, SubsecRound as _, Utc};
+use chrono::{SubsecRound as _, Utc};
 use futures::StreamExt as _;
 use std::time::Duration;
 use tokio_util::io::ReaderStream;
@@ -30,12 +31,16 @@ pub struct DumpRequest {
     pub retention: usize,
     /// Leftovers of dead runs older than this are removed after the dump.
     pub stale_after: Duration,
+    /// How an S3 upload is verified; a directory's artifact is always read back.
+    pub verification: Verification,
 }
 
 #[derive(Debug, Clone)]
 pub struct DumpReport {
     pub manifest: Manifest,
     pub location: String,
+    /// How the artifact was verified before the manifest was written.
+    pub verified: Verified,
     /// Run ids deleted by retention.
     pub pruned: Vec<String>,
     /// Clean-up that failed after the backup itself succeeded. The backup is
@@ -94,13 +99,28 @@ pub async fn dump(
         .map_err(DumpError::Connect)?;
     tracing::info!(%run, %server_version, location = %storage.artifact_location(&run), "dump starting");
 
-    let manifest = store_dump(storage, request, &run, started, &server_version, cancel).await?;
+    let committed = store_dump(storage, request, &run, cancel).await?;
     let location = storage.artifact_location(&run);
-    if let Err(reason) = verify(storage, &run, &manifest).await {
+    let verified = match storage
+        .verify_artifact(&run, &committed, request.verification)
+        .await
+    {
+        Ok(verified) => verified,
+        Err(reason) => {
+            delete_logged(storage, &run).await;
+            return Err(DumpError::Verify { location, reason });
+        }
+    };
+    let manifest = Manifest::new(&run, started, &server_version, &committed.digest);
+    if let Err(error) = storage.put_manifest(&manifest).await {
+        delete_logged(storage, &run).await;
+        return Err(DumpError::Manifest(error));
+    }
+    if let Err(reason) = read_back_manifest(storage, &run, &manifest).await {
         delete_logged(storage, &run).await;
         return Err(DumpError::Verify { location, reason });
     }
-    tracing::info!(%location, size_bytes = manifest.size_bytes, sha256 = %manifest.sha256, "dump stored and verified");
+    tracing::info!(%location, size_bytes = manifest.size_bytes, sha256 = %manifest.sha256, %verified, "dump stored and verified");
 
     let mut warnings = Vec::new();
     let pruned = match storage.prune(&request.backup, request.retention).await {
@@ -132,21 +152,20 @@ pub async fn dump(
     Ok(DumpReport {
         manifest,
         location,
+        verified,
         pruned,
         warnings,
     })
 }
 
-/// Streams pg_dump into a new artifact and writes the manifest; on any
-/// failure nothing of the run is left complete.
+/// Streams pg_dump into a new artifact and commits it once pg_dump succeeded;
+/// on any failure the partial artifact is discarded.
 async fn store_dump(
     storage: &Storage,
     request: &DumpRequest,
     run: &RunRef,
-    started: DateTime<Utc>,
-    server_version: &str,
     cancel: &CancellationToken,
-) -> Result<Manifest, DumpError> {
+) -> Result<CommittedArtifact, DumpError> {
     let mut writer = storage
         .begin_artifact(run)
         .await
@@ -173,13 +192,12 @@ async fn store_dump(
         storage::abort_logged(writer).await;
         return Err(DumpError::PgDump(error));
     }
-    let digest = writer.commit().await.map_err(DumpError::Storage)?;
-    let manifest = Manifest::new(run, started, server_version, &digest);
-    if let Err(error) = storage.put_manifest(&manifest).await {
-        delete_logged(storage, run).await;
-        return Err(DumpError::Manifest(error));
-    }
-    Ok(manifest)
+    // What follows is the time a backup takes beyond pg_dump's own.
+    tracing::debug!(
+        bytes = writer.bytes_written(),
+        "pg_dump finished; committing the artifact"
+    );
+    writer.commit().await.map_err(DumpError::Storage)
 }
 
 async fn copy_output(
@@ -195,26 +213,20 @@ async fn copy_output(
     Ok(())
 }
 
-/// Reads back what a later restore will read: the manifest, and the
-/// artifact's bytes hashed again, so a storage layer that lost or altered
-/// data fails this run instead of a restore months later.
-async fn verify(storage: &Storage, run: &RunRef, written: &Manifest) -> Result<(), String> {
+/// Reads back the manifest a later restore will read, so a storage layer that
+/// lost or altered it fails this run instead of a restore months later. The
+/// artifact itself was verified before the manifest was written.
+async fn read_back_manifest(
+    storage: &Storage,
+    run: &RunRef,
+    written: &Manifest,
+) -> Result<(), String> {
     let read = storage
         .read_manifest(run)
         .await
         .map_err(|error| describe(&error))?;
     if &read != written {
         return Err("the manifest read back differs from the one written".into());
-    }
-    let stored = storage
-        .hash_artifact(run)
-        .await
-        .map_err(|error| describe(&error))?;
-    if stored != written.digest() {
-        return Err(format!(
-            "stored artifact has {} bytes with sha256 {}, but {} bytes with sha256 {} were written",
-            stored.size_bytes, stored.sha256, written.size_bytes, written.sha256
-        ));
     }
     Ok(())
 }

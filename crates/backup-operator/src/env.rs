@@ -41,6 +41,11 @@ pub const S3_FORCE_PATH_STYLE: &str = "S3_FORCE_PATH_STYLE";
 pub const S3_ALLOW_HTTP: &str = "S3_ALLOW_HTTP";
 /// Size of one multipart upload part in MiB; memory use is about three parts.
 pub const S3_PART_SIZE_MIB: &str = "S3_PART_SIZE_MIB";
+/// Seconds one S3 request is retried (10 times at most, backing off up to 15 s) before the
+/// run fails; default 120.
+pub const S3_RETRY_TIMEOUT: &str = "S3_RETRY_TIMEOUT_SECONDS";
+/// How `dump` verifies an S3 upload: `etag` (the default) or `read`.
+pub const S3_VERIFY: &str = "S3_VERIFY";
 /// From the S3 credentials Secret, key `accessKeyId`.
 pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
 /// From the S3 credentials Secret, key `secretAccessKey`.

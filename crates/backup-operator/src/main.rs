@@ -87,6 +87,7 @@ async fn run_dump(args: DumpArgs) -> anyhow::Result<RunSummary> {
         run_id: args.series.run_id()?,
         retention: args.retention as usize,
         stale_after: args.stale_after(),
+        verification: args.s3_verify,
     };
     let storage = Storage::open(args.storage.config()?).await?;
     let report = dump(&storage, &request, &cancel_on_signal()?).await?;

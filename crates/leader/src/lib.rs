@@ -15,6 +15,7 @@
 pub mod decision;
 pub mod lease;
 pub mod readiness;
+pub mod watch_backoff;
 
 use std::fmt;
 use std::future::Future;

@@ -194,17 +194,7 @@ impl Cluster {
             .list(&ListParams::default())
             .await
             .context("listing nodes")?;
-        let ready = nodes.items.iter().any(|node| {
-            node.status
-                .as_ref()
-                .and_then(|status| status.conditions.as_ref())
-                .is_some_and(|conditions| {
-                    conditions
-                        .iter()
-                        .any(|c| c.type_ == "Ready" && c.status == "True")
-                })
-        });
-        if !ready {
+        if !nodes.items.iter().any(node_is_ready) {
             bail!(
                 "this test needs a Ready node and the cluster has {} node(s), none Ready; run the \
                  tests with PGOP_NODE=1 (hack/cluster-up.sh then starts one with hack/node-up.sh)",
@@ -223,10 +213,27 @@ impl Cluster {
         audit::writes(&self.state_dir.join("audit.log"), username, since)
     }
 
+    /// The repository these tests were built from: its `hack/` scripts run the cluster.
+    pub(crate) fn repo(&self) -> &Path {
+        &self.repo_root
+    }
+
     /// The namespaced custom resources from `deploy/crds/`.
     pub(crate) fn namespaced_custom_resources(&self) -> impl Iterator<Item = &CustomResource> {
         self.crds.iter().filter(|crd| crd.namespaced)
     }
+}
+
+/// Whether a Node reports the condition Ready=True.
+pub(crate) fn node_is_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|status| status.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
 }
 
 /// A custom resource type the cluster serves, as applied from `deploy/crds/`.
@@ -274,7 +281,11 @@ fn repo_root() -> Result<PathBuf> {
 
 /// Runs a hack/ script and returns its stdout; on failure the error carries the end of its
 /// stderr, which says what went wrong (the scripts tail the failing component's log there).
-async fn run_script(script: &Path, args: &[&str], state_dir: Option<&Path>) -> Result<String> {
+pub(crate) async fn run_script(
+    script: &Path,
+    args: &[&str],
+    state_dir: Option<&Path>,
+) -> Result<String> {
     let mut cmd = Command::new("bash");
     cmd.arg(script).args(args).stdin(Stdio::null());
     if let Some(dir) = state_dir {

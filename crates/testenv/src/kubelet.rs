@@ -1,5 +1,6 @@
 //! Playing the kubelet in namespaces whose Pods are never scheduled: a test or benchmark
-//! decides when a Pod is running and ready, and the operators see what a kubelet would report.
+//! decides when a Pod is running and ready, or has finished its work, and the operators see
+//! what a kubelet would report.
 //!
 //! A Pod must be bound to a Node for the EndpointSlice controller to publish it as a Service
 //! endpoint (it looks the Node up), so each Pod is first bound, as the scheduler would, to a
@@ -31,38 +32,7 @@ pub const NO_KUBELET_NODE: &str = "testenv-no-kubelet";
 /// every container started and ready, through the status subresource, as a kubelet does once
 /// the readiness probes pass.
 pub async fn mark_pod_ready(pods: &Api<Pod>, pod: &Pod) -> Result<()> {
-    let name = pod.metadata.name.as_deref().context("pod without a name")?;
-    if pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.node_name.as_deref())
-        .is_none()
-    {
-        let client = pods.clone().into_client();
-        ensure_node(&Api::all(client.clone())).await?;
-        heartbeat(&client).await?;
-        keep_heartbeat_going().await?;
-        let binding = Binding {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.to_string()),
-                ..Default::default()
-            },
-            target: ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Node".into()),
-                name: Some(NO_KUBELET_NODE.into()),
-                ..ObjectReference::default()
-            },
-        };
-        pods.create_subresource::<_, serde_json::Value>(
-            "binding",
-            name,
-            &PostParams::default(),
-            &binding,
-        )
-        .await
-        .with_context(|| format!("binding pod {name} to {NO_KUBELET_NODE}"))?;
-    }
+    let name = bind(pods, pod).await?;
     pods.patch_status(
         name,
         &PatchParams::default(),
@@ -71,6 +41,59 @@ pub async fn mark_pod_ready(pods: &Api<Pod>, pod: &Pod) -> Result<()> {
     .await
     .with_context(|| format!("marking pod {name} ready"))?;
     Ok(())
+}
+
+/// Binds `pod` like [`mark_pod_ready`], then reports it Succeeded: every container ran and
+/// exited 0, leaving `message` in its termination message, as a kubelet does when the Pod of
+/// a Job finishes its work.
+pub async fn mark_pod_succeeded(pods: &Api<Pod>, pod: &Pod, message: &str) -> Result<()> {
+    let name = bind(pods, pod).await?;
+    pods.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&succeeded_status(pod, message)),
+    )
+    .await
+    .with_context(|| format!("marking pod {name} succeeded"))?;
+    Ok(())
+}
+
+/// Binds an unbound Pod to [`NO_KUBELET_NODE`], as the scheduler would; returns its name.
+async fn bind<'a>(pods: &Api<Pod>, pod: &'a Pod) -> Result<&'a str> {
+    let name = pod.metadata.name.as_deref().context("pod without a name")?;
+    if pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_some()
+    {
+        return Ok(name);
+    }
+    let client = pods.clone().into_client();
+    ensure_node(&Api::all(client.clone())).await?;
+    heartbeat(&client).await?;
+    keep_heartbeat_going().await?;
+    let binding = Binding {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_string()),
+            ..Default::default()
+        },
+        target: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(NO_KUBELET_NODE.into()),
+            ..ObjectReference::default()
+        },
+    };
+    pods.create_subresource::<_, serde_json::Value>(
+        "binding",
+        name,
+        &PostParams::default(),
+        &binding,
+    )
+    .await
+    .with_context(|| format!("binding pod {name} to {NO_KUBELET_NODE}"))?;
+    Ok(name)
 }
 
 /// Creates the kubelet-less Node once; an existing one is left as it is.
@@ -171,6 +194,38 @@ fn ready_status(pod: &Pod) -> serde_json::Value {
     })
 }
 
+/// The status patch [`mark_pod_succeeded`] sends.
+fn succeeded_status(pod: &Pod, message: &str) -> serde_json::Value {
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    let containers: Vec<_> = pod
+        .spec
+        .iter()
+        .flat_map(|spec| spec.containers.iter())
+        .map(|c| {
+            json!({
+                "name": c.name, "image": c.image, "imageID": "", "ready": false, "restartCount": 0,
+                "started": false, "state": {"terminated": {
+                    "exitCode": 0, "reason": "Completed", "message": message,
+                    "startedAt": now, "finishedAt": now
+                }}
+            })
+        })
+        .collect();
+    json!({
+        "status": {
+            "phase": "Succeeded",
+            "podIP": "10.244.0.250",
+            "startTime": now,
+            "conditions": [
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": "False", "reason": "PodCompleted", "lastTransitionTime": now},
+                {"type": "Ready", "status": "False", "reason": "PodCompleted", "lastTransitionTime": now},
+            ],
+            "containerStatuses": containers,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +257,24 @@ mod tests {
             (&ready["type"], &ready["status"]),
             (&json!("Ready"), &json!("True"))
         );
+    }
+
+    #[test]
+    fn a_succeeded_pod_leaves_its_message() {
+        let pod = Pod {
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "backup".into(),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            ..Pod::default()
+        };
+        let status = &succeeded_status(&pod, "{\"runId\":\"r1\"}")["status"];
+        assert_eq!(status["phase"], "Succeeded");
+        let terminated = &status["containerStatuses"][0]["state"]["terminated"];
+        assert_eq!(terminated["exitCode"], 0);
+        assert_eq!(terminated["message"], "{\"runId\":\"r1\"}");
     }
 }

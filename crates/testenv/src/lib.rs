@@ -23,6 +23,7 @@
 
 mod audit;
 mod cluster;
+mod control_plane;
 mod kubelet;
 mod namespace;
 mod process;
@@ -30,7 +31,8 @@ mod wait;
 
 pub use audit::{AuditEvent, AuditObjectRef, AuditResponseStatus, AuditUser};
 pub use cluster::{Cluster, cluster};
-pub use kubelet::mark_pod_ready;
+pub use control_plane::Component;
+pub use kubelet::{mark_pod_ready, mark_pod_succeeded};
 pub use namespace::TestNamespace;
 pub use process::{Operator, OperatorProcess};
 pub use wait::{wait_deleted, wait_for};

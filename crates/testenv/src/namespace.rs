@@ -14,7 +14,7 @@ use kube::{
     api::{DeleteParams, DynamicObject, ListParams, ObjectMeta, PostParams},
 };
 
-use crate::Cluster;
+use crate::{Cluster, kubelet::NO_KUBELET_NODE};
 
 /// How long [`TestNamespace::cleanup`] gives the operators to finish their finalizers.
 const FINALIZE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -95,21 +95,37 @@ impl TestNamespace {
     /// operators' finalizers let them go, then deletes the namespace: call it while the test's
     /// operators still run. Deleting them here rather than through the namespace controller
     /// saves its ten-second retry. Fails, after removing the leftover finalizers, when that
-    /// takes longer than a minute. Does not wait for Pods and claims (the kubelet's business).
+    /// takes longer than a minute. Does not wait for Pods and claims (the kubelet's business),
+    /// but removes the Pods the test played the kubelet for (see [`Self::release_played_pods`]).
     pub async fn cleanup(mut self) -> Result<()> {
         self.cleaned_up = true;
         let client = self.cluster.admin_client();
         let custom_objects = self.delete_custom_objects(&client).await;
         // The namespace goes in any case, so a failed cleanup leaves nothing behind either.
         let namespaces: Api<Namespace> = Api::all(client);
-        match namespaces
+        let deleted = match namespaces
             .delete(&self.name, &DeleteParams::background())
             .await
         {
             Ok(_) => custom_objects,
             Err(kube::Error::Api(status)) if status.code == 404 => custom_objects,
             Err(e) => Err(e).with_context(|| format!("deleting namespace {}", self.name)),
-        }
+        };
+        self.release_played_pods();
+        deleted
+    }
+
+    /// Force-deletes the Pods bound to the kubelet-less Node ([`NO_KUBELET_NODE`]): no kubelet
+    /// will ever confirm that they stopped, so without this they, and with them the namespace,
+    /// would stay Terminating for ever. Blocking (kubectl): it runs from Drop too.
+    fn release_played_pods(&self) {
+        let _ = self
+            .cluster
+            .kubectl()
+            .args(["delete", "pods", "--namespace", &self.name])
+            .arg(format!("--field-selector=spec.nodeName={NO_KUBELET_NODE}"))
+            .args(["--grace-period=0", "--force", "--wait=false"])
+            .output();
     }
 
     async fn delete_custom_objects(&self, client: &Client) -> Result<()> {
@@ -268,6 +284,7 @@ impl Drop for TestNamespace {
             ])
             .output();
         self.remove_finalizers();
+        self.release_played_pods();
     }
 }
 

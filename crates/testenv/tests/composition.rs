@@ -12,6 +12,8 @@ mod composition {
     mod bad_input;
     mod deletion;
     mod dependency_cycle;
+    mod hostile_cases;
+    mod hostile_input;
     mod observability;
     mod rbac;
     mod restarts;

@@ -11,11 +11,14 @@ mod cluster_support;
 
 mod e2e {
     pub mod support;
+    mod table_lock;
 
     mod backup_and_restore;
+    mod backup_operator_killed;
     mod deletion_policy;
     mod helm_charts;
     mod image_missing;
     mod in_cluster_operators;
     mod pod_killed;
+    mod postgres_killed_mid_dump;
 }

@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use api::names;
 use api::{Backup, Database, Restore};
-use k8s_openapi::api::batch::v1::Job;
-use kube::ResourceExt as _;
 use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt as _};
 
 /// Backups of this Database, and the Backup its `backupRef` names (whose dependency cycle
 /// check reads it).
@@ -26,12 +25,15 @@ pub fn backups_for_database(
 }
 
 /// The Backup a clean-up Job works for; it has no owner reference (see `backup::job`).
-pub fn backup_of_job(job: &Job) -> Option<ObjectRef<Backup>> {
+pub fn backup_of_job(job: &impl Resource) -> Option<ObjectRef<Backup>> {
     let backup = job.labels().get(names::LABEL_BACKUP)?;
     Some(ObjectRef::new(backup).within(&job.namespace()?))
 }
 
-pub fn restores_for_backup(restores: &[Arc<Restore>], backup: &Backup) -> Vec<ObjectRef<Restore>> {
+pub fn restores_for_backup(
+    restores: &[Arc<Restore>],
+    backup: &impl Resource,
+) -> Vec<ObjectRef<Restore>> {
     let name = backup.name_any();
     restores
         .iter()
@@ -42,7 +44,7 @@ pub fn restores_for_backup(restores: &[Arc<Restore>], backup: &Backup) -> Vec<Ob
 
 pub fn restores_for_database(
     restores: &[Arc<Restore>],
-    database: &Database,
+    database: &impl Resource,
 ) -> Vec<ObjectRef<Restore>> {
     let name = database.name_any();
     restores
@@ -55,7 +57,7 @@ pub fn restores_for_database(
 /// Databases waiting to be initialised from this Backup.
 pub fn databases_for_backup(
     databases: &[Arc<Database>],
-    backup: &Backup,
+    backup: &impl Resource,
 ) -> Vec<ObjectRef<Database>> {
     let name = backup.name_any();
     databases
@@ -69,6 +71,8 @@ pub fn databases_for_backup(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::batch::v1::Job;
+    use kube::core::{PartialObjectMeta, PartialObjectMetaExt as _};
     use serde_json::json;
 
     fn backup(name: &str, ns: &str, database: &str) -> Arc<Backup> {
@@ -95,6 +99,12 @@ mod tests {
             }))
             .unwrap(),
         )
+    }
+
+    /// What a metadata-only watch delivers of `object`, as the controllers watch Backups and
+    /// Databases for these mappers.
+    fn metadata<K: Resource>(object: Arc<K>) -> PartialObjectMeta<K> {
+        object.meta().clone().into_response_partial()
     }
 
     fn names<K: kube::Resource>(refs: Vec<ObjectRef<K>>) -> Vec<String> {
@@ -135,7 +145,7 @@ mod tests {
         assert_eq!(
             names(databases_for_backup(
                 &databases,
-                &backup("nightly", "prod", "shop")
+                &metadata(backup("nightly", "prod", "shop"))
             )),
             ["copy"]
         );
@@ -161,18 +171,19 @@ mod tests {
         assert_eq!(
             names(restores_for_backup(
                 &restores,
-                &backup("nightly", "prod", "shop")
+                &metadata(backup("nightly", "prod", "shop"))
             )),
             ["a", "c"]
         );
         assert_eq!(
             names(restores_for_database(
                 &restores,
-                &database("copy", "prod", None)
+                &metadata(database("copy", "prod", None))
             )),
             ["a", "b"]
         );
-        assert!(restores_for_database(&restores, &database("copy", "test", None)).is_empty());
+        let elsewhere = metadata(database("copy", "test", None));
+        assert!(restores_for_database(&restores, &elsewhere).is_empty());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use super::StorageError;
 use super::directory::PartialFile;
-use super::s3::PendingUpload;
+use super::s3::{PendingUpload, UploadReceipt};
 use crate::digest::{ContentDigest, DigestWriter};
 use bytes::Bytes;
 
@@ -53,13 +53,19 @@ impl ArtifactWriter {
     }
 
     /// Makes the artifact durable and visible under its final name and
-    /// returns the digest of everything written.
-    pub async fn commit(self) -> Result<ContentDigest, StorageError> {
-        match self.pending {
-            PendingArtifact::Directory(file) => file.commit().await?,
-            PendingArtifact::S3(upload) => upload.commit().await?,
-        }
-        Ok(self.digest.finish())
+    /// returns the digest of everything written, and what the store said about it.
+    pub async fn commit(self) -> Result<CommittedArtifact, StorageError> {
+        let receipt = match self.pending {
+            PendingArtifact::Directory(file) => {
+                file.commit().await?;
+                None
+            }
+            PendingArtifact::S3(upload) => Some(upload.commit().await?),
+        };
+        Ok(CommittedArtifact {
+            digest: self.digest.finish(),
+            receipt,
+        })
     }
 
     /// Discards what was written.
@@ -69,4 +75,13 @@ impl ArtifactWriter {
             PendingArtifact::S3(upload) => upload.abort().await,
         }
     }
+}
+
+/// An artifact under its final name, not yet verified.
+#[derive(Debug)]
+pub struct CommittedArtifact {
+    /// Of the bytes written.
+    pub digest: ContentDigest,
+    /// The store's acknowledgement of an S3 upload, which can verify it without reading it.
+    pub(crate) receipt: Option<UploadReceipt>,
 }

@@ -10,17 +10,20 @@
 mod artifact;
 mod directory;
 mod error;
+mod etag;
 pub mod layout;
 pub mod manifest;
 pub mod retention;
 mod s3;
+mod verify;
 
-pub use artifact::ArtifactWriter;
+pub use artifact::{ArtifactWriter, CommittedArtifact};
 pub use directory::DirectoryStore;
 pub use error::StorageError;
 pub use layout::{BackupRef, RunId, RunRef};
 pub use manifest::Manifest;
 pub use s3::{S3Config, S3Store};
+pub use verify::{Verification, Verified};
 
 use crate::digest::{ContentDigest, DigestWriter};
 use bytes::Bytes;
@@ -115,7 +118,7 @@ impl Storage {
                 return Err(error);
             }
         }
-        writer.commit().await
+        Ok(writer.commit().await?.digest)
     }
 
     /// Marks a run complete. Call only after the artifact was committed.

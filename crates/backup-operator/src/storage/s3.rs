@@ -5,6 +5,7 @@
 //! completed, so a dead run leaves nothing that looks like a backup.
 
 use super::artifact::{ArtifactWriter, PendingArtifact};
+use super::etag::{MultipartEtag, PartHasher, unquote};
 use super::layout::{self, ARTIFACT_FILE, BackupRef, MANIFEST_FILE, RunId, RunRef};
 use super::{ByteStream, Manifest, StorageError};
 use crate::secret::Secret;
@@ -167,12 +168,45 @@ impl S3Store {
             .map_err(self.error("start uploading", &key))?;
         let pending = PendingUpload {
             upload: WriteMultipart::new_with_chunk_size(upload, self.part_size_bytes),
+            parts: PartHasher::new(self.part_size_bytes),
             location: self.location(&key),
         };
         Ok(ArtifactWriter::new(
             PendingArtifact::S3(pending),
             self.location(&key),
         ))
+    }
+
+    /// Whether the store holds the upload as it was sent, without reading it: the ETag it
+    /// gave the completed upload is the one computed from the parts sent (see
+    /// [`super::etag`]), and the object under the key has that ETag and the size written.
+    /// `Err` says why that could not be confirmed; the caller then reads the object back.
+    pub(super) async fn confirm_upload(
+        &self,
+        run: &RunRef,
+        receipt: &UploadReceipt,
+        size_bytes: u64,
+    ) -> Result<(), String> {
+        receipt.expected.confirms(receipt.e_tag.as_deref())?;
+        let key = run.artifact_key();
+        let head =
+            self.store.head(&self.path(&key)).await.map_err(|error| {
+                crate::error_chain::describe(&self.error("inspect", &key)(error))
+            })?;
+        if head.size != size_bytes {
+            return Err(format!(
+                "the stored object has {} bytes, but {size_bytes} were sent",
+                head.size
+            ));
+        }
+        let stored = head.e_tag.as_deref().map(unquote);
+        if stored != receipt.e_tag.as_deref().map(unquote) {
+            return Err(format!(
+                "the stored object's ETag {} is not the one the upload was given",
+                head.e_tag.as_deref().unwrap_or("(none)")
+            ));
+        }
+        Ok(())
     }
 
     /// A single PUT: S3 never shows a half-written object.
@@ -308,7 +342,16 @@ fn is_named(object: &object_store::ObjectMeta, name: &str) -> bool {
 /// An unfinished multipart upload.
 pub(crate) struct PendingUpload {
     upload: WriteMultipart,
+    /// Cut at the same boundaries as `upload` cuts its parts.
+    parts: PartHasher,
     location: String,
+}
+
+/// What the store answered when an upload was completed, and what it should have answered.
+#[derive(Debug)]
+pub(crate) struct UploadReceipt {
+    e_tag: Option<String>,
+    expected: MultipartEtag,
 }
 
 impl PendingUpload {
@@ -331,14 +374,18 @@ impl PendingUpload {
             .wait_for_capacity(PARALLEL_PARTS)
             .await
             .map_err(self.error("upload a part of"))?;
+        self.parts.update(&chunk);
         self.upload.put(chunk);
         Ok(())
     }
 
-    pub(crate) async fn commit(self) -> Result<(), StorageError> {
+    pub(crate) async fn commit(self) -> Result<UploadReceipt, StorageError> {
         let error = self.error("complete the upload of");
-        self.upload.finish().await.map_err(error)?;
-        Ok(())
+        let result = self.upload.finish().await.map_err(error)?;
+        Ok(UploadReceipt {
+            e_tag: result.e_tag,
+            expected: self.parts.finish(),
+        })
     }
 
     /// Also deletes the parts already uploaded, which S3 would otherwise keep

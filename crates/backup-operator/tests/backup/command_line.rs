@@ -1,51 +1,9 @@
 //! The binary as a Job runs it: settings from the environment, one JSON line
 //! on stdout and in the termination log, exit status for success.
 
+use crate::support::run::run;
 use crate::support::{self, Destination, SOURCE_DB, postgres::PgServer};
-use backup_operator::report::{Outcome, TERMINATION_MESSAGE_LIMIT};
-
-struct Finished {
-    success: bool,
-    stdout: String,
-    stderr: String,
-    termination_message: String,
-}
-
-async fn run(args: &[&str], env: Vec<(&'static str, String)>) -> Finished {
-    let dir = tempfile::tempdir().unwrap();
-    // Kubernetes creates this file; the binary only writes to an existing one.
-    let termination_log = dir.path().join("termination-log");
-    std::fs::write(&termination_log, "").unwrap();
-    let mut env = env;
-    env.push((
-        "TERMINATION_LOG_PATH",
-        termination_log.display().to_string(),
-    ));
-    env.push(("BACKUP_TEMP_DIR", dir.path().display().to_string()));
-    let output = support::operator(args, &env).output().await.unwrap();
-    Finished {
-        success: output.status.success(),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-        termination_message: std::fs::read_to_string(&termination_log).unwrap(),
-    }
-}
-
-impl Finished {
-    fn outcome(&self) -> Outcome {
-        let lines: Vec<_> = self.stdout.lines().collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "stdout must be one JSON line: {:?}\nstderr: {}",
-            self.stdout,
-            self.stderr
-        );
-        assert_eq!(lines[0], self.termination_message);
-        assert!(self.termination_message.len() <= TERMINATION_MESSAGE_LIMIT);
-        Outcome::parse(lines[0]).unwrap()
-    }
-}
+use backup_operator::report::Outcome;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dump_and_restore_commands_report_one_json_line() {

@@ -7,5 +7,7 @@ mod corruption;
 mod interrupted;
 mod retention;
 mod round_trip;
+mod store_outage;
 mod support;
 mod unreachable;
+mod verification;

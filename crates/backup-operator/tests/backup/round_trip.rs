@@ -1,6 +1,7 @@
 use crate::support::{self, Destination, SOURCE_DB, postgres::PgServer};
 use backup_operator::digest::DigestWriter;
 use backup_operator::restore::restore;
+use backup_operator::storage::Verified;
 use tokio_util::sync::CancellationToken;
 
 async fn dump_then_restore_preserves_everything(destination: Destination) {
@@ -10,6 +11,14 @@ async fn dump_then_restore_preserves_everything(destination: Destination) {
 
     let report = support::dump(&storage, &server, "run-1", 3).await;
 
+    // A directory is read back; an S3 upload is confirmed by its ETag, not downloaded.
+    match &destination {
+        Destination::Directory(_) => assert_eq!(report.verified, Verified::Read),
+        Destination::S3(server) => {
+            assert_eq!(report.verified, Verified::Etag);
+            assert_eq!(server.artifact_downloads(), 0);
+        }
+    }
     let manifest = &report.manifest;
     assert_eq!(manifest.database, SOURCE_DB);
     assert_eq!(manifest.backup_name, support::BACKUP_NAME);
@@ -93,6 +102,8 @@ async fn a_dump_spanning_many_multipart_parts_restores_intact() {
     let storage = destination.storage().await;
 
     let report = support::dump(&storage, &server, "big", 1).await;
+    assert_eq!(report.verified, Verified::Etag);
+    assert_eq!(destination.s3_server().artifact_downloads(), 0);
     assert!(
         report.manifest.size_bytes > 3 * 5 * 1024 * 1024,
         "only {} bytes: too small to span several parts",

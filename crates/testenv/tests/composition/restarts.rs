@@ -112,26 +112,3 @@ async fn operators_killed_mid_scenario_converge_without_duplicates() {
 
     ns.cleanup().await.unwrap();
 }
-
-/// What both operators log at the end of every reconcile.
-const RECONCILED: &str = "reconciled";
-
-fn log_count(operator: &testenv::OperatorProcess, needle: &str) -> usize {
-    std::fs::read_to_string(operator.log_path())
-        .unwrap_or_default()
-        .matches(needle)
-        .count()
-}
-
-/// Waits until the operator's log holds more than `seen` lines with `needle`.
-async fn wait_for_more_logs(operator: &testenv::OperatorProcess, needle: &str, seen: usize) {
-    let deadline = tokio::time::Instant::now() + CONVERGE;
-    while log_count(operator, needle) <= seen {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "operator logged no new {needle:?}:\n{}",
-            operator.log_tail(40)
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}

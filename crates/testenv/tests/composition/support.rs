@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, Result};
 use api::{Backup, Database, conditions};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
 use kube::{
     Api, Client,
     api::{ListParams, Patch, PatchParams},
@@ -113,26 +113,95 @@ pub async fn play_kubelet(
     database: &str,
     replicas: usize,
 ) -> Result<()> {
+    play_kubelet_within(client, ns, database, replicas, CONVERGE).await
+}
+
+/// [`play_kubelet`], giving the StatefulSet controller `timeout` to create the Pods.
+pub async fn play_kubelet_within(
+    client: &Client,
+    ns: &str,
+    database: &str,
+    replicas: usize,
+    timeout: Duration,
+) -> Result<()> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let selector = format!("{}={database}", api::names::LABEL_DATABASE);
-    let deadline = tokio::time::Instant::now() + CONVERGE;
+    // The PostgreSQL Pods only: the Pods of backup Jobs carry the database label too.
+    let selector = format!(
+        "app.kubernetes.io/name=postgresql,{}={database}",
+        api::names::LABEL_DATABASE
+    );
+    for pod in wait_for_pods(client, ns, &selector, replicas, timeout).await? {
+        testenv::mark_pod_ready(&pods, &pod).await?;
+    }
+    Ok(())
+}
+
+/// Waits until at least `count` Pods match the label `selector` (a controller creates them
+/// within moments), and returns them.
+pub async fn wait_for_pods(
+    client: &Client,
+    ns: &str,
+    selector: &str,
+    count: usize,
+    timeout: Duration,
+) -> Result<Vec<Pod>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let list = pods.list(&ListParams::default().labels(&selector)).await?;
-        if list.items.len() >= replicas {
-            for pod in list.items {
-                testenv::mark_pod_ready(&pods, &pod).await?;
-            }
-            return Ok(());
+        let list = pods.list(&ListParams::default().labels(selector)).await?;
+        if list.items.len() >= count {
+            return Ok(list.items);
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "the StatefulSet controller created {} of {replicas} Pods for {database}",
+            "{} of {count} Pods matching {selector} were created within {timeout:?}",
             list.items.len()
         );
-        // The StatefulSet controller creates Pods within moments; a short poll of the list is
-        // simpler than a watch here and bounded by the deadline.
+        // A short poll of the list is simpler than a watch here and bounded by the deadline.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Plays the kubelet for the Pod of a Backup's run in flight: it finishes and reports a
+/// verified dump in its termination message, as `backup-operator dump` does (see the
+/// backup-operator's `report` module). Returns the run id.
+pub async fn finish_backup_run(client: &Client, ns: &str, backup: &Backup) -> Result<String> {
+    let name = backup
+        .metadata
+        .name
+        .clone()
+        .context("a Backup without a name")?;
+    let job_name = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.active_job.clone())
+        .with_context(|| format!("Backup {name} has no run in flight"))?;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    let job = jobs.get(&job_name).await?;
+    let run_id = job
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(api::names::LABEL_RUN_ID))
+        .cloned()
+        .with_context(|| format!("Job {job_name} has no run id label"))?;
+    let selector = format!("batch.kubernetes.io/job-name={job_name}");
+    let pod = wait_for_pods(client, ns, &selector, 1, CONVERGE)
+        .await?
+        .remove(0);
+    let database = &backup.spec.database_ref.name;
+    let summary = serde_json::json!({
+        "location": format!("/backups/{database}/{name}/{run_id}/dump.pgdump"),
+        "sizeBytes": 4096,
+        "sha256": "ab".repeat(32),
+        "runId": run_id,
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "serverVersion": "17.0",
+        "pruned": [],
+    });
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    testenv::mark_pod_succeeded(&pods, &pod, &summary.to_string()).await?;
+    Ok(run_id)
 }
 
 /// The condition of `type_` on a Database, if any.
@@ -203,4 +272,27 @@ pub fn logs(operators: &[&OperatorProcess]) -> String {
         .map(|o| o.log_tail(40))
         .collect::<Vec<_>>()
         .join("\n---\n")
+}
+
+/// What both operators log at the end of every reconcile.
+pub const RECONCILED: &str = "reconciled";
+
+pub fn log_count(operator: &testenv::OperatorProcess, needle: &str) -> usize {
+    std::fs::read_to_string(operator.log_path())
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
+}
+
+/// Waits until the operator's log holds more than `seen` lines with `needle`.
+pub async fn wait_for_more_logs(operator: &testenv::OperatorProcess, needle: &str, seen: usize) {
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    while log_count(operator, needle) <= seen {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "operator logged no new {needle:?}:\n{}",
+            operator.log_tail(40)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

@@ -1,6 +1,6 @@
 //! Talking to the PostgreSQL a Database runs, and finding its backup artifacts on disk.
 
-use std::{process::Command, time::Duration};
+use std::{path::PathBuf, process::Command, time::Duration};
 
 use anyhow::{Context, Result, bail};
 use api::{Backup, Database, names};
@@ -19,6 +19,40 @@ pub const POSTGRES_IMAGE: &str = "postgres:17";
 /// Runs SQL as the Database's owner through its client Service (ClusterIP, routed by
 /// kube-proxy), with the credentials from its Secret: what an application in the cluster does.
 pub async fn psql(client: &Client, ns: &str, database: &str, sql: &str) -> Result<String> {
+    let env = connection_env(client, ns, database).await?;
+    // kube-proxy programs a Service's rules about a second after its endpoints change, so a
+    // client that connects the moment the Database turned Ready may be refused; like any
+    // client it retries that, briefly. Every other failure fails at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let output = loop {
+        let output = Command::new("psql")
+            .args(["-X", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql])
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .context("running psql (Debian package postgresql-client)")?;
+        let refused = String::from_utf8_lossy(&output.stderr).contains("Connection refused");
+        if output.status.success() || !refused || std::time::Instant::now() > deadline {
+            break output;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    if !output.status.success() {
+        bail!(
+            "psql against {database} ({}) failed: {}",
+            env[0].1,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// The libpq environment (`PGHOST`, `PGUSER`, ...) that connects to the Database's client
+/// Service as its owner, for [`psql`] and for sessions a test keeps open.
+pub async fn connection_env(
+    client: &Client,
+    ns: &str,
+    database: &str,
+) -> Result<Vec<(&'static str, String)>> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret = secrets.get(&names::credentials_secret(database)).await?;
     let data = secret.data.context("credentials Secret without data")?;
@@ -34,34 +68,14 @@ pub async fn psql(client: &Client, ns: &str, database: &str, sql: &str) -> Resul
         .spec
         .and_then(|s| s.cluster_ip)
         .context("client Service without a ClusterIP")?;
-    // kube-proxy programs a Service's rules about a second after its endpoints change, so a
-    // client that connects the moment the Database turned Ready may be refused; like any
-    // client it retries that, briefly. Every other failure fails at once.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let output = loop {
-        let output = Command::new("psql")
-            .args(["-X", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql])
-            .env("PGHOST", &ip)
-            .env("PGPORT", names::POSTGRES_PORT.to_string())
-            .env("PGUSER", field(names::SECRET_USERNAME)?)
-            .env("PGPASSWORD", field(names::SECRET_PASSWORD)?)
-            .env("PGDATABASE", field(names::SECRET_DATABASE)?)
-            .env("PGCONNECT_TIMEOUT", "10")
-            .output()
-            .context("running psql (Debian package postgresql-client)")?;
-        let refused = String::from_utf8_lossy(&output.stderr).contains("Connection refused");
-        if output.status.success() || !refused || std::time::Instant::now() > deadline {
-            break output;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    if !output.status.success() {
-        bail!(
-            "psql against {database} ({ip}) failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    Ok(vec![
+        ("PGHOST", ip),
+        ("PGPORT", names::POSTGRES_PORT.to_string()),
+        ("PGUSER", field(names::SECRET_USERNAME)?),
+        ("PGPASSWORD", field(names::SECRET_PASSWORD)?),
+        ("PGDATABASE", field(names::SECRET_DATABASE)?),
+        ("PGCONNECT_TIMEOUT", "10".to_string()),
+    ])
 }
 
 /// A Database manifest running the locally built PostgreSQL 17.
@@ -88,6 +102,14 @@ pub async fn artifact_bytes(client: &Client, ns: &str, backup: &Backup) -> Resul
         .and_then(|rest| rest.split_once('/'))
         .map(|(_, path)| path.to_string())
         .with_context(|| format!("not a pvc:// location: {location}"))?;
+    let file = claim_dir(client, ns, backup).await?.join(&path_in_claim);
+    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))
+}
+
+/// The directory on this node that holds a PVC-destination Backup's claim (a hostPath
+/// PersistentVolume from local-path-provisioner): runs are `<database>/<backup>/<run id>/`.
+/// Waits for the claim to be bound, which happens as its first Job's Pod is scheduled.
+pub async fn claim_dir(client: &Client, ns: &str, backup: &Backup) -> Result<PathBuf> {
     let claim_name = backup
         .spec
         .destination
@@ -96,7 +118,11 @@ pub async fn artifact_bytes(client: &Client, ns: &str, backup: &Backup) -> Resul
         .and_then(|p| p.claim_name.clone())
         .unwrap_or_else(|| names::backup_claim(&backup.metadata.name.clone().unwrap_or_default()));
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
-    let claim = claims.get(&claim_name).await?;
+    let bound = |c: Option<&PersistentVolumeClaim>| {
+        c.and_then(|c| c.spec.as_ref())
+            .is_some_and(|s| s.volume_name.is_some())
+    };
+    let claim = testenv::wait_for(&claims, &claim_name, bound, POD_START).await?;
     let volume_name = claim
         .spec
         .and_then(|s| s.volume_name)
@@ -108,8 +134,7 @@ pub async fn artifact_bytes(client: &Client, ns: &str, backup: &Backup) -> Resul
         .and_then(|s| s.host_path)
         .context("the backup volume is not a hostPath volume")?
         .path;
-    let file = std::path::Path::new(&host_path).join(&path_in_claim);
-    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))
+    Ok(PathBuf::from(host_path))
 }
 
 /// Runs the cluster's own kubectl as admin; a failure fails the test with its stderr.

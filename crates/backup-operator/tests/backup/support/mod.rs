@@ -2,11 +2,13 @@
 //! destinations behind one interface so each scenario runs against both.
 
 pub mod postgres;
+pub mod run;
 pub mod s3;
+mod tamper;
 
 use backup_operator::dump::{DumpReport, DumpRequest};
 use backup_operator::restore::RestoreRequest;
-use backup_operator::storage::{BackupRef, RunId, Storage, StorageConfig};
+use backup_operator::storage::{BackupRef, RunId, Storage, StorageConfig, Verification};
 use postgres::PgServer;
 use s3::S3Server;
 use std::path::{Path, PathBuf};
@@ -87,6 +89,21 @@ impl Destination {
         }
     }
 
+    /// The server behind an S3 destination.
+    pub fn s3_server(&self) -> &S3Server {
+        match self {
+            Self::S3(server) => server,
+            Self::Directory(_) => panic!("not an S3 destination"),
+        }
+    }
+
+    pub fn s3_server_mut(&mut self) -> &mut S3Server {
+        match self {
+            Self::S3(server) => server,
+            Self::Directory(_) => panic!("not an S3 destination"),
+        }
+    }
+
     /// Environment for the `backup-operator` binary.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         match self {
@@ -110,6 +127,7 @@ pub fn dump_request(server: &PgServer, run_id: &str, retention: usize) -> DumpRe
         run_id: Some(RunId::new(run_id).unwrap()),
         retention,
         stale_after: Duration::from_secs(3600),
+        verification: Verification::default(),
     }
 }
 

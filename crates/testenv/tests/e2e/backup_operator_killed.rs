@@ -1,0 +1,154 @@
+//! Fault: the backup-operator SIGKILLed while its backup Job's pg_dump runs. The process that
+//! replaces it adopts the running Job instead of starting another, and the run ends Completed
+//! with an artifact that is whole.
+
+use api::{Backup, names};
+use chrono::Utc;
+use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
+use kube::{Api, ResourceExt, api::ListParams};
+use testenv::Operator;
+
+use super::support::*;
+use super::table_lock::{TableLock, wait_for_pg_dump_blocked};
+use crate::cluster_support::{
+    RECONCILED, apply_yaml, database_ready, log_count, logs, run_in_flight, start_both,
+    wait_for_more_logs,
+};
+
+const ONE_SHOT_BACKUP: &str = r#"
+apiVersion: database.example.com/v1
+kind: Backup
+metadata:
+  name: once
+spec:
+  databaseRef: {name: shop}
+"#;
+
+fn completed(b: Option<&Backup>) -> bool {
+    b.and_then(|b| b.status.as_ref()).is_some_and(|s| {
+        s.phase == Some(api::BackupPhase::Completed) && s.backup_location.is_some()
+    })
+}
+
+#[tokio::test]
+async fn backup_operator_killed_mid_dump_adopts_the_running_job() {
+    let cluster = testenv::cluster().await.expect("test cluster");
+    let ns = cluster.node_namespace("e2e-operator-killed").await.unwrap();
+    let n = ns.name();
+    let client = cluster.admin_client();
+    let since = Utc::now();
+    let (db_op, mut backup_op) = start_both(cluster, n).await.unwrap();
+    let databases: Api<api::Database> = Api::namespaced(client.clone(), n);
+    let backups: Api<Backup> = Api::namespaced(client.clone(), n);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), n);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), n);
+
+    apply_yaml(&client, n, &database_yaml("shop", None))
+        .await
+        .unwrap();
+    testenv::wait_for(&databases, "shop", database_ready, POD_START)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(&[&db_op, &backup_op])));
+    psql(
+        &client,
+        n,
+        "shop",
+        "CREATE TABLE items AS SELECT g AS id, md5(g::text) AS label FROM generate_series(1, 100000) g",
+    )
+    .await
+    .unwrap();
+
+    // The dump starts and then waits on this lock: the kill lands while pg_dump runs.
+    let lock = TableLock::acquire(&client, n, "shop", "items")
+        .await
+        .unwrap();
+    apply_yaml(&client, n, ONE_SHOT_BACKUP).await.unwrap();
+    let backup = testenv::wait_for(&backups, "once", run_in_flight, POD_START)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", logs(&[&db_op, &backup_op])));
+    let job_name = backup.status.unwrap().active_job.unwrap();
+    wait_for_pg_dump_blocked(&client, n, "shop")
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", ns.dump()));
+    let job = jobs.get(&job_name).await.unwrap();
+    let selector = format!("batch.kubernetes.io/job-name={job_name}");
+    let job_pods = pods.list(&ListParams::default().labels(&selector)).await;
+    let phases: Vec<_> = job_pods
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.status.as_ref().and_then(|s| s.phase.clone()))
+        .collect();
+    assert_eq!(
+        phases,
+        [Some("Running".to_string())],
+        "the Job's one Pod dumps"
+    );
+
+    backup_op.kill().unwrap();
+    let seen = log_count(&backup_op, RECONCILED);
+    // Nothing finished while no operator ran: the same Job is still running its dump.
+    wait_for_pg_dump_blocked(&client, n, "shop").await.unwrap();
+    backup_op.restart().unwrap();
+    wait_for_more_logs(&backup_op, RECONCILED, seen).await;
+    let adopted = backups.get("once").await.unwrap();
+    assert_eq!(
+        adopted.status.unwrap().active_job.as_deref(),
+        Some(job_name.as_str()),
+        "the restarted operator tracks the Job it found"
+    );
+
+    lock.release().await.unwrap();
+    let backup = testenv::wait_for(&backups, "once", completed, POD_START)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", ns.dump(), logs(&[&db_op, &backup_op])));
+
+    // Exactly one Job ever: the one from before the kill, created once.
+    let selector = format!("{}=once", names::LABEL_BACKUP);
+    let all_jobs = jobs
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap()
+        .items;
+    let uids: Vec<_> = all_jobs.iter().map(|j| j.uid()).collect();
+    assert_eq!(uids, [job.uid()], "one Job, never replaced: {all_jobs:#?}");
+    let job_creates: Vec<_> = cluster
+        .audit_writes(&Operator::Backup.username(), since)
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            e.verb == "create"
+                && e.resource() == "jobs"
+                && e.object_ref.as_ref().and_then(|o| o.namespace.as_deref()) == Some(n)
+        })
+        .collect();
+    let created: Vec<_> = job_creates
+        .iter()
+        .filter(|e| e.code() == Some(201))
+        .collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "Job creates by the backup-operator: {:#?}",
+        job_creates
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    );
+
+    // The run is the Job's, and its artifact is whole: hashed again here, from the volume.
+    let status = backup.status.clone().unwrap();
+    let run_id = &job.labels()[names::LABEL_RUN_ID];
+    assert_eq!(status.history.len(), 1, "{:#?}", status.history);
+    assert_eq!(&status.history[0].run_id, run_id);
+    let bytes = artifact_bytes(&client, n, &backup).await.unwrap();
+    assert!(
+        bytes.starts_with(b"PGDMP"),
+        "a pg_dump custom-format archive"
+    );
+    assert_eq!(Some(bytes.len() as i64), status.size_bytes);
+    assert_eq!(Some(sha256_hex(&bytes)), status.sha256);
+    assert!(backup_op.is_running(), "{}", backup_op.log_tail(40));
+
+    ns.cleanup().await.unwrap();
+}
