@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
+// Two workers whatever the node: the controllers wait on the API server, and a dump on
+// pg_dump and the object store; tokio's default of one worker per core gives each its own
+// stack and malloc arena, which only adds memory on a large node (docs/performance.md).
+#[tokio::main(worker_threads = 2)]
 async fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
