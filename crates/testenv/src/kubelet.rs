@@ -167,17 +167,7 @@ async fn keep_heartbeat_going() -> Result<()> {
 /// The status patch [`mark_pod_ready`] sends.
 fn ready_status(pod: &Pod) -> serde_json::Value {
     let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
-    let containers: Vec<_> = pod
-        .spec
-        .iter()
-        .flat_map(|spec| spec.containers.iter())
-        .map(|c| {
-            json!({
-                "name": c.name, "image": c.image, "imageID": "", "ready": true, "restartCount": 0,
-                "started": true, "state": {"running": {"startedAt": now}}
-            })
-        })
-        .collect();
+    let containers = container_statuses(pod, true, json!({"running": {"startedAt": now}}));
     json!({
         "status": {
             "phase": "Running",
@@ -197,20 +187,11 @@ fn ready_status(pod: &Pod) -> serde_json::Value {
 /// The status patch [`mark_pod_succeeded`] sends.
 fn succeeded_status(pod: &Pod, message: &str) -> serde_json::Value {
     let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
-    let containers: Vec<_> = pod
-        .spec
-        .iter()
-        .flat_map(|spec| spec.containers.iter())
-        .map(|c| {
-            json!({
-                "name": c.name, "image": c.image, "imageID": "", "ready": false, "restartCount": 0,
-                "started": false, "state": {"terminated": {
-                    "exitCode": 0, "reason": "Completed", "message": message,
-                    "startedAt": now, "finishedAt": now
-                }}
-            })
-        })
-        .collect();
+    let terminated = json!({"terminated": {
+        "exitCode": 0, "reason": "Completed", "message": message,
+        "startedAt": now, "finishedAt": now
+    }});
+    let containers = container_statuses(pod, false, terminated);
     json!({
         "status": {
             "phase": "Succeeded",
@@ -224,6 +205,24 @@ fn succeeded_status(pod: &Pod, message: &str) -> serde_json::Value {
             "containerStatuses": containers,
         }
     })
+}
+
+/// One status per container of `pod`, each in `state`; `running` sets `ready` and `started`.
+fn container_statuses(
+    pod: &Pod,
+    running: bool,
+    state: serde_json::Value,
+) -> Vec<serde_json::Value> {
+    pod.spec
+        .iter()
+        .flat_map(|spec| spec.containers.iter())
+        .map(|c| {
+            json!({
+                "name": c.name, "image": c.image, "imageID": "", "ready": running,
+                "restartCount": 0, "started": running, "state": state
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

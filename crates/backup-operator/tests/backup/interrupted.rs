@@ -62,13 +62,7 @@ async fn killed_dump_leaves_nothing_complete(destination: Destination) {
     child.wait().await.unwrap();
 
     let storage = destination.storage().await;
-    assert!(
-        storage
-            .list_complete(&support::backup_ref())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    support::assert_no_complete_run(&storage).await;
     match &destination {
         Destination::Directory(_) => {
             assert_eq!(
@@ -156,13 +150,7 @@ async fn source_error_halfway_stores_nothing(destination: Destination) {
         "{}",
         describe(&error)
     );
-    assert!(
-        storage
-            .list_complete(&support::backup_ref())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    support::assert_no_complete_run(&storage).await;
     assert_eq!(destination.stored_files(), Vec::<String>::new());
     if let Destination::S3(server) = &destination {
         assert_eq!(
@@ -209,13 +197,7 @@ async fn failing_pg_dump_stores_nothing(destination: Destination) {
     assert!(matches!(error, DumpError::PgDump(_)), "{error:?}");
     let message = describe(&error);
     assert!(message.contains("permission denied"), "{message}");
-    assert!(
-        storage
-            .list_complete(&support::backup_ref())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    support::assert_no_complete_run(&storage).await;
     assert_eq!(destination.stored_files(), Vec::<String>::new());
 }
 

@@ -53,13 +53,7 @@ async fn a_store_that_alters_a_part_fails_the_dump_and_keeps_nothing() {
     assert_eq!(destination.s3_server().artifact_downloads(), 1);
     assert_eq!(destination.stored_files(), Vec::<String>::new());
     assert!(destination.s3_server().pending_upload_parts().is_empty());
-    assert!(
-        storage
-            .list_complete(&support::backup_ref())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    support::assert_no_complete_run(&storage).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

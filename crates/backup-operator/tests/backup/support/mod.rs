@@ -285,3 +285,9 @@ pub fn pg_env(server: &PgServer, dbname: &str) -> Vec<(&'static str, String)> {
         ("BACKUP_NAME", BACKUP_NAME.into()),
     ]
 }
+
+/// Fails unless `storage` lists no complete run of [`backup_ref`]: nothing counts as a backup.
+pub async fn assert_no_complete_run(storage: &Storage) {
+    let complete = storage.list_complete(&backup_ref()).await.unwrap();
+    assert!(complete.is_empty(), "complete runs listed: {complete:?}");
+}
