@@ -15,6 +15,7 @@ pub mod layout;
 pub mod manifest;
 pub mod retention;
 mod s3;
+mod s3_config;
 mod verify;
 
 pub use artifact::{ArtifactWriter, CommittedArtifact};
@@ -22,7 +23,8 @@ pub use directory::DirectoryStore;
 pub use error::StorageError;
 pub use layout::{BackupRef, RunId, RunRef};
 pub use manifest::Manifest;
-pub use s3::{S3Config, S3Store};
+pub use s3::S3Store;
+pub use s3_config::S3Config;
 pub use verify::{Verification, Verified};
 
 use crate::digest::{ContentDigest, DigestWriter};

@@ -7,47 +7,19 @@
 use super::artifact::{ArtifactWriter, PendingArtifact};
 use super::etag::{MultipartEtag, PartHasher, unquote};
 use super::layout::{self, ARTIFACT_FILE, BackupRef, MANIFEST_FILE, RunId, RunRef};
+use super::s3_config::{S3Config, client_builder, install_crypto_provider};
 use super::{ByteStream, Manifest, StorageError};
-use crate::secret::Secret;
 use bytes::Bytes;
 use futures::{StreamExt as _, TryStreamExt as _};
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::AmazonS3;
 use object_store::path::Path;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt as _, RetryConfig, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt as _, WriteMultipart};
 use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-/// S3 refuses parts under 5 MiB except the last one.
-const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// Parts uploaded at once; with the one being filled, memory is about
 /// `(PARALLEL_PARTS + 1) * part_size`.
 const PARALLEL_PARTS: usize = 2;
-
-#[derive(Debug, Clone)]
-pub struct S3Config {
-    /// `https://host[:port]`; `None` means AWS itself, for the region.
-    pub endpoint: Option<String>,
-    pub bucket: String,
-    /// Key prefix before `<database>/`; slashes at either end are ignored.
-    pub prefix: String,
-    pub region: String,
-    pub access_key_id: String,
-    pub secret_access_key: Secret,
-    /// `endpoint/bucket/key` rather than `bucket.endpoint/key`; most
-    /// S3-compatible servers (MinIO, Ceph) need it and AWS accepts it.
-    pub path_style: bool,
-    /// Allow `http://` endpoints; loopback endpoints are always allowed.
-    pub allow_http: bool,
-    pub part_size_bytes: usize,
-    /// How long one request is retried before its error is reported.
-    pub retry_timeout: Duration,
-}
-
-impl S3Config {
-    pub const DEFAULT_PART_SIZE_BYTES: usize = 16 * 1024 * 1024;
-    pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(120);
-}
 
 pub struct S3Store {
     store: AmazonS3,
@@ -69,53 +41,13 @@ impl std::fmt::Debug for S3Store {
 impl S3Store {
     /// Builds the client; no request is sent until an operation needs one.
     pub fn new(config: S3Config) -> Result<Self, StorageError> {
-        let invalid = |reason: String| StorageError::InvalidS3Config { reason };
-        if config.bucket.is_empty() {
-            return Err(invalid("the bucket name is empty".into()));
-        }
-        if config.part_size_bytes < MIN_PART_SIZE {
-            return Err(invalid(format!(
-                "part size {} bytes is below S3's minimum of 5 MiB",
-                config.part_size_bytes
-            )));
-        }
-        let allow_http = match &config.endpoint {
-            Some(endpoint) => {
-                let allowed = config.allow_http || is_loopback_endpoint(endpoint)?;
-                if endpoint.starts_with("http://") && !allowed {
-                    return Err(invalid(format!(
-                        "endpoint {endpoint} is plain HTTP; use https:// or set {}=true to send backups unencrypted",
-                        crate::env::S3_ALLOW_HTTP
-                    )));
-                }
-                allowed
-            }
-            None => false,
-        };
         install_crypto_provider();
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&config.bucket)
-            .with_region(&config.region)
-            .with_access_key_id(&config.access_key_id)
-            .with_secret_access_key(config.secret_access_key.expose())
-            .with_virtual_hosted_style_request(!config.path_style)
-            .with_client_options(
-                ClientOptions::new()
-                    .with_allow_http(allow_http)
-                    .with_connect_timeout(Duration::from_secs(10))
-                    // One part at a slow 1 MiB/s still fits.
-                    .with_timeout(Duration::from_secs(300)),
-            )
-            .with_retry(RetryConfig {
-                retry_timeout: config.retry_timeout,
-                ..RetryConfig::default()
-            });
-        if let Some(endpoint) = &config.endpoint {
-            builder = builder.with_endpoint(endpoint);
-        }
-        let store = builder
-            .build()
-            .map_err(|error| invalid(crate::error_chain::describe(&error)))?;
+        let store =
+            client_builder(&config)?
+                .build()
+                .map_err(|error| StorageError::InvalidS3Config {
+                    reason: crate::error_chain::describe(&error),
+                })?;
         Ok(Self {
             store,
             bucket: config.bucket,
@@ -396,65 +328,14 @@ impl PendingUpload {
     }
 }
 
-/// Whether plain HTTP to this endpoint stays on this machine.
-fn is_loopback_endpoint(endpoint: &str) -> Result<bool, StorageError> {
-    let url = reqwest::Url::parse(endpoint).map_err(|error| StorageError::InvalidS3Config {
-        reason: format!("endpoint {endpoint:?} is not a URL: {error}"),
-    })?;
-    let host = url.host_str().unwrap_or_default();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok(host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()))
-}
-
-/// reqwest is built without a default TLS crypto provider so that the whole
-/// workspace uses ring, as kube does; the process-wide default must be set
-/// once before the first client is built. A second call finds it set.
-fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(endpoint: &str, allow_http: bool) -> S3Config {
-        S3Config {
-            endpoint: Some(endpoint.to_owned()),
-            bucket: "backups".into(),
-            prefix: "/team/".into(),
-            region: "us-east-1".into(),
-            access_key_id: "key".into(),
-            secret_access_key: Secret::new("secret"),
-            path_style: true,
-            allow_http,
-            part_size_bytes: S3Config::DEFAULT_PART_SIZE_BYTES,
-            retry_timeout: S3Config::DEFAULT_RETRY_TIMEOUT,
-        }
-    }
-
-    #[test]
-    fn plain_http_is_refused_unless_loopback_or_allowed() {
-        let refused = S3Store::new(config("http://minio.storage.svc:9000", false)).unwrap_err();
-        assert!(
-            refused.to_string().contains("S3_ALLOW_HTTP=true"),
-            "{refused}"
-        );
-        S3Store::new(config("http://minio.storage.svc:9000", true)).unwrap();
-        S3Store::new(config("http://127.0.0.1:9000", false)).unwrap();
-        S3Store::new(config("http://[::1]:9000", false)).unwrap();
-        S3Store::new(config("http://localhost:9000", false)).unwrap();
-        S3Store::new(config("https://s3.example.com", false)).unwrap();
-    }
+    use crate::storage::s3_config::tests::config;
 
     #[test]
     fn locations_include_bucket_and_normalized_prefix() {
         let store = S3Store::new(config("https://s3.example.com", false)).unwrap();
         assert_eq!(store.location("app/x"), "s3://backups/team/app/x");
-    }
-
-    #[test]
-    fn debug_output_hides_the_secret_key() {
-        let rendered = format!("{:?}", config("https://s3.example.com", false));
-        assert!(!rendered.contains("\"secret\""), "{rendered}");
     }
 }

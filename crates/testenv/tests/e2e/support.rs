@@ -21,8 +21,10 @@ pub const POSTGRES_IMAGE: &str = "postgres:17";
 pub async fn psql(client: &Client, ns: &str, database: &str, sql: &str) -> Result<String> {
     let env = connection_env(client, ns, database).await?;
     // kube-proxy programs a Service's rules about a second after its endpoints change, so a
-    // client that connects the moment the Database turned Ready may be refused; like any
-    // client it retries that, briefly. Every other failure fails at once.
+    // client that connects the moment the Database turned Ready may be refused. "No route to
+    // host" was seen once at that moment too (a cold CI run, with other tests' Pods coming and
+    // going on the bridge; most likely the host still resolving the address of a reused Pod
+    // IP). Like any client it retries those two, briefly; every other failure fails at once.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let output = loop {
         let output = Command::new("psql")
@@ -30,8 +32,11 @@ pub async fn psql(client: &Client, ns: &str, database: &str, sql: &str) -> Resul
             .envs(env.iter().map(|(k, v)| (k, v)))
             .output()
             .context("running psql (Debian package postgresql-client)")?;
-        let refused = String::from_utf8_lossy(&output.stderr).contains("Connection refused");
-        if output.status.success() || !refused || std::time::Instant::now() > deadline {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let unreachable = ["Connection refused", "No route to host"]
+            .iter()
+            .any(|transient| stderr.contains(transient));
+        if output.status.success() || !unreachable || std::time::Instant::now() > deadline {
             break output;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
