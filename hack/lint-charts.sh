@@ -4,6 +4,7 @@
 #   - `helm lint --strict` of each chart, with its defaults and with ci/*-values.yaml;
 #   - values.schema.json rejects bad values, and the chart refuses replicas > 1 without
 #     leader election;
+#   - in deploy/<operator>, the Namespace is the file `kubectl apply -f` applies first;
 #   - `helm template` output, the plain manifests in deploy/ and the samples validate with
 #     kubeconform -strict against the schemas of Kubernetes $K8S_VERSION and of our CRDs;
 #   - each chart's ClusterRole has exactly the rules of deploy/<operator>/rbac.yaml, its
@@ -93,6 +94,15 @@ for chart in "${CHARTS[@]}"; do
   expect_template_failure "$chart" "additional properties 'replica' not allowed" --set replica=2
   expect_template_failure "$chart" "/metrics/port" --set metrics.port=80
   expect_template_failure "$chart" "needs leaderElection.enabled=true" --set replicas=2
+done
+
+step "plain manifests: the Namespace comes first"
+# `kubectl apply -f deploy/<operator>` applies the files in name order, and everything else
+# there lives in the Namespace: a file sorting before it fails on a fresh cluster.
+for chart in "${CHARTS[@]}"; do
+  first=$(LC_ALL=C ls "deploy/$chart" | head -n 1)
+  grep -q '^kind: Namespace$' "deploy/$chart/$first" ||
+    fail "deploy/$chart/$first is applied first but is not the Namespace (kubectl applies files in name order)"
 done
 
 step "plain manifests and samples: kubeconform"

@@ -24,8 +24,10 @@ done
 
 kubectl apply --server-side -f deploy/samples/database.yaml -f deploy/samples/backup.yaml \
   -f deploy/samples/restore.yaml
-echo "up: waiting for the sample Database shop to be Ready"
-kubectl wait --for=condition=Ready database/shop --timeout=5m
+# shop-copy is Ready only after shop was Ready, backed up and restored into it: the whole
+# sample chain.
+echo "up: waiting for the sample Databases shop and shop-copy to be Ready"
+kubectl wait --for=condition=Ready database/shop database/shop-copy --timeout=5m
 kubectl get databases,backups,restores
 echo
 echo "The cluster is up. To use it:"
