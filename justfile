@@ -54,14 +54,14 @@ cluster-down:
 up:
     hack/up.sh
 
-# Control-plane benchmarks of the release binaries: latency, 1,000 objects, idle writes.
+# Control-plane benchmarks of the release binaries (latency, 1,000 objects, idle writes) into docs/performance.md.
 bench:
     cargo build --release -p database-operator -p backup-operator
-    cargo bench -p bench --bench control_plane
+    hack/record-bench.py "just bench" docs/performance.md -- cargo bench -p bench --bench control_plane
 
-# Backup data path (dump to a directory and to S3) against plain pg_dump.
+# Backup data path (dump to a directory and to S3) against plain pg_dump, into docs/performance.md.
 bench-backup:
-    hack/bench-backup.sh
+    hack/record-bench.py "just bench-backup" docs/performance.md -- hack/bench-backup.sh
 
 # What CI runs.
 ci: lint test
