@@ -4,7 +4,7 @@
 #
 #   hack/operator-kubeconfig.sh database-operator|backup-operator
 #
-# Applies deploy/<operator>/{namespace,serviceaccount,rbac}.yaml to the running test cluster
+# Applies deploy/<operator>/{00-namespace,serviceaccount,rbac}.yaml to the running test cluster
 # (hack/cluster-up.sh), asks the TokenRequest API for a 24-hour token of ServiceAccount
 # <operator> in namespace <operator>-system, and writes <state>/<operator>.kubeconfig, whose
 # path is the last line printed. PGOP_DEPLOY_DIR overrides where the manifests are read from.
@@ -35,7 +35,7 @@ source "$STATE/cluster.env"
 kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG" "$@"; }
 
 manifests=()
-for f in namespace serviceaccount rbac; do
+for f in 00-namespace serviceaccount rbac; do
   [[ -s $DEPLOY/$operator/$f.yaml ]] || die "$DEPLOY/$operator/$f.yaml is missing"
   manifests+=(-f "$DEPLOY/$operator/$f.yaml")
 done
