@@ -41,6 +41,7 @@ test: build
     PGOP_NODE=1 hack/cluster-up.sh
     eval "$(hack/build-tools.sh --env)" && PGOP_NODE=1 cargo test --workspace --no-fail-fast
     hack/lint-charts.sh
+    python3 -B -m unittest discover -s hack/tests
 
 # Start (or reuse) the local cluster and print the KUBECONFIG export.
 cluster-up:
