@@ -17,7 +17,7 @@ use std::{
 };
 
 use anyhow::Result;
-use api::{Backup, BackupPhase, Database, conditions};
+use api::{Backup, Database, conditions};
 use chrono::Utc;
 use k8s_openapi::api::{
     apps::v1::StatefulSet,
@@ -59,11 +59,6 @@ fn one_shot_backup(name: &str, database: &str) -> String {
 const NIGHTLY: &str = "apiVersion: database.example.com/v1\nkind: Backup\n\
     metadata: {name: before-nightly}\n\
     spec: {databaseRef: {name: before}, schedule: \"0 2 * * *\", immediate: false}\n";
-
-fn completed(b: Option<&Backup>) -> bool {
-    b.and_then(|b| b.status.as_ref())
-        .is_some_and(|s| s.phase == Some(BackupPhase::Completed) && s.backup_location.is_some())
-}
 
 /// Every object the operators own in `ns`, kind/name -> uid.
 async fn owned_objects(client: &Client, ns: &str) -> Result<BTreeMap<String, String>> {
@@ -163,7 +158,7 @@ async fn operators_survive_an_etcd_and_api_server_restart() {
         .await
         .unwrap_or_else(|e| fail(e));
     finish_backup_run(&client, n, &backup).await.unwrap();
-    testenv::wait_for(&backups, "before-once", completed, CONVERGE)
+    testenv::wait_for(&backups, "before-once", backup_completed, CONVERGE)
         .await
         .unwrap_or_else(|e| fail(e));
     let scheduled = has_condition(
@@ -244,7 +239,7 @@ async fn operators_survive_an_etcd_and_api_server_restart() {
         .await
         .unwrap_or_else(|e| fail(e));
     finish_backup_run(&client, n, &backup).await.unwrap();
-    testenv::wait_for(&backups, "after-once", completed, CONTROLLERS_BACK)
+    testenv::wait_for(&backups, "after-once", backup_completed, CONTROLLERS_BACK)
         .await
         .unwrap_or_else(|e| fail(e));
 

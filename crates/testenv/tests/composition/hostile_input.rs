@@ -269,11 +269,7 @@ async fn hostile_objects_are_refused_or_reported_and_the_operators_carry_on() {
         longest_backup
     );
     let run_id = finish_backup_run(&client, n, &backup).await.unwrap();
-    let completed = |b: Option<&Backup>| {
-        b.and_then(|b| b.status.as_ref())
-            .is_some_and(|s| s.phase == Some(api::BackupPhase::Completed))
-    };
-    let backup = testenv::wait_for(&backups, &longest_backup, completed, CONVERGE)
+    let backup = testenv::wait_for(&backups, &longest_backup, backup_completed, CONVERGE)
         .await
         .unwrap_or_else(|e| fail(e));
     let location = backup.status.unwrap().backup_location.unwrap();

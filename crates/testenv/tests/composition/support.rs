@@ -260,6 +260,13 @@ pub fn run_in_flight(backup: Option<&Backup>) -> bool {
         .is_some_and(|s| s.active_job.is_some())
 }
 
+/// A wait condition: the Backup's latest run Completed and the status says where it is.
+pub fn backup_completed(backup: Option<&Backup>) -> bool {
+    backup.and_then(|b| b.status.as_ref()).is_some_and(|s| {
+        s.phase == Some(api::BackupPhase::Completed) && s.backup_location.is_some()
+    })
+}
+
 /// A wait condition: the Database reports Ready for its current generation.
 pub fn database_ready(db: Option<&Database>) -> bool {
     db.is_some_and(Database::is_ready)

@@ -11,8 +11,8 @@ use testenv::Operator;
 use super::support::*;
 use super::table_lock::{TableLock, wait_for_pg_dump_blocked};
 use crate::cluster_support::{
-    RECONCILED, apply_yaml, database_ready, log_count, logs, run_in_flight, start_both,
-    wait_for_more_logs,
+    RECONCILED, apply_yaml, backup_completed, database_ready, log_count, logs, run_in_flight,
+    start_both, wait_for_more_logs,
 };
 
 const ONE_SHOT_BACKUP: &str = r#"
@@ -23,12 +23,6 @@ metadata:
 spec:
   databaseRef: {name: shop}
 "#;
-
-fn completed(b: Option<&Backup>) -> bool {
-    b.and_then(|b| b.status.as_ref()).is_some_and(|s| {
-        s.phase == Some(api::BackupPhase::Completed) && s.backup_location.is_some()
-    })
-}
 
 #[tokio::test]
 async fn backup_operator_killed_mid_dump_adopts_the_running_job() {
@@ -99,7 +93,7 @@ async fn backup_operator_killed_mid_dump_adopts_the_running_job() {
     );
 
     lock.release().await.unwrap();
-    let backup = testenv::wait_for(&backups, "once", completed, POD_START)
+    let backup = testenv::wait_for(&backups, "once", backup_completed, POD_START)
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", ns.dump(), logs(&[&db_op, &backup_op])));
 

@@ -1,12 +1,12 @@
 //! What happens to artifacts when a Backup is deleted: `Delete` removes them from storage
 //! (the operator-created claim and its volume), `Retain` keeps them.
 
-use api::{Backup, BackupPhase, Database, names};
+use api::{Backup, Database, names};
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::{Api, api::DeleteParams};
 
 use super::support::*;
-use crate::cluster_support::{apply_yaml, database_ready, logs, start_both};
+use crate::cluster_support::{apply_yaml, backup_completed, database_ready, logs, start_both};
 
 fn backup_yaml(name: &str, policy: &str) -> String {
     format!(
@@ -40,13 +40,9 @@ async fn deletion_policy_decides_whether_artifacts_survive_their_backup() {
         .unwrap();
 
     let backups: Api<Backup> = Api::namespaced(client.clone(), n);
-    let completed = |b: Option<&Backup>| {
-        b.and_then(|b| b.status.as_ref())
-            .is_some_and(|s| s.phase == Some(BackupPhase::Completed))
-    };
     let mut artifacts = Vec::new();
     for name in ["kept", "dropped"] {
-        let backup = testenv::wait_for(&backups, name, completed, POD_START)
+        let backup = testenv::wait_for(&backups, name, backup_completed, POD_START)
             .await
             .unwrap_or_else(|e| fail(e));
         // The artifact is on the volume, as the status says.

@@ -5,11 +5,11 @@
 
 use std::process::Command;
 
-use api::{Backup, BackupPhase, Database};
+use api::{Backup, Database};
 use kube::Api;
 
 use super::support::*;
-use crate::cluster_support::{apply_yaml, database_ready, sample};
+use crate::cluster_support::{apply_yaml, backup_completed, database_ready, sample};
 
 /// The helm binary built by hack/build-tools.sh (the justfile exports HELM).
 fn helm(cluster: &testenv::Cluster, args: &[&str]) -> String {
@@ -94,11 +94,7 @@ async fn helm_install_upgrade_and_uninstall() {
         .await
         .unwrap_or_else(|e| fail(e));
     let backups: Api<Backup> = Api::namespaced(client.clone(), &n);
-    let completed = |b: Option<&Backup>| {
-        b.and_then(|b| b.status.as_ref())
-            .is_some_and(|s| s.phase == Some(BackupPhase::Completed))
-    };
-    testenv::wait_for(&backups, "my-database-backup", completed, POD_START)
+    testenv::wait_for(&backups, "my-database-backup", backup_completed, POD_START)
         .await
         .unwrap_or_else(|e| fail(e));
 

@@ -1,11 +1,11 @@
 //! Both operators running in the cluster as Pods from their own images, installed from
 //! `deploy/`, pass the same scenario: a Database, a backup Job, and a restored copy.
 
-use api::{Backup, BackupPhase, Database};
+use api::{Backup, Database};
 use kube::Api;
 
 use super::support::*;
-use crate::cluster_support::{apply_yaml, database_ready};
+use crate::cluster_support::{apply_yaml, backup_completed, database_ready};
 
 const BACKUP: &str = r#"
 apiVersion: database.example.com/v1
@@ -97,11 +97,7 @@ async fn operators_running_as_pods_pass_the_scenario() {
 
     apply_yaml(&client, n, BACKUP).await.unwrap();
     let backups: Api<Backup> = Api::namespaced(client.clone(), n);
-    let completed = |b: Option<&Backup>| {
-        b.and_then(|b| b.status.as_ref())
-            .is_some_and(|s| s.phase == Some(BackupPhase::Completed))
-    };
-    let backup = testenv::wait_for(&backups, "pods-once", completed, POD_START)
+    let backup = testenv::wait_for(&backups, "pods-once", backup_completed, POD_START)
         .await
         .unwrap_or_else(|e| fail(e));
     let bytes = artifact_bytes(&client, n, &backup)
