@@ -23,21 +23,34 @@ tools:
 lint-charts:
     hack/lint-charts.sh
 
-# Formatting and clippy, as CI runs them.
+# Formatting, clippy, shellcheck on every script, and the check that every program the
+# scripts run is installed by the project (hack/deps), as CI runs them.
 lint:
+    hack/deps.sh machine lint
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    shellcheck -x .ci/run justw hack/*.sh hack/lib/*.sh hack/images/*/*.sh
+    hack/check-deps.py
 
-# Build both operator binaries (debug).
+# Install what the tests, the cluster and the image builds need (hack/deps/*.list).
+deps:
+    hack/deps.sh machine lint cluster node image test
+
+# Build every binary of the workspace (dev profile).
 build:
     cargo build --workspace --bins
 
+# Make this machine fresh as far as the project is concerned: stop the cluster, remove the
+# packages the project installed, its caches, state and built tools (see the README).
+purge *args:
+    hack/purge.sh {{args}}
+
 # Run every test: unit tests, real PostgreSQL and S3, the control-plane scenarios and the
 # end-to-end scenarios on a real node, and the offline checks of charts and manifests.
-test: build
-    hack/ensure-test-tools.sh
+# The operator images carry the same dev build the tests use (hack/build-operator-images.sh).
+test: deps build
     hack/images.sh
-    hack/build-operator-images.sh
+    PGOP_SKIP_CARGO=1 hack/build-operator-images.sh
     PGOP_NODE=1 hack/cluster-up.sh
     eval "$(hack/build-tools.sh --env)" && PGOP_NODE=1 cargo test --workspace --no-fail-fast
     hack/lint-charts.sh
@@ -57,6 +70,7 @@ up:
 
 # Control-plane benchmarks of the release binaries (latency, 1,000 objects, idle writes) into docs/performance.md.
 bench:
+    hack/deps.sh machine cluster
     cargo build --release -p database-operator -p backup-operator
     hack/record-bench.py "just bench" docs/performance.md -- cargo bench -p bench --bench control_plane
 

@@ -31,6 +31,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=hack/lib/deps.sh
+source "$REPO/hack/lib/deps.sh"
 SCALES=${BENCH_SCALES-10 70}
 RANDOM_MIB=${BENCH_RANDOM_MIB-512}
 RUNS=${BENCH_RUNS:-3}
@@ -68,23 +70,11 @@ die() {
 
 # --- tools -------------------------------------------------------------------------------
 
-apt_install() {
-  log "installing $* from Debian"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
-
 newest_pg_bin() { compgen -G "/usr/lib/postgresql/*/bin/initdb" | sort -V | tail -n 1 | xargs -r dirname; }
 
+deps_ensure bench machine || die "cannot install what the benchmark needs"
 PG_BIN=$(newest_pg_bin)
-[[ -n $PG_BIN ]] || apt_install postgresql
-PG_BIN=$(newest_pg_bin)
-[[ -n $PG_BIN ]] || die "no PostgreSQL server in /usr/lib/postgresql after installing it"
-# pgbench ships with the server package on Debian 12 and later, in -contrib before.
-[[ -x $PG_BIN/pgbench ]] || apt_install postgresql-contrib
 [[ -x $PG_BIN/pgbench ]] || die "no pgbench in $PG_BIN"
-[[ -x /usr/bin/time ]] || apt_install time
 command -v python3 >/dev/null || die "python3 is needed to pick free ports and read reports"
 
 if [[ ! -x $S3S_FS ]]; then
@@ -316,7 +306,8 @@ for dataset in "${datasets[@]}"; do
   label="$label ($(mib "$(cat "$WORK/dbsize.$dataset")" 0))"
   raw_rate=
   for method in $METHODS; do
-    files=("$WORK/result.$dataset.$method".*[0-9])
+    # One file per run (result.<dataset>.<method>.<run>), not their .size companions.
+    mapfile -t files < <(compgen -G "$WORK/result.$dataset.$method.*[0-9]")
     seconds=$(printf "%.2f" "$(median 1 "${files[@]}")")
     size=$(median 1 "${files[@]/%/.size}")
     rate=$(awk -v s="$size" -v t="$seconds" 'BEGIN {printf "%.1f", s / 1e6 / t}')

@@ -8,11 +8,14 @@
 #   PGOP_IMAGE_TAG=dev        images docker.io/pgop/database-operator:TAG and .../backup-operator:TAG
 #                             (a pod spec may say pgop/database-operator:dev; never :latest,
 #                             whose pull policy Always cannot work without a registry)
+#   PGOP_IMAGE_PROFILE=dev    the cargo profile whose binaries the images carry: dev (the
+#                             local cluster and the tests, sharing the tests' build) or
+#                             release (what is shipped, see docs/shipping.md)
 #   PGOP_SKIP_CARGO=          set to 1 to use the binaries already in the target dir
-#   CARGO_TARGET_DIR=target   where cargo puts (or has put) target/release/<binary>
+#   CARGO_TARGET_DIR=target   where cargo puts (or has put) target/<profile dir>/<binary>
 #
-# The Dockerfiles copy prebuilt release binaries (COPY target/release/<name>): cargo runs here
-# on the host, with its caches, not inside buildah. The build context is a temporary directory
+# The Dockerfiles copy prebuilt binaries (COPY target/release/<name>, whatever the profile;
+# stripped of symbols): cargo runs here on the host, with its caches, not inside buildah. The build context is a temporary directory
 # holding only those binaries and hack/images/operators/collect.sh at the same relative
 # paths, so buildah never reads the multi-gigabyte target/ tree. Bases come from hack/images.sh (--pull=never: nothing is
 # fetched). The images are also kept as OCI archives under ~/.cache/pg-operators/images/operators,
@@ -25,6 +28,10 @@ TAG=${PGOP_IMAGE_TAG:-dev}
 ctx="" # the build context; global for the EXIT trap
 LABEL=io.pgop.input-hash
 TARGET_DIR=${CARGO_TARGET_DIR:-$PGOP_REPO/target}
+PROFILE=${PGOP_IMAGE_PROFILE:-dev}
+# cargo's directory for a profile: dev builds land in debug/.
+PROFILE_DIR=$PROFILE
+[[ $PROFILE == dev ]] && PROFILE_DIR=debug
 # The first stage of both Dockerfiles runs it; it is part of the build context.
 COLLECT=hack/images/operators/collect.sh
 # Dockerfile, binary and image, one line each.
@@ -36,13 +43,14 @@ IMAGES=(
 main() {
   need_root
   local t0=$SECONDS
+  deps_ensure image || die "cannot install what building images needs"
   # The bases (and every other image); a no-op when they are cached.
   bash "$PGOP_REPO/hack/images.sh" build >&2 || die "hack/images.sh failed"
 
   if [[ -z ${PGOP_SKIP_CARGO:-} ]]; then
-    log "cargo build --release (database-operator, backup-operator)"
-    (cd "$PGOP_REPO" && cargo build --release --locked -p database-operator -p backup-operator) >&2 ||
-      die "cargo build --release failed"
+    log "cargo build --profile $PROFILE (database-operator, backup-operator)"
+    (cd "$PGOP_REPO" && cargo build --profile "$PROFILE" --locked -p database-operator -p backup-operator) >&2 ||
+      die "cargo build --profile $PROFILE failed"
   fi
 
   ctx=$(mktemp -d /var/tmp/pgop-image-ctx.XXXXXX)
@@ -53,8 +61,9 @@ main() {
   for line in "${IMAGES[@]}"; do
     read -r dockerfile bin ref <<<"$line"
     [[ -f $PGOP_REPO/$dockerfile ]] || die "$dockerfile is missing in $PGOP_REPO"
-    [[ -x $TARGET_DIR/release/$bin ]] || die "$TARGET_DIR/release/$bin is missing (cargo build --release -p $bin)"
-    cp "$TARGET_DIR/release/$bin" "$ctx/target/release/$bin"
+    [[ -x $TARGET_DIR/$PROFILE_DIR/$bin ]] || die "$TARGET_DIR/$PROFILE_DIR/$bin is missing (cargo build --profile $PROFILE -p $bin)"
+    # A dev binary's line tables serve test backtraces on the host, not an image.
+    strip --strip-all -o "$ctx/target/release/$bin" "$TARGET_DIR/$PROFILE_DIR/$bin"
   done
 
   for line in "${IMAGES[@]}"; do

@@ -24,6 +24,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$REPO/hack/lib/proc.sh"
 # shellcheck source=hack/lib/pki.sh
 source "$REPO/hack/lib/pki.sh"
+# shellcheck source=hack/lib/deps.sh
+source "$REPO/hack/lib/deps.sh"
 
 STATE=${PGOP_CLUSTER_DIR:-/var/tmp/pgop-cluster}
 WITH_NODE=${PGOP_NODE:-0}
@@ -55,23 +57,6 @@ die() {
 }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 elapsed() { printf '%d.%01ds' $((($(now_ms) - $1) / 1000)) $(((($(now_ms) - $1) % 1000) / 100)); }
-
-# A fresh machine may lack some of these; install them rather than fail halfway through.
-ensure_tools() {
-  local -A package=([openssl]=openssl [flock]=util-linux [setsid]=util-linux [base64]=coreutils)
-  local missing=() tool
-  for tool in "${!package[@]}"; do
-    command -v "$tool" >/dev/null || missing+=("${package[$tool]}")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  command -v apt-get >/dev/null || die "missing tools (packages ${missing[*]}) and no apt-get to install them"
-  log "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 ||
-    die "apt-get update failed; install ${missing[*]} by hand"
-  # shellcheck disable=SC2046 # one word per package
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    $(printf '%s\n' "${missing[@]}" | sort -u) >&2 || die "apt-get install ${missing[*]} failed"
-}
 
 kubectl_admin() { "$K8S_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 
@@ -311,7 +296,7 @@ write_env() {
 }
 
 main() {
-  ensure_tools
+  deps_ensure cluster || die "cannot install what the control plane needs"
   # The Go toolchain lives outside PATH in some non-login shells (cargo test, CI).
   command -v go >/dev/null || [[ ! -x /usr/local/go/bin/go ]] || PATH=$PATH:/usr/local/go/bin
 

@@ -375,7 +375,7 @@ node_images() {
 }
 
 build_all() {
-  ensure_apt_packages "${IMAGE_APT_PACKAGES[@]}"
+  deps_ensure image machine || die "cannot install what building images needs"
   command -v go >/dev/null || die "go (1.26) is required to build CoreDNS and was not found"
   ensure_image "$DEBIAN_BASE_IMAGE" "$K_DEBIAN" build_debian_base
   ensure_image "$RUNTIME_BASE_IMAGE" "$K_RUNTIME" build_runtime_base

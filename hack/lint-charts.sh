@@ -100,6 +100,7 @@ step "plain manifests: the Namespace comes first"
 # `kubectl apply -f deploy/<operator>` applies the files in name order, and everything else
 # there lives in the Namespace: a file sorting before it fails on a fresh cluster.
 for chart in "${CHARTS[@]}"; do
+  # shellcheck disable=SC2012 # the names are ours: no spaces or newlines
   first=$(LC_ALL=C ls "deploy/$chart" | head -n 1)
   grep -q '^kind: Namespace$' "deploy/$chart/$first" ||
     fail "deploy/$chart/$first is applied first but is not the Namespace (kubectl applies files in name order)"

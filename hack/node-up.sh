@@ -160,14 +160,20 @@ save_machine_state() {
   nft list tables >"$NODE_DIR/nft-tables.orig"
 }
 
-# Kernel features the node needs. Built in on these VMs; elsewhere they may be modules.
+# Kernel features the node needs. Built in on these VMs; elsewhere they may be modules,
+# which are recorded as loaded by the project so hack/purge.sh unloads them again.
 check_kernel() {
-  [[ -d /proc/sys/net/bridge ]] || modprobe br_netfilter 2>/dev/null ||
+  [[ -d /proc/sys/net/bridge ]] || load_module br_netfilter ||
     die "the kernel lacks br_netfilter (/proc/sys/net/bridge): Service traffic between pods needs it"
-  grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null ||
+  grep -qw overlay /proc/filesystems || load_module overlay ||
     die "the kernel lacks overlayfs, which containerd's snapshotter needs"
   [[ -d /sys/fs/cgroup/memory || -f /sys/fs/cgroup/cgroup.controllers ]] ||
     die "no memory cgroup at /sys/fs/cgroup: the kubelet cannot run"
+}
+
+load_module() {
+  modprobe "$1" 2>/dev/null || return 1
+  mkdir -p "$DEPS_STATE" && echo "$1" >>"$DEPS_STATE/modules.txt"
 }
 
 setup_network() {
@@ -459,7 +465,7 @@ main() {
   mkdir -p /run/lock
   node_lock
   local t0=$SECONDS
-  ensure_apt_packages "${NODE_APT_PACKAGES[@]}"
+  deps_ensure node || die "cannot install what the node needs"
   ensure_control_plane
   ensure_binaries
   build_provisioner

@@ -13,14 +13,15 @@ check() {
   else
     failed=$((failed + 1))
     echo "verify-clean: LEFT BEHIND: $what:" >&2
-    echo "$leftovers" | sed 's/^/  /' >&2
+    local line
+    while IFS= read -r line; do echo "  $line" >&2; done <<<"$leftovers"
   fi
 }
 
 k8s_bin="${PGOP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pg-operators}/k8s"
 check "cluster processes" "$(pgrep -af "$k8s_bin|/etcd/|pgop-containerd|local-path-provisioner|containerd-shim" | grep -v -e pgrep -e verify-clean || true)"
 check "mounts of the node" "$(grep -E 'pgop|/run/netns/cni-|kubelet' /proc/mounts || true)"
-check "pod network namespaces" "$(ls /run/netns 2>/dev/null | grep '^cni-' || true)"
+check "pod network namespaces" "$(find /run/netns -maxdepth 1 -name 'cni-*' -printf '%f\n' 2>/dev/null || true)"
 check "bridge pgop0 or pod veths" "$( (ip -o link show pgop0 2>/dev/null; ip -o link show type veth 2>/dev/null | grep -i 'master pgop0') || true)"
 check "iptables chains or rules" "$(iptables-save 2>/dev/null | grep -E '^:(KUBE-|CNI-|PGOP-)|pgop0|10\.244\.0\.|10\.96\.' || true)"
 

@@ -10,6 +10,9 @@ PGOP_CACHE="${PGOP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pg-operators}"
 PGOP_IMAGE_CACHE="$PGOP_CACHE/images"
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 K8S_BIN="${K8S_BIN:-$PGOP_CACHE/k8s/$K8S_VERSION}"
+# deps_ensure: what each script installs before it runs anything (hack/deps/*.list).
+# shellcheck source=hack/lib/deps.sh
+source "$PGOP_REPO/hack/lib/deps.sh"
 # Go (for CoreDNS) lives outside PATH in some non-login shells (cargo test, CI).
 command -v go >/dev/null || [[ ! -x /usr/local/go/bin/go ]] || PATH=$PATH:/usr/local/go/bin
 
@@ -116,27 +119,3 @@ node_lock() {
 need_root() {
   [[ $(id -u) == 0 ]] || die "must run as root (it changes mounts, network and iptables)"
 }
-
-# ensure_apt_packages PKG...: installs what is missing; fails loudly when apt cannot.
-# A fresh machine has none of these, and the project installs them itself.
-ensure_apt_packages() {
-  local missing=() p
-  for p in "$@"; do
-    dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  log "installing ${missing[*]}"
-  # An old or missing package list is the usual reason an install fails on a fresh machine.
-  apt-get update -qq >/dev/null || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-    die "apt-get install ${missing[*]} failed"
-  for p in "${missing[@]}"; do
-    dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed ||
-      die "package $p is still not installed"
-  done
-}
-
-# Packages the node and the image builds need, from the machine's Debian (bookworm).
-NODE_APT_PACKAGES=(containerd runc containernetworking-plugins iptables nftables conntrack
-  iproute2 openssl util-linux procps)
-IMAGE_APT_PACKAGES=(debootstrap buildah gcc libc6-dev ca-certificates)
