@@ -70,14 +70,11 @@ go_build() {
   echo "$out/bin/$name"
 }
 
-# The path of NAME (promtool or prometheus): the one on PATH, else the newest unpacked into
-# the cache by unpack_prometheus_deb; nothing when neither exists.
+# The path of NAME (promtool or prometheus): the newest unpacked into the cache by
+# unpack_prometheus_deb; nothing when there is none. One on PATH is not used: a machine where
+# some earlier install left one would test another binary than a fresh machine does.
 prometheus_binary() {
   local name=$1 cached
-  if command -v "$name" >/dev/null; then
-    command -v "$name"
-    return
-  fi
   cached=$(compgen -G "$TOOLS/$name-*/bin/$name" | sort -V | tail -n 1 || true)
   if [[ -n $cached && -x $cached ]]; then
     echo "$cached"

@@ -28,7 +28,8 @@ phase() {
   local title=$1 hint=$2 started=$SECONDS rc=0 log slug
   shift 2
   PHASES_DONE=$((PHASES_DONE + 1))
-  slug=$(tr -cs 'a-z0-9' '-' <<<"${title,,}")
+  # The file name from the title without its parenthesised remarks.
+  slug=$(tr -cs 'a-z0-9' '-' <<<"${title%% (*}" | tr 'A-Z' 'a-z')
   log=$(printf '%s/%02d-%s.log' "$PHASES_DIR" "$PHASES_DONE" "${slug%-}")
   printf '[%d/%d] %s ... ' "$PHASES_DONE" "$PHASES_TOTAL" "$title"
   "$@" >"$log" 2>&1 || rc=$?

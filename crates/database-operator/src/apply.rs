@@ -1,11 +1,10 @@
 //! Step 4: server-side apply of the desired objects, skipped when nothing changed.
 //!
 //! Each desired object carries a hash of its own content in [`HASH_ANNOTATION`]. When the
-//! object in the cluster carries the same hash, it was applied from identical content and
-//! the apply is skipped, so a reconcile of an unchanged Database writes nothing. The
-//! trade-off: a field this operator owns that someone else edits by hand is not put back
-//! until the desired object changes; deleting the object, or the annotation, forces an
-//! apply on the next reconcile.
+//! object in the cluster carries the same hash, it was applied from identical content, and
+//! when every field the desired object sets still holds its value there ([`crate::drift`]),
+//! the apply is skipped: a reconcile of an unchanged Database writes nothing. A field someone
+//! edited by hand is put back by the next apply, and reported as [`Applied::Reverted`].
 
 use std::fmt::Debug;
 
@@ -56,6 +55,9 @@ pub enum Applied<K> {
     Unchanged(K),
     /// The object was applied; this is what the API server returned.
     Patched(K),
+    /// The object had the desired hash but `field` had been changed by someone else; it was
+    /// applied again, and this is what the API server returned.
+    Reverted { object: K, field: String },
 }
 
 impl<K> Applied<K> {
@@ -63,6 +65,7 @@ impl<K> Applied<K> {
     pub fn into_inner(self) -> K {
         match self {
             Applied::Unchanged(k) | Applied::Patched(k) => k,
+            Applied::Reverted { object, .. } => object,
         }
     }
 }
@@ -84,19 +87,26 @@ where
         + DeserializeOwned,
 {
     let desired = stamp(desired, stage)?;
-    if let Some(current) = observed.filter(|o| is_current(&desired, Some(o))) {
-        return Ok(Applied::Unchanged(current.clone()));
-    }
+    let drifted = match observed.filter(|o| is_current(&desired, Some(o))) {
+        Some(current) => match crate::drift::first_difference(&desired, current) {
+            None => return Ok(Applied::Unchanged(current.clone())),
+            Some(field) => Some(field),
+        },
+        None => None,
+    };
     let name = desired.name_any();
-    Api::<K>::namespaced(client.clone(), namespace)
+    let object = Api::<K>::namespaced(client.clone(), namespace)
         .patch(&name, &apply_params(), &Patch::Apply(&desired))
         .await
-        .map(Applied::Patched)
         .map_err(|source| ApplyError::Apply {
             stage,
             name,
             source,
-        })
+        })?;
+    Ok(match drifted {
+        Some(field) => Applied::Reverted { object, field },
+        None => Applied::Patched(object),
+    })
 }
 
 /// Server-side apply as `database-operator`, taking over fields other managers set.

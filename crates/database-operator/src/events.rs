@@ -44,6 +44,18 @@ pub fn announcement(old: Option<&DatabaseStatus>, new: &DatabaseStatus) -> Optio
     })
 }
 
+/// The Warning for an owned object put back after someone changed `field` by hand.
+pub fn drift_reverted(kind: &str, name: &str, field: &str) -> Announcement {
+    Announcement {
+        warning: true,
+        reason: "DriftReverted".to_string(),
+        note: truncate(&format!(
+            "{kind} {name}: {field} was changed outside the operator and has been put back; \
+             change the Database instead"
+        )),
+    }
+}
+
 /// Publishes `announcement` for `db`. A failure is logged, not returned: an Event is worth
 /// less than finishing the reconcile.
 pub async fn publish(recorder: &Recorder, db: &Database, announcement: Announcement) {

@@ -38,6 +38,10 @@ struct Args {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Seconds after which an unchanged Database is looked at again without any event (a
+    /// safety net for a lost watch event; such a reconcile only reads). Jittered by ±10 %.
+    #[arg(long, env = "RESYNC_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(10..))]
+    resync_seconds: u64,
     #[command(flatten)]
     leader: LeaderArgs,
 }
@@ -76,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
         client: client.clone(),
         metrics: metrics.clone(),
         backoff: Backoff::default(),
+        resync: std::time::Duration::from_secs(args.resync_seconds),
     });
 
     let shutdown = CancellationToken::new();

@@ -6,6 +6,13 @@
 /// The number of bytes `quantity` stands for, rounded up; `None` when it is not a
 /// non-negative Kubernetes quantity or does not fit.
 pub fn bytes(quantity: &str) -> Option<u128> {
+    let (numerator, denominator) = ratio(quantity)?;
+    Some(numerator.div_ceil(denominator))
+}
+
+/// The exact value of `quantity` as numerator and denominator; `None` when it is not a
+/// non-negative Kubernetes quantity or does not fit.
+pub fn ratio(quantity: &str) -> Option<(u128, u128)> {
     let quantity = quantity.trim();
     let split = quantity
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -49,7 +56,7 @@ pub fn bytes(quantity: &str) -> Option<u128> {
             }
         }
     }
-    Some(numerator.div_ceil(denominator))
+    Some((numerator, denominator))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use crate::events;
 use crate::gather::{self, Gathered};
 use crate::metrics::Metrics;
 use crate::pods;
+use crate::resync;
 use crate::routes;
 use crate::status::{self, InitialRestore, Observed, Provisioning, Volumes, Workload};
 use crate::validate;
@@ -34,6 +35,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: std::sync::Arc<Metrics>,
     pub backoff: Backoff,
+    /// How long an unchanged Database waits for its next look without any event ([`resync`]).
+    pub resync: std::time::Duration,
 }
 
 /// Reconciles one Database, as the controller hands it over.
@@ -87,9 +90,15 @@ pub async fn reconcile(guard: &DeserializeGuard<Database>, ctx: &Context) -> Res
             events::publish(&ctx.recorder, db, announcement).await;
         }
     }
+    for announcement in provisioned.reverted {
+        events::publish(&ctx.recorder, db, announcement).await;
+    }
     match apply_error {
         Some(error) => Err(error.into()),
-        None => Ok(Action::await_change()),
+        None => Ok(Action::requeue(resync::after(
+            ctx.resync,
+            db.metadata.uid.as_deref().unwrap_or_default(),
+        ))),
     }
 }
 
@@ -101,9 +110,19 @@ struct Provisioned {
     /// The StatefulSet's spec changed in this reconcile: the Pods still show the old one.
     statefulset_changed: bool,
     volumes: Volumes,
+    /// An Event for each object put back after a hand edit.
+    reverted: Vec<events::Announcement>,
 }
 
 impl Provisioned {
+    /// Remembers an Event for `applied` when it put back a hand edit.
+    fn note_revert<K: Resource>(&mut self, kind: &str, applied: &Applied<K>) {
+        if let Applied::Reverted { object, field } = applied {
+            let name = object.meta().name.clone().unwrap_or_default();
+            self.reverted.push(events::drift_reverted(kind, &name, field));
+        }
+    }
+
     /// Nothing applied: what was there before.
     fn untouched(g: &Gathered) -> Provisioned {
         Provisioned {
@@ -112,6 +131,7 @@ impl Provisioned {
             statefulset: g.statefulset.clone(),
             statefulset_changed: false,
             volumes: Volumes::Settled,
+            reverted: Vec::new(),
         }
     }
 }
@@ -137,8 +157,9 @@ async fn provision(
         None => builders::generate_password(),
     };
     let secret = builders::credentials_secret(db, &password);
-    if let Err(e) = apply(client, namespace, secret, g.secret.as_ref(), Stage::Secret).await {
-        return (done, Some(e));
+    match apply(client, namespace, secret, g.secret.as_ref(), Stage::Secret).await {
+        Ok(applied) => done.note_revert("Secret", &applied),
+        Err(e) => return (done, Some(e)),
     }
     done.secret_exists = true;
 
@@ -146,8 +167,9 @@ async fn provision(
         (builders::headless_service(db), g.headless_service.as_ref()),
         (builders::client_service(db), g.client_service.as_ref()),
     ] {
-        if let Err(e) = apply(client, namespace, desired, observed, Stage::Services).await {
-            return (done, Some(e));
+        match apply(client, namespace, desired, observed, Stage::Services).await {
+            Ok(applied) => done.note_revert("Service", &applied),
+            Err(e) => return (done, Some(e)),
         }
     }
     done.services_exist = true;
@@ -166,6 +188,11 @@ async fn provision(
         Ok(Applied::Unchanged(sts)) => done.statefulset = Some(sts),
         Ok(Applied::Patched(sts)) => {
             done.statefulset = Some(sts);
+            done.statefulset_changed = true;
+        }
+        Ok(reverted @ Applied::Reverted { .. }) => {
+            done.note_revert("StatefulSet", &reverted);
+            done.statefulset = Some(reverted.into_inner());
             done.statefulset_changed = true;
         }
         Err(e) => return (done, Some(e)),

@@ -12,6 +12,7 @@ mod composition {
     mod bad_input;
     mod deletion;
     mod dependency_cycle;
+    mod drift;
     mod hostile_cases;
     mod hostile_input;
     mod observability;

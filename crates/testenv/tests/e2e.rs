@@ -21,4 +21,5 @@ mod e2e {
     mod in_cluster_operators;
     mod pod_killed;
     mod postgres_killed_mid_dump;
+    mod recreated_database;
 }

@@ -8,6 +8,7 @@
 //! collector removes it with the Database. The data volumes are the exception: see
 //! [`statefulset`].
 
+pub mod credentials;
 pub mod secret;
 pub mod service;
 pub mod statefulset;

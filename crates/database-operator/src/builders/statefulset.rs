@@ -37,7 +37,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use super::{labels, owned_meta, selector_labels};
+use super::{credentials, labels, owned_meta, selector_labels};
 
 /// Name of the claim template, hence of the claims: `data-<db>-N`.
 pub const DATA_VOLUME: &str = "data";
@@ -156,8 +156,10 @@ fn pod_spec(db: &Database) -> PodSpec {
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Volume::default()
     };
+    let postgres = postgres_container(db);
     PodSpec {
-        containers: vec![postgres_container(db)],
+        init_containers: Some(vec![credentials::set_password_container(&postgres)]),
+        containers: vec![postgres],
         security_context: Some(PodSecurityContext {
             run_as_user: Some(POSTGRES_UID),
             run_as_group: Some(POSTGRES_UID),
@@ -175,7 +177,11 @@ fn pod_spec(db: &Database) -> PodSpec {
         // named `postgres` in the namespace, which confuses tools reading POSTGRES_*.
         enable_service_links: Some(false),
         termination_grace_period_seconds: Some(GRACE_SECONDS),
-        volumes: Some(vec![empty_dir("run"), empty_dir("tmp")]),
+        volumes: Some(vec![
+            empty_dir("run"),
+            empty_dir("tmp"),
+            credentials::volume(db),
+        ]),
         ..PodSpec::default()
     }
 }
@@ -217,9 +223,10 @@ fn postgres_container(db: &Database) -> Container {
                 value: Some(PGDATA.to_string()),
                 ..EnvVar::default()
             },
+            credentials::password_file_env(),
         ]),
         resources: db.spec.resources.clone(),
-        readiness_probe: Some(readiness_probe(db)),
+        readiness_probe: Some(credentials::login_probe(db)),
         // Liveness only asks whether the postmaster listens: a server in crash recovery
         // rejects connections for a while, and restarting it then only starts recovery over.
         liveness_probe: Some(Probe {
@@ -277,36 +284,9 @@ fn postgres_container(db: &Database) -> Container {
             mount(DATA_VOLUME, DATA_MOUNT),
             mount("run", "/var/run/postgresql"),
             mount("tmp", "/tmp"),
+            credentials::mount(),
         ]),
         ..Container::default()
-    }
-}
-
-/// Ready when the server accepts connections over TCP. The user and database are written
-/// out from the spec (both are immutable): the kubelet expands `$(VAR)` in probe commands
-/// only for variables with literal values, not for ones read from a Secret, so no shell is
-/// needed this way.
-fn readiness_probe(db: &Database) -> Probe {
-    let port = names::POSTGRES_PORT.to_string();
-    let command = [
-        "pg_isready",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "-U",
-        &db.spec.username,
-        "-d",
-        &db.spec.database_name,
-    ];
-    Probe {
-        exec: Some(ExecAction {
-            command: Some(command.map(String::from).to_vec()),
-        }),
-        period_seconds: Some(10),
-        timeout_seconds: Some(5),
-        failure_threshold: Some(3),
-        ..Probe::default()
     }
 }
 

@@ -49,6 +49,7 @@ impl Harness {
             client,
             metrics: Arc::new(Metrics::new(None).unwrap_or_else(|e| panic!("{e}"))),
             backoff: Default::default(),
+            resync: RESYNC,
         };
         Harness { ctx, fake }
     }
@@ -140,6 +141,13 @@ impl Harness {
     }
 }
 
+const RESYNC: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// What a successful reconcile of the fixture `shop` returns: its next look by the safety net.
+fn resynced() -> Action {
+    Action::requeue(crate::resync::after(RESYNC, "uid-shop"))
+}
+
 fn sorted(lines: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut lines: Vec<String> = lines.into_iter().collect();
     lines.sort();
@@ -170,7 +178,7 @@ async fn fresh_database_applies_its_objects_then_reports_deploying() {
     let h = Harness::new(&db);
 
     let action = h.reconcile(&db).await;
-    assert!(matches!(action, Ok(a) if a == Action::await_change()));
+    assert!(matches!(action, Ok(a) if a == resynced()));
 
     assert_eq!(
         h.fake.reads(),
@@ -260,7 +268,7 @@ async fn unchanged_ready_database_makes_no_write_requests() {
 
     for _ in 0..3 {
         let action = h.reconcile(&db).await;
-        assert!(matches!(action, Ok(a) if a == Action::await_change()));
+        assert!(matches!(action, Ok(a) if a == resynced()));
     }
 
     let writes = h.write_lines();
@@ -367,7 +375,7 @@ async fn database_waiting_for_its_backup_creates_nothing() {
     );
 
     let action = h.reconcile(&db).await;
-    assert!(matches!(action, Ok(a) if a == Action::await_change()));
+    assert!(matches!(action, Ok(a) if a == resynced()));
 
     assert_eq!(
         h.write_lines(),
@@ -437,7 +445,7 @@ async fn backup_of_itself_fails_without_provisioning() {
 
     let action = h.reconcile(&db).await;
     assert!(
-        matches!(action, Ok(a) if a == Action::await_change()),
+        matches!(action, Ok(a) if a == resynced()),
         "waits for a change"
     );
 
@@ -646,7 +654,7 @@ async fn refused_volume_growth_is_reported_once_and_not_retried() {
     h.fake.forget_requests();
 
     let action = h.reconcile(&db).await;
-    assert!(matches!(action, Ok(a) if a == Action::await_change()));
+    assert!(matches!(action, Ok(a) if a == resynced()));
     let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
     assert_eq!(status["phase"], "Ready");
     let degraded = condition(&status, "Degraded");

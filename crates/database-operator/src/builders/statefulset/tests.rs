@@ -71,21 +71,25 @@ fn statefulset_table() {
                 {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "shop-credentials", "key": "password", "optional": false}}},
                 {"name": "POSTGRES_DB", "valueFrom": {"secretKeyRef": {"name": "shop-credentials", "key": "database", "optional": false}}},
                 {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
+                {"name": "PGOP_PASSWORD_FILE", "value": "/etc/pgop/credentials/password"},
             ]),
         ),
         (
-            &format!("{PG}/readinessProbe/exec/command"),
-            json!([
-                "pg_isready",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                "5432",
-                "-U",
-                "shop_owner",
-                "-d",
-                "shop"
-            ]),
+            &format!("{PG}/readinessProbe/exec/command/3"),
+            json!("pgop"),
+        ),
+        (
+            &format!("{PG}/readinessProbe/exec/command/4"),
+            json!("shop_owner"),
+        ),
+        (&format!("{PG}/readinessProbe/exec/command/5"), json!("shop")),
+        (
+            &format!("{POD}/initContainers/0/name"),
+            json!("set-password"),
+        ),
+        (
+            &format!("{POD}/initContainers/0/image"),
+            json!("postgres:16"),
         ),
         (&format!("{PG}/livenessProbe/tcpSocket/port"), json!(5432)),
         (&format!("{PG}/livenessProbe/failureThreshold"), json!(6)),
@@ -95,11 +99,19 @@ fn statefulset_table() {
                 {"name": "data", "mountPath": "/var/lib/postgresql/data"},
                 {"name": "run", "mountPath": "/var/run/postgresql"},
                 {"name": "tmp", "mountPath": "/tmp"},
+                {"name": "credentials", "mountPath": "/etc/pgop/credentials", "readOnly": true},
             ]),
         ),
         (
             &format!("{POD}/volumes"),
-            json!([{"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]),
+            json!([
+                {"name": "run", "emptyDir": {}},
+                {"name": "tmp", "emptyDir": {}},
+                {"name": "credentials", "secret": {
+                    "secretName": "shop-credentials", "defaultMode": 0o440, "optional": false,
+                    "items": [{"key": "password", "path": "password"}],
+                }},
+            ]),
         ),
         (&format!("{POD}/enableServiceLinks"), json!(false)),
     ];
