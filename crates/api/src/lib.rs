@@ -10,6 +10,7 @@ pub mod cache;
 pub mod conditions;
 pub mod crds;
 pub mod database;
+pub mod events;
 pub mod names;
 pub mod restore;
 
