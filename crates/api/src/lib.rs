@@ -13,6 +13,7 @@ pub mod database;
 pub mod events;
 pub mod names;
 pub mod restore;
+pub mod secret;
 
 pub use backup::{
     Backup, BackupDestination, BackupPhase, BackupRecord, BackupSpec, BackupStatus, DeletionPolicy,
@@ -22,6 +23,7 @@ pub use database::{
     Database, DatabasePhase, DatabaseSpec, DatabaseStatus, ObjectReference, StorageSpec,
 };
 pub use restore::{Restore, RestorePhase, RestoreSpec, RestoreStatus};
+pub use secret::SecretString;
 
 /// Re-exported so both operators build against the same Kubernetes and kube versions.
 pub use k8s_openapi;
