@@ -28,8 +28,3 @@ pub use secret::SecretString;
 /// Re-exported so both operators build against the same Kubernetes and kube versions.
 pub use k8s_openapi;
 pub use kube;
-
-/// The API group of every kind in this crate.
-pub const GROUP: &str = "database.example.com";
-/// The only served and stored version.
-pub const VERSION: &str = "v1";
