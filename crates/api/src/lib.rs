@@ -10,8 +10,10 @@ pub mod cache;
 pub mod conditions;
 pub mod crds;
 pub mod database;
+pub mod events;
 pub mod names;
 pub mod restore;
+pub mod secret;
 
 pub use backup::{
     Backup, BackupDestination, BackupPhase, BackupRecord, BackupSpec, BackupStatus, DeletionPolicy,
@@ -21,12 +23,8 @@ pub use database::{
     Database, DatabasePhase, DatabaseSpec, DatabaseStatus, ObjectReference, StorageSpec,
 };
 pub use restore::{Restore, RestorePhase, RestoreSpec, RestoreStatus};
+pub use secret::SecretString;
 
 /// Re-exported so both operators build against the same Kubernetes and kube versions.
 pub use k8s_openapi;
 pub use kube;
-
-/// The API group of every kind in this crate.
-pub const GROUP: &str = "database.example.com";
-/// The only served and stored version.
-pub const VERSION: &str = "v1";

@@ -28,10 +28,6 @@ pub const LABEL_RUN_ID: &str = "database.example.com/run-id";
 /// Standard label naming the operator that manages an object.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 
-/// Longest Database name: a StatefulSet's Pods carry its name plus an 11-character revision
-/// hash in a label value, which may not exceed 63 characters.
-pub const MAX_DATABASE_NAME: usize = 52;
-
 /// Longest Kubernetes name that is also used as a label value (Jobs label their Pods with it).
 const MAX_LABEL_VALUE: usize = 63;
 

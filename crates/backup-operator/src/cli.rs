@@ -3,10 +3,10 @@
 //! controller's Jobs pass settings and Secrets.
 
 use anyhow::{Context as _, bail};
+use api::SecretString;
 use backup_operator::env::*;
 use backup_operator::pg::{PgConnection, PgTools};
 use backup_operator::report::DEFAULT_TERMINATION_LOG;
-use backup_operator::secret::Secret;
 use backup_operator::storage::{BackupRef, RunId, S3Config, StorageConfig, Verification};
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
@@ -45,8 +45,8 @@ pub struct PgArgs {
     #[arg(long = "username", env = PGUSER)]
     pub user: Option<String>,
     /// Only from the environment, so it never appears in the process list.
-    #[arg(skip = std::env::var(PGPASSWORD).ok())]
-    pub password: Option<String>,
+    #[arg(skip = std::env::var(PGPASSWORD).ok().map(SecretString::from))]
+    pub password: Option<SecretString>,
     #[arg(long = "dbname", env = PGDATABASE)]
     pub dbname: String,
     /// Directory of psql, pg_dump and pg_restore; PATH is searched when unset.
@@ -64,7 +64,7 @@ impl PgArgs {
             host: self.host.clone(),
             port: self.port,
             user: self.user.clone(),
-            password: self.password.clone().map(Secret::new),
+            password: self.password.clone(),
             dbname: self.dbname.clone(),
         }
     }
@@ -102,8 +102,8 @@ pub struct StorageArgs {
     /// Only from the environment, like the secret key.
     #[arg(skip = std::env::var(AWS_ACCESS_KEY_ID).ok())]
     pub access_key_id: Option<String>,
-    #[arg(skip = std::env::var(AWS_SECRET_ACCESS_KEY).ok())]
-    pub secret_access_key: Option<String>,
+    #[arg(skip = std::env::var(AWS_SECRET_ACCESS_KEY).ok().map(SecretString::from))]
+    pub secret_access_key: Option<SecretString>,
 }
 
 impl StorageArgs {
@@ -133,7 +133,7 @@ impl StorageArgs {
                     prefix: self.s3_prefix.clone(),
                     region: self.s3_region.clone(),
                     access_key_id: access_key_id.clone(),
-                    secret_access_key: Secret::new(secret_access_key.clone()),
+                    secret_access_key: secret_access_key.clone(),
                     path_style: self.s3_force_path_style,
                     allow_http: self.s3_allow_http,
                     part_size_bytes: self.s3_part_size_mib as usize * 1024 * 1024,
@@ -244,5 +244,40 @@ mod tests {
     #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let (password, secret_key) = ("pg-hunter2", "s3-hunter2");
+        let mut cli = Cli::try_parse_from([
+            "backup-operator",
+            "dump",
+            "--dbname=shop",
+            "--backup-name=nightly",
+            "--s3-bucket=backups",
+        ])
+        .expect("a valid command line");
+        let Command::Dump(dump) = &mut cli.command else {
+            panic!("not parsed as the dump command");
+        };
+        // The secrets come only from the environment, which a test must not change.
+        dump.pg.password = Some(SecretString::from(password));
+        dump.storage.access_key_id = Some("AKIAEXAMPLE".into());
+        dump.storage.secret_access_key = Some(SecretString::from(secret_key));
+        let connection = dump.pg.connection();
+        let config = dump.storage.config().expect("S3 settings");
+        let printed = [
+            format!("{connection:?}"),
+            format!("{config:?}"),
+            format!("{cli:?}"),
+        ];
+        for text in printed {
+            assert!(
+                !text.contains(password) && !text.contains(secret_key),
+                "{text}"
+            );
+        }
+        let exposed = connection.password.map(|p| p.expose_secret().to_string());
+        assert_eq!(exposed.as_deref(), Some(password));
     }
 }

@@ -16,5 +16,4 @@ pub mod purge;
 pub mod report;
 pub mod restore;
 pub mod schedule;
-pub mod secret;
 pub mod storage;

@@ -2,7 +2,9 @@
 //!
 //! kube's controller retries when the error policy says so, but keeps no failure count; this
 //! does, per object, so one Database failing repeatedly waits longer and longer (capped)
-//! while the others retry fast. A successful reconcile resets the count.
+//! while the others retry fast. A successful reconcile resets the count, and so do a
+//! permanent error and the deletion of the object (see `controller`), so the map holds only
+//! objects that are failing now.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -43,7 +45,8 @@ impl Backoff {
         base + Duration::from_millis(jitter)
     }
 
-    /// Forgets the failures of `key` after a success.
+    /// Forgets the failures of `key`: after a success, a permanent error, or once the object
+    /// is gone.
     pub fn reset(&self, key: &str) {
         self.failures
             .lock()

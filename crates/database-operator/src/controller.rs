@@ -44,6 +44,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use leader::watch_backoff::WatchBackoff;
 use serde::de::DeserializeOwned;
 
+use crate::backoff::Backoff;
 use crate::builders::managed_selector;
 use crate::error::Error;
 use crate::metrics::DatabaseStore;
@@ -205,19 +206,39 @@ pub async fn run(
     context: Arc<Context>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let ctx = Arc::clone(&context);
     controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile_timed, error_policy, context)
-        .for_each(|result| async move {
-            match result {
-                Ok((object, _)) => tracing::debug!(%object, "reconciled"),
-                Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
-                    tracing::warn!(%object, category = error.category(), %error, "reconcile failed");
+        .for_each(move |result| {
+            forget_deleted(&result, &ctx.backoff);
+            async move {
+                match result {
+                    Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+                    Err(controller::Error::ReconcilerFailed(error, object)) => {
+                        tracing::warn!(%object, category = error.category(), %error, "reconcile failed");
+                    }
+                    Err(controller::Error::ObjectNotFound(object)) => {
+                        tracing::debug!(%object, "gone before its retry");
+                    }
+                    Err(error) => tracing::warn!(%error, "controller error"),
                 }
-                Err(error) => tracing::warn!(%error, "controller error"),
             }
         })
         .await;
+}
+
+/// What the controller stream yields for each reconcile it ran or skipped.
+type Outcome = Result<(ObjectRef<Guarded>, Action), controller::Error<Error, watcher::Error>>;
+
+/// Drops the failure count of a Database that was deleted while it failed. Every count
+/// belongs to an object with a retry scheduled (see [`next_attempt`]); when that retry
+/// finds the object gone from the cache, the controller reports it as not found, and
+/// nothing else would ever remove the count.
+fn forget_deleted(outcome: &Outcome, backoff: &Backoff) {
+    if let Err(controller::Error::ObjectNotFound(object)) = outcome {
+        backoff.reset(&key(object.namespace.as_deref(), &object.name));
+    }
 }
 
 async fn reconcile_timed(db: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -226,22 +247,34 @@ async fn reconcile_timed(db: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, 
     ctx.metrics
         .reconciled(start.elapsed(), result.as_ref().err());
     if result.is_ok() {
-        ctx.backoff.reset(&key(&db));
+        ctx.backoff.reset(&key_of(&db));
     }
     result
 }
 
-/// Permanent errors wait for a change; transient ones retry with a growing delay.
 fn error_policy(db: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
+    next_attempt(error, &key_of(&db), &ctx.backoff)
+}
+
+/// Permanent errors wait for a change; transient ones retry with a growing delay.
+fn next_attempt(error: &Error, key: &str, backoff: &Backoff) -> Action {
     if error.is_permanent() {
+        // No retry is scheduled, so no retry could find the object deleted and clear its
+        // count; a corrected spec starts backing off afresh anyway.
+        backoff.reset(key);
         Action::await_change()
     } else {
-        Action::requeue(ctx.backoff.next(&key(&db)))
+        Action::requeue(backoff.next(key))
     }
 }
 
-fn key(db: &Guarded) -> String {
-    format!("{}/{}", db.namespace().unwrap_or_default(), db.name_any())
+/// The [`Backoff`] key of a Database.
+fn key(namespace: Option<&str>, name: &str) -> String {
+    format!("{}/{name}", namespace.unwrap_or_default())
+}
+
+fn key_of(db: &Guarded) -> String {
+    key(db.namespace().as_deref(), &db.name_any())
 }
 
 #[cfg(test)]
@@ -307,6 +340,50 @@ mod tests {
         );
         assert_eq!(database_of_client_slice(&labelled("shop-headless")), None);
         assert_eq!(database_of_client_slice(&slice("shop", &[])), None);
+    }
+
+    /// True when `key` has no failures counted: its next delay is the first one.
+    fn forgotten(backoff: &Backoff, key: &str) -> bool {
+        backoff.next(key) <= crate::backoff::BASE * 11 / 10
+    }
+
+    fn transient() -> Error {
+        Error::Status(crate::error::StatusError::Patch {
+            name: "shop".into(),
+            source: kube::Error::LinesCodecMaxLineLengthExceeded,
+        })
+    }
+
+    #[test]
+    fn a_database_deleted_while_failing_leaves_no_count_behind() {
+        let backoff = Backoff::default();
+        for _ in 0..3 {
+            next_attempt(&transient(), "prod/gone", &backoff);
+        }
+        next_attempt(&transient(), "prod/kept", &backoff);
+        // The retry finds the Database gone from the cache.
+        let gone = ObjectRef::<Guarded>::new("gone").within("prod").erase();
+        forget_deleted(
+            &Err(controller::Error::ObjectNotFound(Box::new(gone))),
+            &backoff,
+        );
+        assert!(forgotten(&backoff, "prod/gone"));
+        assert!(!forgotten(&backoff, "prod/kept"));
+    }
+
+    #[test]
+    fn a_permanent_error_clears_the_count() {
+        let backoff = Backoff::default();
+        next_attempt(&transient(), "prod/shop", &backoff);
+        let invalid = Error::InvalidObject {
+            name: "shop".into(),
+            message: "spec.replicas: invalid type".into(),
+        };
+        assert_eq!(
+            next_attempt(&invalid, "prod/shop", &backoff),
+            Action::await_change()
+        );
+        assert!(forgotten(&backoff, "prod/shop"));
     }
 
     #[test]

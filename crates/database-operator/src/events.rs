@@ -9,9 +9,6 @@ use api::{Database, DatabasePhase, DatabaseStatus};
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder};
 
-/// Longest Event note the API server accepts, in bytes.
-const MAX_NOTE: usize = 1024;
-
 /// An Event to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Announcement {
@@ -40,7 +37,7 @@ pub fn announcement(old: Option<&DatabaseStatus>, new: &DatabaseStatus) -> Optio
     Some(Announcement {
         warning,
         reason: ready.reason.clone(),
-        note: truncate(&ready.message),
+        note: api::events::note(&ready.message).to_string(),
     })
 }
 
@@ -73,17 +70,6 @@ pub async fn publish(recorder: &Recorder, db: &Database, announcement: Announcem
     if let Err(error) = recorder.publish(&event, &db.object_ref(&())).await {
         tracing::warn!(%error, reason = %event.reason, "cannot publish Event");
     }
-}
-
-fn truncate(note: &str) -> String {
-    if note.len() <= MAX_NOTE {
-        return note.to_string();
-    }
-    let mut cut = MAX_NOTE - 3;
-    while !note.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}...", &note[..cut])
 }
 
 #[cfg(test)]
@@ -148,8 +134,9 @@ mod tests {
 
     #[test]
     fn long_notes_are_cut_to_what_the_api_accepts() {
-        let note = truncate(&"é".repeat(2000));
-        assert!(note.len() <= MAX_NOTE);
-        assert!(note.ends_with("..."));
+        let mut new = status(DatabasePhase::Failed, "ImagePullBackOff", true);
+        new.conditions[0].message = "é".repeat(2000);
+        let note = announcement(None, &new).map(|a| a.note).unwrap_or_default();
+        assert!(!note.is_empty() && note.len() <= api::events::NOTE_MAX_BYTES);
     }
 }

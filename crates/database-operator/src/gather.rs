@@ -22,7 +22,7 @@ use crate::quantity;
 use crate::routes::SERVICE_NAME_LABEL;
 
 /// What the cluster holds for one Database.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Gathered {
     /// The Backup `spec.backupRef` names.
     pub backup: Option<Backup>,
@@ -38,6 +38,24 @@ pub struct Gathered {
     pub claims: Vec<PersistentVolumeClaim>,
     /// The client Service's EndpointSlices, read only when the StatefulSet exists.
     pub client_slices: Vec<EndpointSlice>,
+}
+
+/// Like a derived `Debug`, but the credentials Secret shows only its metadata: its data
+/// holds the password, and `ByteString` prints bytes as they are.
+impl Debug for Gathered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gathered")
+            .field("backup", &self.backup)
+            .field("restore", &self.restore)
+            .field("secret", &self.secret.as_ref().map(|s| &s.metadata))
+            .field("headless_service", &self.headless_service)
+            .field("client_service", &self.client_service)
+            .field("statefulset", &self.statefulset)
+            .field("pods", &self.pods)
+            .field("claims", &self.claims)
+            .field("client_slices", &self.client_slices)
+            .finish()
+    }
 }
 
 /// Reads what `db` (in `namespace`) depends on.
@@ -157,7 +175,23 @@ where
 mod tests {
     use super::*;
     use crate::builders::fixtures::database;
-    use crate::builders::{claim_templates, statefulset};
+    use crate::builders::{claim_templates, credentials_secret, statefulset};
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let password = "hunter2-in-the-secret";
+        let gathered = Gathered {
+            secret: Some(credentials_secret(&database("shop"), &password.into())),
+            ..Gathered::default()
+        };
+        let text = format!("{gathered:?}");
+        assert!(text.contains("shop-credentials"), "{text}");
+        assert!(!text.contains(password), "{text}");
+        assert!(
+            !text.contains(&format!("{:?}", password.as_bytes())),
+            "{text}"
+        );
+    }
 
     #[test]
     fn expansion_compares_sizes_by_value() {

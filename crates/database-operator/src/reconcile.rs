@@ -51,7 +51,7 @@ pub async fn reconcile(guard: &DeserializeGuard<Database>, ctx: &Context) -> Res
             let event = Event {
                 type_: EventType::Warning,
                 reason: "InvalidObject".into(),
-                note: Some(error.to_string()),
+                note: Some(api::events::note(&error.to_string()).to_string()),
                 action: "Reconcile".into(),
                 secondary: None,
             };

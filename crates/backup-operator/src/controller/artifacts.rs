@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use api::names;
-use api::{BackupRecord, S3Destination};
+use api::{BackupRecord, S3Destination, SecretString};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
@@ -15,7 +15,6 @@ use super::time::to_time;
 use crate::error_chain::describe;
 use crate::purge::{PurgeReport, purge};
 use crate::report::RunSummary;
-use crate::secret::Secret as SecretValue;
 use crate::storage::{BackupRef, Manifest, S3Config, Storage, StorageConfig, StorageError};
 
 /// The operator retries a storage request this long; its reconcile must not hang as long as
@@ -100,7 +99,7 @@ pub async fn open_s3(
         prefix: s3.prefix.clone().unwrap_or_default(),
         region: s3.region.clone().unwrap_or_else(|| "us-east-1".into()),
         access_key_id: key(names::S3_ACCESS_KEY_ID)?,
-        secret_access_key: SecretValue::new(key(names::S3_SECRET_ACCESS_KEY)?),
+        secret_access_key: SecretString::new(key(names::S3_SECRET_ACCESS_KEY)?),
         path_style: s3.force_path_style,
         allow_http: plain_http(s3),
         part_size_bytes: S3Config::DEFAULT_PART_SIZE_BYTES,

@@ -52,13 +52,37 @@ impl Context {
                 EventType::Normal
             },
             reason: reason.into(),
-            // The Events API caps the note at 1 kB.
-            note: Some(super::jobs::tail(&note).chars().take(1000).collect()),
+            note: Some(event_note(&note)),
             action: "Reconcile".into(),
             secondary: None,
         };
         if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
             tracing::warn!(%reason, error = %crate::error_chain::describe(&error), "could not publish Event");
+        }
+    }
+}
+
+/// The note of an Event: the end of `text`, where errors say what went wrong, cut to what
+/// the Events API accepts.
+fn event_note(text: &str) -> String {
+    api::events::note(&super::jobs::tail(text)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_notes_fit_the_events_api_and_keep_their_end() {
+        for filler in ["x", "é", "€", "🐘"] {
+            let text = format!("{}: the bucket does not exist", filler.repeat(2000));
+            let note = event_note(&text);
+            assert!(
+                note.len() <= api::events::NOTE_MAX_BYTES,
+                "{} bytes",
+                note.len()
+            );
+            assert!(note.ends_with("the bucket does not exist"), "{note}");
         }
     }
 }

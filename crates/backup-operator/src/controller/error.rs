@@ -67,6 +67,17 @@ impl Error {
         }
     }
 
+    /// Every value [`Error::category`] returns, so the error counter exports each from the
+    /// start and `rate()` sees the first failure.
+    pub const CATEGORIES: [&'static str; 6] = [
+        "gather",
+        "apply",
+        "status",
+        "storage",
+        "cleanup",
+        "finalizer",
+    ];
+
     /// How long until the next attempt. API hiccups pass quickly; storage and clean-up Jobs
     /// usually need someone to fix credentials or a bucket, so they are retried less often.
     pub fn retry_after(&self) -> Duration {
@@ -102,4 +113,44 @@ pub fn apply(
 pub fn status(name: &str) -> impl FnOnce(kube::Error) -> Error {
     let name = name.to_string();
     move |source| Error::Status { name, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error() -> kube::Error {
+        kube::Error::LinesCodecMaxLineLengthExceeded
+    }
+
+    #[test]
+    fn every_category_is_listed() {
+        let finalizer = |source| Error::Finalizer {
+            name: "nightly".into(),
+            source: Box::new(source),
+        };
+        let cleanup = || Error::Cleanup {
+            name: "nightly".into(),
+            reason: "the Job failed".into(),
+        };
+        let errors = [
+            gather("Database", "shop")(api_error()),
+            apply("create", "Job", "nightly-1")(api_error()),
+            status("nightly")(api_error()),
+            Error::Artifacts(ArtifactsError::Storage {
+                location: "s3://backups".into(),
+                reason: "denied".into(),
+            }),
+            cleanup(),
+            finalizer(finalizer::Error::AddFinalizer(api_error())),
+            finalizer(finalizer::Error::CleanupFailed(cleanup())),
+        ];
+        for error in &errors {
+            assert!(Error::CATEGORIES.contains(&error.category()), "{error}");
+        }
+        let mut seen: Vec<_> = errors.iter().map(Error::category).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), Error::CATEGORIES.len(), "{seen:?}");
+    }
 }

@@ -146,17 +146,19 @@ fn newest_first(pods: &[Pod]) -> Vec<&Pod> {
     pods
 }
 
-/// The end of an error text, where tools print the reason.
+/// The end of an error text, where tools print the reason; at most [`ERROR_TAIL`] bytes with
+/// the marker, so it also fits an Event note whole.
 pub fn tail(text: &str) -> String {
+    const MARKER: &str = "...";
     let text = text.trim();
     if text.len() <= ERROR_TAIL {
         return text.to_string();
     }
-    let mut start = text.len() - ERROR_TAIL;
+    let mut start = text.len() - (ERROR_TAIL - MARKER.len());
     while !text.is_char_boundary(start) {
         start += 1;
     }
-    format!("...{}", &text[start..])
+    format!("{MARKER}{}", &text[start..])
 }
 
 /// The Pods of a Job.
@@ -256,6 +258,6 @@ mod tests {
     fn long_errors_keep_their_end() {
         let text = format!("{}the reason", "x".repeat(5000));
         let kept = tail(&text);
-        assert!(kept.len() <= ERROR_TAIL + 3 && kept.ends_with("the reason"));
+        assert!(kept.len() <= ERROR_TAIL && kept.ends_with("the reason"));
     }
 }

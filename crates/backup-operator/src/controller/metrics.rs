@@ -15,6 +15,7 @@ use prometheus::{
     IntGauge, Opts, Registry, TextEncoder,
 };
 
+use super::error::Error;
 use super::time::from_time;
 
 /// The `result` label values of `backup_operator_runs_total` and `_restores_total`.
@@ -102,11 +103,14 @@ impl Metrics {
              election is off), 0 while it waits to take over",
         )
         .expect("valid metric");
-        // Every result's series exists from the start, at 0, so increase() and rate() see
-        // the first failure instead of a series that appears at 1.
+        // Every result's and error category's series exists from the start, at 0, so
+        // increase() and rate() see the first failure instead of a series that appears at 1.
         for result in RESULTS {
             runs.with_label_values(&[result]);
             restores.with_label_values(&[result]);
+        }
+        for category in Error::CATEGORIES {
+            reconcile_errors.with_label_values(&[category]);
         }
         for collector in [
             Box::new(runs.clone()) as Box<dyn prometheus::core::Collector>,
@@ -182,6 +186,16 @@ mod tests {
             "backup_operator_leader 0",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn every_error_category_is_exported_from_the_start() {
+        let text = Metrics::new().render(&[]);
+        for category in Error::CATEGORIES {
+            let line =
+                format!(r#"backup_operator_reconcile_errors_total{{category="{category}"}} 0"#);
+            assert!(text.contains(&line), "missing {line} in\n{text}");
         }
     }
 

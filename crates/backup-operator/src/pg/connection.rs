@@ -1,4 +1,4 @@
-use crate::secret::Secret;
+use api::SecretString;
 use tokio::process::Command;
 
 /// Seconds libpq waits for a connection unless `PGCONNECT_TIMEOUT` says
@@ -12,7 +12,7 @@ pub struct PgConnection {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub user: Option<String>,
-    pub password: Option<Secret>,
+    pub password: Option<SecretString>,
     pub dbname: String,
 }
 
@@ -45,7 +45,7 @@ impl PgConnection {
             command.env("PGUSER", user);
         }
         if let Some(password) = &self.password {
-            command.env("PGPASSWORD", password.expose());
+            command.env("PGPASSWORD", password.expose_secret());
         }
         command.env("PGDATABASE", &self.dbname);
         if std::env::var_os("PGCONNECT_TIMEOUT").is_none() {
@@ -71,7 +71,7 @@ mod tests {
             host: Some("db.team.svc".into()),
             port: Some(5432),
             user: Some("alice".into()),
-            password: Some(Secret::new("hunter2")),
+            password: Some(SecretString::new("hunter2")),
             dbname: dbname.into(),
         }
     }

@@ -2,7 +2,7 @@
 //! request is sent, and the client built from them.
 
 use super::StorageError;
-use crate::secret::Secret;
+use api::SecretString;
 use object_store::aws::AmazonS3Builder;
 use object_store::{ClientOptions, RetryConfig};
 use std::net::IpAddr;
@@ -20,7 +20,7 @@ pub struct S3Config {
     pub prefix: String,
     pub region: String,
     pub access_key_id: String,
-    pub secret_access_key: Secret,
+    pub secret_access_key: SecretString,
     /// `endpoint/bucket/key` rather than `bucket.endpoint/key`; most
     /// S3-compatible servers (MinIO, Ceph) need it and AWS accepts it.
     pub path_style: bool,
@@ -69,7 +69,7 @@ pub(super) fn client_builder(config: &S3Config) -> Result<AmazonS3Builder, Stora
         .with_bucket_name(&config.bucket)
         .with_region(&config.region)
         .with_access_key_id(&config.access_key_id)
-        .with_secret_access_key(config.secret_access_key.expose())
+        .with_secret_access_key(config.secret_access_key.expose_secret())
         .with_virtual_hosted_style_request(!config.path_style)
         // Runs are deleted one key at a time anyway; a single-object DELETE
         // works on every S3-compatible store, DeleteObjects does not.
@@ -131,7 +131,7 @@ pub(super) mod tests {
             prefix: "/team/".into(),
             region: "us-east-1".into(),
             access_key_id: "key".into(),
-            secret_access_key: Secret::new("secret"),
+            secret_access_key: SecretString::new("secret"),
             path_style: true,
             allow_http,
             part_size_bytes: S3Config::DEFAULT_PART_SIZE_BYTES,

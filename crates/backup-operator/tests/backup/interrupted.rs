@@ -1,11 +1,11 @@
 //! Runs that do not finish must leave nothing that looks like a backup.
 
 use crate::support::{self, Destination, SOURCE_DB, postgres::PgServer};
+use api::SecretString;
 use backup_operator::dump::DumpError;
 use backup_operator::error_chain::describe;
 use backup_operator::pg::PgConnection;
 use backup_operator::report::Outcome;
-use backup_operator::secret::Secret;
 use bytes::Bytes;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -186,7 +186,7 @@ async fn failing_pg_dump_stores_nothing(destination: Destination) {
     let mut request = support::dump_request(&server, "failing", 3);
     request.connection = PgConnection {
         user: Some("limited".into()),
-        password: Some(Secret::new("limited-pw")),
+        password: Some(SecretString::new("limited-pw")),
         ..server.connection(SOURCE_DB)
     };
 

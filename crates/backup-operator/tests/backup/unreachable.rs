@@ -42,7 +42,7 @@ async fn a_wrong_password_is_reported_without_revealing_it() {
     let destination = Destination::directory().await;
     let storage = destination.storage().await;
     let mut request = support::dump_request(&server, "run-1", 3);
-    request.connection.password = Some(backup_operator::secret::Secret::new("not-the-password"));
+    request.connection.password = Some(api::SecretString::new("not-the-password"));
 
     let error = backup_operator::dump::dump(&storage, &request, &CancellationToken::new())
         .await
@@ -90,7 +90,7 @@ async fn an_unreachable_s3_endpoint_is_reported_with_the_cause() {
 async fn wrong_s3_credentials_are_reported() {
     let s3 = crate::support::s3::S3Server::start().await;
     let mut config = s3.config("team-a");
-    config.secret_access_key = backup_operator::secret::Secret::new("wrong-secret");
+    config.secret_access_key = api::SecretString::new("wrong-secret");
     let storage = Storage::open(StorageConfig::S3(config)).await.unwrap();
 
     let error = storage

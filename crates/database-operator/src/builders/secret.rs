@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use api::{Database, names};
+use api::{Database, SecretString, names};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
@@ -20,28 +20,29 @@ pub const PASSWORD_LENGTH: usize = 32;
 
 /// A fresh password from the thread-local CSPRNG (ChaCha, seeded from the OS). Alphanumeric
 /// only, so it can be pasted into a connection URL without escaping.
-pub fn generate_password() -> String {
-    rand::rng()
+pub fn generate_password() -> SecretString {
+    let password: String = rand::rng()
         .sample_iter(&Alphanumeric)
         .take(PASSWORD_LENGTH)
         .map(char::from)
-        .collect()
+        .collect();
+    SecretString::from(password)
 }
 
 /// The password an existing credentials Secret holds, if it holds a usable one.
-pub fn password_of(secret: &Secret) -> Option<String> {
+pub fn password_of(secret: &Secret) -> Option<SecretString> {
     let bytes = secret.data.as_ref()?.get(names::SECRET_PASSWORD)?;
     let password = String::from_utf8(bytes.0.clone()).ok()?;
-    (!password.is_empty()).then_some(password)
+    (!password.is_empty()).then(|| SecretString::from(password))
 }
 
 /// The credentials Secret of `db`, holding `password`.
-pub fn credentials_secret(db: &Database, password: &str) -> Secret {
+pub fn credentials_secret(db: &Database, password: &SecretString) -> Secret {
     let name = db.name_any();
     let namespace = db.namespace().unwrap_or_default();
     let entries = [
         (names::SECRET_USERNAME, db.spec.username.clone()),
-        (names::SECRET_PASSWORD, password.to_string()),
+        (names::SECRET_PASSWORD, password.expose_secret().to_string()),
         (names::SECRET_DATABASE, db.spec.database_name.clone()),
         (names::SECRET_HOST, names::service_host(&name, &namespace)),
         (names::SECRET_PORT, names::POSTGRES_PORT.to_string()),
@@ -73,7 +74,7 @@ mod tests {
 
     #[test]
     fn secret_holds_everything_a_client_needs() {
-        let secret = credentials_secret(&database("shop"), "s3cret");
+        let secret = credentials_secret(&database("shop"), &"s3cret".into());
         assert_eq!(secret.metadata.name.as_deref(), Some("shop-credentials"));
         let rows = [
             ("username", "shop_owner"),
@@ -91,8 +92,8 @@ mod tests {
 
     #[test]
     fn generated_passwords_are_long_alphanumeric_and_distinct() {
-        let a = generate_password();
-        let b = generate_password();
+        let a = generate_password().expose_secret().to_string();
+        let b = generate_password().expose_secret().to_string();
         assert_eq!(a.len(), PASSWORD_LENGTH);
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric()), "{a}");
         assert_ne!(a, b);
@@ -100,9 +101,9 @@ mod tests {
 
     #[test]
     fn existing_password_is_read_back() {
-        let secret = credentials_secret(&database("shop"), "kept");
-        assert_eq!(password_of(&secret).as_deref(), Some("kept"));
-        let empty = credentials_secret(&database("shop"), "");
+        let secret = credentials_secret(&database("shop"), &"kept".into());
+        assert_eq!(password_of(&secret), Some("kept".into()));
+        let empty = credentials_secret(&database("shop"), &"".into());
         assert_eq!(password_of(&empty), None);
         assert_eq!(password_of(&Secret::default()), None);
     }

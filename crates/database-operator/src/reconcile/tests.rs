@@ -467,7 +467,7 @@ async fn existing_password_is_kept() {
     let db = database("shop");
     let h = Harness::new(&db);
     // A Secret without the hash annotation: made by hand, or by an older operator.
-    let secret = crate::builders::credentials_secret(&db, "handmade-password");
+    let secret = crate::builders::credentials_secret(&db, &"handmade-password".into());
     h.fake
         .put(SECRET, serde_json::to_value(&secret).unwrap_or_default());
 

@@ -2,8 +2,8 @@
 //! listening on 127.0.0.1 at a free port with password authentication,
 //! stopped when dropped.
 
+use api::SecretString;
 use backup_operator::pg::{PgConnection, PgTools};
-use backup_operator::secret::Secret;
 use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -105,7 +105,7 @@ impl PgServer {
             host: Some("127.0.0.1".into()),
             port: Some(self.port),
             user: Some(SUPERUSER.into()),
-            password: Some(Secret::new(PASSWORD)),
+            password: Some(SecretString::new(PASSWORD)),
             dbname: dbname.into(),
         }
     }

@@ -6,7 +6,7 @@
 
 pub use super::tamper::Tampering;
 use super::tamper::TamperingStore;
-use backup_operator::secret::Secret;
+use api::SecretString;
 use backup_operator::storage::S3Config;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
@@ -124,7 +124,7 @@ impl S3Server {
             prefix: prefix.into(),
             region: "us-east-1".into(),
             access_key_id: ACCESS_KEY.into(),
-            secret_access_key: Secret::new(SECRET_KEY),
+            secret_access_key: SecretString::new(SECRET_KEY),
             path_style: true,
             allow_http: false,
             // The smallest part S3 allows, so test dumps span several parts.
