@@ -95,6 +95,10 @@ where
         None => None,
     };
     let name = desired.name_any();
+    match &drifted {
+        Some(field) => tracing::info!(%name, %field, "putting back a field changed by hand"),
+        None => tracing::debug!(%name, ?stage, "applying"),
+    }
     let object = Api::<K>::namespaced(client.clone(), namespace)
         .patch(&name, &apply_params(), &Patch::Apply(&desired))
         .await

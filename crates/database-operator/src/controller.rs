@@ -22,8 +22,10 @@
 //! change to a status still arrives as an event. A reconcile reads what it needs itself
 //! (`gather`), and at most [`CONCURRENT_RECONCILES`] run at once.
 //!
-//! Nothing is requeued on a timer: a Database is reconciled when something it depends on
-//! changes, and after a transient error with a per-object exponential backoff.
+//! A Database is reconciled when something it depends on changes, after a transient error
+//! with a per-object exponential backoff, and otherwise only by the long, jittered safety net
+//! of [`crate::resync`]. The Databases themselves come through [`crate::relist`], so a relist
+//! never hands the controller an object its store does not hold yet.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,13 +84,15 @@ pub fn controller(
 ) -> Controller<Guarded> {
     let managed = || watcher::Config::default().labels(&managed_selector());
     let (store, writer) = reflector::store();
-    let databases = watcher(
-        api::<Guarded>(client, namespace),
-        watcher::Config::default(),
-    )
-    .modify(cache::slim)
-    .reflect(writer)
-    .applied_objects();
+    let databases = crate::relist::objects_in_store(
+        watcher(
+            api::<Guarded>(client, namespace),
+            watcher::Config::default(),
+        )
+        .modify(cache::slim)
+        .reflect(writer),
+        store.clone(),
+    );
     let backups_store = store.clone();
     Controller::for_stream(databases, store)
         .with_config(controller::Config::default().concurrency(CONCURRENT_RECONCILES))

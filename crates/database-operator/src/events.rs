@@ -6,16 +6,21 @@
 
 use api::conditions::{self, READY};
 use api::{Database, DatabasePhase, DatabaseStatus};
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder};
 
 /// An Event to publish.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Announcement {
     pub warning: bool,
     /// The Ready condition's reason: `Deploying`, `Ready`, `ImagePullBackOff`, ...
     pub reason: String,
     pub note: String,
+    /// The object the Event is also about, besides the Database. Events with the same reason
+    /// and objects are folded into one series by kube's recorder, keeping the first note, so
+    /// each reverted object is named here.
+    pub related: Option<ObjectReference>,
 }
 
 /// The Event for a change from `old` to `new`: when the phase or the Ready reason changed.
@@ -38,18 +43,23 @@ pub fn announcement(old: Option<&DatabaseStatus>, new: &DatabaseStatus) -> Optio
         warning,
         reason: ready.reason.clone(),
         note: api::events::note(&ready.message).to_string(),
+        related: None,
     })
 }
 
 /// The Warning for an owned object put back after someone changed `field` by hand.
-pub fn drift_reverted(kind: &str, name: &str, field: &str) -> Announcement {
+pub fn drift_reverted(object: ObjectReference, field: &str) -> Announcement {
+    let kind = object.kind.clone().unwrap_or_default();
+    let name = object.name.clone().unwrap_or_default();
     Announcement {
         warning: true,
         reason: "DriftReverted".to_string(),
-        note: truncate(&format!(
+        note: api::events::note(&format!(
             "{kind} {name}: {field} was changed outside the operator and has been put back; \
              change the Database instead"
-        )),
+        ))
+        .to_string(),
+        related: Some(object),
     }
 }
 
@@ -65,7 +75,7 @@ pub async fn publish(recorder: &Recorder, db: &Database, announcement: Announcem
         reason: announcement.reason,
         note: Some(announcement.note),
         action: "Reconcile".to_string(),
-        secondary: None,
+        secondary: announcement.related,
     };
     if let Err(error) = recorder.publish(&event, &db.object_ref(&())).await {
         tracing::warn!(%error, reason = %event.reason, "cannot publish Event");

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod pods;
 pub mod quantity;
 pub mod reconcile;
+pub mod relist;
 pub mod resync;
 pub mod routes;
 pub mod server;

@@ -116,10 +116,9 @@ struct Provisioned {
 
 impl Provisioned {
     /// Remembers an Event for `applied` when it put back a hand edit.
-    fn note_revert<K: Resource>(&mut self, kind: &str, applied: &Applied<K>) {
+    fn note_revert<K: Resource<DynamicType = ()>>(&mut self, applied: &Applied<K>) {
         if let Applied::Reverted { object, field } = applied {
-            let name = object.meta().name.clone().unwrap_or_default();
-            self.reverted.push(events::drift_reverted(kind, &name, field));
+            self.reverted.push(events::drift_reverted(object.object_ref(&()), field));
         }
     }
 
@@ -158,7 +157,7 @@ async fn provision(
     };
     let secret = builders::credentials_secret(db, &password);
     match apply(client, namespace, secret, g.secret.as_ref(), Stage::Secret).await {
-        Ok(applied) => done.note_revert("Secret", &applied),
+        Ok(applied) => done.note_revert(&applied),
         Err(e) => return (done, Some(e)),
     }
     done.secret_exists = true;
@@ -168,7 +167,7 @@ async fn provision(
         (builders::client_service(db), g.client_service.as_ref()),
     ] {
         match apply(client, namespace, desired, observed, Stage::Services).await {
-            Ok(applied) => done.note_revert("Service", &applied),
+            Ok(applied) => done.note_revert(&applied),
             Err(e) => return (done, Some(e)),
         }
     }
@@ -191,7 +190,7 @@ async fn provision(
             done.statefulset_changed = true;
         }
         Ok(reverted @ Applied::Reverted { .. }) => {
-            done.note_revert("StatefulSet", &reverted);
+            done.note_revert(&reverted);
             done.statefulset = Some(reverted.into_inner());
             done.statefulset_changed = true;
         }

@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{Event, Secret, Service};
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -29,12 +30,19 @@ where
 }
 
 /// Waits until `check` holds for the object, or fails after [`REVERT`].
-async fn reverted<K>(api: &Api<K>, name: &str, check: impl Fn(&K) -> bool) -> Duration
+async fn reverted<K>(api: &Api<K>, name: &str, check: impl Fn(&K) -> bool + Send + Sync + 'static) -> Duration
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+    K::DynamicType: Default,
 {
     let started = Instant::now();
-    testenv::wait_for(api, name, |o: Option<&K>| o.is_some_and(&check), REVERT)
+    testenv::wait_for(api, name, move |o: Option<&K>| o.is_some_and(&check), REVERT)
         .await
         .unwrap_or_else(|e| panic!("{name} was not put back within {REVERT:?}: {e:#}"));
     started.elapsed()
@@ -72,9 +80,9 @@ async fn hand_edits_to_managed_objects_are_reverted_and_reported() {
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), ns.name());
     let services: Api<Service> = Api::namespaced(client.clone(), ns.name());
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns.name());
-    let image = |sts: &StatefulSet| {
+    fn image(sts: &StatefulSet) -> Option<Option<String>> {
         sts.spec.as_ref().and_then(|s| s.template.spec.as_ref()).map(|p| p.containers[0].image.clone())
-    };
+    }
     let want_image = image(&statefulsets.get("my-database").await.unwrap());
     let password = secrets.get("my-database-credentials").await.unwrap().data.unwrap()["password"].clone();
     let since = chrono::Utc::now();
@@ -82,7 +90,7 @@ async fn hand_edits_to_managed_objects_are_reverted_and_reported() {
     // The image of the PostgreSQL container.
     hand_edit(&statefulsets, "my-database", json!({"spec": {"template": {"spec": {
         "containers": [{"name": "postgres", "image": "postgres:16"}]}}}})).await;
-    let took = reverted(&statefulsets, "my-database", |s| image(s) == want_image).await;
+    let took = reverted(&statefulsets, "my-database", move |s| image(s) == want_image).await;
     println!("StatefulSet image put back in {took:?}");
 
     // The client Service's selector.
