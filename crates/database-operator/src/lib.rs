@@ -6,14 +6,13 @@
 //! [`builders`] (pure: the desired objects) → [`apply`] (server-side apply, only what
 //! changed) → [`status`] (pure: conditions from what was observed and applied) →
 //! [`events`]. [`reconcile`] strings them together; [`controller`] wires the watches, which
-//! start once [`crds`] finds every watched kind served, and, with leader election, once
+//! start once every watched kind is served (`leader::crds`), and, with leader election, once
 //! this replica leads (the `leader` crate).
 
 pub mod apply;
 pub mod backoff;
 pub mod builders;
 pub mod controller;
-pub mod crds;
 pub mod drift;
 pub mod error;
 pub mod events;

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
+use api::{Backup, Database, Restore};
 use clap::{Parser, ValueEnum};
 use database_operator::backoff::Backoff;
 use database_operator::metrics::Metrics;
 use database_operator::reconcile::Context;
 use database_operator::server::{self, AppState};
-use database_operator::{MANAGER, controller, crds};
+use database_operator::{MANAGER, controller};
 use kube::Client;
+use kube::api::ApiResource;
 use kube::runtime::events::{Recorder, Reporter};
 use leader::{Election, LeaderArgs};
 use tokio_util::sync::CancellationToken;
@@ -108,11 +110,17 @@ async fn main() -> anyhow::Result<()> {
         shutdown.clone().cancelled_owned(),
     ));
     let election = Election::new(&client, lease);
+    // The controller watches its Databases and, to follow them, Backups and Restores.
+    let watched = [
+        ApiResource::erase::<Database>(&()),
+        ApiResource::erase::<Backup>(&()),
+        ApiResource::erase::<Restore>(&()),
+    ];
     let work = {
         let shutdown = shutdown.clone();
         async move {
             tokio::select! {
-                () = crds::wait_until_served(&client, namespace.as_deref()) => {}
+                () = leader::crds::wait_until_served(&client, namespace.as_deref(), &watched) => {}
                 () = shutdown.cancelled() => return,
             }
             controller::run(controller, context, shutdown.cancelled_owned()).await;

@@ -10,8 +10,11 @@
 //! (SIGTERM).
 //!
 //! [`decision`] is the pure part (tested without a cluster); [`lease`] does the reading and
-//! writing.
+//! writing. The other modules are what else both operators do the same way to keep running:
+//! [`crds`] holds the controllers back until their kinds are served, [`readiness`] says what
+//! `/readyz` answers, [`watch_backoff`] how long watches pause after a failure.
 
+pub mod crds;
 pub mod decision;
 pub mod lease;
 pub mod readiness;

@@ -1,7 +1,8 @@
 //! Errors of a reconcile, one variant per pipeline step, each with a stable category that
 //! the `backup_operator_reconcile_errors_total` metric uses as its label. Problems with the
 //! user's objects (a missing Database, a failed run) are not errors: they go into status
-//! and Events. What is here is what a retry can fix.
+//! and Events. What is here is what a retry can fix, and one permanent error: an object that
+//! does not decode ([`super::invalid`]), which has no readable status to report in.
 
 use std::time::Duration;
 
@@ -11,6 +12,16 @@ use super::artifacts::ArtifactsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(
+        "{kind} {name} does not match the CRD schema ({message}); it is ignored until it \
+         changes: correct it with kubectl edit, or delete and recreate it"
+    )]
+    InvalidObject {
+        kind: String,
+        name: String,
+        message: String,
+    },
+
     #[error("could not read {what} {name} from the API server; it is retried")]
     Gather {
         what: &'static str,
@@ -53,6 +64,7 @@ impl Error {
     /// Label value for metrics: never derived from the message, so it stays stable.
     pub fn category(&self) -> &'static str {
         match self {
+            Error::InvalidObject { .. } => "invalid_object",
             Error::Gather { .. } => "gather",
             Error::Apply { .. } => "apply",
             Error::Status { .. } => "status",
@@ -69,7 +81,8 @@ impl Error {
 
     /// Every value [`Error::category`] returns, so the error counter exports each from the
     /// start and `rate()` sees the first failure.
-    pub const CATEGORIES: [&'static str; 6] = [
+    pub const CATEGORIES: [&'static str; 7] = [
+        "invalid_object",
         "gather",
         "apply",
         "status",
@@ -77,6 +90,12 @@ impl Error {
         "cleanup",
         "finalizer",
     ];
+
+    /// Whether only a change to the object can help: then the controller waits for one
+    /// instead of retrying.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Error::InvalidObject { .. })
+    }
 
     /// How long until the next attempt. API hiccups pass quickly; storage and clean-up Jobs
     /// usually need someone to fix credentials or a bucket, so they are retried less often.
@@ -134,6 +153,7 @@ mod tests {
             reason: "the Job failed".into(),
         };
         let errors = [
+            super::super::invalid::invalid_object("Backup", "nightly", "invalid type"),
             gather("Database", "shop")(api_error()),
             apply("create", "Job", "nightly-1")(api_error()),
             status("nightly")(api_error()),

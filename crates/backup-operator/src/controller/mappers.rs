@@ -1,56 +1,57 @@
 //! Which objects to reconcile when a related object changes (pure). The cross-references
 //! are by name within a namespace, as the CRDs define them.
+//!
+//! Backups and Restores come from caches of `DeserializeGuard`s. One that did not decode
+//! names nothing that can be read, so it wakes nothing; its own reconcile reports it.
 
 use std::sync::Arc;
 
 use api::names;
 use api::{Backup, Database, Restore};
+use kube::core::DeserializeGuard;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt as _};
 
 /// Backups of this Database, and the Backup its `backupRef` names (whose dependency cycle
 /// check reads it).
 pub fn backups_for_database(
-    backups: &[Arc<Backup>],
+    backups: &[Arc<DeserializeGuard<Backup>>],
     database: &Database,
-) -> Vec<ObjectRef<Backup>> {
+) -> Vec<ObjectRef<DeserializeGuard<Backup>>> {
     let name = database.name_any();
     let seed = database.spec.backup_ref.as_ref().map(|r| r.name.as_str());
-    backups
-        .iter()
-        .filter(|b| b.namespace() == database.namespace())
-        .filter(|b| b.spec.database_ref.name == name || Some(b.name_any().as_str()) == seed)
-        .map(|b| ObjectRef::from_obj(b.as_ref()))
+    decoded(backups)
+        .filter(|(_, b)| b.namespace() == database.namespace())
+        .filter(|(_, b)| b.spec.database_ref.name == name || Some(b.name_any().as_str()) == seed)
+        .map(|(guard, _)| ObjectRef::from_obj(guard))
         .collect()
 }
 
 /// The Backup a clean-up Job works for; it has no owner reference (see `backup::job`).
-pub fn backup_of_job(job: &impl Resource) -> Option<ObjectRef<Backup>> {
+pub fn backup_of_job(job: &impl Resource) -> Option<ObjectRef<DeserializeGuard<Backup>>> {
     let backup = job.labels().get(names::LABEL_BACKUP)?;
     Some(ObjectRef::new(backup).within(&job.namespace()?))
 }
 
 pub fn restores_for_backup(
-    restores: &[Arc<Restore>],
+    restores: &[Arc<DeserializeGuard<Restore>>],
     backup: &impl Resource,
-) -> Vec<ObjectRef<Restore>> {
+) -> Vec<ObjectRef<DeserializeGuard<Restore>>> {
     let name = backup.name_any();
-    restores
-        .iter()
-        .filter(|r| r.namespace() == backup.namespace() && r.spec.backup_ref.name == name)
-        .map(|r| ObjectRef::from_obj(r.as_ref()))
+    decoded(restores)
+        .filter(|(_, r)| r.namespace() == backup.namespace() && r.spec.backup_ref.name == name)
+        .map(|(guard, _)| ObjectRef::from_obj(guard))
         .collect()
 }
 
 pub fn restores_for_database(
-    restores: &[Arc<Restore>],
+    restores: &[Arc<DeserializeGuard<Restore>>],
     database: &impl Resource,
-) -> Vec<ObjectRef<Restore>> {
+) -> Vec<ObjectRef<DeserializeGuard<Restore>>> {
     let name = database.name_any();
-    restores
-        .iter()
-        .filter(|r| r.namespace() == database.namespace() && r.spec.database_ref.name == name)
-        .map(|r| ObjectRef::from_obj(r.as_ref()))
+    decoded(restores)
+        .filter(|(_, r)| r.namespace() == database.namespace() && r.spec.database_ref.name == name)
+        .map(|(guard, _)| ObjectRef::from_obj(guard))
         .collect()
 }
 
@@ -68,6 +69,15 @@ pub fn databases_for_backup(
         .collect()
 }
 
+/// The objects that decoded, each with the guard the controller knows it by.
+fn decoded<K>(
+    guards: &[Arc<DeserializeGuard<K>>],
+) -> impl Iterator<Item = (&DeserializeGuard<K>, &K)> {
+    guards
+        .iter()
+        .filter_map(|guard| Some((guard.as_ref(), guard.0.as_ref().ok()?)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,14 +85,35 @@ mod tests {
     use kube::core::{PartialObjectMeta, PartialObjectMetaExt as _};
     use serde_json::json;
 
-    fn backup(name: &str, ns: &str, database: &str) -> Arc<Backup> {
-        Arc::new(
-            serde_json::from_value(json!({
-                "apiVersion": "database.example.com/v1", "kind": "Backup",
-                "metadata": {"name": name, "namespace": ns},
-                "spec": {"databaseRef": {"name": database}}
-            }))
-            .unwrap(),
+    /// `object` decoded as the controllers' watches decode it.
+    fn guarded<K: Resource + serde::de::DeserializeOwned>(
+        object: serde_json::Value,
+    ) -> Arc<DeserializeGuard<K>> {
+        Arc::new(serde_json::from_value(object).unwrap())
+    }
+
+    fn backup_with(name: &str, ns: &str, spec: serde_json::Value) -> Arc<DeserializeGuard<Backup>> {
+        guarded(json!({
+            "apiVersion": "database.example.com/v1", "kind": "Backup",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec
+        }))
+    }
+
+    fn backup(name: &str, ns: &str, database: &str) -> Arc<DeserializeGuard<Backup>> {
+        backup_with(name, ns, json!({"databaseRef": {"name": database}}))
+    }
+
+    fn restore_with(name: &str, spec: serde_json::Value) -> Arc<DeserializeGuard<Restore>> {
+        guarded(json!({
+            "apiVersion": "database.example.com/v1", "kind": "Restore",
+            "metadata": {"name": name, "namespace": "prod"}, "spec": spec
+        }))
+    }
+
+    fn restore(name: &str, backup: &str, database: &str) -> Arc<DeserializeGuard<Restore>> {
+        restore_with(
+            name,
+            json!({"backupRef": {"name": backup}, "databaseRef": {"name": database}}),
         )
     }
 
@@ -153,16 +184,6 @@ mod tests {
 
     #[test]
     fn backup_and_database_changes_wake_the_restores_that_name_them() {
-        let restore = |name: &str, backup: &str, database: &str| -> Arc<Restore> {
-            Arc::new(
-                serde_json::from_value(json!({
-                    "apiVersion": "database.example.com/v1", "kind": "Restore",
-                    "metadata": {"name": name, "namespace": "prod"},
-                    "spec": {"backupRef": {"name": backup}, "databaseRef": {"name": database}}
-                }))
-                .unwrap(),
-            )
-        };
         let restores = [
             restore("a", "nightly", "copy"),
             restore("b", "weekly", "copy"),
@@ -184,6 +205,39 @@ mod tests {
         );
         let elsewhere = metadata(database("copy", "test", None));
         assert!(restores_for_database(&restores, &elsewhere).is_empty());
+    }
+
+    #[test]
+    fn objects_that_did_not_decode_wake_nothing() {
+        let backups = [
+            backup("nightly", "prod", "shop"),
+            backup_with("broken", "prod", json!({"databaseRef": 5})),
+            backup_with(
+                "weekly",
+                "prod",
+                json!({"databaseRef": {"name": "shop"}, "retention": "seven"}),
+            ),
+        ];
+        assert!(backups[1].0.is_err() && backups[2].0.is_err());
+        let shop = database("shop", "prod", Some("broken"));
+        assert_eq!(names(backups_for_database(&backups, &shop)), ["nightly"]);
+
+        let restores = [
+            restore("a", "nightly", "copy"),
+            restore_with(
+                "b",
+                json!({"backupRef": {"name": "nightly"}, "databaseRef": "copy"}),
+            ),
+            restore_with(
+                "c",
+                json!({"backupRef": 7, "databaseRef": {"name": "copy"}}),
+            ),
+        ];
+        assert!(restores[1].0.is_err() && restores[2].0.is_err());
+        let nightly = metadata(backup("nightly", "prod", "shop"));
+        assert_eq!(names(restores_for_backup(&restores, &nightly)), ["a"]);
+        let copy = metadata(database("copy", "prod", None));
+        assert_eq!(names(restores_for_database(&restores, &copy)), ["a"]);
     }
 
     #[test]

@@ -141,7 +141,7 @@ impl Metrics {
     }
 
     /// The text exposition, with one `last_success` series per Backup that has an artifact.
-    pub fn render(&self, backups: &[std::sync::Arc<Backup>]) -> String {
+    pub fn render<'a>(&self, backups: impl IntoIterator<Item = &'a Backup>) -> String {
         let _one_at_a_time = self.render.lock().unwrap_or_else(|e| e.into_inner());
         self.last_success.reset();
         for backup in backups {
@@ -173,11 +173,10 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn every_result_is_exported_from_the_start() {
-        let text = Metrics::new().render(&[]);
+        let text = Metrics::new().render(std::iter::empty());
         for line in [
             r#"backup_operator_runs_total{result="failed"} 0"#,
             r#"backup_operator_runs_total{result="succeeded"} 0"#,
@@ -207,15 +206,13 @@ mod tests {
             if let Some(last) = last {
                 status = serde_json::json!({"lastBackupTime": last});
             }
-            Arc::new(
-                serde_json::from_value::<Backup>(serde_json::json!({
-                    "apiVersion": "database.example.com/v1", "kind": "Backup",
-                    "metadata": {"name": name, "namespace": "prod"},
-                    "spec": {"databaseRef": {"name": "shop"}},
-                    "status": status
-                }))
-                .unwrap(),
-            )
+            serde_json::from_value::<Backup>(serde_json::json!({
+                "apiVersion": "database.example.com/v1", "kind": "Backup",
+                "metadata": {"name": name, "namespace": "prod"},
+                "spec": {"databaseRef": {"name": "shop"}},
+                "status": status
+            }))
+            .unwrap()
         };
         let text = metrics.render(&[
             backup("nightly", Some("2026-01-02T02:00:00Z")),
@@ -226,7 +223,7 @@ mod tests {
         ), "{text}");
         assert!(!text.contains("backup=\"fresh\""));
         // A deleted Backup's series goes with it.
-        let text = metrics.render(&[]);
+        let text = metrics.render(std::iter::empty());
         assert!(!text.contains("backup=\"nightly\""));
     }
 }

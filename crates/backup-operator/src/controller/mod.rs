@@ -5,13 +5,16 @@
 //! - Initial restores: a Database created with a `backupRef` gets its Restore.
 //!
 //! Each controller caches only its own kind (Backups, Restores, Databases), without managed
-//! fields. Owned objects are watched through label-filtered watchers, as metadata only, so
-//! nothing of other Jobs and claims in the cluster is streamed. The other kinds a controller
+//! fields. Backups and Restores are watched as `DeserializeGuard`s, so one that does not
+//! decode is reported on its own ([`invalid`]) instead of stalling its whole watch. Owned
+//! objects are watched through label-filtered watchers, as metadata only, so nothing of
+//! other Jobs and claims in the cluster is streamed. The other kinds a controller
 //! follows are watched as metadata too, except the Databases the Backup controller watches,
 //! whose `backupRef` its mapper reads.
 //!
 //! With `--leader-election`, the HTTP server runs from the start and the controllers once
-//! this replica holds the leader Lease (see the `leader` crate).
+//! this replica holds the leader Lease (see the `leader` crate), and in any case once the
+//! API server serves every kind they watch; until then `/readyz` says not ready.
 
 mod args;
 mod artifacts;
@@ -21,6 +24,7 @@ mod error;
 #[cfg(test)]
 mod fixtures;
 mod initial_restore;
+mod invalid;
 mod jobs;
 mod mappers;
 mod metrics;
@@ -40,7 +44,8 @@ use api::{Backup, Database, Restore, cache};
 use futures::StreamExt as _;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::core::PartialObjectMeta as Meta;
+use kube::api::ApiResource;
+use kube::core::{DeserializeGuard, PartialObjectMeta as Meta};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Config, watcher};
@@ -88,7 +93,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let managed = format!("{LABEL_MANAGED_BY}={MANAGER}");
     let component = |c: &str| Config::default().labels(&format!("{managed},{LABEL_COMPONENT}={c}"));
 
-    let backups = cached_controller(scope.api::<Backup>());
+    let backups = cached_controller(scope.api::<DeserializeGuard<Backup>>());
     let backup_store = backups.store();
     let store = backup_store.clone();
     let backups = backups
@@ -111,7 +116,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .run(backup::reconcile, error_policy, ctx.clone())
         .for_each(log_result);
 
-    let restores = cached_controller(scope.api::<Restore>());
+    let restores = cached_controller(scope.api::<DeserializeGuard<Restore>>());
     let restore_store = restores.store();
     let (by_backup, by_database) = (restore_store.clone(), restore_store.clone());
     let restores = restores
@@ -179,7 +184,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         state.leading.store(true, Ordering::Relaxed);
         metrics.leader.set(1);
     };
+    let watched = [
+        ApiResource::erase::<Backup>(&()),
+        ApiResource::erase::<Restore>(&()),
+        ApiResource::erase::<Database>(&()),
+    ];
     let work = async {
+        // Not ready meanwhile: the caches cannot sync before the controllers start.
+        let served =
+            leader::crds::wait_until_served(&scope.client, scope.namespace.as_deref(), &watched);
+        tokio::select! {
+            () = served => {}
+            () = shutdown.cancelled() => return,
+        }
         tokio::join!(backups, restores, initial);
     };
     let elected = Election::new(&scope.client, lease)
@@ -236,7 +253,8 @@ impl Scope {
     }
 }
 
-/// Counts and logs a failed reconcile, then retries after a delay that suits its kind.
+/// Counts and logs a failed reconcile, then retries after a delay that suits its kind, or,
+/// when retrying cannot help, waits for the object to change.
 fn error_policy<K>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
 where
     K: Resource<DynamicType = ()>,
@@ -253,7 +271,11 @@ where
         error = %crate::error_chain::describe(error),
         "reconcile failed"
     );
-    Action::requeue(error.retry_after())
+    if error.is_permanent() {
+        Action::await_change()
+    } else {
+        Action::requeue(error.retry_after())
+    }
 }
 
 async fn log_result<K, E>(

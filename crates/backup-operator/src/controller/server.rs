@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 
 use super::metrics::Metrics;
@@ -23,7 +24,7 @@ pub struct ServerState {
     /// once it holds the leader Lease.
     pub leading: AtomicBool,
     /// The Backups, for the per-Backup last-success series.
-    pub backups: Store<Backup>,
+    pub backups: Store<DeserializeGuard<Backup>>,
 }
 
 pub fn router(state: Arc<ServerState>) -> Router {
@@ -35,7 +36,11 @@ pub fn router(state: Arc<ServerState>) -> Router {
 }
 
 async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
-    let body = state.metrics.render(&state.backups.state());
+    let backups = state.backups.state();
+    // A Backup that did not decode has no readable last success.
+    let body = state
+        .metrics
+        .render(backups.iter().filter_map(|b| b.0.as_ref().ok()));
     ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body)
 }
 

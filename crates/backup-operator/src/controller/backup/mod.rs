@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, Resource as _, ResourceExt as _};
@@ -33,6 +34,7 @@ pub use job::{COMPONENT_BACKUP, COMPONENT_CLEANUP};
 use super::artifacts;
 use super::context::Context;
 use super::error::{self, Error};
+use super::invalid;
 use super::jobs::create_if_absent;
 use super::pod_template::{Destination, MANAGER};
 use cleanup::Progress;
@@ -40,12 +42,17 @@ use outcome::Resolution;
 use plan::{DatabaseState, Decision, Inputs};
 use status::Observed;
 
-pub async fn reconcile(backup: Arc<Backup>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<Backup>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let _timer = ctx
         .metrics
         .reconcile_duration
         .with_label_values(&["backup"])
         .start_timer();
+    // The finalizer helper wants the Backup itself behind an Arc; a cached Backup is small.
+    let backup = Arc::new(invalid::readable(&guard, &ctx).await?.clone());
     let namespace = backup.namespace().unwrap_or_default();
     let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &namespace);
     let deleting = backup.metadata.deletion_timestamp.is_some();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use api::Backup;
 use http::Method;
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
@@ -38,6 +39,11 @@ fn backup(spec: Value, status: Value) -> Arc<Backup> {
         }))
         .unwrap(),
     )
+}
+
+/// A Backup as the controller's watch hands it over.
+fn guarded(backup: Arc<Backup>) -> Arc<DeserializeGuard<Backup>> {
+    Arc::new(DeserializeGuard(Ok(Arc::unwrap_or_clone(backup))))
 }
 
 fn run_job(run_id: &str, conditions: Value) -> Value {
@@ -78,7 +84,7 @@ fn status_patch() -> Expect {
 
 async fn run(backup: Arc<Backup>, script: Vec<Expect>) -> (Action, Vec<Seen>) {
     let (ctx, server) = scenario(script);
-    let action = tokio::time::timeout(Duration::from_secs(5), reconcile(backup, ctx))
+    let action = tokio::time::timeout(Duration::from_secs(5), reconcile(guarded(backup), ctx))
         .await
         .expect("reconcile hung")
         .expect("reconcile failed");
@@ -247,7 +253,7 @@ async fn a_succeeded_job_turns_into_completed_status_with_backup_ready() {
     script.push(expect(Method::POST, EVENTS, Reply::Echo));
     let old = json!({"lastScheduleTime": "2026-01-02T10:00:00Z", "phase": "InProgress", "activeJob": RUN_JOB});
     let (ctx, server) = scenario(script);
-    let action = reconcile(backup(json!({}), old), ctx.clone())
+    let action = reconcile(guarded(backup(json!({}), old)), ctx.clone())
         .await
         .unwrap();
     let seen = server.await.unwrap();
@@ -292,7 +298,7 @@ async fn a_failed_job_degrades_the_backup_and_warns_once() {
     script.push(expect(Method::POST, EVENTS, Reply::Echo));
     let (ctx, server) = scenario(script);
     let old = json!({"lastScheduleTime": "2026-01-02T10:00:00Z"});
-    reconcile(backup(json!({}), old), ctx.clone())
+    reconcile(guarded(backup(json!({}), old)), ctx.clone())
         .await
         .unwrap();
     let seen = server.await.unwrap();
@@ -316,7 +322,7 @@ async fn a_failed_job_degrades_the_backup_and_warns_once() {
         Reply::Json(list("PodList", vec![pod])),
     ));
     let (ctx, server) = scenario(script);
-    reconcile(backup(json!({}), status), ctx.clone())
+    reconcile(guarded(backup(json!({}), status)), ctx.clone())
         .await
         .unwrap();
     assert_eq!(server.await.unwrap().len(), 3);
@@ -334,4 +340,31 @@ async fn deletion_policy_delete_adds_the_finalizer_first() {
     .await;
     assert!(seen[0].body.to_string().contains(super::FINALIZER));
     assert_eq!(action, Action::await_change());
+}
+
+#[tokio::test]
+async fn a_backup_that_does_not_decode_is_reported_and_left_alone() {
+    let guard: DeserializeGuard<Backup> = serde_json::from_value(json!({
+        "apiVersion": "database.example.com/v1", "kind": "Backup",
+        "metadata": {"name": "nightly", "namespace": "prod", "uid": "uid-nightly"},
+        "spec": {"databaseRef": {"name": "shop"}, "retention": "seven"}
+    }))
+    .unwrap();
+    // Only the Event: no finalizer, no Job, no status.
+    let (ctx, server) = scenario(vec![expect(Method::POST, EVENTS, Reply::Echo)]);
+    let error = reconcile(Arc::new(guard), ctx)
+        .await
+        .expect_err("a Backup that does not decode cannot be reconciled");
+    let seen = server.await.unwrap();
+
+    assert_eq!(error.category(), "invalid_object");
+    assert!(error.is_permanent(), "retrying cannot fix it");
+    let event = &seen[0].body;
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["reason"], "InvalidObject");
+    assert_eq!(event["regarding"]["kind"], "Backup");
+    assert_eq!(event["regarding"]["name"], "nightly");
+    let note = event["note"].as_str().unwrap();
+    assert!(note.contains("Backup nightly"), "{note}");
+    assert!(note.contains(r#"string "seven""#), "{note}");
 }

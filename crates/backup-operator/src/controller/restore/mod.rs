@@ -15,6 +15,7 @@ use api::{Backup, Database, Restore, RestorePhase};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource as _, ResourceExt as _};
 use serde_json::json;
@@ -25,16 +26,21 @@ pub use job::COMPONENT_RESTORE;
 
 use super::context::Context;
 use super::error::{self, Error};
+use super::invalid;
 use super::jobs::{self, JobResult, create_if_absent};
 use super::pod_template::MANAGER;
 use decide::Step;
 
-pub async fn reconcile(restore: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<Restore>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let _timer = ctx
         .metrics
         .reconcile_duration
         .with_label_values(&["restore"])
         .start_timer();
+    let restore = invalid::readable(&guard, &ctx).await?;
     let terminal = matches!(
         restore.phase(),
         RestorePhase::Completed | RestorePhase::Failed
@@ -79,20 +85,20 @@ pub async fn reconcile(restore: Arc<Restore>, ctx: Arc<Context>) -> Result<Actio
     };
 
     let step = decide::decide(
-        &restore,
+        restore,
         backup.as_ref(),
         database.as_ref(),
         job.as_ref(),
         &pods,
     );
     if let (Step::Start { run_id }, Some(backup)) = (&step, &backup) {
-        let job = job::restore_job(&restore, backup, run_id.as_deref(), &ctx.jobs);
+        let job = job::restore_job(restore, backup, run_id.as_deref(), &ctx.jobs);
         create_if_absent(&jobs_api, &job)
             .await
             .map_err(error::apply("create", "Job", &job_name))?;
     }
 
-    let new = status::build(&restore, &step, now);
+    let new = status::build(restore, &step, now);
     if status::changed(restore.status.as_ref(), &new) {
         let api: Api<Restore> = Api::namespaced(ctx.client.clone(), &namespace);
         let patch = json!({
@@ -108,7 +114,7 @@ pub async fn reconcile(restore: Arc<Restore>, ctx: Arc<Context>) -> Result<Actio
         .await
         .map_err(error::status(&name))?;
     }
-    notify(&ctx, &restore, &step).await;
+    notify(&ctx, restore, &step).await;
     Ok(Action::await_change())
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use api::Restore;
 use http::Method;
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
@@ -55,7 +56,12 @@ fn status_patch() -> Expect {
 
 async fn run(restore: Arc<Restore>, script: Vec<Expect>) -> (Action, Vec<Seen>) {
     let (ctx, server) = scenario(script);
-    let action = reconcile(restore, ctx).await.expect("reconcile failed");
+    let action = reconcile(
+        Arc::new(DeserializeGuard(Ok(Arc::unwrap_or_clone(restore)))),
+        ctx,
+    )
+    .await
+    .expect("reconcile failed");
     (action, server.await.expect("script"))
 }
 
@@ -157,4 +163,29 @@ async fn a_finished_restore_never_runs_again() {
         assert!(seen.is_empty(), "{phase}: {seen:?}");
         assert_eq!(action, Action::await_change());
     }
+}
+
+#[tokio::test]
+async fn a_restore_that_does_not_decode_is_reported_and_never_runs() {
+    let guard: DeserializeGuard<Restore> = serde_json::from_value(json!({
+        "apiVersion": "database.example.com/v1", "kind": "Restore",
+        "metadata": {"name": "refresh", "namespace": "prod", "uid": "uid-refresh"},
+        "spec": {"backupRef": {"name": "nightly"}, "databaseRef": 5}
+    }))
+    .unwrap();
+    let (ctx, server) = scenario(vec![expect(Method::POST, EVENTS, Reply::Echo)]);
+    let error = reconcile(Arc::new(guard), ctx)
+        .await
+        .expect_err("a Restore that does not decode cannot be reconciled");
+    let seen = server.await.unwrap();
+
+    assert_eq!(error.category(), "invalid_object");
+    assert!(error.is_permanent());
+    let event = &seen[0].body;
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["reason"], "InvalidObject");
+    assert_eq!(event["regarding"]["kind"], "Restore");
+    assert_eq!(event["regarding"]["name"], "refresh");
+    let note = event["note"].as_str().unwrap();
+    assert!(note.contains("Restore refresh"), "{note}");
 }
