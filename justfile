@@ -29,7 +29,7 @@ lint:
     hack/deps.sh machine lint
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    shellcheck -x .ci/run justw hack/*.sh hack/lib/*.sh hack/images/*/*.sh
+    shellcheck -x .ci/run justw hack/*.sh hack/lib/*.sh hack/images/*/*.sh crates/*/src/*/scripts/*.sh
     hack/check-deps.py
 
 # Install what the tests, the cluster and the image builds need (hack/deps/*.list).

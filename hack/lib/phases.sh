@@ -29,7 +29,8 @@ phase() {
   shift 2
   PHASES_DONE=$((PHASES_DONE + 1))
   # The file name from the title without its parenthesised remarks.
-  slug=$(tr -cs 'a-z0-9' '-' <<<"${title%% (*}" | tr 'A-Z' 'a-z')
+  slug=${title%% (*}
+  slug=$(tr -cs 'a-z0-9' '-' <<<"${slug,,}")
   log=$(printf '%s/%02d-%s.log' "$PHASES_DIR" "$PHASES_DONE" "${slug%-}")
   printf '[%d/%d] %s ... ' "$PHASES_DONE" "$PHASES_TOTAL" "$title"
   "$@" >"$log" 2>&1 || rc=$?

@@ -24,7 +24,7 @@
 //!
 //! A Database is reconciled when something it depends on changes, after a transient error
 //! with a per-object exponential backoff, and otherwise only by the long, jittered safety net
-//! of [`crate::resync`]. The Databases themselves come through [`crate::relist`], so a relist
+//! of [`leader::resync`]. The Databases themselves come through [`leader::relist`], so a relist
 //! never hands the controller an object its store does not hold yet.
 
 use std::sync::Arc;
@@ -84,7 +84,7 @@ pub fn controller(
 ) -> Controller<Guarded> {
     let managed = || watcher::Config::default().labels(&managed_selector());
     let (store, writer) = reflector::store();
-    let databases = crate::relist::objects_in_store(
+    let databases = leader::relist::objects_in_store(
         watcher(
             api::<Guarded>(client, namespace),
             watcher::Config::default(),

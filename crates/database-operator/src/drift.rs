@@ -20,8 +20,10 @@ const OWNED_METADATA: [&str; 3] = ["labels", "annotations", "ownerReferences"];
 /// The first field (as a path such as `spec.template.spec.containers[0].image`) that
 /// `desired` sets and `observed` holds differently, or `None` when `observed` is as desired.
 pub fn first_difference<K: Serialize>(desired: &K, observed: &K) -> Option<String> {
-    let (Ok(desired), Ok(observed)) = (serde_json::to_value(desired), serde_json::to_value(observed))
-    else {
+    let (Ok(desired), Ok(observed)) = (
+        serde_json::to_value(desired),
+        serde_json::to_value(observed),
+    ) else {
         return Some("(unserializable)".to_string());
     };
     let Value::Object(fields) = &desired else {
@@ -31,10 +33,16 @@ pub fn first_difference<K: Serialize>(desired: &K, observed: &K) -> Option<Strin
         let have = observed.get(key);
         let found = match key.as_str() {
             "apiVersion" | "kind" | "status" => None,
-            "metadata" => OWNED_METADATA.iter().find_map(|field| match want.get(*field) {
-                Some(want) => differs(want, have.and_then(|m| m.get(*field)), &format!("metadata.{field}")),
-                None => None,
-            }),
+            "metadata" => OWNED_METADATA
+                .iter()
+                .find_map(|field| match want.get(*field) {
+                    Some(want) => differs(
+                        want,
+                        have.and_then(|m| m.get(*field)),
+                        &format!("metadata.{field}"),
+                    ),
+                    None => None,
+                }),
             _ => differs(want, have, key),
         };
         if found.is_some() {
@@ -49,9 +57,9 @@ fn differs(want: &Value, have: Option<&Value>, path: &str) -> Option<String> {
         return (!is_empty(want)).then(|| path.to_string());
     };
     match (want, have) {
-        (Value::Object(want), Value::Object(have)) => want.iter().find_map(|(key, want)| {
-            differs(want, have.get(key), &format!("{path}.{key}"))
-        }),
+        (Value::Object(want), Value::Object(have)) => want
+            .iter()
+            .find_map(|(key, want)| differs(want, have.get(key), &format!("{path}.{key}"))),
         (Value::Array(want), Value::Array(have)) => {
             if want.len() != have.len() {
                 return Some(path.to_string());
@@ -81,7 +89,9 @@ fn is_empty(value: &Value) -> bool {
 /// Both are quantities of the same value (`1024Mi` and `1Gi`, `0.5` and `500m`).
 fn same_quantity(a: &str, b: &str) -> bool {
     match (crate::quantity::ratio(a), crate::quantity::ratio(b)) {
-        (Some((an, ad)), Some((bn, bd))) => an.checked_mul(bd).is_some_and(|x| Some(x) == bn.checked_mul(ad)),
+        (Some((an, ad)), Some((bn, bd))) => an
+            .checked_mul(bd)
+            .is_some_and(|x| Some(x) == bn.checked_mul(ad)),
         _ => false,
     }
 }
@@ -122,7 +132,11 @@ mod tests {
             "data": {"username": "c2hvcA==", "password": "cHc="},
         });
         let rows = [
-            ("/spec/template/spec/containers/0/image", json!("evil:1"), "spec.template.spec.containers[0].image"),
+            (
+                "/spec/template/spec/containers/0/image",
+                json!("evil:1"),
+                "spec.template.spec.containers[0].image",
+            ),
             ("/spec/selector/x", json!("z"), "spec.selector.x"),
             ("/metadata/labels/a", json!("c"), "metadata.labels.a"),
             ("/data/username", json!("b3RoZXI="), "data.username"),
@@ -132,26 +146,43 @@ mod tests {
             if let Some(slot) = observed.pointer_mut(pointer) {
                 *slot = value;
             }
-            assert_eq!(first(desired.clone(), observed).as_deref(), Some(want), "{pointer}");
+            assert_eq!(
+                first(desired.clone(), observed).as_deref(),
+                Some(want),
+                "{pointer}"
+            );
         }
         let mut removed = desired.clone();
         if let Some(data) = removed.pointer_mut("/data").and_then(Value::as_object_mut) {
             data.remove("password");
         }
-        assert_eq!(first(desired.clone(), removed).as_deref(), Some("data.password"));
+        assert_eq!(
+            first(desired.clone(), removed).as_deref(),
+            Some("data.password")
+        );
         let mut extra = desired.clone();
-        if let Some(c) = extra.pointer_mut("/spec/template/spec/containers").and_then(Value::as_array_mut) {
+        if let Some(c) = extra
+            .pointer_mut("/spec/template/spec/containers")
+            .and_then(Value::as_array_mut)
+        {
             c.push(json!({"name": "sidecar"}));
         }
-        assert_eq!(first(desired, extra).as_deref(), Some("spec.template.spec.containers"));
+        assert_eq!(
+            first(desired, extra).as_deref(),
+            Some("spec.template.spec.containers")
+        );
     }
 
     #[test]
     fn quantities_compare_by_value() {
-        let desired = json!({"spec": {"resources": {"requests": {"memory": "1024Mi", "cpu": "0.5"}}}});
+        let desired =
+            json!({"spec": {"resources": {"requests": {"memory": "1024Mi", "cpu": "0.5"}}}});
         let same = json!({"spec": {"resources": {"requests": {"memory": "1Gi", "cpu": "500m"}}}});
         let other = json!({"spec": {"resources": {"requests": {"memory": "1Gi", "cpu": "250m"}}}});
         assert_eq!(first(desired.clone(), same), None);
-        assert_eq!(first(desired, other).as_deref(), Some("spec.resources.requests.cpu"));
+        assert_eq!(
+            first(desired, other).as_deref(),
+            Some("spec.resources.requests.cpu")
+        );
     }
 }

@@ -21,8 +21,6 @@ pub mod metrics;
 pub mod pods;
 pub mod quantity;
 pub mod reconcile;
-pub mod relist;
-pub mod resync;
 pub mod routes;
 pub mod server;
 pub mod status;

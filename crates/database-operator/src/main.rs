@@ -42,7 +42,7 @@ struct Args {
     log_format: LogFormat,
     /// Seconds after which an unchanged Database is looked at again without any event (a
     /// safety net for a lost watch event; such a reconcile only reads). Jittered by ±10 %.
-    #[arg(long, env = "RESYNC_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(10..))]
+    #[arg(long, env = "RESYNC_SECONDS", default_value_t = leader::resync::DEFAULT_SECONDS, value_parser = clap::value_parser!(u64).range(10..))]
     resync_seconds: u64,
     #[command(flatten)]
     leader: LeaderArgs,

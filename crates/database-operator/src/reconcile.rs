@@ -23,7 +23,6 @@ use crate::events;
 use crate::gather::{self, Gathered};
 use crate::metrics::Metrics;
 use crate::pods;
-use crate::resync;
 use crate::routes;
 use crate::status::{self, InitialRestore, Observed, Provisioning, Volumes, Workload};
 use crate::validate;
@@ -35,7 +34,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: std::sync::Arc<Metrics>,
     pub backoff: Backoff,
-    /// How long an unchanged Database waits for its next look without any event ([`resync`]).
+    /// How long an unchanged Database waits for its next look without any event
+    /// ([`leader::resync`]).
     pub resync: std::time::Duration,
 }
 
@@ -95,10 +95,11 @@ pub async fn reconcile(guard: &DeserializeGuard<Database>, ctx: &Context) -> Res
     }
     match apply_error {
         Some(error) => Err(error.into()),
-        None => Ok(Action::requeue(resync::after(
+        None => Ok(leader::resync::or_resync(
+            Action::await_change(),
             ctx.resync,
-            db.metadata.uid.as_deref().unwrap_or_default(),
-        ))),
+            db.metadata.uid.as_deref(),
+        )),
     }
 }
 
@@ -118,7 +119,8 @@ impl Provisioned {
     /// Remembers an Event for `applied` when it put back a hand edit.
     fn note_revert<K: Resource<DynamicType = ()>>(&mut self, applied: &Applied<K>) {
         if let Applied::Reverted { object, field } = applied {
-            self.reverted.push(events::drift_reverted(object.object_ref(&()), field));
+            self.reverted
+                .push(events::drift_reverted(object.object_ref(&()), field));
         }
     }
 

@@ -12,12 +12,16 @@
 //! [`decision`] is the pure part (tested without a cluster); [`lease`] does the reading and
 //! writing. The other modules are what else both operators do the same way to keep running:
 //! [`crds`] holds the controllers back until their kinds are served, [`readiness`] says what
-//! `/readyz` answers, [`watch_backoff`] how long watches pause after a failure.
+//! `/readyz` answers, [`watch_backoff`] how long watches pause after a failure, [`relist`]
+//! keeps a relist from handing a controller objects its store does not hold yet, and
+//! [`resync`] looks at every object again after a long interval, in case an event was lost.
 
 pub mod crds;
 pub mod decision;
 pub mod lease;
 pub mod readiness;
+pub mod relist;
+pub mod resync;
 pub mod watch_backoff;
 
 use std::fmt;

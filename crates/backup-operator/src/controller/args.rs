@@ -23,6 +23,12 @@ pub struct RunArgs {
     #[arg(long, env = "JOB_DEADLINE_SECONDS", default_value_t = 6 * 3600,
           value_parser = clap::value_parser!(i64).range(60..))]
     pub job_deadline_seconds: i64,
+    /// Seconds after which an object no event touched is looked at again (a safety net for a
+    /// lost watch event; such a reconcile writes nothing when nothing changed). Jittered by
+    /// ±10 % per object.
+    #[arg(long, env = "RESYNC_SECONDS", default_value_t = leader::resync::DEFAULT_SECONDS,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub resync_seconds: u64,
     #[command(flatten)]
     pub leader: leader::LeaderArgs,
 }

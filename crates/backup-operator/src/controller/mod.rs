@@ -90,6 +90,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     tracing::info!(namespace = ?scope.namespace, image = %args.backup_image, "starting controllers");
 
+    let resync = Duration::from_secs(args.resync_seconds);
     let managed = format!("{LABEL_MANAGED_BY}={MANAGER}");
     let component = |c: &str| Config::default().labels(&format!("{managed},{LABEL_COMPONENT}={c}"));
 
@@ -113,7 +114,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         })
         .trigger_backoff(WatchBackoff::default())
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(backup::reconcile, error_policy, ctx.clone())
+        .run(
+            move |o, ctx| resynced(backup::reconcile(o.clone(), ctx), resync, o),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(log_result);
 
     let restores = cached_controller(scope.api::<DeserializeGuard<Restore>>());
@@ -131,7 +136,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         )
         .trigger_backoff(WatchBackoff::default())
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(restore::reconcile, error_policy, ctx.clone())
+        .run(
+            move |o, ctx| resynced(restore::reconcile(o.clone(), ctx), resync, o),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(log_result);
 
     let initial = cached_controller(scope.api::<Database>());
@@ -144,7 +153,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         })
         .trigger_backoff(WatchBackoff::default())
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
-        .run(initial_restore::reconcile, error_policy, ctx.clone())
+        .run(
+            move |o, ctx| resynced(initial_restore::reconcile(o.clone(), ctx), resync, o),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(log_result);
 
     let state = Arc::new(ServerState {
@@ -227,12 +240,27 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let objects = watcher(api, Config::default().any_semantic())
+    let events = watcher(api, Config::default().any_semantic())
         .modify(cache::slim)
-        .reflect(writer)
-        .applied_objects();
+        .reflect(writer);
+    let objects = leader::relist::objects_in_store(events, store.clone());
     Controller::for_stream(objects, store)
         .with_config(controller::Config::default().concurrency(CONCURRENT_RECONCILES))
+}
+
+/// A reconcile's result with the safety net of [`leader::resync`]: where it would wait for a
+/// change, it looks at the object again after `interval` anyway.
+async fn resynced<K: Resource>(
+    reconcile: impl std::future::Future<Output = Result<Action, Error>>,
+    interval: Duration,
+    object: Arc<K>,
+) -> Result<Action, Error> {
+    let action = reconcile.await?;
+    Ok(leader::resync::or_resync(
+        action,
+        interval,
+        object.meta().uid.as_deref(),
+    ))
 }
 
 /// The namespace (or all of them) every watch and request is made in.

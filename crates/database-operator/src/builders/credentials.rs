@@ -114,7 +114,11 @@ mod tests {
         assert_eq!(command[..2], ["bash", "-c"]);
         assert_eq!(command[3..], ["pgop", "shop_owner", "shop"]);
         assert!(command[2].contains("PGOP_PASSWORD_FILE"));
-        assert!(!command.iter().any(|a| a.contains("PGPASSWORD=") && a.contains("$POSTGRES_PASSWORD")));
+        assert!(
+            !command
+                .iter()
+                .any(|a| a.contains("PGPASSWORD=") && a.contains("$POSTGRES_PASSWORD"))
+        );
     }
 
     #[test]

@@ -145,7 +145,7 @@ const RESYNC: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What a successful reconcile of the fixture `shop` returns: its next look by the safety net.
 fn resynced() -> Action {
-    Action::requeue(crate::resync::after(RESYNC, "uid-shop"))
+    Action::requeue(leader::resync::after(RESYNC, "uid-shop"))
 }
 
 fn sorted(lines: impl IntoIterator<Item = String>) -> Vec<String> {

@@ -30,7 +30,11 @@ where
 }
 
 /// Waits until `check` holds for the object, or fails after [`REVERT`].
-async fn reverted<K>(api: &Api<K>, name: &str, check: impl Fn(&K) -> bool + Send + Sync + 'static) -> Duration
+async fn reverted<K>(
+    api: &Api<K>,
+    name: &str,
+    check: impl Fn(&K) -> bool + Send + Sync + 'static,
+) -> Duration
 where
     K: kube::Resource
         + Clone
@@ -42,9 +46,14 @@ where
     K::DynamicType: Default,
 {
     let started = Instant::now();
-    testenv::wait_for(api, name, move |o: Option<&K>| o.is_some_and(&check), REVERT)
-        .await
-        .unwrap_or_else(|e| panic!("{name} was not put back within {REVERT:?}: {e:#}"));
+    testenv::wait_for(
+        api,
+        name,
+        move |o: Option<&K>| o.is_some_and(&check),
+        REVERT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{name} was not put back within {REVERT:?}: {e:#}"));
     started.elapsed()
 }
 
@@ -81,36 +90,74 @@ async fn hand_edits_to_managed_objects_are_reverted_and_reported() {
     let services: Api<Service> = Api::namespaced(client.clone(), ns.name());
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns.name());
     fn image(sts: &StatefulSet) -> Option<Option<String>> {
-        sts.spec.as_ref().and_then(|s| s.template.spec.as_ref()).map(|p| p.containers[0].image.clone())
+        sts.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .map(|p| p.containers[0].image.clone())
     }
     let want_image = image(&statefulsets.get("my-database").await.unwrap());
-    let password = secrets.get("my-database-credentials").await.unwrap().data.unwrap()["password"].clone();
+    let password = secrets
+        .get("my-database-credentials")
+        .await
+        .unwrap()
+        .data
+        .unwrap()["password"]
+        .clone();
     let since = chrono::Utc::now();
 
     // The image of the PostgreSQL container.
-    hand_edit(&statefulsets, "my-database", json!({"spec": {"template": {"spec": {
-        "containers": [{"name": "postgres", "image": "postgres:16"}]}}}})).await;
-    let took = reverted(&statefulsets, "my-database", move |s| image(s) == want_image).await;
+    hand_edit(
+        &statefulsets,
+        "my-database",
+        json!({"spec": {"template": {"spec": {
+        "containers": [{"name": "postgres", "image": "postgres:16"}]}}}}),
+    )
+    .await;
+    let took = reverted(&statefulsets, "my-database", move |s| {
+        image(s) == want_image
+    })
+    .await;
     println!("StatefulSet image put back in {took:?}");
 
     // The client Service's selector.
-    hand_edit(&services, "my-database", json!({"spec": {"selector": {"app.kubernetes.io/name": "other"}}})).await;
+    hand_edit(
+        &services,
+        "my-database",
+        json!({"spec": {"selector": {"app.kubernetes.io/name": "other"}}}),
+    )
+    .await;
     let took = reverted(&services, "my-database", |s| {
-        s.spec.as_ref().and_then(|s| s.selector.as_ref()).and_then(|l| l.get("app.kubernetes.io/name"))
+        s.spec
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .and_then(|l| l.get("app.kubernetes.io/name"))
             == Some(&"postgresql".to_string())
     })
     .await;
     println!("Service selector put back in {took:?}");
 
     // A key of the credentials Secret; the password itself is kept.
-    hand_edit(&secrets, "my-database-credentials", json!({"data": {"username": "bWFsbG9yeQ=="}})).await;
+    hand_edit(
+        &secrets,
+        "my-database-credentials",
+        json!({"data": {"username": "bWFsbG9yeQ=="}}),
+    )
+    .await;
     let took = reverted(&secrets, "my-database-credentials", |s| {
-        s.data.as_ref().and_then(|d| d.get("username")).map(|b| b.0.as_slice()) == Some(b"admin".as_slice())
+        s.data
+            .as_ref()
+            .and_then(|d| d.get("username"))
+            .map(|b| b.0.as_slice())
+            == Some(b"admin".as_slice())
     })
     .await;
     println!("Secret username put back in {took:?}");
     let secret = secrets.get("my-database-credentials").await.unwrap();
-    assert_eq!(secret.data.as_ref().unwrap()["password"], password, "the password is kept");
+    assert_eq!(
+        secret.data.as_ref().unwrap()["password"],
+        password,
+        "the password is kept"
+    );
 
     let notes = drift_event_notes(&client, ns.name()).await;
     for field in [
@@ -136,7 +183,10 @@ async fn hand_edits_to_managed_objects_are_reverted_and_reported() {
         // edit; what matters here is that no owned object is written twice.
         .filter(|w| ["secrets", "services", "statefulsets"].contains(&w.resource().as_str()))
         .collect();
-    let mut resources: Vec<String> = writes.iter().map(|w| format!("{} {}", w.verb, w.resource())).collect();
+    let mut resources: Vec<String> = writes
+        .iter()
+        .map(|w| format!("{} {}", w.verb, w.resource()))
+        .collect();
     resources.sort();
     assert_eq!(
         resources,

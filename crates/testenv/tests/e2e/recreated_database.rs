@@ -12,7 +12,12 @@ use super::support::*;
 use crate::cluster_support::{apply_yaml, database_ready, logs, start};
 
 fn password(secret: &Secret) -> Vec<u8> {
-    secret.data.as_ref().and_then(|d| d.get("password")).map(|b| b.0.clone()).unwrap_or_default()
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("password"))
+        .map(|b| b.0.clone())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -20,42 +25,75 @@ async fn recreated_database_is_ready_with_credentials_that_work() {
     let cluster = testenv::cluster().await.expect("test cluster");
     let ns = cluster.node_namespace("e2e-recreate").await.unwrap();
     let client = cluster.admin_client();
-    let db_op = start(cluster, testenv::Operator::Database, ns.name()).await.unwrap();
+    let db_op = start(cluster, testenv::Operator::Database, ns.name())
+        .await
+        .unwrap();
     let fail = |e: anyhow::Error| -> ! { panic!("{e:#}\n{}\n{}", ns.dump(), logs(&[&db_op])) };
     let databases: Api<Database> = Api::namespaced(client.clone(), ns.name());
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns.name());
 
-    apply_yaml(&client, ns.name(), &database_yaml("phoenix", None)).await.unwrap();
+    apply_yaml(&client, ns.name(), &database_yaml("phoenix", None))
+        .await
+        .unwrap();
     testenv::wait_for(&databases, "phoenix", database_ready, POD_START)
         .await
         .unwrap_or_else(|e| fail(e));
-    psql(&client, ns.name(), "phoenix", "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('a'), ('b')")
-        .await
-        .unwrap_or_else(|e| fail(e));
+    psql(
+        &client,
+        ns.name(),
+        "phoenix",
+        "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('a'), ('b')",
+    )
+    .await
+    .unwrap_or_else(|e| fail(e));
     let old_password = password(&secrets.get("phoenix-credentials").await.unwrap());
 
     // Deleted: the garbage collector takes the Secret, the StatefulSet and its Pod; the claim stays.
-    databases.delete("phoenix", &DeleteParams::foreground()).await.unwrap();
+    databases
+        .delete("phoenix", &DeleteParams::foreground())
+        .await
+        .unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns.name());
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), ns.name());
-    testenv::wait_deleted(&databases, "phoenix", POD_START).await.unwrap_or_else(|e| fail(e));
-    testenv::wait_deleted(&secrets, "phoenix-credentials", POD_START).await.unwrap_or_else(|e| fail(e));
-    testenv::wait_deleted(&statefulsets, "phoenix", POD_START).await.unwrap_or_else(|e| fail(e));
-    testenv::wait_deleted(&pods, "phoenix-0", POD_START).await.unwrap_or_else(|e| fail(e));
+    testenv::wait_deleted(&databases, "phoenix", POD_START)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    testenv::wait_deleted(&secrets, "phoenix-credentials", POD_START)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    testenv::wait_deleted(&statefulsets, "phoenix", POD_START)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    testenv::wait_deleted(&pods, "phoenix-0", POD_START)
+        .await
+        .unwrap_or_else(|e| fail(e));
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns.name());
-    assert!(claims.get_opt("data-phoenix-0").await.unwrap().is_some(), "the data claim is kept");
+    assert!(
+        claims.get_opt("data-phoenix-0").await.unwrap().is_some(),
+        "the data claim is kept"
+    );
 
     // Re-created with the same name: a new Secret with a new password, the old data.
-    apply_yaml(&client, ns.name(), &database_yaml("phoenix", None)).await.unwrap();
+    apply_yaml(&client, ns.name(), &database_yaml("phoenix", None))
+        .await
+        .unwrap();
     testenv::wait_for(&databases, "phoenix", database_ready, POD_START)
         .await
         .unwrap_or_else(|e| fail(e));
     let new_password = password(&secrets.get("phoenix-credentials").await.unwrap());
     assert_ne!(new_password, old_password, "a new Secret, a new password");
-    let rows = psql(&client, ns.name(), "phoenix", "SELECT string_agg(v, ',' ORDER BY v) FROM kept")
-        .await
-        .unwrap_or_else(|e| fail(e));
-    assert_eq!(rows, "a,b", "the re-created Database serves the old rows with the new Secret");
+    let rows = psql(
+        &client,
+        ns.name(),
+        "phoenix",
+        "SELECT string_agg(v, ',' ORDER BY v) FROM kept",
+    )
+    .await
+    .unwrap_or_else(|e| fail(e));
+    assert_eq!(
+        rows, "a,b",
+        "the re-created Database serves the old rows with the new Secret"
+    );
 
     // The old password no longer gets in: the Secret is the one source of the credentials.
     let mut env = connection_env(&client, ns.name(), "phoenix").await.unwrap();

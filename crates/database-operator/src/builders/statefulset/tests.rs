@@ -82,7 +82,10 @@ fn statefulset_table() {
             &format!("{PG}/readinessProbe/exec/command/4"),
             json!("shop_owner"),
         ),
-        (&format!("{PG}/readinessProbe/exec/command/5"), json!("shop")),
+        (
+            &format!("{PG}/readinessProbe/exec/command/5"),
+            json!("shop"),
+        ),
         (
             &format!("{POD}/initContainers/0/name"),
             json!("set-password"),

@@ -31,7 +31,11 @@ where
     events.flat_map(move |event| {
         let objects: Vec<Result<K, Error>> = match event {
             Ok(Event::Apply(object)) => vec![Ok(object)],
-            Ok(Event::InitDone) => store.state().iter().map(|o| Ok(K::clone(Arc::as_ref(o)))).collect(),
+            Ok(Event::InitDone) => store
+                .state()
+                .iter()
+                .map(|o| Ok(K::clone(Arc::as_ref(o))))
+                .collect(),
             Ok(Event::Init | Event::InitApply(_) | Event::Delete(_)) => Vec::new(),
             Err(error) => vec![Err(error)],
         };
@@ -44,8 +48,8 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::ObjectMeta;
-    use kube::runtime::reflector::{self, ObjectRef};
     use kube::runtime::WatchStreamExt;
+    use kube::runtime::reflector::{self, ObjectRef};
 
     fn object(name: &str, version: &str) -> ConfigMap {
         ConfigMap {
@@ -86,7 +90,11 @@ mod tests {
             let stored = store
                 .get(&ObjectRef::new(&name).within("prod"))
                 .and_then(|s| s.metadata.resource_version.clone());
-            assert_eq!(stored.as_deref(), Some(version.as_str()), "{name}@{version} handed over before the store held it");
+            assert_eq!(
+                stored.as_deref(),
+                Some(version.as_str()),
+                "{name}@{version} handed over before the store held it"
+            );
             handed.push(format!("{name}@{version}"));
         }
         handed.sort();
@@ -105,8 +113,11 @@ mod tests {
             Event::InitApply(object("b", "1")),
             Event::InitDone,
         ];
-        let mut objects =
-            std::pin::pin!(stream::iter(events.into_iter().map(Ok)).reflect(writer).applied_objects());
+        let mut objects = std::pin::pin!(
+            stream::iter(events.into_iter().map(Ok))
+                .reflect(writer)
+                .applied_objects()
+        );
         let Some(Ok(b)) = objects.next().await else {
             panic!("no object handed over")
         };
