@@ -4,7 +4,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # List the recipes.
 default:
-    @just --list
+    @{{just_executable()}} --list
 
 # Regenerate deploy/crds from the Rust types in crates/api, and the charts' copies of them.
 crds:

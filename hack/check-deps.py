@@ -68,8 +68,9 @@ def shell_sources() -> list[tuple[str, str]]:
     recipes = []
     for line in (REPO / "justfile").read_text().splitlines():
         if line.startswith("    ") and line.strip():
-            # just's {{interpolations}} are not shell; a word stands in for them.
-            recipes.append(re.sub(r"\{\{[^}]*\}\}", "ARGS", line.strip().lstrip("@-")))
+            # just's {{interpolations}} are not shell; a variable stands in for them, so one
+            # in a program's place counts as computed, like "$BIN/tool".
+            recipes.append(re.sub(r"\{\{[^}]*\}\}", '"$JUST"', line.strip().lstrip("@-")))
     out.append(("justfile", "\n".join(recipes) + "\n"))
     return out
 
