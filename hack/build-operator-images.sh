@@ -14,12 +14,14 @@
 #   PGOP_SKIP_CARGO=          set to 1 to use the binaries already in the target dir
 #   CARGO_TARGET_DIR=target   where cargo puts (or has put) target/<profile dir>/<binary>
 #
-# The Dockerfiles copy prebuilt binaries (COPY target/release/<name>, whatever the profile;
-# stripped of symbols): cargo runs here on the host, with its caches, not inside buildah. The build context is a temporary directory
-# holding only those binaries and hack/images/operators/collect.sh at the same relative
-# paths, so buildah never reads the multi-gigabyte target/ tree. Bases come from hack/images.sh (--pull=never: nothing is
-# fetched). The images are also kept as OCI archives under ~/.cache/pg-operators/images/operators,
-# which hack/images.sh imports again after a node is recreated.
+# The Dockerfiles copy prebuilt binaries (COPY target/release/<name>, whatever the profile,
+# stripped of symbols): cargo runs here on the host, with its caches, not inside buildah. The
+# build context is a temporary directory holding only those binaries and
+# hack/images/operators/collect.sh at the same relative paths, so buildah never reads the
+# multi-gigabyte target/ tree. Bases come from hack/images.sh (--pull=never: nothing is
+# fetched). The images are also kept as OCI archives under
+# ~/.cache/pg-operators/images/operators, which hack/images.sh imports again after a node is
+# recreated.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "$0")/lib/node.sh"

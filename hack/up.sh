@@ -10,8 +10,6 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 # shellcheck source=hack/lib/phases.sh
 source hack/lib/phases.sh
-# shellcheck source=hack/lib/deps.sh
-source hack/lib/deps.sh
 PROFILE=${PGOP_IMAGE_PROFILE:-dev}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 
