@@ -1,8 +1,8 @@
 //! Condition types, reasons and helpers following the Kubernetes API conventions.
 //!
 //! Both operators merge new conditions into the old ones with [`set`], which keeps
-//! `lastTransitionTime` unless the status flips, and compare with [`same_ignoring_time`],
-//! so a reconcile that learns nothing new writes nothing.
+//! `lastTransitionTime` unless the status flips, and patch a status only when
+//! [`status_changed`] says so, so a reconcile that learns nothing new writes nothing.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -70,18 +70,42 @@ pub fn remove(conditions: &mut Vec<Condition>, type_: &str) {
     conditions.retain(|c| c.type_ != type_);
 }
 
-/// Equal in everything but `lastTransitionTime`, in any order: a status patch is only worth
-/// sending when this is false.
-pub fn same_ignoring_time(a: &[Condition], b: &[Condition]) -> bool {
-    a.len() == b.len()
-        && a.iter().all(|x| {
-            find(b, &x.type_).is_some_and(|y| {
-                x.status == y.status
-                    && x.reason == y.reason
-                    && x.message == y.message
-                    && x.observed_generation == y.observed_generation
-            })
-        })
+/// Whether `new` says anything `old` does not: the whole statuses compared, with the
+/// conditions' `lastTransitionTime` masked and their order ignored. Comparing whole statuses
+/// means a field added to a status later can never be left unpatched. A status patch is only
+/// worth sending when this is true.
+pub fn status_changed<S: serde::Serialize>(old: Option<&S>, new: &S) -> bool {
+    let Some(old) = old else { return true };
+    match (serde_json::to_value(old), serde_json::to_value(new)) {
+        (Ok(old), Ok(new)) => masked(old) != masked(new),
+        // Unserializable: send the patch, which reports the error.
+        _ => true,
+    }
+}
+
+/// `status` with every `conditions` list sorted by type and without transition times.
+fn masked(status: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match status {
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(key, value)| match (key.as_str(), value) {
+                    ("conditions", Value::Array(mut list)) => {
+                        for condition in &mut list {
+                            if let Value::Object(c) = condition {
+                                c.remove("lastTransitionTime");
+                            }
+                        }
+                        list.sort_by_key(|c| c.get("type").map(Value::to_string));
+                        (key, Value::Array(list))
+                    }
+                    (_, value) => (key, masked(value)),
+                })
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -129,22 +153,51 @@ mod tests {
         assert!(find(&conditions, DEGRADED).is_none());
     }
 
+    /// A status like the operators' own: a field next to its conditions.
+    #[derive(Clone, serde::Serialize)]
+    struct Status {
+        phase: Option<String>,
+        conditions: Vec<Condition>,
+    }
+
     #[test]
     fn comparison_ignores_time_and_order_but_not_content() {
-        let a = vec![
-            new(READY, true, "Ready", "m", Some(2), at(0)),
-            new(DEGRADED, false, "Healthy", "m", Some(2), at(0)),
-        ];
-        let mut b = vec![
-            new(DEGRADED, false, "Healthy", "m", Some(2), at(9)),
-            new(READY, true, "Ready", "m", Some(2), at(9)),
-        ];
-        assert!(same_ignoring_time(&a, &b));
-        b[1].message = "other".into();
-        assert!(!same_ignoring_time(&a, &b));
-        b[1].message = "m".into();
-        b[1].observed_generation = Some(3);
-        assert!(!same_ignoring_time(&a, &b));
-        assert!(!same_ignoring_time(&a, &b[..1]));
+        let a = Status {
+            phase: Some("Ready".into()),
+            conditions: vec![
+                new(READY, true, "Ready", "m", Some(2), at(0)),
+                new(DEGRADED, false, "Healthy", "m", Some(2), at(0)),
+            ],
+        };
+        let mut b = Status {
+            phase: Some("Ready".into()),
+            conditions: vec![
+                new(DEGRADED, false, "Healthy", "m", Some(2), at(9)),
+                new(READY, true, "Ready", "m", Some(2), at(9)),
+            ],
+        };
+        assert!(!status_changed(Some(&a), &b));
+        assert!(status_changed(None, &b));
+        b.conditions[1].message = "other".into();
+        assert!(status_changed(Some(&a), &b));
+        b.conditions[1].message = "m".into();
+        b.conditions[1].observed_generation = Some(3);
+        assert!(status_changed(Some(&a), &b));
+        b.conditions[1].observed_generation = Some(2);
+        b.conditions.truncate(1);
+        assert!(status_changed(Some(&a), &b));
+    }
+
+    #[test]
+    fn every_other_field_counts() {
+        let a = Status {
+            phase: Some("Ready".into()),
+            conditions: vec![new(READY, true, "Ready", "m", Some(2), at(0))],
+        };
+        let mut b = a.clone();
+        b.phase = Some("Failed".into());
+        assert!(status_changed(Some(&a), &b));
+        b.phase = None;
+        assert!(status_changed(Some(&a), &b));
     }
 }

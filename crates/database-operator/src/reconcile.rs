@@ -84,7 +84,7 @@ pub async fn reconcile(guard: &DeserializeGuard<Database>, ctx: &Context) -> Res
 
     let status = status::compute_status(db, &observed, Timestamp::now());
     let old = db.status.as_ref();
-    if !old.is_some_and(|old| status::same_ignoring_time(old, &status)) {
+    if conditions::status_changed(old, &status) {
         patch_status(&ctx.client, &namespace, &name, &status).await?;
         if let Some(announcement) = events::announcement(old, &status) {
             events::publish(&ctx.recorder, db, announcement).await;

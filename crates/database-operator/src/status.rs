@@ -2,8 +2,8 @@
 //!
 //! [`compute_status`] decides the phase and the Ready, Progressing, Degraded and (with a
 //! `backupRef`) WaitingForBackup conditions, merged into the old conditions so that
-//! `lastTransitionTime` moves only when a condition flips. [`same_ignoring_time`] tells
-//! whether the result is worth a status patch.
+//! `lastTransitionTime` moves only when a condition flips. [`api::conditions::status_changed`]
+//! tells whether the result is worth a status patch.
 
 use api::conditions;
 use api::k8s_openapi::jiff::Timestamp;
@@ -375,16 +375,6 @@ pub fn compute_status(db: &Database, observed: &Observed, now: Timestamp) -> Dat
         observed_generation: generation,
         conditions: conds,
     }
-}
-
-/// Equal in everything but condition timestamps: no status patch is needed.
-pub fn same_ignoring_time(a: &DatabaseStatus, b: &DatabaseStatus) -> bool {
-    a.phase == b.phase
-        && a.ready_replicas == b.ready_replicas
-        && a.secret_name == b.secret_name
-        && a.endpoint == b.endpoint
-        && a.observed_generation == b.observed_generation
-        && conditions::same_ignoring_time(&a.conditions, &b.conditions)
 }
 
 #[cfg(test)]

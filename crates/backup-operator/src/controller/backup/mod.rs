@@ -142,7 +142,7 @@ async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
     delete_expired_jobs(ctx, backup, &gathered.jobs).await?;
 
     let new = status::build(backup, &observed, now);
-    if status::changed(backup.status.as_ref(), &new) {
+    if api::conditions::status_changed(backup.status.as_ref(), &new) {
         patch_status(ctx, backup, &new).await?;
     }
     notify::notify(ctx, backup, &new, learnt.as_ref(), started.as_ref()).await;

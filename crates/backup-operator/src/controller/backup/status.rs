@@ -168,17 +168,6 @@ pub fn build(backup: &Backup, observed: &Observed, now: DateTime<Utc>) -> Backup
     }
 }
 
-/// Whether `new` says anything `old` does not, ignoring condition timestamps: a reconcile
-/// that learnt nothing writes nothing.
-pub fn changed(old: Option<&BackupStatus>, new: &BackupStatus) -> bool {
-    let Some(old) = old else { return true };
-    let strip = |s: &BackupStatus| BackupStatus {
-        conditions: Vec::new(),
-        ..s.clone()
-    };
-    strip(old) != strip(new) || !conditions::same_ignoring_time(&old.conditions, &new.conditions)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,7 +292,7 @@ mod tests {
         let old = serde_json::to_value(&first).unwrap();
         let later = now() + chrono::Duration::minutes(5);
         let second = build(&backup(old), &observed, later);
-        assert!(!changed(Some(&first), &second));
+        assert!(!api::conditions::status_changed(Some(&first), &second));
         let waiting = find(&second.conditions, WAITING_FOR_DATABASE).unwrap();
         assert_eq!(
             waiting.last_transition_time,
@@ -314,10 +303,10 @@ mod tests {
             database: Some(DatabaseState::Ready),
             ..Observed::default()
         };
-        assert!(changed(
+        assert!(api::conditions::status_changed(
             Some(&first),
             &build(&backup(json!({})), &ready, later)
         ));
-        assert!(changed(None, &first));
+        assert!(api::conditions::status_changed(None, &first));
     }
 }

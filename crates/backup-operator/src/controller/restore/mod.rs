@@ -99,7 +99,7 @@ pub async fn reconcile(
     }
 
     let new = status::build(restore, &step, now);
-    if status::changed(restore.status.as_ref(), &new) {
+    if api::conditions::status_changed(restore.status.as_ref(), &new) {
         let api: Api<Restore> = Api::namespaced(ctx.client.clone(), &namespace);
         let patch = json!({
             "apiVersion": Restore::api_version(&()),

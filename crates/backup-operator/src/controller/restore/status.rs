@@ -109,15 +109,6 @@ fn failed(error: String) -> Conditions {
     )
 }
 
-pub fn changed(old: Option<&RestoreStatus>, new: &RestoreStatus) -> bool {
-    let Some(old) = old else { return true };
-    let strip = |s: &RestoreStatus| RestoreStatus {
-        conditions: Vec::new(),
-        ..s.clone()
-    };
-    strip(old) != strip(new) || !conditions::same_ignoring_time(&old.conditions, &new.conditions)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
