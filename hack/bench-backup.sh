@@ -62,11 +62,8 @@ S3_ACCESS_KEY=bench-access-key
 S3_SECRET_KEY=bench-secret-key-0c41
 S3_BUCKET=bench
 
-log() { echo "bench-backup: $*" >&2; }
-die() {
-  log "ERROR: $*"
-  exit 1
-}
+# shellcheck source=hack/lib/log.sh
+source "$REPO/hack/lib/log.sh"
 
 # --- tools -------------------------------------------------------------------------------
 

@@ -24,8 +24,8 @@ TOOLS="$CACHE_ROOT/tools"
 
 as_env=false
 [[ ${1:-} == --env ]] && as_env=true
-log() { echo "build-tools: $*" >&2; }
-die() { log "$*"; exit 1; }
+# shellcheck source=hack/lib/log.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/log.sh"
 
 # go_build NAME VERSION MODULE PACKAGE LDFLAGS: builds PACKAGE of MODULE@VERSION into
 # $TOOLS/NAME-VERSION/bin/NAME unless it is there. LDFLAGS may name @K8S_MAJOR@ and

@@ -17,7 +17,8 @@ source "$REPO/hack/lib/proc.sh"
 STATE=${PGOP_CLUSTER_DIR:-/var/tmp/pgop-cluster}
 STOP_TIMEOUT=${PGOP_STOP_TIMEOUT:-10}
 
-log() { echo "cluster-down: $*" >&2; }
+# shellcheck source=hack/lib/log.sh
+source "$REPO/hack/lib/log.sh"
 
 # cluster-up.sh calls this script while it holds the lock itself.
 if [[ -z ${PGOP_CLUSTER_LOCKED:-} ]]; then

@@ -50,11 +50,8 @@ ADMIN_KUBECONFIG=$STATE/admin.kubeconfig
 # Started in this order; liveness and failure reports walk the same list.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 
-log() { echo "cluster-up: $*" >&2; }
-die() {
-  log "ERROR: $*"
-  exit 1
-}
+# shellcheck source=hack/lib/log.sh
+source "$REPO/hack/lib/log.sh"
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 elapsed() { printf '%d.%01ds' $((($(now_ms) - $1) / 1000)) $(((($(now_ms) - $1) % 1000) / 100)); }
 

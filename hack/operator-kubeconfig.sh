@@ -17,10 +17,8 @@ source "$REPO/hack/lib/pki.sh"
 STATE=${PGOP_CLUSTER_DIR:-/var/tmp/pgop-cluster}
 DEPLOY=${PGOP_DEPLOY_DIR:-$REPO/deploy}
 
-die() {
-  echo "operator-kubeconfig: ERROR: $*" >&2
-  exit 1
-}
+# shellcheck source=hack/lib/log.sh
+source "$REPO/hack/lib/log.sh"
 
 operator=${1:-}
 case $operator in

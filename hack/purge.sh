@@ -29,7 +29,8 @@ for arg; do
 done
 [[ $(id -u) == 0 ]] || { echo "purge: must run as root (it removes packages)" >&2 && exit 1; }
 
-log() { echo "purge: $*" >&2; }
+# shellcheck source=hack/lib/log.sh
+source "$REPO/hack/lib/log.sh"
 run() {
   log "$*"
   $dry || "$@"

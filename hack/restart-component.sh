@@ -17,11 +17,8 @@ source "$REPO/hack/lib/proc.sh"
 STATE=${PGOP_CLUSTER_DIR:-/var/tmp/pgop-cluster}
 TIMEOUT=${PGOP_CLUSTER_TIMEOUT:-120}
 
-log() { echo "restart-component: $*" >&2; }
-die() {
-  log "ERROR: $*"
-  exit 1
-}
+# shellcheck source=hack/lib/log.sh
+source "$REPO/hack/lib/log.sh"
 
 component=${1:-}
 case $component in

@@ -55,11 +55,8 @@ BACKUP_BASE_IMAGE=docker.io/pgop/backup-base:trixie
 DEBIAN_BASE_IMAGE=docker.io/pgop/debian-base:trixie
 
 # Messages name the script that printed them: node-up runs images.sh, both print.
-log() { echo "$(basename "$0"): $*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
+# shellcheck source=hack/lib/log.sh
+source "$PGOP_REPO/hack/lib/log.sh"
 
 # ctr against our containerd, in the namespace the CRI plugin (and so the kubelet) uses.
 ctr_k8s() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
