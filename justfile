@@ -52,7 +52,6 @@ test: deps build
     hack/images.sh
     PGOP_SKIP_CARGO=1 hack/build-operator-images.sh
     PGOP_NODE=1 hack/cluster-up.sh
-    hack/stop-quickstart.sh
     eval "$(hack/build-tools.sh --env)" && PGOP_NODE=1 cargo test --workspace --no-fail-fast
     hack/lint-charts.sh
     python3 -B -m unittest discover -s hack/tests

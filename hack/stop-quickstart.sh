@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Removes the operators `./justw up` installed from deploy/ (their namespaces), so the tests'
-# own operator processes are the only ones reconciling: two database-operators would fight
-# over every StatefulSet. The cluster, the samples and the built images stay; `./justw up`
+# and benchmarks' own operator processes are the only ones reconciling: two database-operators
+# would fight over every StatefulSet. The test harness (crates/testenv) runs it when it first
+# reaches the cluster. The cluster, the samples and the built images stay; `./justw up`
 # installs the operators again in seconds.
 set -euo pipefail
 env_file=${PGOP_CLUSTER_DIR:-/var/tmp/pgop-cluster}/cluster.env

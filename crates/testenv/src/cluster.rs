@@ -35,7 +35,8 @@ static CLUSTER: OnceCell<Cluster> = OnceCell::const_new();
 /// The shared test cluster, started on first use in this process.
 ///
 /// Runs `hack/cluster-up.sh` (which reuses a running cluster, so only the first test run on
-/// a machine pays for the start) and applies every CRD in `deploy/crds/`, waiting until each
+/// a machine pays for the start), removes the operators a quick start installed
+/// (`hack/stop-quickstart.sh`), and applies every CRD in `deploy/crds/`, waiting until each
 /// is Established, so a test can create custom objects at once. Fails, with the script's
 /// output, when the cluster cannot start: tests must not pass by skipping.
 pub async fn cluster() -> Result<&'static Cluster> {
@@ -78,6 +79,14 @@ impl Cluster {
             .context("the admin kubeconfig has no parent directory")?
             .to_path_buf();
         let k8s_bin = read_env_file(&state_dir.join("cluster.env"), "K8S_BIN")?;
+        // On a cluster `./justw up` started, its in-cluster operators watch every namespace
+        // and would race the tests' own operator processes over every object.
+        run_script(
+            &repo_root.join("hack/stop-quickstart.sh"),
+            &[],
+            Some(&state_dir),
+        )
+        .await?;
         let admin_config = load_config(&admin_kubeconfig).await?;
         let client = Client::try_from(admin_config.clone()).context("building the admin client")?;
         let crds = apply_crds(&client, &repo_root.join("deploy/crds")).await?;
