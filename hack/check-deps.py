@@ -103,14 +103,14 @@ def walk(node, visit):
             walk(item, visit)
 
 
-def program_of(args: list[dict]) -> tuple[str | None, bool]:
-    """The program a call runs (None when it is computed), skipping wrappers; and whether
-    it is only looked up (`command -v X`)."""
+def program_of(args: list[dict]) -> str | None:
+    """The program a call runs, or only looks up (`command -v X`), skipping wrappers; None
+    when it is computed."""
     i = 0
     while i < len(args):
         word = literal(args[i])
         if word is None:
-            return None, False
+            return None
         if word in WRAPPERS:
             wrapper = word
             i += 1
@@ -118,7 +118,7 @@ def program_of(args: list[dict]) -> tuple[str | None, bool]:
             while i < len(args):
                 opt = literal(args[i])
                 if opt is None:
-                    return None, False
+                    return None
                 if wrapper == "env" and "=" in opt and not opt.startswith("-"):
                     i += 1
                 elif opt.startswith("-"):
@@ -131,12 +131,12 @@ def program_of(args: list[dict]) -> tuple[str | None, bool]:
                 else:
                     break
             if i >= len(args):
-                return None, False
+                return None
             if lookup:
-                return literal(args[i]), True
+                return literal(args[i])
             continue
-        return word, False
-    return None, False
+        return word
+    return None
 
 
 def shell_programs(name: str, text: str, found, functions: set[str]):
@@ -149,27 +149,27 @@ def shell_programs(name: str, text: str, found, functions: set[str]):
         if kind == "FuncDecl":
             functions.add(node["Name"]["Value"])
         elif kind == "CallExpr" and node.get("Args"):
-            program, _ = program_of(node["Args"])
+            program = program_of(node["Args"])
             if program:
                 found[program].add(f"{name}:{node['Pos']['Line']}")
 
     walk(root, visit)
 
 
-def python_programs(found):
-    for f in sorted((REPO / "hack").rglob("*.py")):
-        rel = f.relative_to(REPO).as_posix()
-        for n, line in enumerate(f.read_text().splitlines(), 1):
-            for m in re.finditer(r"subprocess\.\w+\(\s*\[\s*[\"']([\w.+-]+)[\"']", line):
-                found[m.group(1)].add(f"{rel}:{n}")
+# Programs other languages start by name: (files, pattern whose group 1 is the program).
+CALLS = [
+    ("hack", "*.py", r"subprocess\.\w+\(\s*\[\s*[\"']([\w.+-]+)[\"']"),
+    ("crates", "*.rs", r'Command::new\(\s*"([^"/]+)"'),
+]
 
 
-def rust_programs(found):
-    for f in sorted((REPO / "crates").rglob("*.rs")):
-        rel = f.relative_to(REPO).as_posix()
-        for n, line in enumerate(f.read_text().splitlines(), 1):
-            for m in re.finditer(r'Command::new\(\s*"([^"/]+)"', line):
-                found[m.group(1)].add(f"{rel}:{n}")
+def called_programs(found):
+    for folder, files, pattern in CALLS:
+        for f in sorted((REPO / folder).rglob(files)):
+            rel = f.relative_to(REPO).as_posix()
+            for n, line in enumerate(f.read_text().splitlines(), 1):
+                for m in re.finditer(pattern, line):
+                    found[m.group(1)].add(f"{rel}:{n}")
 
 
 def collect() -> tuple[dict[str, set[str]], set[str]]:
@@ -177,8 +177,7 @@ def collect() -> tuple[dict[str, set[str]], set[str]]:
     functions: set[str] = set()
     for name, text in shell_sources():
         shell_programs(name, text, found, functions)
-    python_programs(found)
-    rust_programs(found)
+    called_programs(found)
     return found, functions
 
 

@@ -64,7 +64,7 @@ phase "Install packages (hack/deps)" \
   "Check that apt-get works on this machine (apt-get update), then run ./justw up again." \
   hack/deps.sh machine cluster node image
 first=""
-[[ -x ${PGOP_CACHE:-$HOME/.cache/pg-operators}/k8s/${K8S_VERSION:-v1.36.3}/kubelet ]] || first=" (first run: about 8 minutes)"
+[[ -x ${PGOP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pg-operators}/k8s/${K8S_VERSION:-v1.36.3}/kubelet ]] || first=" (first run: about 8 minutes)"
 phase "Build Kubernetes and the base images$first" \
   "Both are built from the Go module proxy and the Debian mirror; check that they are reachable." \
   build_kubernetes_and_images

@@ -12,6 +12,10 @@
 //! follows are watched as metadata too, except the Databases the Backup controller watches,
 //! whose `backupRef` its mapper reads.
 //!
+//! Each controller's objects come through `leader::relist`, so a relist never hands one over
+//! before the cache holds it, and every object no event touched is looked at again after
+//! `--resync-seconds` (`leader::resync`), in case an event was lost.
+//!
 //! With `--leader-election`, the HTTP server runs from the start and the controllers once
 //! this replica holds the leader Lease (see the `leader` crate), and in any case once the
 //! API server serves every kind they watch; until then `/readyz` says not ready.
