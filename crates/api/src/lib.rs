@@ -1,16 +1,14 @@
 //! Custom resource types shared by the database-operator and the backup-operator.
 //!
 //! This crate does no I/O. It holds the CRDs with their schema rules, the names of the
-//! objects each operator owns, helpers for conditions, and what the operators keep of the
-//! objects they cache, so both operators agree on them from one place. The two operators never call each other: they meet only through the
+//! objects each operator owns and helpers for conditions, so both operators agree on them
+//! from one place. The two operators never call each other: they meet only through the
 //! status conditions defined here.
 
 pub mod backup;
-pub mod cache;
 pub mod conditions;
 pub mod crds;
 pub mod database;
-pub mod events;
 pub mod names;
 pub mod restore;
 pub mod secret;

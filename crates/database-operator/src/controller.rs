@@ -2,7 +2,7 @@
 //! after an error.
 //!
 //! - Databases themselves (wrapped in `DeserializeGuard`, so one malformed object cannot
-//!   break the watch), cached without their managed fields ([`api::cache`]).
+//!   break the watch), cached without their managed fields (`runtime::cache`).
 //! - The owned Secret, Services and StatefulSet, through their controller owner reference;
 //!   the watches select `app.kubernetes.io/managed-by=database-operator`, so nothing else
 //!   is streamed.
@@ -24,14 +24,12 @@
 //!
 //! A Database is reconciled when something it depends on changes, after a transient error
 //! with a per-object exponential backoff, and otherwise only by the long, jittered safety net
-//! of [`leader::resync`]. The Databases themselves come through [`leader::relist`], so a relist
-//! never hands the controller an object its store does not hold yet.
+//! of `runtime::resync`. The Databases themselves come through `runtime::controller::cached`,
+//! so a relist never hands the controller an object its store does not hold yet.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
-use api::{Backup, Database, Restore, cache, names};
+use api::{Backup, Database, Restore, names};
 use futures::channel::oneshot;
 use futures::{Future, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -39,35 +37,18 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::core::DeserializeGuard;
 use kube::core::PartialObjectMeta as Meta;
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
-use leader::watch_backoff::WatchBackoff;
-use serde::de::DeserializeOwned;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use runtime::{Health, Process, ReconcileMetrics, Reconciles};
 
-use crate::backoff::Backoff;
 use crate::builders::managed_selector;
-use crate::error::Error;
+use crate::endpoint_slices::SERVICE_NAME_LABEL;
 use crate::metrics::DatabaseStore;
 use crate::reconcile::{self, Context};
-use crate::routes::SERVICE_NAME_LABEL;
 
 type Guarded = DeserializeGuard<Database>;
-
-/// An Api over `namespace`, or over all namespaces.
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
 
 /// Reconciles running at once. Each one holds an API connection per request in flight and
 /// the objects it read; unbounded, the burst of 1,000 new Databases ran some 900 at once,
@@ -78,77 +59,52 @@ pub const CONCURRENT_RECONCILES: u16 = 16;
 /// The Controller with every watch wired, not yet running. Each `()` from `nudge` makes it
 /// look at every Database again (see [`track_readiness`]).
 pub fn controller(
-    client: &Client,
-    namespace: Option<&str>,
+    process: &Process,
     nudge: impl Stream<Item = ()> + Send + 'static,
 ) -> Controller<Guarded> {
     let managed = || watcher::Config::default().labels(&managed_selector());
-    let (store, writer) = reflector::store();
-    let databases = leader::relist::objects_in_store(
-        watcher(
-            api::<Guarded>(client, namespace),
-            watcher::Config::default(),
-        )
-        .modify(cache::slim)
-        .reflect(writer),
-        store.clone(),
-    );
-    let backups_store = store.clone();
-    Controller::for_stream(databases, store)
-        .with_config(controller::Config::default().concurrency(CONCURRENT_RECONCILES))
-        .owns(api::<Secret>(client, namespace), managed())
-        .owns(api::<Service>(client, namespace), managed())
-        .owns(api::<StatefulSet>(client, namespace), managed())
-        .watches(api::<Meta<Pod>>(client, namespace), managed(), |pod| {
-            by_label(&pod)
-        })
+    let all = watcher::Config::default;
+    let controller =
+        runtime::controller::cached(process.api::<Guarded>(), all(), CONCURRENT_RECONCILES);
+    let backups_store = controller.store();
+    controller
+        .owns(process.api::<Secret>(), managed())
+        .owns(process.api::<Service>(), managed())
+        .owns(process.api::<StatefulSet>(), managed())
+        .watches(process.api::<Meta<Pod>>(), managed(), |pod| by_label(&pod))
         .watches(
-            api::<Meta<PersistentVolumeClaim>>(client, namespace),
+            process.api::<Meta<PersistentVolumeClaim>>(),
             managed(),
             |claim| by_label(&claim),
         )
+        .watches(process.api::<Meta<EndpointSlice>>(), managed(), |slice| {
+            database_of_client_slice(&slice)
+        })
+        .watches(process.api::<Meta<Backup>>(), all(), move |backup| {
+            databases_using_backup(&backups_store, &backup)
+        })
         .watches(
-            api::<Meta<EndpointSlice>>(client, namespace),
-            managed(),
-            |slice| database_of_client_slice(&slice),
-        )
-        .watches(
-            api::<Meta<Backup>>(client, namespace),
-            watcher::Config::default(),
-            move |backup| databases_using_backup(&backups_store, &backup),
-        )
-        .watches(
-            api::<DeserializeGuard<Restore>>(client, namespace),
-            watcher::Config::default(),
+            process.api::<DeserializeGuard<Restore>>(),
+            all(),
             |restore| database_of_initial_restore(&restore),
         )
         .reconcile_all_on(nudge)
-        .trigger_backoff(WatchBackoff::default())
 }
 
-/// Sets `ready` once the controller's cache of Databases has synced, then nudges the
-/// controller once.
-///
-/// The store's readiness is a oneshot that wakes only the waiter that polled it last, and the
-/// controller itself waits on it before it starts reconciling. So this never blocks on it
-/// alone: it polls with a short timeout (so it notices readiness even when the controller
-/// got the wake-up), and when it got the wake-up itself it nudges the controller, which
-/// otherwise might sleep until its next watch event.
+/// Marks the process synced once the controller's cache of Databases has synced, then
+/// nudges the controller once: the store's readiness wakes only the waiter that polled it
+/// last, and when that was this task, the controller might otherwise sleep until its next
+/// watch event.
 pub async fn track_readiness(
     store: DatabaseStore,
-    ready: Arc<AtomicBool>,
+    health: Arc<Health>,
     nudge: oneshot::Sender<()>,
 ) {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
-            Ok(Ok(())) => break,
-            Ok(Err(_)) => return,
-            Err(_) => {}
-        }
+    if runtime::readiness::caches_synced(|| async { store.wait_until_ready().await.is_ok() }).await
+    {
+        health.set_synced();
+        let _ = nudge.send(());
     }
-    tracing::info!("Database cache synced");
-    ready.store(true, Ordering::Relaxed);
-    let _ = nudge.send(());
 }
 
 /// A stream of one `()` when `nudge` fires, for [`controller`].
@@ -204,81 +160,25 @@ pub fn database_of_initial_restore(
     Some(ObjectRef::new(database).within(&restore.namespace()?))
 }
 
+/// The `controller` label of this operator's metrics.
+pub const CONTROLLER: &str = "database";
+
 /// Runs the controller until `shutdown` resolves and in-flight reconciles finish.
 pub async fn run(
     controller: Controller<Guarded>,
     context: Arc<Context>,
+    metrics: Arc<ReconcileMetrics>,
+    resync: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let ctx = Arc::clone(&context);
-    controller
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile_timed, error_policy, context)
-        .for_each(move |result| {
-            forget_deleted(&result, &ctx.backoff);
-            async move {
-                match result {
-                    Ok((object, _)) => tracing::debug!(%object, "reconciled"),
-                    Err(controller::Error::ReconcilerFailed(error, object)) => {
-                        tracing::warn!(%object, category = error.category(), %error, "reconcile failed");
-                    }
-                    Err(controller::Error::ObjectNotFound(object)) => {
-                        tracing::debug!(%object, "gone before its retry");
-                    }
-                    Err(error) => tracing::warn!(%error, "controller error"),
-                }
-            }
-        })
+    Reconciles::new(CONTROLLER, metrics, resync)
+        .run(
+            controller,
+            |db, ctx| async move { reconcile::reconcile(&db, &ctx).await },
+            context,
+            shutdown,
+        )
         .await;
-}
-
-/// What the controller stream yields for each reconcile it ran or skipped.
-type Outcome = Result<(ObjectRef<Guarded>, Action), controller::Error<Error, watcher::Error>>;
-
-/// Drops the failure count of a Database that was deleted while it failed. Every count
-/// belongs to an object with a retry scheduled (see [`next_attempt`]); when that retry
-/// finds the object gone from the cache, the controller reports it as not found, and
-/// nothing else would ever remove the count.
-fn forget_deleted(outcome: &Outcome, backoff: &Backoff) {
-    if let Err(controller::Error::ObjectNotFound(object)) = outcome {
-        backoff.reset(&key(object.namespace.as_deref(), &object.name));
-    }
-}
-
-async fn reconcile_timed(db: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let start = Instant::now();
-    let result = reconcile::reconcile(&db, &ctx).await;
-    ctx.metrics
-        .reconciled(start.elapsed(), result.as_ref().err());
-    if result.is_ok() {
-        ctx.backoff.reset(&key_of(&db));
-    }
-    result
-}
-
-fn error_policy(db: Arc<Guarded>, error: &Error, ctx: Arc<Context>) -> Action {
-    next_attempt(error, &key_of(&db), &ctx.backoff)
-}
-
-/// Permanent errors wait for a change; transient ones retry with a growing delay.
-fn next_attempt(error: &Error, key: &str, backoff: &Backoff) -> Action {
-    if error.is_permanent() {
-        // No retry is scheduled, so no retry could find the object deleted and clear its
-        // count; a corrected spec starts backing off afresh anyway.
-        backoff.reset(key);
-        Action::await_change()
-    } else {
-        Action::requeue(backoff.next(key))
-    }
-}
-
-/// The [`Backoff`] key of a Database.
-fn key(namespace: Option<&str>, name: &str) -> String {
-    format!("{}/{name}", namespace.unwrap_or_default())
-}
-
-fn key_of(db: &Guarded) -> String {
-    key(db.namespace().as_deref(), &db.name_any())
 }
 
 #[cfg(test)]
@@ -331,7 +231,7 @@ mod tests {
 
     #[test]
     fn only_client_service_slices_map_to_their_database() {
-        use crate::routes::fixtures::slice;
+        use crate::endpoint_slices::fixtures::slice;
         let labelled = |service: &str| {
             let mut s = slice(service, &[]);
             let labels = crate::builders::labels(&database("shop"));
@@ -344,50 +244,6 @@ mod tests {
         );
         assert_eq!(database_of_client_slice(&labelled("shop-headless")), None);
         assert_eq!(database_of_client_slice(&slice("shop", &[])), None);
-    }
-
-    /// True when `key` has no failures counted: its next delay is the first one.
-    fn forgotten(backoff: &Backoff, key: &str) -> bool {
-        backoff.next(key) <= crate::backoff::BASE * 11 / 10
-    }
-
-    fn transient() -> Error {
-        Error::Status(crate::error::StatusError::Patch {
-            name: "shop".into(),
-            source: kube::Error::LinesCodecMaxLineLengthExceeded,
-        })
-    }
-
-    #[test]
-    fn a_database_deleted_while_failing_leaves_no_count_behind() {
-        let backoff = Backoff::default();
-        for _ in 0..3 {
-            next_attempt(&transient(), "prod/gone", &backoff);
-        }
-        next_attempt(&transient(), "prod/kept", &backoff);
-        // The retry finds the Database gone from the cache.
-        let gone = ObjectRef::<Guarded>::new("gone").within("prod").erase();
-        forget_deleted(
-            &Err(controller::Error::ObjectNotFound(Box::new(gone))),
-            &backoff,
-        );
-        assert!(forgotten(&backoff, "prod/gone"));
-        assert!(!forgotten(&backoff, "prod/kept"));
-    }
-
-    #[test]
-    fn a_permanent_error_clears_the_count() {
-        let backoff = Backoff::default();
-        next_attempt(&transient(), "prod/shop", &backoff);
-        let invalid = Error::InvalidObject {
-            name: "shop".into(),
-            message: "spec.replicas: invalid type".into(),
-        };
-        assert_eq!(
-            next_attempt(&invalid, "prod/shop", &backoff),
-            Action::await_change()
-        );
-        assert!(forgotten(&backoff, "prod/shop"));
     }
 
     #[test]

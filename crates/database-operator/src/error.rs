@@ -132,10 +132,8 @@ pub enum StatusError {
 /// Everything a reconcile can fail with.
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error(
-        "Database {name} does not match the CRD schema ({message}); fix or recreate it with kubectl"
-    )]
-    InvalidObject { name: String, message: String },
+    #[error(transparent)]
+    InvalidObject(#[from] runtime::InvalidObject),
     #[error(
         "Database {name} has no metadata.{field}, which objects from the API server always have"
     )]
@@ -148,11 +146,19 @@ pub enum Error {
     Status(#[from] StatusError),
 }
 
-impl Error {
+impl runtime::ReconcileError for Error {
+    const CATEGORIES: &'static [&'static str] = &[
+        "invalid_object",
+        "gather",
+        "apply_rejected",
+        "apply",
+        "status",
+    ];
+
     /// Stable, low-cardinality label for `database_operator_reconcile_errors_total`.
-    pub fn category(&self) -> &'static str {
+    fn category(&self) -> &'static str {
         match self {
-            Error::InvalidObject { .. } | Error::MissingMetadata { .. } => "invalid_object",
+            Error::InvalidObject(_) | Error::MissingMetadata { .. } => "invalid_object",
             Error::Gather(_) => "gather",
             Error::Apply(e) if e.is_rejected() => "apply_rejected",
             Error::Apply(_) => "apply",
@@ -160,28 +166,20 @@ impl Error {
         }
     }
 
-    /// Permanent errors wait for the Database to change; the others back off and retry.
-    pub fn is_permanent(&self) -> bool {
+    /// An invalid or rejected Database waits for a change; the others back off and retry.
+    fn is_retryable(&self) -> bool {
         match self {
-            Error::InvalidObject { .. } | Error::MissingMetadata { .. } => true,
-            Error::Apply(e) => e.is_rejected(),
-            Error::Gather(_) | Error::Status(_) => false,
+            Error::InvalidObject(_) | Error::MissingMetadata { .. } => false,
+            Error::Apply(e) => !e.is_rejected(),
+            Error::Gather(_) | Error::Status(_) => true,
         }
     }
-
-    /// Every category, so the error counter exports each from the start.
-    pub const CATEGORIES: [&'static str; 5] = [
-        "invalid_object",
-        "gather",
-        "apply_rejected",
-        "apply",
-        "status",
-    ];
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use runtime::ReconcileError as _;
 
     fn api_error(code: u16, reason: &str, message: &str) -> kube::Error {
         kube::Error::Api(
@@ -237,7 +235,7 @@ mod tests {
         for (error, category, permanent) in rows {
             assert_eq!(error.category(), category, "{error}");
             assert!(Error::CATEGORIES.contains(&category));
-            assert_eq!(error.is_permanent(), permanent, "{error}");
+            assert_eq!(error.is_retryable(), !permanent, "{error}");
         }
     }
 

@@ -8,7 +8,8 @@ use api::conditions::{self, READY};
 use api::{Database, DatabasePhase, DatabaseStatus};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::Recorder;
+use runtime::events::{self, Severity};
 
 /// An Event to publish.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,7 +43,7 @@ pub fn announcement(old: Option<&DatabaseStatus>, new: &DatabaseStatus) -> Optio
     Some(Announcement {
         warning,
         reason: ready.reason.clone(),
-        note: api::events::note(&ready.message).to_string(),
+        note: events::note(&ready.message).to_string(),
         related: None,
     })
 }
@@ -54,7 +55,7 @@ pub fn drift_reverted(object: ObjectReference, field: &str) -> Announcement {
     Announcement {
         warning: true,
         reason: "DriftReverted".to_string(),
-        note: api::events::note(&format!(
+        note: events::note(&format!(
             "{kind} {name}: {field} was changed outside the operator and has been put back; \
              change the Database instead"
         ))
@@ -66,20 +67,22 @@ pub fn drift_reverted(object: ObjectReference, field: &str) -> Announcement {
 /// Publishes `announcement` for `db`. A failure is logged, not returned: an Event is worth
 /// less than finishing the reconcile.
 pub async fn publish(recorder: &Recorder, db: &Database, announcement: Announcement) {
-    let event = Event {
-        type_: if announcement.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: announcement.reason,
-        note: Some(announcement.note),
-        action: "Reconcile".to_string(),
-        secondary: announcement.related,
+    let severity = if announcement.warning {
+        Severity::Warning
+    } else {
+        Severity::Normal
     };
-    if let Err(error) = recorder.publish(&event, &db.object_ref(&())).await {
-        tracing::warn!(%error, reason = %event.reason, "cannot publish Event");
-    }
+    let object = db.object_ref(&());
+    let (reason, note) = (&announcement.reason, &announcement.note);
+    events::publish(
+        recorder,
+        &object,
+        severity,
+        reason,
+        note,
+        announcement.related,
+    )
+    .await;
 }
 
 #[cfg(test)]
@@ -147,6 +150,6 @@ mod tests {
         let mut new = status(DatabasePhase::Failed, "ImagePullBackOff", true);
         new.conditions[0].message = "é".repeat(2000);
         let note = announcement(None, &new).map(|a| a.note).unwrap_or_default();
-        assert!(!note.is_empty() && note.len() <= api::events::NOTE_MAX_BYTES);
+        assert!(!note.is_empty() && note.len() <= events::NOTE_MAX_BYTES);
     }
 }

@@ -17,9 +17,9 @@ use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 
 use crate::builders::{self, statefulset::DATA_VOLUME};
+use crate::endpoint_slices::SERVICE_NAME_LABEL;
 use crate::error::GatherError;
 use crate::quantity;
-use crate::routes::SERVICE_NAME_LABEL;
 
 /// What the cluster holds for one Database.
 #[derive(Clone, Default)]

@@ -5,15 +5,15 @@
 //! [`gather`] (read what the Database depends on) → [`validate`] (pure: may we provision?) →
 //! [`builders`] (pure: the desired objects) → [`apply`] (server-side apply, only what
 //! changed) → [`status`] (pure: conditions from what was observed and applied) →
-//! [`events`]. [`reconcile`] strings them together; [`controller`] wires the watches, which
-//! start once every watched kind is served (`leader::crds`), and, with leader election, once
-//! this replica leads (the `leader` crate).
+//! [`events`]. [`reconcile`] strings them together; [`controller`] wires the watches. The
+//! shared `runtime` crate runs it: the HTTP server, leader election, the wait for the CRDs,
+//! retries with backoff and the reconcile metrics.
 
 pub mod apply;
-pub mod backoff;
 pub mod builders;
 pub mod controller;
 pub mod drift;
+pub mod endpoint_slices;
 pub mod error;
 pub mod events;
 pub mod gather;
@@ -21,8 +21,6 @@ pub mod metrics;
 pub mod pods;
 pub mod quantity;
 pub mod reconcile;
-pub mod routes;
-pub mod server;
 pub mod status;
 pub mod validate;
 pub mod volumes;

@@ -6,18 +6,17 @@
 //! so it is never stale and costs nothing between scrapes.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
 
 use api::{Database, DatabasePhase};
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{IntGaugeVec, Opts, Registry};
+use runtime::{ReconcileError as _, ReconcileMetrics};
 
+use crate::controller::CONTROLLER;
 use crate::error::Error;
 
 /// The cache of Databases the controller keeps.
@@ -25,89 +24,32 @@ pub type DatabaseStore = Store<DeserializeGuard<Database>>;
 
 pub struct Metrics {
     registry: Registry,
-    reconciliations: IntCounterVec,
-    errors: IntCounterVec,
-    duration: Histogram,
-    leader: IntGauge,
+    /// Reconciles by result, errors by category, the reconcile timer and the leader gauge.
+    pub reconciles: Arc<ReconcileMetrics>,
 }
 
 impl Metrics {
     /// Registers every metric; the phase gauge reads `store` when one is given.
     pub fn new(store: Option<DatabaseStore>) -> prometheus::Result<Metrics> {
         let registry = Registry::new();
-        let reconciliations = IntCounterVec::new(
-            Opts::new(
-                "database_operator_reconciliations_total",
-                "Reconciles of Databases, by result",
-            ),
-            &["result"],
+        let reconciles = ReconcileMetrics::register(
+            &registry,
+            "database_operator",
+            &[CONTROLLER],
+            Error::CATEGORIES,
         )?;
-        let errors = IntCounterVec::new(
-            Opts::new(
-                "database_operator_reconcile_errors_total",
-                "Failed reconciles of Databases, by error category",
-            ),
-            &["category"],
-        )?;
-        let duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "database_operator_reconcile_duration_seconds",
-                "Time one reconcile of a Database takes",
-            )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-        )?;
-        let leader = IntGauge::new(
-            "database_operator_leader",
-            "1 while this replica reconciles (holds the leader Lease, or leader election is \
-             off), 0 while it waits to take over",
-        )?;
-        // Every series exists from the start, so rates work from the first failure on.
-        for result in ["success", "error"] {
-            reconciliations.with_label_values(&[result]);
-        }
-        for category in Error::CATEGORIES {
-            errors.with_label_values(&[category]);
-        }
-        registry.register(Box::new(reconciliations.clone()))?;
-        registry.register(Box::new(errors.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(leader.clone()))?;
         if let Some(store) = store {
             registry.register(Box::new(PhaseGauge::new(store)?))?;
         }
         Ok(Metrics {
             registry,
-            reconciliations,
-            errors,
-            duration,
-            leader,
+            reconciles: Arc::new(reconciles),
         })
-    }
-
-    /// Records whether this replica is the one that reconciles.
-    pub fn set_leader(&self, leading: bool) {
-        self.leader.set(i64::from(leading));
-    }
-
-    /// Records one reconcile that took `elapsed` and ended with `error`, if any.
-    pub fn reconciled(&self, elapsed: Duration, error: Option<&Error>) {
-        self.duration.observe(elapsed.as_secs_f64());
-        let result = if error.is_some() { "error" } else { "success" };
-        self.reconciliations.with_label_values(&[result]).inc();
-        if let Some(error) = error {
-            self.errors.with_label_values(&[error.category()]).inc();
-        }
     }
 
     /// All metrics in the Prometheus text format.
     pub fn render(&self) -> String {
-        let mut buffer = Vec::new();
-        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
-            tracing::warn!(%error, "cannot encode metrics");
-        }
-        String::from_utf8(buffer).unwrap_or_default()
+        runtime::metrics::render(&self.registry)
     }
 }
 
@@ -163,6 +105,7 @@ mod tests {
     use crate::builders::fixtures::database;
     use kube::runtime::reflector::store;
     use kube::runtime::watcher;
+    use std::time::Duration;
 
     fn with_phase(name: &str, phase: Option<DatabasePhase>) -> Database {
         let mut db = database(name);
@@ -184,25 +127,28 @@ mod tests {
             writer.apply_watcher_event(&watcher::Event::Apply(DeserializeGuard(Ok(db))));
         }
         let metrics = Metrics::new(Some(reader)).unwrap_or_else(|e| panic!("{e}"));
-        metrics.reconciled(
+        let invalid = Error::MissingMetadata {
+            name: "x".into(),
+            field: "uid",
+        };
+        let reconciles = &metrics.reconciles;
+        reconciles.reconciled(
+            CONTROLLER,
             Duration::from_millis(30),
-            Some(&Error::MissingMetadata {
-                name: "x".into(),
-                field: "uid",
-            }),
+            Some(invalid.category()),
         );
-        metrics.reconciled(Duration::from_millis(10), None);
+        reconciles.reconciled(CONTROLLER, Duration::from_millis(10), None);
         let text = metrics.render();
         let lines = [
             r#"database_operator_databases{phase="Ready"} 2"#,
             r#"database_operator_databases{phase="Pending"} 1"#,
             r#"database_operator_databases{phase="Failed"} 0"#,
             r#"database_operator_databases{phase="Provisioning"} 0"#,
-            r#"database_operator_reconciliations_total{result="error"} 1"#,
-            r#"database_operator_reconciliations_total{result="success"} 1"#,
+            r#"database_operator_reconciliations_total{controller="database",result="error"} 1"#,
+            r#"database_operator_reconciliations_total{controller="database",result="success"} 1"#,
             r#"database_operator_reconcile_errors_total{category="invalid_object"} 1"#,
             r#"database_operator_reconcile_errors_total{category="apply"} 0"#,
-            "database_operator_reconcile_duration_seconds_count 2",
+            r#"database_operator_reconcile_duration_seconds_count{controller="database"} 2"#,
             "database_operator_leader 0",
         ];
         for line in lines {
@@ -211,7 +157,7 @@ mod tests {
         for phase in DatabasePhase::ALL {
             assert!(text.contains(&format!("phase=\"{}\"", phase.as_str())));
         }
-        metrics.set_leader(true);
+        metrics.reconciles.set_leader(true);
         assert!(metrics.render().contains("database_operator_leader 1"));
     }
 }

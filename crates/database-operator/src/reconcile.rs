@@ -11,19 +11,17 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::api::Patch;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::Recorder;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::apply::{Applied, apply, apply_params};
-use crate::backoff::Backoff;
 use crate::builders;
+use crate::endpoint_slices;
 use crate::error::{ApplyError, Error, Stage, StatusError};
 use crate::events;
 use crate::gather::{self, Gathered};
-use crate::metrics::Metrics;
 use crate::pods;
-use crate::routes;
 use crate::status::{self, InitialRestore, Observed, Provisioning, Volumes, Workload};
 use crate::validate;
 use crate::volumes;
@@ -32,35 +30,11 @@ use crate::volumes;
 pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
-    pub metrics: std::sync::Arc<Metrics>,
-    pub backoff: Backoff,
-    /// How long an unchanged Database waits for its next look without any event
-    /// ([`leader::resync`]).
-    pub resync: std::time::Duration,
 }
 
 /// Reconciles one Database, as the controller hands it over.
 pub async fn reconcile(guard: &DeserializeGuard<Database>, ctx: &Context) -> Result<Action, Error> {
-    let db = match &guard.0 {
-        Ok(db) => db,
-        Err(invalid) => {
-            let error = Error::InvalidObject {
-                name: invalid.metadata.name.clone().unwrap_or_default(),
-                message: invalid.error.clone(),
-            };
-            let event = Event {
-                type_: EventType::Warning,
-                reason: "InvalidObject".into(),
-                note: Some(api::events::note(&error.to_string()).to_string()),
-                action: "Reconcile".into(),
-                secondary: None,
-            };
-            if let Err(e) = ctx.recorder.publish(&event, &guard.object_ref(&())).await {
-                tracing::warn!(error = %e, "cannot publish Event");
-            }
-            return Err(error);
-        }
-    };
+    let db = runtime::error::decoded(guard, &ctx.recorder).await?;
     let name = db.name_any();
     let missing = |field| Error::MissingMetadata {
         name: name.clone(),
@@ -93,13 +67,10 @@ pub async fn reconcile(guard: &DeserializeGuard<Database>, ctx: &Context) -> Res
     for announcement in provisioned.reverted {
         events::publish(&ctx.recorder, db, announcement).await;
     }
+    // The runtime adds the long resync to a success (`runtime::resync`).
     match apply_error {
         Some(error) => Err(error.into()),
-        None => Ok(leader::resync::or_resync(
-            Action::await_change(),
-            ctx.resync,
-            db.metadata.uid.as_deref(),
-        )),
+        None => Ok(Action::await_change()),
     }
 }
 
@@ -266,7 +237,7 @@ fn observe(
         secret_exists: p.secret_exists,
         services_exist: p.services_exist,
         workload: p.statefulset.as_ref().map(Workload::of),
-        routed: routes::routes_to(&g.client_slices, &builders::primary_pod(db)),
+        routed: endpoint_slices::routes_to(&g.client_slices, &builders::primary_pod(db)),
         // Right after a spec change the Pods still run the old template; their failures
         // (say, the bad image that was just replaced) no longer apply.
         pod_failure: (!p.statefulset_changed)

@@ -56,7 +56,7 @@ impl Replica {
             &[
                 ("LEADER_ELECTION", "true"),
                 ("POD_NAME", name),
-                ("RUST_LOG", "info,leader=debug"),
+                ("RUST_LOG", "info,operator_runtime=debug"),
             ],
         )
         .unwrap_or_else(|e| panic!("starting {name}: {e:#}"));

@@ -34,7 +34,7 @@ use testenv::{Component, Operator};
 use support::*;
 
 /// How soon after a restart a change must reach the operators. Their watches retry within
-/// five seconds (`leader::watch_backoff`); with kube's default backoff, shared by all the
+/// five seconds (`runtime::watch_backoff`); with kube's default backoff, shared by all the
 /// watches of a controller, a change here went unseen for over two minutes.
 const WATCHES_BACK: Duration = Duration::from_secs(30);
 /// How long steps that need the controller manager may take after a restart: it creates the

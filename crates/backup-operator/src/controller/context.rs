@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::Recorder;
 use kube::{Client, Resource};
+use runtime::events::{self, Severity};
 
 use super::metrics::Metrics;
-use super::pod_template::{JobSettings, MANAGER};
+use super::pod_template::JobSettings;
 
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
@@ -21,13 +22,15 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, jobs: JobSettings, metrics: Arc<Metrics>, clock: Clock) -> Self {
-        let reporter = Reporter {
-            controller: MANAGER.into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
+    pub fn new(
+        client: Client,
+        recorder: Recorder,
+        jobs: JobSettings,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> Self {
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder,
             client,
             jobs,
             metrics,
@@ -39,33 +42,39 @@ impl Context {
         (self.clock)()
     }
 
+    /// The Event recorder, for what the runtime reports itself (objects that do not decode).
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
     /// Publishes an Event about `object`. A lost Event must not fail the reconcile that
     /// already did the work, so failures are only logged.
     pub async fn event<K>(&self, object: &K, warning: bool, reason: &str, note: String)
     where
         K: Resource<DynamicType = ()>,
     {
-        let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: reason.into(),
-            note: Some(event_note(&note)),
-            action: "Reconcile".into(),
-            secondary: None,
+        let severity = if warning {
+            Severity::Warning
+        } else {
+            Severity::Normal
         };
-        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
-            tracing::warn!(%reason, error = %crate::error_chain::describe(&error), "could not publish Event");
-        }
+        let object = object.object_ref(&());
+        events::publish(
+            &self.recorder,
+            &object,
+            severity,
+            reason,
+            &event_note(&note),
+            None,
+        )
+        .await;
     }
 }
 
 /// The note of an Event: the end of `text`, where errors say what went wrong, cut to what
 /// the Events API accepts.
 fn event_note(text: &str) -> String {
-    api::events::note(&super::jobs::tail(text)).to_string()
+    events::note(&super::jobs::tail(text)).to_string()
 }
 
 #[cfg(test)]
@@ -77,11 +86,7 @@ mod tests {
         for filler in ["x", "é", "€", "🐘"] {
             let text = format!("{}: the bucket does not exist", filler.repeat(2000));
             let note = event_note(&text);
-            assert!(
-                note.len() <= api::events::NOTE_MAX_BYTES,
-                "{} bytes",
-                note.len()
-            );
+            assert!(note.len() <= events::NOTE_MAX_BYTES, "{} bytes", note.len());
             assert!(note.ends_with("the bucket does not exist"), "{note}");
         }
     }

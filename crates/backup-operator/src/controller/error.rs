@@ -2,7 +2,7 @@
 //! the `backup_operator_reconcile_errors_total` metric uses as its label. Problems with the
 //! user's objects (a missing Database, a failed run) are not errors: they go into status
 //! and Events. What is here is what a retry can fix, and one permanent error: an object that
-//! does not decode ([`super::invalid`]), which has no readable status to report in.
+//! does not decode (`runtime::InvalidObject`), which has no readable status to report in.
 
 use std::time::Duration;
 
@@ -12,15 +12,8 @@ use super::artifacts::ArtifactsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(
-        "{kind} {name} does not match the CRD schema ({message}); it is ignored until it \
-         changes: correct it with kubectl edit, or delete and recreate it"
-    )]
-    InvalidObject {
-        kind: String,
-        name: String,
-        message: String,
-    },
+    #[error(transparent)]
+    InvalidObject(#[from] runtime::InvalidObject),
 
     #[error("could not read {what} {name} from the API server; it is retried")]
     Gather {
@@ -60,11 +53,21 @@ pub enum Error {
     },
 }
 
-impl Error {
+impl runtime::ReconcileError for Error {
+    const CATEGORIES: &'static [&'static str] = &[
+        "invalid_object",
+        "gather",
+        "apply",
+        "status",
+        "storage",
+        "cleanup",
+        "finalizer",
+    ];
+
     /// Label value for metrics: never derived from the message, so it stays stable.
-    pub fn category(&self) -> &'static str {
+    fn category(&self) -> &'static str {
         match self {
-            Error::InvalidObject { .. } => "invalid_object",
+            Error::InvalidObject(_) => "invalid_object",
             Error::Gather { .. } => "gather",
             Error::Apply { .. } => "apply",
             Error::Status { .. } => "status",
@@ -79,27 +82,14 @@ impl Error {
         }
     }
 
-    /// Every value [`Error::category`] returns, so the error counter exports each from the
-    /// start and `rate()` sees the first failure.
-    pub const CATEGORIES: [&'static str; 7] = [
-        "invalid_object",
-        "gather",
-        "apply",
-        "status",
-        "storage",
-        "cleanup",
-        "finalizer",
-    ];
-
-    /// Whether only a change to the object can help: then the controller waits for one
-    /// instead of retrying.
-    pub fn is_permanent(&self) -> bool {
-        matches!(self, Error::InvalidObject { .. })
+    /// Only a change to the object can help an object that does not decode.
+    fn is_retryable(&self) -> bool {
+        !matches!(self, Error::InvalidObject(_))
     }
 
-    /// How long until the next attempt. API hiccups pass quickly; storage and clean-up Jobs
-    /// usually need someone to fix credentials or a bucket, so they are retried less often.
-    pub fn retry_after(&self) -> Duration {
+    /// API hiccups pass quickly; storage and clean-up Jobs usually need someone to fix
+    /// credentials or a bucket, so their retries start slower.
+    fn first_retry(&self) -> Duration {
         match self.category() {
             "storage" => Duration::from_secs(60),
             "cleanup" => Duration::from_secs(120),
@@ -137,6 +127,7 @@ pub fn status(name: &str) -> impl FnOnce(kube::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use runtime::ReconcileError as _;
 
     fn api_error() -> kube::Error {
         kube::Error::LinesCodecMaxLineLengthExceeded
@@ -153,7 +144,11 @@ mod tests {
             reason: "the Job failed".into(),
         };
         let errors = [
-            super::super::invalid::invalid_object("Backup", "nightly", "invalid type"),
+            Error::InvalidObject(runtime::InvalidObject::new(
+                "Backup",
+                "nightly",
+                "invalid type",
+            )),
             gather("Database", "shop")(api_error()),
             apply("create", "Job", "nightly-1")(api_error()),
             status("nightly")(api_error()),

@@ -67,8 +67,14 @@ pub fn scenario(script: Vec<Expect>) -> (Arc<Context>, tokio::task::JoinHandle<V
         active_deadline_seconds: 3600,
     };
     let now = parse_rfc3339(NOW).unwrap();
+    let reporter = kube::runtime::events::Reporter {
+        controller: super::pod_template::MANAGER.into(),
+        instance: None,
+    };
+    let recorder = kube::runtime::events::Recorder::new(client.clone(), reporter);
     let ctx = Context::new(
         client,
+        recorder,
         settings,
         Arc::new(Metrics::new()),
         Arc::new(move || now),

@@ -17,11 +17,6 @@ use super::jobs::create_if_absent;
 use super::pod_template;
 
 pub async fn reconcile(database: Arc<Database>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _timer = ctx
-        .metrics
-        .reconcile_duration
-        .with_label_values(&["initial-restore"])
-        .start_timer();
     let Some(backup_ref) = &database.spec.backup_ref else {
         return Ok(Action::await_change());
     };

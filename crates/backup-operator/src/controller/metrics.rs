@@ -6,17 +6,18 @@
 //! It is filled from the Backups' `status.lastBackupTime` at scrape time, so it survives an
 //! operator restart and a deleted Backup's series disappears with it.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use api::Backup;
 use kube::ResourceExt as _;
-use prometheus::{
-    Encoder as _, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use runtime::{ReconcileError as _, ReconcileMetrics};
 
 use super::error::Error;
 use super::time::from_time;
+
+/// The `controller` label values of the reconcile metrics, one per controller.
+pub const CONTROLLERS: [&str; 3] = ["backup", "restore", "initial-restore"];
 
 /// The `result` label values of `backup_operator_runs_total` and `_restores_total`.
 pub const RESULTS: [&str; 2] = ["succeeded", "failed"];
@@ -29,10 +30,9 @@ pub struct Metrics {
     pub bytes_written: IntCounter,
     /// Restores by result, one of [`RESULTS`].
     pub restores: IntCounterVec,
-    pub reconcile_errors: IntCounterVec,
-    pub reconcile_duration: HistogramVec,
-    /// 1 while this replica runs the controllers, 0 while it waits for the leader Lease.
-    pub leader: IntGauge,
+    /// Reconciles by controller and result, errors by category, the reconcile timer and the
+    /// leader gauge.
+    pub reconciles: Arc<ReconcileMetrics>,
     last_success: GaugeVec,
     /// Scrapes reset and refill `last_success`; one at a time.
     render: Mutex<()>,
@@ -72,23 +72,6 @@ impl Metrics {
             &["result"],
         )
         .expect("valid metric");
-        let reconcile_errors = IntCounterVec::new(
-            Opts::new(
-                "backup_operator_reconcile_errors_total",
-                "Reconciles that failed and are retried, by category",
-            ),
-            &["category"],
-        )
-        .expect("valid metric");
-        let reconcile_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "backup_operator_reconcile_duration_seconds",
-                "Duration of one reconcile, by controller",
-            )
-            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0]),
-            &["controller"],
-        )
-        .expect("valid metric");
         let last_success = GaugeVec::new(
             Opts::new(
                 "backup_operator_last_success_timestamp_seconds",
@@ -97,44 +80,37 @@ impl Metrics {
             &["namespace", "backup"],
         )
         .expect("valid metric");
-        let leader = IntGauge::new(
-            "backup_operator_leader",
-            "1 while this replica runs the controllers (holds the leader Lease, or leader \
-             election is off), 0 while it waits to take over",
-        )
-        .expect("valid metric");
-        // Every result's and error category's series exists from the start, at 0, so
-        // increase() and rate() see the first failure instead of a series that appears at 1.
+        // Every result's series exists from the start, at 0, so increase() and rate() see the
+        // first failure instead of a series that appears at 1.
         for result in RESULTS {
             runs.with_label_values(&[result]);
             restores.with_label_values(&[result]);
-        }
-        for category in Error::CATEGORIES {
-            reconcile_errors.with_label_values(&[category]);
         }
         for collector in [
             Box::new(runs.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(run_duration.clone()),
             Box::new(bytes_written.clone()),
             Box::new(restores.clone()),
-            Box::new(reconcile_errors.clone()),
-            Box::new(reconcile_duration.clone()),
-            Box::new(leader.clone()),
             Box::new(last_success.clone()),
         ] {
             registry
                 .register(collector)
                 .expect("metric registered once");
         }
+        let reconciles = ReconcileMetrics::register(
+            &registry,
+            "backup_operator",
+            &CONTROLLERS,
+            Error::CATEGORIES,
+        )
+        .expect("metrics registered once");
         Metrics {
             registry,
             runs,
             run_duration,
             bytes_written,
             restores,
-            reconcile_errors,
-            reconcile_duration,
-            leader,
+            reconciles: Arc::new(reconciles),
             last_success,
             render: Mutex::new(()),
         }
@@ -156,11 +132,7 @@ impl Metrics {
                     .set(from_time(last).timestamp() as f64);
             }
         }
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding never fails");
-        String::from_utf8(out).unwrap_or_default()
+        runtime::metrics::render(&self.registry)
     }
 }
 

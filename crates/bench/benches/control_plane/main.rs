@@ -153,7 +153,7 @@ fn commit() -> String {
         .unwrap_or_else(|| "unknown".into());
     let operators = [
         "crates/api",
-        "crates/leader",
+        "crates/operator-runtime",
         "crates/database-operator",
         "crates/backup-operator",
     ];

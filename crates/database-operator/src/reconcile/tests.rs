@@ -1,8 +1,6 @@
 //! Reconciles against the in-memory API server of [`crate::fake_api`], asserting the exact
 //! requests sent.
 
-use std::sync::Arc;
-
 use api::{Database, DatabasePhase, DatabaseStatus, RestorePhase};
 use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
@@ -11,8 +9,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::builders::fixtures::{database, database_from_backup};
 use crate::fake_api::FakeApi;
-use crate::metrics::Metrics;
 use crate::validate::fixtures::{backup, restore};
+use runtime::ReconcileError as _;
 
 const DB: &str = "/apis/database.example.com/v1/namespaces/prod/databases/shop";
 const SECRET: &str = "/api/v1/namespaces/prod/secrets/shop-credentials";
@@ -47,9 +45,6 @@ impl Harness {
         let ctx = Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
-            metrics: Arc::new(Metrics::new(None).unwrap_or_else(|e| panic!("{e}"))),
-            backoff: Default::default(),
-            resync: RESYNC,
         };
         Harness { ctx, fake }
     }
@@ -141,11 +136,10 @@ impl Harness {
     }
 }
 
-const RESYNC: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// What a successful reconcile of the fixture `shop` returns: its next look by the safety net.
-fn resynced() -> Action {
-    Action::requeue(leader::resync::after(RESYNC, "uid-shop"))
+/// What a successful reconcile returns: wait for the next change (the runtime adds the long
+/// resync safety net to every success).
+fn awaits_change() -> Action {
+    Action::await_change()
 }
 
 fn sorted(lines: impl IntoIterator<Item = String>) -> Vec<String> {
@@ -178,7 +172,7 @@ async fn fresh_database_applies_its_objects_then_reports_deploying() {
     let h = Harness::new(&db);
 
     let action = h.reconcile(&db).await;
-    assert!(matches!(action, Ok(a) if a == resynced()));
+    assert!(matches!(action, Ok(a) if a == awaits_change()));
 
     assert_eq!(
         h.fake.reads(),
@@ -268,7 +262,7 @@ async fn unchanged_ready_database_makes_no_write_requests() {
 
     for _ in 0..3 {
         let action = h.reconcile(&db).await;
-        assert!(matches!(action, Ok(a) if a == resynced()));
+        assert!(matches!(action, Ok(a) if a == awaits_change()));
     }
 
     let writes = h.write_lines();
@@ -375,7 +369,7 @@ async fn database_waiting_for_its_backup_creates_nothing() {
     );
 
     let action = h.reconcile(&db).await;
-    assert!(matches!(action, Ok(a) if a == resynced()));
+    assert!(matches!(action, Ok(a) if a == awaits_change()));
 
     assert_eq!(
         h.write_lines(),
@@ -445,7 +439,7 @@ async fn backup_of_itself_fails_without_provisioning() {
 
     let action = h.reconcile(&db).await;
     assert!(
-        matches!(action, Ok(a) if a == resynced()),
+        matches!(action, Ok(a) if a == awaits_change()),
         "waits for a change"
     );
 
@@ -528,7 +522,7 @@ async fn transient_secret_failure_reports_provisioning_and_backs_off() {
     let result = h.reconcile(&db).await;
     let error = result.err().unwrap_or_else(|| panic!("expected an error"));
     assert_eq!(error.category(), "apply");
-    assert!(!error.is_permanent());
+    assert!(error.is_retryable());
     assert_eq!(
         h.write_lines(),
         [
@@ -558,7 +552,7 @@ async fn rejected_statefulset_is_a_permanent_invalid_spec() {
         .err()
         .unwrap_or_else(|| panic!("expected an error"));
     assert_eq!(error.category(), "apply_rejected");
-    assert!(error.is_permanent());
+    assert!(!error.is_retryable());
     let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
     assert_eq!(status["phase"], "Failed");
     assert_eq!(condition(&status, "Ready")["reason"], "InvalidSpec");
@@ -654,7 +648,7 @@ async fn refused_volume_growth_is_reported_once_and_not_retried() {
     h.fake.forget_requests();
 
     let action = h.reconcile(&db).await;
-    assert!(matches!(action, Ok(a) if a == resynced()));
+    assert!(matches!(action, Ok(a) if a == awaits_change()));
     let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
     assert_eq!(status["phase"], "Ready");
     let degraded = condition(&status, "Degraded");

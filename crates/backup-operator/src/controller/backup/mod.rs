@@ -34,7 +34,6 @@ pub use job::{COMPONENT_BACKUP, COMPONENT_CLEANUP};
 use super::artifacts;
 use super::context::Context;
 use super::error::{self, Error};
-use super::invalid;
 use super::jobs::create_if_absent;
 use super::pod_template::{Destination, MANAGER};
 use cleanup::Progress;
@@ -46,13 +45,12 @@ pub async fn reconcile(
     guard: Arc<DeserializeGuard<Backup>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let _timer = ctx
-        .metrics
-        .reconcile_duration
-        .with_label_values(&["backup"])
-        .start_timer();
     // The finalizer helper wants the Backup itself behind an Arc; a cached Backup is small.
-    let backup = Arc::new(invalid::readable(&guard, &ctx).await?.clone());
+    let backup = Arc::new(
+        runtime::error::decoded(&guard, ctx.recorder())
+            .await?
+            .clone(),
+    );
     let namespace = backup.namespace().unwrap_or_default();
     let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &namespace);
     let deleting = backup.metadata.deletion_timestamp.is_some();

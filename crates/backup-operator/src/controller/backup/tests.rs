@@ -1,5 +1,6 @@
 //! Backup reconciles against a scripted API server: the exact requests each situation makes.
 
+use runtime::ReconcileError as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -358,7 +359,7 @@ async fn a_backup_that_does_not_decode_is_reported_and_left_alone() {
     let seen = server.await.unwrap();
 
     assert_eq!(error.category(), "invalid_object");
-    assert!(error.is_permanent(), "retrying cannot fix it");
+    assert!(!error.is_retryable(), "retrying cannot fix it");
     let event = &seen[0].body;
     assert_eq!(event["type"], "Warning");
     assert_eq!(event["reason"], "InvalidObject");

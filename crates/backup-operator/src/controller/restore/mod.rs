@@ -26,7 +26,6 @@ pub use job::COMPONENT_RESTORE;
 
 use super::context::Context;
 use super::error::{self, Error};
-use super::invalid;
 use super::jobs::{self, JobResult, create_if_absent};
 use super::pod_template::MANAGER;
 use decide::Step;
@@ -35,12 +34,7 @@ pub async fn reconcile(
     guard: Arc<DeserializeGuard<Restore>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let _timer = ctx
-        .metrics
-        .reconcile_duration
-        .with_label_values(&["restore"])
-        .start_timer();
-    let restore = invalid::readable(&guard, &ctx).await?;
+    let restore = runtime::error::decoded(&guard, ctx.recorder()).await?;
     let terminal = matches!(
         restore.phase(),
         RestorePhase::Completed | RestorePhase::Failed

@@ -1,5 +1,6 @@
 //! Restore reconciles against a scripted API server.
 
+use runtime::ReconcileError as _;
 use std::sync::Arc;
 
 use api::Restore;
@@ -180,7 +181,7 @@ async fn a_restore_that_does_not_decode_is_reported_and_never_runs() {
     let seen = server.await.unwrap();
 
     assert_eq!(error.category(), "invalid_object");
-    assert!(error.is_permanent());
+    assert!(!error.is_retryable());
     let event = &seen[0].body;
     assert_eq!(event["type"], "Warning");
     assert_eq!(event["reason"], "InvalidObject");

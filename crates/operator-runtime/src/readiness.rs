@@ -7,6 +7,59 @@
 //! the Lease's `holderIdentity`. The leader is Ready once its caches have synced: before,
 //! its metrics would count no objects and a stuck start could not be told apart.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// What a replica knows about itself, shared between the controllers (which set it) and the
+/// HTTP server (which reports it).
+#[derive(Debug, Default)]
+pub struct Health {
+    leading: AtomicBool,
+    synced: AtomicBool,
+}
+
+impl Health {
+    /// This replica reconciles: at once without leader election, else once it holds the Lease.
+    pub fn set_leading(&self) {
+        self.leading.store(true, Ordering::Relaxed);
+    }
+
+    /// Every cache the controllers read has its first full list.
+    pub fn set_synced(&self) {
+        self.synced.store(true, Ordering::Relaxed);
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        Readiness::of(
+            self.leading.load(Ordering::Relaxed),
+            self.synced.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Resolves once `synced()` answers true, or false when it can never sync (the controllers
+/// stopped first).
+///
+/// A store's readiness is a oneshot that wakes only the waiter that polled it last, and each
+/// controller waits on its own store before it reconciles, later than this when it first
+/// waited for the leader Lease. So this never waits for a wake-up: it looks again every
+/// second.
+pub async fn caches_synced<F, Fut>(synced: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    loop {
+        if let Ok(answer) = tokio::time::timeout(Duration::from_secs(1), synced()).await {
+            if answer {
+                tracing::info!("caches synced");
+            }
+            return answer;
+        }
+    }
+}
+
 /// The state `/readyz` reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Readiness {

@@ -1,10 +1,10 @@
-//! Per-Database exponential backoff for transient errors.
+//! Per-object exponential backoff for errors a retry can fix.
 //!
 //! kube's controller retries when the error policy says so, but keeps no failure count; this
-//! does, per object, so one Database failing repeatedly waits longer and longer (capped)
+//! does, per object, so one object failing repeatedly waits longer and longer (capped)
 //! while the others retry fast. A successful reconcile resets the count, and so do a
-//! permanent error and the deletion of the object (see `controller`), so the map holds only
-//! objects that are failing now.
+//! permanent error and the deletion of the object (see [`crate::controller`]), so the map
+//! holds only objects that are failing now.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,35 +12,36 @@ use std::time::Duration;
 
 use rand::Rng;
 
-/// First retry delay.
+/// First retry delay, unless the error asks for another ([`crate::ReconcileError::first_retry`]).
 pub const BASE: Duration = Duration::from_secs(5);
 /// Longest retry delay.
 pub const MAX: Duration = Duration::from_secs(300);
 
-/// The delay before retry number `failures` (1 for the first): `BASE * 2^(failures-1)`,
+/// The delay before retry number `failures` (1 for the first): `first * 2^(failures-1)`,
 /// at most `MAX`.
-pub fn delay(failures: u32) -> Duration {
+pub fn delay(first: Duration, failures: u32) -> Duration {
     let exponent = failures.saturating_sub(1).min(16);
-    BASE.saturating_mul(1 << exponent).min(MAX)
+    first.saturating_mul(1 << exponent).min(MAX)
 }
 
 /// Failure counts by object key (`namespace/name`).
 #[derive(Debug, Default)]
-pub struct Backoff {
+pub struct ErrorBackoff {
     failures: Mutex<HashMap<String, u32>>,
 }
 
-impl Backoff {
-    /// Counts a failure of `key` and returns how long to wait, with up to 10% jitter so
-    /// Databases that failed together (an API server outage) do not retry in lockstep.
-    pub fn next(&self, key: &str) -> Duration {
+impl ErrorBackoff {
+    /// Counts a failure of `key` and returns how long to wait, `first` after the first
+    /// failure, with up to 10% jitter so objects that failed together (an API server outage)
+    /// do not retry in lockstep.
+    pub fn next(&self, key: &str, first: Duration) -> Duration {
         let failures = {
             let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
             let count = map.entry(key.to_string()).or_default();
             *count = count.saturating_add(1);
             *count
         };
-        let base = delay(failures);
+        let base = delay(first, failures);
         let jitter = rand::rng().random_range(0..=base.as_millis() as u64 / 10);
         base + Duration::from_millis(jitter)
     }
@@ -71,20 +72,28 @@ mod tests {
             (40, 300),
         ];
         for (failures, secs) in rows {
-            assert_eq!(delay(failures), Duration::from_secs(secs), "{failures}");
+            assert_eq!(
+                delay(BASE, failures),
+                Duration::from_secs(secs),
+                "{failures}"
+            );
         }
     }
 
     #[test]
     fn counts_are_per_object_and_reset_on_success() {
-        let backoff = Backoff::default();
+        let backoff = ErrorBackoff::default();
         let within = |d: Duration, secs: u64| {
             d >= Duration::from_secs(secs) && d <= Duration::from_secs(secs) * 11 / 10
         };
-        assert!(within(backoff.next("prod/a"), 5));
-        assert!(within(backoff.next("prod/a"), 10));
-        assert!(within(backoff.next("prod/b"), 5));
+        assert!(within(backoff.next("prod/a", BASE), 5));
+        assert!(within(backoff.next("prod/a", BASE), 10));
+        assert!(within(backoff.next("prod/b", BASE), 5));
         backoff.reset("prod/a");
-        assert!(within(backoff.next("prod/a"), 5));
+        assert!(within(backoff.next("prod/a", BASE), 5));
+        // An error that asks for a longer first wait doubles from there.
+        let slow = Duration::from_secs(60);
+        assert!(within(backoff.next("prod/c", slow), 60));
+        assert!(within(backoff.next("prod/c", slow), 120));
     }
 }

@@ -1,9 +1,10 @@
-//! HTTP endpoints for the kubelet and Prometheus: `/metrics`, `/healthz`, `/readyz`.
+//! The HTTP server of both operators: `/metrics` for Prometheus, `/healthz` for liveness,
+//! `/readyz` for a follower standing by or a leader whose caches have synced
+//! ([`Readiness`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -11,44 +12,34 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::metrics::Metrics;
+use crate::readiness::{Health, Readiness};
 
-/// What the handlers read.
+/// Renders the operator's metrics in the Prometheus text format at each scrape.
+pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
 #[derive(Clone)]
-pub struct AppState {
-    pub metrics: Arc<Metrics>,
-    /// Set once the controller's cache of Databases has synced.
-    pub ready: Arc<AtomicBool>,
-    /// Set once this replica reconciles: at once without leader election, else once it
-    /// holds the leader Lease.
-    pub leading: Arc<AtomicBool>,
+struct Served {
+    health: Arc<Health>,
+    metrics: RenderMetrics,
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(health: Arc<Health>, metrics: RenderMetrics) -> Router {
     Router::new()
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .with_state(Served { health, metrics })
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics_text(State(served): State<Served>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
+        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        (served.metrics)(),
     )
 }
 
-/// Followers are Ready (standing by), the leader once its caches synced:
-/// [`leader::Readiness`] says why.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    let readiness = leader::Readiness::of(
-        state.leading.load(Ordering::Relaxed),
-        state.ready.load(Ordering::Relaxed),
-    );
+async fn readyz(State(served): State<Served>) -> (StatusCode, &'static str) {
+    let readiness: Readiness = served.health.readiness();
     let status = if readiness.is_ready() {
         StatusCode::OK
     } else {
@@ -57,17 +48,18 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     (status, readiness.message())
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves. Fails at once when the address cannot be bound.
 pub async fn serve(
     address: SocketAddr,
-    state: AppState,
+    health: Arc<Health>,
+    metrics: RenderMetrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
     tracing::info!(%address, "serving /metrics, /healthz and /readyz");
-    axum::serve(listener, router(state))
+    axum::serve(listener, router(health, metrics))
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
@@ -95,34 +87,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn endpoints() {
-        let metrics = Metrics::new(None)
-            .map(Arc::new)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let ready = Arc::new(AtomicBool::new(false));
-        let leading = Arc::new(AtomicBool::new(false));
-        let app = router(AppState {
-            metrics,
-            ready: ready.clone(),
-            leading: leading.clone(),
-        });
+    async fn followers_stand_by_ready_and_leaders_are_ready_once_synced() {
+        let health = Arc::new(Health::default());
+        let app = router(health.clone(), Arc::new(|| "op_leader 0\n".to_owned()));
         assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
-        // A follower stands by, Ready; a leader is Ready once its caches synced.
         let (status, body) = get(&app, "/readyz").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("standing by"), "{body}");
-        leading.store(true, Ordering::Relaxed);
+        health.set_leading();
         assert_eq!(
             get(&app, "/readyz").await.0,
             StatusCode::SERVICE_UNAVAILABLE
         );
-        ready.store(true, Ordering::Relaxed);
+        health.set_synced();
         assert_eq!(get(&app, "/readyz").await.0, StatusCode::OK);
-        let (status, body) = get(&app, "/metrics").await;
-        assert_eq!(status, StatusCode::OK);
-        assert!(
-            body.contains("database_operator_reconciliations_total"),
-            "{body}"
+        assert_eq!(
+            get(&app, "/metrics").await,
+            (StatusCode::OK, "op_leader 0\n".to_owned())
         );
     }
 }

@@ -1,4 +1,41 @@
-//! What both operators must respect when they publish Kubernetes Events.
+//! Publishing Kubernetes Events, the same way in both operators: notes cut to what the
+//! API server accepts, and a failed publish only logged, since a lost Event must not fail
+//! the reconcile that already did the work.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder};
+
+/// The kind of an Event, as `kubectl get events` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Normal,
+    Warning,
+}
+
+/// Publishes an Event about `object` (and `related`, when given) with `reason` and `note`,
+/// the note cut to [`NOTE_MAX_BYTES`].
+pub async fn publish(
+    recorder: &Recorder,
+    object: &ObjectReference,
+    severity: Severity,
+    reason: &str,
+    note: &str,
+    related: Option<ObjectReference>,
+) {
+    let event = Event {
+        type_: match severity {
+            Severity::Normal => EventType::Normal,
+            Severity::Warning => EventType::Warning,
+        },
+        reason: reason.to_owned(),
+        note: Some(self::note(note).to_owned()),
+        action: "Reconcile".into(),
+        secondary: related,
+    };
+    if let Err(error) = recorder.publish(&event, object).await {
+        tracing::warn!(%reason, %error, "cannot publish Event");
+    }
+}
 
 /// Longest Event note the API server accepts. The limit counts bytes, not characters, so a
 /// note of 1,000 characters of non-ASCII text is refused whole.

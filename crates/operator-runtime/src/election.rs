@@ -10,19 +10,10 @@
 //! (SIGTERM).
 //!
 //! [`decision`] is the pure part (tested without a cluster); [`lease`] does the reading and
-//! writing. The other modules are what else both operators do the same way to keep running:
-//! [`crds`] holds the controllers back until their kinds are served, [`readiness`] says what
-//! `/readyz` answers, [`watch_backoff`] how long watches pause after a failure, [`relist`]
-//! keeps a relist from handing a controller objects its store does not hold yet, and
-//! [`resync`] looks at every object again after a long interval, in case an event was lost.
+//! writing.
 
-pub mod crds;
 pub mod decision;
 pub mod lease;
-pub mod readiness;
-pub mod relist;
-pub mod resync;
-pub mod watch_backoff;
 
 use std::fmt;
 use std::future::Future;
@@ -31,7 +22,6 @@ use kube::Client;
 
 pub use decision::Timing;
 pub use lease::{Elector, Leadership};
-pub use readiness::Readiness;
 
 /// The flags of leader election, the same in both operators; flatten them into the
 /// operator's own arguments.

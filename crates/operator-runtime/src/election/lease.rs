@@ -12,8 +12,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 
-use crate::decision::{self, Decision, Observation};
-use crate::{Error, Lost, Settings};
+use super::decision::{self, Decision, Observation};
+use super::{Error, Lost, Settings};
 
 /// A process that wants the Lease.
 pub struct Elector {
