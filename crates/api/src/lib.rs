@@ -13,7 +13,6 @@ pub mod database;
 pub mod events;
 pub mod names;
 pub mod restore;
-pub mod secret;
 
 pub use backup::{
     Backup, BackupDestination, BackupPhase, BackupRecord, BackupSpec, BackupStatus, DeletionPolicy,
@@ -23,6 +22,7 @@ pub use database::{
     Database, DatabasePhase, DatabaseSpec, DatabaseStatus, ObjectReference, StorageSpec,
 };
 pub use restore::{Restore, RestorePhase, RestoreSpec, RestoreStatus};
+/// Lives in its own kube-free crate, which the backup data path uses too.
 pub use secret::SecretString;
 
 /// Re-exported so both operators build against the same Kubernetes and kube versions.
