@@ -65,7 +65,7 @@ impl Context {
 /// The note of an Event: the end of `text`, where errors say what went wrong, cut to what
 /// the Events API accepts.
 fn event_note(text: &str) -> String {
-    api::events::note(&super::jobs::tail(text)).to_string()
+    api::events::note(&super::job_runs::tail(text)).to_string()
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ mod error;
 mod fixtures;
 mod initial_restore;
 mod invalid;
-mod jobs;
+mod job_runs;
 mod mappers;
 mod metrics;
 mod pod_template;

@@ -35,7 +35,7 @@ use super::artifacts;
 use super::context::Context;
 use super::error::{self, Error};
 use super::invalid;
-use super::jobs::create_if_absent;
+use super::job_runs::create_if_absent;
 use super::pod_template::{Destination, MANAGER};
 use cleanup::Progress;
 use outcome::Resolution;
