@@ -1,11 +1,11 @@
 mod cli;
 
 use anyhow::Context as _;
-use backup_operator::dump::{DumpRequest, dump};
-use backup_operator::error_chain::describe;
-use backup_operator::report::{DEFAULT_TERMINATION_LOG, Outcome, RunSummary};
-use backup_operator::restore::{RestoreRequest, restore};
-use backup_operator::storage::Storage;
+use backup_data::dump::{DumpRequest, dump};
+use backup_data::error_chain::describe;
+use backup_data::restore::{RestoreRequest, restore};
+use backup_data::storage::Storage;
+use backup_job::report::{DEFAULT_TERMINATION_LOG, Outcome, RunSummary};
 use clap::Parser as _;
 use cli::{Cli, Command, DumpArgs, PurgeArgs, RestoreArgs};
 use std::io::IsTerminal as _;
@@ -72,7 +72,7 @@ async fn run_controller(args: backup_operator::controller::RunArgs) -> ExitCode 
 async fn run_purge(args: PurgeArgs) -> anyhow::Result<()> {
     let backup = args.backup()?;
     let storage = Storage::open(args.storage.config()?).await?;
-    let report = backup_operator::purge::purge(&storage, &backup).await?;
+    let report = backup_data::purge::purge(&storage, &backup).await?;
     tracing::info!(
         deleted_runs = ?report.deleted_runs,
         removed_leftovers = ?report.removed_leftovers,
@@ -94,7 +94,7 @@ async fn run_dump(args: DumpArgs) -> anyhow::Result<RunSummary> {
     };
     let storage = Storage::open(args.storage.config()?).await?;
     let report = dump(&storage, &request, &cancel_on_signal()?).await?;
-    Ok(RunSummary::from_dump(&report))
+    Ok(RunSummary::from(&report))
 }
 
 async fn run_restore(args: RestoreArgs) -> anyhow::Result<RunSummary> {
@@ -107,7 +107,7 @@ async fn run_restore(args: RestoreArgs) -> anyhow::Result<RunSummary> {
     };
     let storage = Storage::open(args.storage.config()?).await?;
     let report = restore(&storage, &request, &cancel_on_signal()?).await?;
-    Ok(RunSummary::from_restore(&report))
+    Ok(RunSummary::from(&report))
 }
 
 fn finish(result: anyhow::Result<RunSummary>, termination_log: &Path) -> ExitCode {
@@ -136,7 +136,7 @@ fn refuse_arguments(error: clap::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let _ = error.print();
-    let termination_log = std::env::var_os(backup_operator::env::TERMINATION_LOG_PATH)
+    let termination_log = std::env::var_os(backup_job::env::TERMINATION_LOG_PATH)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(DEFAULT_TERMINATION_LOG));
     let message = error.render().to_string();

@@ -12,10 +12,10 @@ use kube::Api;
 
 use super::pod_template::plain_http;
 use super::time::to_time;
-use crate::error_chain::describe;
-use crate::purge::{PurgeReport, purge};
-use crate::report::RunSummary;
-use crate::storage::{BackupRef, Manifest, S3Config, Storage, StorageConfig, StorageError};
+use backup_data::error_chain::describe;
+use backup_data::purge::{PurgeReport, purge};
+use backup_data::storage::{BackupRef, Manifest, S3Config, Storage, StorageConfig, StorageError};
+use backup_job::report::RunSummary;
 
 /// The operator retries a storage request this long; its reconcile must not hang as long as
 /// a Job may.
@@ -179,7 +179,7 @@ pub async fn delete_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::RunId;
+    use backup_data::storage::RunId;
     use chrono::TimeZone as _;
 
     fn s3() -> S3Destination {

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 
 use super::time::from_time;
-use crate::report::{Outcome, RunSummary};
+use backup_job::report::{Outcome, RunSummary};
 
 /// Label the Job controller puts on its Pods.
 const LABEL_JOB_NAME: &str = "batch.kubernetes.io/job-name";

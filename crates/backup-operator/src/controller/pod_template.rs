@@ -1,6 +1,6 @@
 //! What every Job of this operator shares: the restricted security context, the connection
 //! to a Database through its credentials Secret, and the destination as environment and
-//! volumes. The variable names come from [`crate::env`], which the `dump`, `restore` and
+//! volumes. The variable names come from [`backup_job::env`], which the `dump`, `restore` and
 //! `purge` subcommands read, so the two sides cannot drift apart.
 
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::env;
+use backup_job::env;
 
 /// Field manager and `app.kubernetes.io/managed-by` value of everything this operator writes.
 pub const MANAGER: &str = "backup-operator";

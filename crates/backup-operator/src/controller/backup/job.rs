@@ -9,7 +9,7 @@ use kube::{Resource as _, ResourceExt as _};
 use crate::controller::pod_template::{
     self, Destination, JobParts, JobSettings, database_env, destination_env, series_env, value,
 };
-use crate::env;
+use backup_job::env;
 
 pub const COMPONENT_BACKUP: &str = "backup";
 pub const COMPONENT_CLEANUP: &str = "cleanup";

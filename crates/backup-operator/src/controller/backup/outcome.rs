@@ -18,7 +18,7 @@ use crate::controller::error::{self, Error};
 use crate::controller::job_runs::{self, Finished, JobResult};
 use crate::controller::pod_template::{CLAIM_MOUNT, Destination};
 use crate::controller::time::{parse_rfc3339, to_time};
-use crate::report::RunSummary;
+use backup_job::report::RunSummary;
 
 /// How the newest finished run ended, as status reports it.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,7 +10,7 @@ use kube::{Resource as _, ResourceExt as _};
 use crate::controller::pod_template::{
     self, Destination, JobParts, JobSettings, database_env, destination_env, series_env, value,
 };
-use crate::env;
+use backup_job::env;
 
 pub const COMPONENT_RESTORE: &str = "restore";
 pub const RESTORE_CONTAINER: &str = "restore";

@@ -114,7 +114,7 @@ mod tests {
     use super::*;
     use crate::controller::job_runs::Finished;
     use crate::controller::time::parse_rfc3339;
-    use crate::report::RunSummary;
+    use backup_job::report::RunSummary;
     use serde_json::json;
 
     fn restore() -> Restore {

@@ -1,5 +1,5 @@
 use crate::support::{self, Destination, postgres::PgServer};
-use backup_operator::restore::{RestoreError, restore};
+use backup_data::restore::{RestoreError, restore};
 use tokio_util::sync::CancellationToken;
 
 /// The target holds one table with one row; after a refused restore it must

@@ -1,11 +1,8 @@
 //! The one-line JSON result of `dump` and `restore`: printed on stdout and
 //! written to the Kubernetes termination log, where the controller reads it
-//! from the Pod's status.
+//! from the Pod's status. The data path fills a [`RunSummary`] from what it did
+//! (`backup_data::run_summary`); this module only fixes its form and size.
 
-use crate::dump::DumpReport;
-use crate::restore::RestoreReport;
-use crate::storage::Manifest;
-use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 use std::path::Path;
@@ -15,6 +12,7 @@ pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
 /// The file Kubernetes reads unless the container says otherwise.
 pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
 
+/// What a successful run did, as the controller records it in the Backup's or Restore's status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
@@ -33,34 +31,6 @@ pub struct RunSummary {
     pub pruned_omitted: Option<usize>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
-}
-
-impl RunSummary {
-    fn from_manifest(manifest: &Manifest, location: &str) -> Self {
-        Self {
-            location: location.to_owned(),
-            size_bytes: manifest.size_bytes,
-            sha256: manifest.sha256.clone(),
-            run_id: manifest.run_id.clone(),
-            time: manifest.time.to_rfc3339_opts(SecondsFormat::Secs, true),
-            server_version: manifest.server_version.clone(),
-            pruned: None,
-            pruned_omitted: None,
-            warnings: Vec::new(),
-        }
-    }
-
-    pub fn from_dump(report: &DumpReport) -> Self {
-        Self {
-            pruned: Some(report.pruned.clone()),
-            warnings: report.warnings.clone(),
-            ..Self::from_manifest(&report.manifest, &report.location)
-        }
-    }
-
-    pub fn from_restore(report: &RestoreReport) -> Self {
-        Self::from_manifest(&report.manifest, &report.location)
-    }
 }
 
 /// What a run ended with. Untagged: a success has the summary's fields, a

@@ -2,8 +2,8 @@
 //! listening on 127.0.0.1 at a free port with password authentication,
 //! stopped when dropped.
 
-use api::SecretString;
-use backup_operator::pg::{PgConnection, PgTools};
+use backup_data::pg::{PgConnection, PgTools};
+use secret::SecretString;
 use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,18 +1,17 @@
-//! Fixtures shared by the scenarios: real servers, sample data, and the two
+//! Fixtures shared by the scenarios of the backup data path (`backup-data`) and of the
+//! binary that runs it in Jobs (`backup-operator`): real servers, sample data, and the two
 //! destinations behind one interface so each scenario runs against both.
 
 pub mod postgres;
-pub mod run;
 pub mod s3;
 mod tamper;
 
-use backup_operator::dump::{DumpReport, DumpRequest};
-use backup_operator::restore::RestoreRequest;
-use backup_operator::storage::{BackupRef, RunId, Storage, StorageConfig, Verification};
+use backup_data::dump::{DumpReport, DumpRequest};
+use backup_data::restore::RestoreRequest;
+use backup_data::storage::{BackupRef, RunId, Storage, StorageConfig, Verification};
 use postgres::PgServer;
 use s3::S3Server;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
@@ -137,7 +136,7 @@ pub async fn dump(
     run_id: &str,
     retention: usize,
 ) -> DumpReport {
-    backup_operator::dump::dump(
+    backup_data::dump::dump(
         storage,
         &dump_request(server, run_id, retention),
         &CancellationToken::new(),
@@ -146,7 +145,7 @@ pub async fn dump(
     .unwrap_or_else(|error| {
         panic!(
             "dump failed: {}",
-            backup_operator::error_chain::describe(&error)
+            backup_data::error_chain::describe(&error)
         )
     })
 }
@@ -255,35 +254,6 @@ pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// The `backup-operator` binary with a clean environment plus `env`.
-pub fn operator(args: &[&str], env: &[(&str, String)]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_backup-operator"));
-    command
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
-        .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
-}
-
-/// Environment for the binary to reach `dbname` on `server`.
-pub fn pg_env(server: &PgServer, dbname: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("PGHOST", "127.0.0.1".into()),
-        ("PGPORT", server.port().to_string()),
-        ("PGUSER", postgres::SUPERUSER.into()),
-        ("PGPASSWORD", postgres::PASSWORD.into()),
-        ("PGDATABASE", dbname.into()),
-        ("PG_BIN_DIR", server.bin_dir().display().to_string()),
-        ("BACKUP_NAME", BACKUP_NAME.into()),
-    ]
 }
 
 /// Fails unless `storage` lists no complete run of [`backup_ref`]: nothing counts as a backup.

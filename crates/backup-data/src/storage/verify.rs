@@ -60,7 +60,7 @@ impl Storage {
                         location = %self.artifact_location(run),
                         %reason,
                         "the upload's ETag does not confirm it, so it is read back; with a store whose ETags are not MD5s of the parts, set {}=read to skip this check",
-                        crate::env::S3_VERIFY
+                        backup_job::env::S3_VERIFY
                     );
                     unconfirmed = Some(reason);
                 }

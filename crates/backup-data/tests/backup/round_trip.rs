@@ -1,7 +1,7 @@
 use crate::support::{self, Destination, SOURCE_DB, postgres::PgServer};
-use backup_operator::digest::DigestWriter;
-use backup_operator::restore::restore;
-use backup_operator::storage::Verified;
+use backup_data::digest::DigestWriter;
+use backup_data::restore::restore;
+use backup_data::storage::Verified;
 use tokio_util::sync::CancellationToken;
 
 async fn dump_then_restore_preserves_everything(destination: Destination) {
@@ -51,7 +51,7 @@ async fn dump_then_restore_preserves_everything(destination: Destination) {
     .unwrap_or_else(|error| {
         panic!(
             "restore failed: {}",
-            backup_operator::error_chain::describe(&error)
+            backup_data::error_chain::describe(&error)
         )
     });
 

@@ -1,4 +1,4 @@
-use api::SecretString;
+use secret::SecretString;
 use tokio::process::Command;
 
 /// Seconds libpq waits for a connection unless `PGCONNECT_TIMEOUT` says

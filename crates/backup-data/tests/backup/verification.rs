@@ -3,11 +3,11 @@
 //! is not or when asked to, and never reporting a run whose stored bytes differ.
 
 use crate::support::s3::{S3Server, Tampering};
-use crate::support::{self, Destination, SOURCE_DB, postgres::PgServer};
-use backup_operator::digest::DigestWriter;
-use backup_operator::dump::DumpError;
-use backup_operator::error_chain::describe;
-use backup_operator::storage::{Verification, Verified};
+use crate::support::{self, Destination, postgres::PgServer};
+use backup_data::digest::DigestWriter;
+use backup_data::dump::DumpError;
+use backup_data::error_chain::describe;
+use backup_data::storage::{Verification, Verified};
 use tokio_util::sync::CancellationToken;
 
 async fn tampering_destination(tampering: Tampering) -> Destination {
@@ -15,10 +15,7 @@ async fn tampering_destination(tampering: Tampering) -> Destination {
 }
 
 /// The SHA-256 and size of the bytes the store keeps for a run's artifact.
-fn stored_digest(
-    destination: &Destination,
-    run_id: &str,
-) -> backup_operator::digest::ContentDigest {
+fn stored_digest(destination: &Destination, run_id: &str) -> backup_data::digest::ContentDigest {
     let stored =
         std::fs::read(destination.file_of(&format!("app/nightly/{run_id}/dump.pgdump"))).unwrap();
     let mut digest = DigestWriter::new();
@@ -33,7 +30,7 @@ async fn a_store_that_alters_a_part_fails_the_dump_and_keeps_nothing() {
     let destination = tampering_destination(Tampering::FlipBitInPart(2)).await;
     let storage = destination.storage().await;
 
-    let error = backup_operator::dump::dump(
+    let error = backup_data::dump::dump(
         &storage,
         &support::dump_request(&server, "altered", 3),
         &CancellationToken::new(),
@@ -82,7 +79,7 @@ async fn read_verification_downloads_the_artifact_even_when_the_etag_matches() {
     let mut request = support::dump_request(&server, "read", 3);
     request.verification = Verification::Read;
 
-    let report = backup_operator::dump::dump(&storage, &request, &CancellationToken::new())
+    let report = backup_data::dump::dump(&storage, &request, &CancellationToken::new())
         .await
         .unwrap();
 
@@ -92,23 +89,4 @@ async fn read_verification_downloads_the_artifact_even_when_the_etag_matches() {
         stored_digest(&destination, "read"),
         report.manifest.digest()
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_takes_the_verification_from_s3_verify() {
-    let server = PgServer::start().await;
-    support::seed_sample_data(&server).await;
-    let destination = Destination::s3().await;
-    let mut env = support::pg_env(&server, SOURCE_DB);
-    env.extend(destination.env());
-
-    env.push(("S3_VERIFY", "read".into()));
-    let read = crate::support::run::run(&["dump"], env.clone()).await;
-    assert!(read.success, "{}\n{}", read.stdout, read.stderr);
-    assert_eq!(destination.s3_server().artifact_downloads(), 1);
-
-    env.pop();
-    env.push(("S3_VERIFY", "md5".into()));
-    let refused = crate::support::run::run(&["dump"], env).await;
-    assert!(refused.error().contains("md5"), "{}", refused.stderr);
 }

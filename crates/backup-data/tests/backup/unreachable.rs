@@ -1,6 +1,6 @@
 use crate::support::{self, Destination, SOURCE_DB, postgres::PgServer};
-use backup_operator::error_chain::describe;
-use backup_operator::storage::{Storage, StorageConfig};
+use backup_data::error_chain::describe;
+use backup_data::storage::{Storage, StorageConfig};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +21,7 @@ async fn an_unreachable_database_is_reported_with_its_address() {
     let mut request = support::dump_request(&server, "run-1", 3);
     request.connection.port = Some(closed_port());
 
-    let error = backup_operator::dump::dump(&storage, &request, &CancellationToken::new())
+    let error = backup_data::dump::dump(&storage, &request, &CancellationToken::new())
         .await
         .expect_err("dumped from a closed port");
 
@@ -42,9 +42,9 @@ async fn a_wrong_password_is_reported_without_revealing_it() {
     let destination = Destination::directory().await;
     let storage = destination.storage().await;
     let mut request = support::dump_request(&server, "run-1", 3);
-    request.connection.password = Some(api::SecretString::new("not-the-password"));
+    request.connection.password = Some(secret::SecretString::new("not-the-password"));
 
-    let error = backup_operator::dump::dump(&storage, &request, &CancellationToken::new())
+    let error = backup_data::dump::dump(&storage, &request, &CancellationToken::new())
         .await
         .expect_err("dumped with a wrong password");
 
@@ -68,7 +68,7 @@ async fn an_unreachable_s3_endpoint_is_reported_with_the_cause() {
     config.retry_timeout = Duration::from_secs(1);
     let storage = Storage::open(StorageConfig::S3(config)).await.unwrap();
 
-    let error = backup_operator::dump::dump(
+    let error = backup_data::dump::dump(
         &storage,
         &support::dump_request(&server, "run-1", 3),
         &CancellationToken::new(),
@@ -90,7 +90,7 @@ async fn an_unreachable_s3_endpoint_is_reported_with_the_cause() {
 async fn wrong_s3_credentials_are_reported() {
     let s3 = crate::support::s3::S3Server::start().await;
     let mut config = s3.config("team-a");
-    config.secret_access_key = api::SecretString::new("wrong-secret");
+    config.secret_access_key = secret::SecretString::new("wrong-secret");
     let storage = Storage::open(StorageConfig::S3(config)).await.unwrap();
 
     let error = storage
@@ -129,7 +129,7 @@ async fn restoring_when_no_backup_exists_says_so() {
     server.create_database(SOURCE_DB).await;
     let temp = tempfile::tempdir().unwrap();
 
-    let error = backup_operator::restore::restore(
+    let error = backup_data::restore::restore(
         &storage,
         &support::restore_request(&server, SOURCE_DB, temp.path()),
         &CancellationToken::new(),

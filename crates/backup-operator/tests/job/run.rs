@@ -1,8 +1,10 @@
 //! The `backup-operator` binary run as a Job runs it: settings from the
 //! environment, a termination log, one JSON line on stdout.
 
-use backup_operator::report::{Outcome, TERMINATION_MESSAGE_LIMIT};
+use backup_job::report::{Outcome, TERMINATION_MESSAGE_LIMIT};
+use backup_test_support::{self as support, postgres, postgres::PgServer};
 use std::path::PathBuf;
+use std::process::Stdio;
 use tempfile::TempDir;
 
 /// A run in progress.
@@ -32,7 +34,7 @@ impl Running {
             termination_log.display().to_string(),
         ));
         env.push(("BACKUP_TEMP_DIR", dir.path().display().to_string()));
-        let child = super::operator(args, &env).spawn().unwrap();
+        let child = operator(args, &env).spawn().unwrap();
         Self {
             child,
             termination_log,
@@ -87,4 +89,33 @@ impl Finished {
             other => panic!("a failed run reported {other:?}"),
         }
     }
+}
+
+/// The `backup-operator` binary with a clean environment plus `env`.
+pub fn operator(args: &[&str], env: &[(&str, String)]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_backup-operator"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Environment for the binary to reach `dbname` on `server`.
+pub fn pg_env(server: &PgServer, dbname: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("PGHOST", "127.0.0.1".into()),
+        ("PGPORT", server.port().to_string()),
+        ("PGUSER", postgres::SUPERUSER.into()),
+        ("PGPASSWORD", postgres::PASSWORD.into()),
+        ("PGDATABASE", dbname.into()),
+        ("PG_BIN_DIR", server.bin_dir().display().to_string()),
+        ("BACKUP_NAME", support::BACKUP_NAME.into()),
+    ]
 }

@@ -1,9 +1,9 @@
 //! The binary as a Job runs it: settings from the environment, one JSON line
 //! on stdout and in the termination log, exit status for success.
 
-use crate::support::run::run;
-use crate::support::{self, Destination, SOURCE_DB, postgres::PgServer};
-use backup_operator::report::Outcome;
+use crate::run::{pg_env, run};
+use backup_job::report::Outcome;
+use backup_test_support::{self as support, Destination, SOURCE_DB, postgres::PgServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dump_and_restore_commands_report_one_json_line() {
@@ -12,7 +12,7 @@ async fn dump_and_restore_commands_report_one_json_line() {
     server.create_database("restored").await;
     let destination = Destination::s3().await;
 
-    let mut env = support::pg_env(&server, SOURCE_DB);
+    let mut env = pg_env(&server, SOURCE_DB);
     env.extend(destination.env());
     env.push(("BACKUP_RETENTION", "3".into()));
     let dumped = run(&["dump"], env).await;
@@ -46,7 +46,7 @@ async fn dump_and_restore_commands_report_one_json_line() {
     assert_eq!(summary.pruned, Some(vec![]));
     assert!(!dumped.stderr.contains(support::postgres::PASSWORD));
 
-    let mut env = support::pg_env(&server, "restored");
+    let mut env = pg_env(&server, "restored");
     env.extend(destination.env());
     env.push(("BACKUP_DATABASE", SOURCE_DB.into()));
     let restored = run(&["restore"], env).await;
@@ -69,7 +69,7 @@ async fn dump_and_restore_commands_report_one_json_line() {
 async fn a_failed_dump_exits_non_zero_with_the_reason() {
     let server = PgServer::start().await;
     let destination = Destination::directory().await;
-    let mut env = support::pg_env(&server, "does-not-exist");
+    let mut env = pg_env(&server, "does-not-exist");
     env.extend(destination.env());
 
     let failed = run(&["dump"], env).await;

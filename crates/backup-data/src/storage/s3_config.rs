@@ -2,9 +2,9 @@
 //! request is sent, and the client built from them.
 
 use super::StorageError;
-use api::SecretString;
 use object_store::aws::AmazonS3Builder;
 use object_store::{ClientOptions, RetryConfig};
+use secret::SecretString;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -55,7 +55,7 @@ pub(super) fn client_builder(config: &S3Config) -> Result<AmazonS3Builder, Stora
             if plain_http && !(config.allow_http || loopback) {
                 return Err(invalid(format!(
                     "endpoint {endpoint} is plain HTTP; use https:// or set {}=true to send backups unencrypted",
-                    crate::env::S3_ALLOW_HTTP
+                    backup_job::env::S3_ALLOW_HTTP
                 )));
             }
             (

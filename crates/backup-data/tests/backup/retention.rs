@@ -67,7 +67,7 @@ async fn a_run_id_that_is_already_complete_is_never_overwritten() {
     let storage = destination.storage().await;
     let first = support::dump(&storage, &server, "run-1", 5).await;
 
-    let error = backup_operator::dump::dump(
+    let error = backup_data::dump::dump(
         &storage,
         &support::dump_request(&server, "run-1", 5),
         &tokio_util::sync::CancellationToken::new(),
@@ -76,7 +76,7 @@ async fn a_run_id_that_is_already_complete_is_never_overwritten() {
     .expect_err("a complete run was overwritten");
 
     assert!(error.to_string().contains("cannot be written"), "{error}");
-    assert!(backup_operator::error_chain::describe(&error).contains("never overwritten"));
+    assert!(backup_data::error_chain::describe(&error).contains("never overwritten"));
     assert_eq!(
         storage.list_complete(&support::backup_ref()).await.unwrap(),
         [first.manifest]

@@ -6,12 +6,12 @@
 
 pub use super::tamper::Tampering;
 use super::tamper::TamperingStore;
-use api::SecretString;
-use backup_operator::storage::S3Config;
+use backup_data::storage::S3Config;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
+use secret::SecretString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -13,7 +13,7 @@ const VERSION_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum PgError {
     #[error(
         "could not start {program}; install the PostgreSQL client programs (Debian package postgresql-client) or set {}",
-        crate::env::PG_BIN_DIR
+        backup_job::env::PG_BIN_DIR
     )]
     Spawn {
         program: String,
@@ -107,8 +107,8 @@ impl PgTools {
         connection.apply(&mut command);
         command
             // The storage credentials are of no use to PostgreSQL's tools.
-            .env_remove(crate::env::AWS_ACCESS_KEY_ID)
-            .env_remove(crate::env::AWS_SECRET_ACCESS_KEY)
+            .env_remove(backup_job::env::AWS_ACCESS_KEY_ID)
+            .env_remove(backup_job::env::AWS_SECRET_ACCESS_KEY)
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
             // If the caller gives up on a run, the tool must not outlive it.

@@ -55,7 +55,7 @@ pub enum RestoreError {
 
     #[error(
         "could not write the download into {dir}; give it room for one backup or choose another directory with {}",
-        crate::env::BACKUP_TEMP_DIR
+        backup_job::env::BACKUP_TEMP_DIR
     )]
     TempFile {
         dir: PathBuf,

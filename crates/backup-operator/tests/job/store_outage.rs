@@ -2,9 +2,9 @@
 //! and back again: a dump fails in bounded time with the store named, leaves
 //! nothing that counts as a backup, and the next one after recovery is whole.
 
-use crate::support::run::{Running, run};
-use crate::support::{self, Destination, SOURCE_DB, postgres::PgServer};
-use backup_operator::storage::Verified;
+use crate::run::{Running, pg_env, run};
+use backup_data::storage::Verified;
+use backup_test_support::{self as support, Destination, SOURCE_DB, postgres::PgServer};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +20,7 @@ fn dump_env(
     destination: &Destination,
     run_id: &str,
 ) -> Vec<(&'static str, String)> {
-    let mut env = support::pg_env(server, SOURCE_DB);
+    let mut env = pg_env(server, SOURCE_DB);
     env.extend(destination.env());
     env.push(("BACKUP_RUN_ID", run_id.into()));
     env.push((
@@ -126,7 +126,7 @@ async fn a_dump_cut_off_by_an_s3_outage_fails_and_the_next_one_after_recovery_is
 
     server.create_database("restored").await;
     let temp = tempfile::tempdir().unwrap();
-    let restored = backup_operator::restore::restore(
+    let restored = backup_data::restore::restore(
         &storage,
         &support::restore_request(&server, "restored", temp.path()),
         &CancellationToken::new(),

@@ -1,0 +1,9 @@
+//! The contract between the backup-operator's controller and the Jobs it starts: the
+//! environment the controller gives a Job ([`env`]) and the one-line result the Job leaves
+//! in its termination message for the controller to read back ([`report`]).
+//!
+//! Both sides build on this crate, so a renamed variable or field fails to compile instead
+//! of failing a backup. It knows nothing of Kubernetes or of how a dump is made.
+
+pub mod env;
+pub mod report;
