@@ -1,5 +1,6 @@
-//! Environment variable names shared by the `dump`/`restore` command line and
-//! the controller that builds their Jobs, so the two cannot drift apart.
+//! Environment variable names of the Jobs. The controller sets them through
+//! [`crate::request`], the `dump`, `restore` and `purge` command line reads them, and the
+//! data path names them in its errors, so a user is told which setting to change.
 
 /// PostgreSQL host; the controller sets the Service `<db>.<ns>.svc`.
 pub const PGHOST: &str = "PGHOST";

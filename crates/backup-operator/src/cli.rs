@@ -237,6 +237,9 @@ impl PurgeArgs {
 }
 
 #[cfg(test)]
+mod round_trip;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory as _;

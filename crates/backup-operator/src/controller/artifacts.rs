@@ -53,7 +53,7 @@ impl ArtifactsError {
     }
 }
 
-/// The series a Backup writes, as the Jobs file it (see `pod_template::series_env`).
+/// The series a Backup writes, as the Jobs file it (see `pod_template::series`).
 /// Kubernetes names are always valid path segments, so the error is theoretical.
 pub fn series(database: &str, backup: &str) -> Result<BackupRef, ArtifactsError> {
     BackupRef::new(database, backup).map_err(|error| ArtifactsError::Storage {
