@@ -14,9 +14,9 @@ forbidden='^(kube|kube-[a-z]+|k8s-openapi|pg-operators-api) '
 
 failed=0
 for crate in "${data_path_crates[@]}"; do
-  tree=$(cargo tree --locked -p "$crate" -e normal --prefix none) ||
-    die "cargo tree -p $crate failed; is $crate still a workspace member?"
-  found=$(grep -E "$forbidden" <<<"$tree" | sort -u || true)
+  tree=$(cargo tree -p "$crate" -e normal --prefix none) ||
+    die "cargo tree -p $crate failed (its error is above); is $crate still a workspace member?"
+  found=$(grep -E "$forbidden" <<<"$tree" | sed 's/ (\*)$//' | sort -u || true)
   if [[ -n $found ]]; then
     failed=1
     log "error: $crate depends on Kubernetes crates it must not use:"
