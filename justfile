@@ -23,12 +23,14 @@ tools:
 lint-charts:
     hack/lint-charts.sh
 
-# Formatting, clippy, shellcheck on every script, and the check that every program the
-# scripts run is installed by the project (hack/deps), as CI runs them.
+# Formatting, clippy, shellcheck on every script, the check that the backup data path stays
+# free of kube, and the check that every program the scripts run is installed by the
+# project (hack/deps), as CI runs them.
 lint:
     hack/deps.sh machine lint
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    hack/check-data-path-deps.sh
     shellcheck -x .ci/run justw hack/*.sh hack/lib/*.sh hack/images/*/*.sh crates/*/src/*/scripts/*.sh
     hack/check-deps.py
 

@@ -290,7 +290,7 @@ echo "Started $started_at on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB
   "load average $load_before before, $load_after after;" \
   "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'); median of $RUNS runs;" \
   "$(if [[ -n ${BENCH_OPERATOR-} ]]; then echo "the backup-operator binary $OPERATOR"; else
-    echo "commit $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- crates/backup-operator || echo ' with uncommitted changes to the backup-operator')"; fi)${BASELINE:+; the *-baseline methods ran $BASELINE}."
+    echo "commit $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- crates/backup-operator crates/backup-data crates/backup-job crates/secret crates/error-text || echo ' with uncommitted changes to the backup-operator')"; fi)${BASELINE:+; the *-baseline methods ran $BASELINE}."
 echo
 echo "| data | method | dump size | wall time | throughput | vs. raw pg_dump | CPU, process tree | CPU, backup-operator | CPU, S3 server | peak RSS, process tree | peak RSS, backup-operator |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"

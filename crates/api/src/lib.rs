@@ -11,7 +11,6 @@ pub mod crds;
 pub mod database;
 pub mod names;
 pub mod restore;
-pub mod secret;
 
 pub use backup::{
     Backup, BackupDestination, BackupPhase, BackupRecord, BackupSpec, BackupStatus, DeletionPolicy,
@@ -21,6 +20,7 @@ pub use database::{
     Database, DatabasePhase, DatabaseSpec, DatabaseStatus, ObjectReference, StorageSpec,
 };
 pub use restore::{Restore, RestorePhase, RestoreSpec, RestoreStatus};
+/// Lives in its own kube-free crate, which the backup data path uses too.
 pub use secret::SecretString;
 
 /// Re-exported so both operators build against the same Kubernetes and kube versions.

@@ -1,15 +1,15 @@
 //! Command line of the `backup-operator` binary. Every flag has an
-//! environment fallback named in [`backup_operator::env`], which is how the
+//! environment fallback named in [`backup_job::env`], which is how the
 //! controller's Jobs pass settings and Secrets.
 
 use anyhow::{Context as _, bail};
-use api::SecretString;
-use backup_operator::env::*;
-use backup_operator::pg::{PgConnection, PgTools};
-use backup_operator::report::DEFAULT_TERMINATION_LOG;
-use backup_operator::storage::{BackupRef, RunId, S3Config, StorageConfig, Verification};
+use backup_data::pg::{PgConnection, PgTools};
+use backup_data::storage::{BackupRef, RunId, S3Config, StorageConfig, Verification};
+use backup_job::env::*;
+use backup_job::report::DEFAULT_TERMINATION_LOG;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
+use secret::SecretString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -235,6 +235,9 @@ impl PurgeArgs {
         self.series.backup(database)
     }
 }
+
+#[cfg(test)]
+mod round_trip;
 
 #[cfg(test)]
 mod tests {

@@ -1,17 +1,14 @@
-mod cli;
+//! The `backup-operator` binary: `run` starts the controller, `dump`, `restore` and
+//! `purge` are what its Jobs run (job_commands.rs). One binary, so one image serves both.
 
-use anyhow::Context as _;
-use backup_operator::dump::{DumpRequest, dump};
-use backup_operator::error_chain::describe;
-use backup_operator::report::{DEFAULT_TERMINATION_LOG, Outcome, RunSummary};
-use backup_operator::restore::{RestoreRequest, restore};
-use backup_operator::storage::Storage;
+mod cli;
+mod job_commands;
+
 use clap::Parser as _;
-use cli::{Cli, Command, DumpArgs, PurgeArgs, RestoreArgs};
+use cli::{Cli, Command};
+use error_text::describe;
 use std::io::IsTerminal as _;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tokio_util::sync::CancellationToken;
 
 // Two workers whatever the node: the controllers wait on the API server, and a dump on
 // pg_dump and the object store; tokio's default of one worker per core gives each its own
@@ -20,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) => return refuse_arguments(error),
+        Err(error) => return job_commands::refuse_arguments(error),
     };
     // The controller sets up its own logging (--log-format) and has no JSON result.
     let command = match cli.command {
@@ -37,24 +34,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    match command {
-        Command::Dump(args) => {
-            let termination_log = args.termination_log.clone();
-            finish(run_dump(args).await, &termination_log)
-        }
-        Command::Restore(args) => {
-            let termination_log = args.termination_log.clone();
-            finish(run_restore(args).await, &termination_log)
-        }
-        Command::Purge(args) => {
-            let termination_log = args.termination_log.clone();
-            match run_purge(args).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => finish(Err(error), &termination_log),
-            }
-        }
-        Command::Run(_) => unreachable!("handled before logging is set up"),
-    }
+    job_commands::run(command).await
 }
 
 async fn run_controller(args: backup_operator::controller::RunArgs) -> ExitCode {
@@ -65,103 +45,4 @@ async fn run_controller(args: backup_operator::controller::RunArgs) -> ExitCode 
             ExitCode::FAILURE
         }
     }
-}
-
-/// Deletes a Backup's artifacts; the controller only needs the exit status, and the error
-/// in the termination message when it fails.
-async fn run_purge(args: PurgeArgs) -> anyhow::Result<()> {
-    let backup = args.backup()?;
-    let storage = Storage::open(args.storage.config()?).await?;
-    let report = backup_operator::purge::purge(&storage, &backup).await?;
-    tracing::info!(
-        deleted_runs = ?report.deleted_runs,
-        removed_leftovers = ?report.removed_leftovers,
-        "purged {}",
-        storage.location(&backup.relative_dir())
-    );
-    Ok(())
-}
-
-async fn run_dump(args: DumpArgs) -> anyhow::Result<RunSummary> {
-    let request = DumpRequest {
-        connection: args.pg.connection(),
-        tools: args.pg.tools(),
-        backup: args.series.backup(&args.pg.dbname)?,
-        run_id: args.series.run_id()?,
-        retention: args.retention as usize,
-        stale_after: args.stale_after(),
-        verification: args.s3_verify,
-    };
-    let storage = Storage::open(args.storage.config()?).await?;
-    let report = dump(&storage, &request, &cancel_on_signal()?).await?;
-    Ok(RunSummary::from_dump(&report))
-}
-
-async fn run_restore(args: RestoreArgs) -> anyhow::Result<RunSummary> {
-    let request = RestoreRequest {
-        connection: args.pg.connection(),
-        tools: args.pg.tools(),
-        backup: args.series.backup(&args.pg.dbname)?,
-        run_id: args.series.run_id()?,
-        temp_dir: args.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
-    };
-    let storage = Storage::open(args.storage.config()?).await?;
-    let report = restore(&storage, &request, &cancel_on_signal()?).await?;
-    Ok(RunSummary::from_restore(&report))
-}
-
-fn finish(result: anyhow::Result<RunSummary>, termination_log: &Path) -> ExitCode {
-    let (outcome, code) = match result {
-        Ok(summary) => (Outcome::Succeeded(summary), ExitCode::SUCCESS),
-        Err(error) => {
-            let error = describe(error.as_ref());
-            tracing::error!("{error}");
-            (Outcome::Failed { error }, ExitCode::FAILURE)
-        }
-    };
-    outcome.publish(termination_log);
-    code
-}
-
-/// Help and version go to stdout as usual. A usage error is also reported
-/// like any other failure, so the controller reads the reason from the
-/// termination message instead of finding it empty.
-fn refuse_arguments(error: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    if matches!(
-        error.kind(),
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-    ) {
-        let _ = error.print();
-        return ExitCode::SUCCESS;
-    }
-    let _ = error.print();
-    let termination_log = std::env::var_os(backup_operator::env::TERMINATION_LOG_PATH)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_TERMINATION_LOG));
-    let message = error.render().to_string();
-    Outcome::Failed {
-        error: message.trim().to_owned(),
-    }
-    .publish(&termination_log);
-    ExitCode::from(2)
-}
-
-/// SIGTERM (Pod deletion, Job deadline) and SIGINT cancel the run, which
-/// then removes its partial artifact before exiting.
-fn cancel_on_signal() -> anyhow::Result<CancellationToken> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let token = CancellationToken::new();
-    let mut terminate = signal(SignalKind::terminate()).context("could not listen for SIGTERM")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("could not listen for SIGINT")?;
-    let cancel = token.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-        tracing::warn!("signal received, cancelling");
-        cancel.cancel();
-    });
-    Ok(token)
 }

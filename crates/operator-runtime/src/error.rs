@@ -99,21 +99,7 @@ fn shorten(text: &str, max: usize) -> String {
     format!("{}...", events::cut_to_bytes(text, max - "...".len()))
 }
 
-/// An error and every cause behind it on one line, each cause once: some libraries repeat
-/// their source inside their own message.
-pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !cause_text.is_empty() && !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub use error_text::describe;
 
 #[cfg(test)]
 mod tests {
@@ -141,23 +127,5 @@ mod tests {
         assert!(note.contains(&longest_name));
         assert!(note.contains("unknown variant `éé"), "{note}");
         assert!(note.contains("..."), "{note}");
-    }
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("cannot read Backup nightly")]
-    struct Outer(#[source] Middle);
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("request failed: {0}")]
-    struct Middle(#[source] std::io::Error);
-
-    #[test]
-    fn describe_names_each_cause_once() {
-        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let error = Outer(Middle(io));
-        assert_eq!(
-            describe(&error),
-            "cannot read Backup nightly: request failed: refused"
-        );
     }
 }

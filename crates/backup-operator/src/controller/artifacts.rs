@@ -12,10 +12,10 @@ use kube::Api;
 
 use super::pod_template::plain_http;
 use super::time::to_time;
-use crate::error_chain::describe;
-use crate::purge::{PurgeReport, purge};
-use crate::report::RunSummary;
-use crate::storage::{BackupRef, Manifest, S3Config, Storage, StorageConfig, StorageError};
+use backup_data::purge::{PurgeReport, purge};
+use backup_data::storage::{BackupRef, Manifest, S3Config, Storage, StorageConfig, StorageError};
+use backup_job::report::RunSummary;
+use error_text::describe;
 
 /// The operator retries a storage request this long; its reconcile must not hang as long as
 /// a Job may.
@@ -53,7 +53,7 @@ impl ArtifactsError {
     }
 }
 
-/// The series a Backup writes, as the Jobs file it (see `pod_template::series_env`).
+/// The series a Backup writes, as the Jobs file it (see `pod_template::series`).
 /// Kubernetes names are always valid path segments, so the error is theoretical.
 pub fn series(database: &str, backup: &str) -> Result<BackupRef, ArtifactsError> {
     BackupRef::new(database, backup).map_err(|error| ArtifactsError::Storage {
@@ -179,7 +179,7 @@ pub async fn delete_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::RunId;
+    use backup_data::storage::RunId;
     use chrono::TimeZone as _;
 
     fn s3() -> S3Destination {

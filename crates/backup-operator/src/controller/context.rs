@@ -74,7 +74,7 @@ impl Context {
 /// The note of an Event: the end of `text`, where errors say what went wrong, cut to what
 /// the Events API accepts.
 fn event_note(text: &str) -> String {
-    events::note(&super::jobs::tail(text)).to_string()
+    events::note(&super::job_runs::tail(text)).to_string()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use kube::{Api, Resource as _, ResourceExt as _};
 
 use super::context::Context;
 use super::error::{self, Error};
-use super::jobs::create_if_absent;
+use super::job_runs::create_if_absent;
 use super::pod_template;
 
 pub async fn reconcile(database: Arc<Database>, ctx: Arc<Context>) -> Result<Action, Error> {

@@ -29,7 +29,7 @@ mod error;
 #[cfg(test)]
 mod fixtures;
 mod initial_restore;
-mod jobs;
+mod job_runs;
 mod mappers;
 mod metrics;
 mod pod_template;

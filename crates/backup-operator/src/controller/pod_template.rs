@@ -1,6 +1,6 @@
 //! What every Job of this operator shares: the restricted security context, the connection
 //! to a Database through its credentials Secret, and the destination as environment and
-//! volumes. The variable names come from [`crate::env`], which the `dump`, `restore` and
+//! volumes. The variable names come from [`backup_job::env`], which the `dump`, `restore` and
 //! `purge` subcommands read, so the two sides cannot drift apart.
 
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::env;
+use backup_job::{EnvEntry, EnvValue, SecretKey, Series};
 
 /// Field manager and `app.kubernetes.io/managed-by` value of everything this operator writes.
 pub const MANAGER: &str = "backup-operator";
@@ -78,7 +78,8 @@ pub struct JobParts {
     /// Container name and subcommand, e.g. `backup` and `dump`.
     pub container: &'static str,
     pub subcommand: &'static str,
-    pub env: Vec<EnvVar>,
+    /// What the subcommand is told (`backup_job::request`).
+    pub env: Vec<EnvEntry>,
     pub volumes: Vec<Volume>,
     pub mounts: Vec<VolumeMount>,
 }
@@ -87,9 +88,9 @@ pub struct JobParts {
 /// reported and the next scheduled run tries again; a restore must never run twice), a
 /// deadline, the result in the termination message, and the restricted Pod Security profile.
 pub fn job(parts: JobParts, settings: &JobSettings) -> Job {
-    let mut env = parts.env;
+    let mut env = env_vars(parts.env);
     // Temporary files (a restore's download) go to the emptyDir; the root is read-only.
-    env.push(value("TMPDIR", TMP));
+    env.push(env_var(EnvEntry::plain("TMPDIR", TMP)));
     let mut volumes = vec![Volume {
         name: "tmp".into(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -179,35 +180,59 @@ pub fn job(parts: JobParts, settings: &JobSettings) -> Job {
 
 /// The connection to a Database's client Service as the user the database-operator created;
 /// the credentials stay in the Secret and reach the Pod through `secretKeyRef`.
-pub fn database_env(database: &str, namespace: &str) -> Vec<EnvVar> {
+pub fn connection(database: &str, namespace: &str) -> backup_job::Connection {
     let secret = names::credentials_secret(database);
-    vec![
-        value(env::PGHOST, &names::service_host(database, namespace)),
-        value(env::PGPORT, &names::POSTGRES_PORT.to_string()),
-        from_secret(env::PGUSER, &secret, names::SECRET_USERNAME),
-        from_secret(env::PGPASSWORD, &secret, names::SECRET_PASSWORD),
-        from_secret(env::PGDATABASE, &secret, names::SECRET_DATABASE),
-    ]
+    backup_job::Connection {
+        host: names::service_host(database, namespace),
+        port: u16::try_from(names::POSTGRES_PORT).expect("POSTGRES_PORT is a TCP port"),
+        user: SecretKey::new(&secret, names::SECRET_USERNAME),
+        password: SecretKey::new(&secret, names::SECRET_PASSWORD),
+        dbname: SecretKey::new(&secret, names::SECRET_DATABASE),
+    }
 }
 
 /// The series of artifacts a Backup writes: `<database>/<backup>/<run-id>/` under the
 /// destination. Filed under the Database's resource name, which the operator knows without
 /// reading any Secret, so it can verify and delete them itself.
-pub fn series_env(database: &str, backup: &str) -> Vec<EnvVar> {
-    vec![
-        value(env::BACKUP_DATABASE, database),
-        value(env::BACKUP_NAME, backup),
-    ]
+pub fn series(database: &str, backup: &str) -> Series {
+    Series {
+        database: database.into(),
+        backup: backup.into(),
+    }
 }
 
-/// The destination as environment, volumes and mounts. `read_only` for Jobs that only read.
-pub fn destination_env(
+/// The destination as the Job sees it: a claim is a directory at [`CLAIM_MOUNT`].
+pub fn job_destination(destination: &Destination) -> backup_job::Destination {
+    match destination {
+        Destination::Claim { .. } => backup_job::Destination::Directory {
+            path: CLAIM_MOUNT.into(),
+        },
+        Destination::S3(s3) => {
+            let secret = &s3.credentials_secret.name;
+            backup_job::Destination::S3(backup_job::S3Destination {
+                endpoint: s3.endpoint.clone(),
+                bucket: s3.bucket.clone(),
+                prefix: s3.prefix.clone(),
+                region: s3.region.clone(),
+                force_path_style: s3.force_path_style,
+                // The user wrote http:// into the Backup; that is the consent the data path
+                // asks for before it sends backups unencrypted.
+                allow_http: plain_http(s3),
+                access_key_id: SecretKey::new(secret, names::S3_ACCESS_KEY_ID),
+                secret_access_key: SecretKey::new(secret, names::S3_SECRET_ACCESS_KEY),
+            })
+        }
+    }
+}
+
+/// The volume and mount a claim destination needs; none for S3. `read_only` for Jobs that
+/// only read.
+pub fn destination_volumes(
     destination: &Destination,
     read_only: bool,
-) -> (Vec<EnvVar>, Vec<Volume>, Vec<VolumeMount>) {
+) -> (Vec<Volume>, Vec<VolumeMount>) {
     match destination {
         Destination::Claim { name, .. } => (
-            vec![value(env::BACKUP_DESTINATION_PATH, CLAIM_MOUNT)],
             vec![Volume {
                 name: "backups".into(),
                 persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
@@ -223,30 +248,7 @@ pub fn destination_env(
                 ..VolumeMount::default()
             }],
         ),
-        Destination::S3(s3) => {
-            let secret = &s3.credentials_secret.name;
-            let mut env = vec![
-                value(env::S3_ENDPOINT, &s3.endpoint),
-                value(env::S3_BUCKET, &s3.bucket),
-                value(env::S3_FORCE_PATH_STYLE, &s3.force_path_style.to_string()),
-                // The user wrote http:// into the Backup; that is the consent the data path
-                // asks for before it sends backups unencrypted.
-                value(env::S3_ALLOW_HTTP, &plain_http(s3).to_string()),
-                from_secret(env::AWS_ACCESS_KEY_ID, secret, names::S3_ACCESS_KEY_ID),
-                from_secret(
-                    env::AWS_SECRET_ACCESS_KEY,
-                    secret,
-                    names::S3_SECRET_ACCESS_KEY,
-                ),
-            ];
-            if let Some(prefix) = &s3.prefix {
-                env.push(value(env::S3_PREFIX, prefix));
-            }
-            if let Some(region) = &s3.region {
-                env.push(value(env::S3_REGION, region));
-            }
-            (env, Vec::new(), Vec::new())
-        }
+        Destination::S3(_) => (Vec::new(), Vec::new()),
     }
 }
 
@@ -267,25 +269,29 @@ pub fn labels(component: &str, extra: &[(&str, &str)]) -> BTreeMap<String, Strin
     labels
 }
 
-pub fn value(name: &str, value: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        value_from: None,
-    }
+/// The contract's environment as Kubernetes writes it into a container.
+pub fn env_vars(entries: Vec<EnvEntry>) -> Vec<EnvVar> {
+    entries.into_iter().map(env_var).collect()
 }
 
-fn from_secret(name: &str, secret: &str, key: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: None,
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret.into(),
-                key: key.into(),
-                optional: None,
+fn env_var(entry: EnvEntry) -> EnvVar {
+    let (value, value_from) = match entry.value {
+        EnvValue::Plain(value) => (Some(value), None),
+        EnvValue::FromSecret(SecretKey { secret, key }) => (
+            None,
+            Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret,
+                    key,
+                    optional: None,
+                }),
+                ..EnvVarSource::default()
             }),
-            ..EnvVarSource::default()
-        }),
+        ),
+    };
+    EnvVar {
+        name: entry.name.into(),
+        value,
+        value_from,
     }
 }

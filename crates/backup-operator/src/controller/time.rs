@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::storage::RunId;
+use backup_data::storage::RunId;
 
 /// A chrono instant as a Kubernetes `Time`; sub-second precision is kept.
 pub fn to_time(at: DateTime<Utc>) -> Time {

@@ -156,6 +156,10 @@ fn commit() -> String {
         "crates/operator-runtime",
         "crates/database-operator",
         "crates/backup-operator",
+        "crates/backup-job",
+        "crates/backup-data",
+        "crates/secret",
+        "crates/error-text",
     ];
     let clean = git(&[&["diff", "--quiet", "HEAD", "--"][..], &operators].concat())
         .is_ok_and(|o| o.status.success());

@@ -15,7 +15,7 @@ use super::job::{CLEANUP_CONTAINER, COMPONENT_BACKUP, cleanup_job};
 use crate::controller::artifacts::{self, ArtifactsError};
 use crate::controller::context::Context;
 use crate::controller::error::{self, Error};
-use crate::controller::jobs::{self, JobResult, create_if_absent, is_active};
+use crate::controller::job_runs::{self, JobResult, create_if_absent, is_active};
 use crate::controller::pod_template::{Destination, LABEL_COMPONENT};
 
 /// Present on a Backup whose artifacts are deleted with it.
@@ -118,7 +118,7 @@ async fn purge_claim(
     }
     let pods: Api<Pod> =
         Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
-    let found = jobs::pods_of(&pods, &job_name)
+    let found = job_runs::pods_of(&pods, &job_name)
         .await
         .map_err(error::gather("the Pods of Job", &job_name))?;
     let succeeded = job
@@ -129,7 +129,7 @@ async fn purge_claim(
     if succeeded {
         return Ok(Progress::Done);
     }
-    let reason = match jobs::finished(&job, &found, CLEANUP_CONTAINER).map(|f| f.result) {
+    let reason = match job_runs::finished(&job, &found, CLEANUP_CONTAINER).map(|f| f.result) {
         Some(JobResult::Failed(error)) => error,
         _ => format!("Job {job_name} failed"),
     };

@@ -11,7 +11,7 @@ use kube::{Api, ResourceExt as _};
 use super::job::COMPONENT_BACKUP;
 use crate::controller::context::Context;
 use crate::controller::error::{self, Error};
-use crate::controller::jobs::is_active;
+use crate::controller::job_runs::is_active;
 use crate::controller::pod_template::LABEL_COMPONENT;
 use crate::controller::time::scheduled_time;
 

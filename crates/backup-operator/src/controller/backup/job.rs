@@ -7,9 +7,10 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::{Resource as _, ResourceExt as _};
 
 use crate::controller::pod_template::{
-    self, Destination, JobParts, JobSettings, database_env, destination_env, series_env, value,
+    self, Destination, JobParts, JobSettings, connection, destination_volumes, job_destination,
+    series,
 };
-use crate::env;
+use backup_job::{DumpJob, PurgeJob};
 
 pub const COMPONENT_BACKUP: &str = "backup";
 pub const COMPONENT_CLEANUP: &str = "cleanup";
@@ -23,15 +24,18 @@ pub fn backup_job(backup: &Backup, run_id: &str, settings: &JobSettings) -> Job 
     let name = backup.name_any();
     let namespace = backup.namespace().unwrap_or_default();
     let database = &backup.spec.database_ref.name;
-    let mut env = database_env(database, &namespace);
-    env.extend(series_env(database, &name));
-    env.push(value(env::BACKUP_RUN_ID, run_id));
-    env.push(value(
-        env::BACKUP_RETENTION,
-        &backup.spec.retention.to_string(),
-    ));
-    let (destination, volumes, mounts) = destination_env(&Destination::of(backup), false);
-    env.extend(destination);
+    let destination = Destination::of(backup);
+    let env = DumpJob {
+        connection: connection(database, &namespace),
+        series: series(database, &name),
+        run_id: run_id.into(),
+        // The schema keeps it within 1..=100; were it negative, 0 makes the Job fail saying
+        // which setting is wrong instead of keeping some other number of runs.
+        retention: u32::try_from(backup.spec.retention).unwrap_or(0),
+        destination: job_destination(&destination),
+    }
+    .env();
+    let (volumes, mounts) = destination_volumes(&destination, false);
     let labels = pod_template::labels(
         COMPONENT_BACKUP,
         &[
@@ -64,13 +68,16 @@ pub fn cleanup_job(backup: &Backup, claim: &str, settings: &JobSettings) -> Job 
     let name = backup.name_any();
     let namespace = backup.namespace().unwrap_or_default();
     let database = &backup.spec.database_ref.name;
-    let mut env = series_env(database, &name);
     let destination = Destination::Claim {
         name: claim.into(),
         operator_created: false,
     };
-    let (destination, volumes, mounts) = destination_env(&destination, false);
-    env.extend(destination);
+    let env = PurgeJob {
+        series: series(database, &name),
+        destination: job_destination(&destination),
+    }
+    .env();
+    let (volumes, mounts) = destination_volumes(&destination, false);
     pod_template::job(
         JobParts {
             name: names::cleanup_job(&name),

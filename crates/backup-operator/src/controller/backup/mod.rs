@@ -34,7 +34,7 @@ pub use job::{COMPONENT_BACKUP, COMPONENT_CLEANUP};
 use super::artifacts;
 use super::context::Context;
 use super::error::{self, Error};
-use super::jobs::create_if_absent;
+use super::job_runs::create_if_absent;
 use super::pod_template::{Destination, MANAGER};
 use cleanup::Progress;
 use outcome::Resolution;

@@ -15,10 +15,10 @@ use super::job::BACKUP_CONTAINER;
 use crate::controller::artifacts::{self, Checked};
 use crate::controller::context::Context;
 use crate::controller::error::{self, Error};
-use crate::controller::jobs::{self, Finished, JobResult};
+use crate::controller::job_runs::{self, Finished, JobResult};
 use crate::controller::pod_template::{CLAIM_MOUNT, Destination};
 use crate::controller::time::{parse_rfc3339, to_time};
-use crate::report::RunSummary;
+use backup_job::report::RunSummary;
 
 /// How the newest finished run ended, as status reports it.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,10 +57,10 @@ pub async fn resolve(ctx: &Context, backup: &Backup, run: &RunJob) -> Result<Res
     let namespace = backup.namespace().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let job_name = run.name();
-    let found = jobs::pods_of(&pods, &job_name)
+    let found = job_runs::pods_of(&pods, &job_name)
         .await
         .map_err(error::gather("the Pods of Job", &job_name))?;
-    let Some(finished) = jobs::finished(&run.job, &found, BACKUP_CONTAINER) else {
+    let Some(finished) = job_runs::finished(&run.job, &found, BACKUP_CONTAINER) else {
         // Only finished Jobs are passed in; a Job that turns active again is read next time.
         return Ok(Resolution::Known(LastRun::Succeeded {
             run_id: run.run_id.clone(),

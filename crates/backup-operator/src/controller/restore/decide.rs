@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::{Resource as _, ResourceExt as _};
 
 use super::job::RESTORE_CONTAINER;
-use crate::controller::jobs::{self, Finished};
+use crate::controller::job_runs::{self, Finished};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
@@ -62,7 +62,7 @@ pub fn decide(
 ) -> Step {
     let job_name = names::restore_job(&restore.name_any());
     if let Some(job) = job {
-        return match jobs::finished(job, pods, RESTORE_CONTAINER) {
+        return match job_runs::finished(job, pods, RESTORE_CONTAINER) {
             Some(finished) => Step::Finished(finished),
             None => Step::Running { job: job_name },
         };

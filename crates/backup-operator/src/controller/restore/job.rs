@@ -8,9 +8,10 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::{Resource as _, ResourceExt as _};
 
 use crate::controller::pod_template::{
-    self, Destination, JobParts, JobSettings, database_env, destination_env, series_env, value,
+    self, Destination, JobParts, JobSettings, connection, destination_volumes, job_destination,
+    series,
 };
-use crate::env;
+use backup_job::RestoreJob;
 
 pub const COMPONENT_RESTORE: &str = "restore";
 pub const RESTORE_CONTAINER: &str = "restore";
@@ -24,18 +25,17 @@ pub fn restore_job(
     let name = restore.name_any();
     let namespace = restore.namespace().unwrap_or_default();
     let target = &restore.spec.database_ref.name;
-    let mut env = database_env(target, &namespace);
-    // The series is the Backup's: filed under the Database it backs up, not the target.
-    env.extend(series_env(
-        &backup.spec.database_ref.name,
-        &backup.name_any(),
-    ));
-    if let Some(run_id) = run_id {
-        env.push(value(env::BACKUP_RUN_ID, run_id));
+    let destination = Destination::of(backup);
+    let env = RestoreJob {
+        connection: connection(target, &namespace),
+        // The series is the Backup's: filed under the Database it backs up, not the target.
+        series: series(&backup.spec.database_ref.name, &backup.name_any()),
+        run_id: run_id.map(str::to_owned),
+        destination: job_destination(&destination),
     }
+    .env();
     // Read-only: a restore never writes to the artifacts.
-    let (destination, volumes, mounts) = destination_env(&Destination::of(backup), true);
-    env.extend(destination);
+    let (volumes, mounts) = destination_volumes(&destination, true);
     pod_template::job(
         JobParts {
             name: names::restore_job(&name),

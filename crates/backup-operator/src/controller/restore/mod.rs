@@ -26,7 +26,7 @@ pub use job::COMPONENT_RESTORE;
 
 use super::context::Context;
 use super::error::{self, Error};
-use super::jobs::{self, JobResult, create_if_absent};
+use super::job_runs::{self, JobResult, create_if_absent};
 use super::pod_template::MANAGER;
 use decide::Step;
 
@@ -53,9 +53,9 @@ pub async fn reconcile(
         .map_err(error::gather("Job", &job_name))?;
 
     let (backup, database, pods) = match &job {
-        Some(job) if !jobs::is_active(job) => {
+        Some(job) if !job_runs::is_active(job) => {
             let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-            let found = jobs::pods_of(&pods, &job_name)
+            let found = job_runs::pods_of(&pods, &job_name)
                 .await
                 .map_err(error::gather("the Pods of Job", &job_name))?;
             (None, None, found)

@@ -5,7 +5,7 @@ use api::{Restore, RestorePhase, RestoreStatus};
 use chrono::{DateTime, Utc};
 
 use super::decide::Step;
-use crate::controller::jobs::JobResult;
+use crate::controller::job_runs::JobResult;
 use crate::controller::time::{to_time, to_timestamp};
 
 pub const RESTORE_FAILED: &str = "RestoreFailed";
@@ -112,9 +112,9 @@ fn failed(error: String) -> Conditions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::jobs::Finished;
+    use crate::controller::job_runs::Finished;
     use crate::controller::time::parse_rfc3339;
-    use crate::report::RunSummary;
+    use backup_job::report::RunSummary;
     use serde_json::json;
 
     fn restore() -> Restore {

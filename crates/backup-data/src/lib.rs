@@ -1,0 +1,14 @@
+//! The backup data path, which runs inside the backup-operator's Jobs: `pg_dump` streamed
+//! into a directory or an S3-compatible bucket with a manifest that marks it complete,
+//! restore that verifies before it touches the target, retention and purge.
+//!
+//! Nothing here talks to Kubernetes: the Job's settings arrive as the environment named in
+//! `backup_job::env`, and the result leaves as a `backup_job::report::RunSummary`.
+
+pub mod digest;
+pub mod dump;
+pub mod pg;
+pub mod purge;
+pub mod restore;
+pub mod run_summary;
+pub mod storage;

@@ -1,0 +1,38 @@
+//! A finished run as the Job reports it to the controller ([`RunSummary`]). The contract
+//! crate cannot know the data path's reports, so the conversions live on this side.
+
+use crate::dump::DumpReport;
+use crate::restore::RestoreReport;
+use crate::storage::Manifest;
+use backup_job::report::RunSummary;
+use chrono::SecondsFormat;
+
+impl From<&DumpReport> for RunSummary {
+    fn from(report: &DumpReport) -> Self {
+        Self {
+            pruned: Some(report.pruned.clone()),
+            warnings: report.warnings.clone(),
+            ..of_manifest(&report.manifest, &report.location)
+        }
+    }
+}
+
+impl From<&RestoreReport> for RunSummary {
+    fn from(report: &RestoreReport) -> Self {
+        of_manifest(&report.manifest, &report.location)
+    }
+}
+
+fn of_manifest(manifest: &Manifest, location: &str) -> RunSummary {
+    RunSummary {
+        location: location.to_owned(),
+        size_bytes: manifest.size_bytes,
+        sha256: manifest.sha256.clone(),
+        run_id: manifest.run_id.clone(),
+        time: manifest.time.to_rfc3339_opts(SecondsFormat::Secs, true),
+        server_version: manifest.server_version.clone(),
+        pruned: None,
+        pruned_omitted: None,
+        warnings: Vec::new(),
+    }
+}

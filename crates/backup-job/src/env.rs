@@ -1,0 +1,56 @@
+//! Environment variable names of the Jobs. The controller sets them through
+//! [`crate::request`], the `dump`, `restore` and `purge` command line reads them, and the
+//! data path names them in its errors, so a user is told which setting to change.
+
+/// PostgreSQL host; the controller sets the Service `<db>.<ns>.svc`.
+pub const PGHOST: &str = "PGHOST";
+pub const PGPORT: &str = "PGPORT";
+/// From the Database's credentials Secret, key `username`.
+pub const PGUSER: &str = "PGUSER";
+/// From the Database's credentials Secret, key `password`.
+pub const PGPASSWORD: &str = "PGPASSWORD";
+/// From the Database's credentials Secret, key `database`.
+pub const PGDATABASE: &str = "PGDATABASE";
+/// Directory of the PostgreSQL client programs; `PATH` is searched when unset.
+pub const PG_BIN_DIR: &str = "PG_BIN_DIR";
+/// How long to keep retrying a server that refuses connections or is still starting.
+pub const PG_CONNECT_PATIENCE: &str = "PG_CONNECT_PATIENCE_SECONDS";
+
+/// Name the backups are filed under (`<prefix>/<database>/...`); defaults to `PGDATABASE`.
+pub const BACKUP_DATABASE: &str = "BACKUP_DATABASE";
+/// Name of the Backup resource; the second level of the layout.
+pub const BACKUP_NAME: &str = "BACKUP_NAME";
+/// Identifies one run; defaults to the start time, e.g. `20250101T020000Z`.
+pub const BACKUP_RUN_ID: &str = "BACKUP_RUN_ID";
+/// How many complete runs to keep after a successful dump.
+pub const BACKUP_RETENTION: &str = "BACKUP_RETENTION";
+/// Leftovers of dead runs older than this many seconds are deleted after a dump.
+pub const BACKUP_STALE_AFTER_SECONDS: &str = "BACKUP_STALE_AFTER_SECONDS";
+/// Where `restore` downloads the artifact before checking it.
+pub const BACKUP_TEMP_DIR: &str = "BACKUP_TEMP_DIR";
+
+/// Directory destination: the mount path of a PersistentVolumeClaim.
+pub const BACKUP_DESTINATION_PATH: &str = "BACKUP_DESTINATION_PATH";
+
+pub const S3_ENDPOINT: &str = "S3_ENDPOINT";
+pub const S3_BUCKET: &str = "S3_BUCKET";
+pub const S3_PREFIX: &str = "S3_PREFIX";
+pub const S3_REGION: &str = "S3_REGION";
+/// `true` (the default) addresses `endpoint/bucket/key`, which every S3-compatible server accepts.
+pub const S3_FORCE_PATH_STYLE: &str = "S3_FORCE_PATH_STYLE";
+/// Plain HTTP is refused unless this is `true` or the endpoint is a loopback address.
+pub const S3_ALLOW_HTTP: &str = "S3_ALLOW_HTTP";
+/// Size of one multipart upload part in MiB; memory use is about three parts.
+pub const S3_PART_SIZE_MIB: &str = "S3_PART_SIZE_MIB";
+/// Seconds one S3 request is retried (10 times at most, backing off up to 15 s) before the
+/// run fails; default 120.
+pub const S3_RETRY_TIMEOUT: &str = "S3_RETRY_TIMEOUT_SECONDS";
+/// How `dump` verifies an S3 upload: `etag` (the default) or `read`.
+pub const S3_VERIFY: &str = "S3_VERIFY";
+/// From the S3 credentials Secret, key `accessKeyId`.
+pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+/// From the S3 credentials Secret, key `secretAccessKey`.
+pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+
+/// Where the one-line JSON result is also written for Kubernetes.
+pub const TERMINATION_LOG_PATH: &str = "TERMINATION_LOG_PATH";

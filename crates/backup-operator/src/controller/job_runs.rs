@@ -1,0 +1,263 @@
+//! Reading what a finished Job did, and creating Jobs so that a restarted operator finds the
+//! one it started instead of starting another. Shared by Backups and Restores.
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+
+use super::time::from_time;
+use backup_job::report::{Outcome, RunSummary};
+
+/// Label the Job controller puts on its Pods.
+const LABEL_JOB_NAME: &str = "batch.kubernetes.io/job-name";
+/// Longest error text kept in a condition message; the end says what went wrong.
+const ERROR_TAIL: usize = 1024;
+
+/// What a Job ended with, as far as the operator can tell.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobResult {
+    Succeeded(RunSummary),
+    Failed(String),
+}
+
+/// A Job that is no longer running.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finished {
+    pub result: JobResult,
+    pub started: Option<DateTime<Utc>>,
+    pub finished: Option<DateTime<Utc>>,
+}
+
+impl Finished {
+    pub fn duration_seconds(&self) -> Option<f64> {
+        let (started, finished) = (self.started?, self.finished?);
+        Some((finished - started).num_milliseconds().max(0) as f64 / 1000.0)
+    }
+}
+
+/// The condition (`Complete` or `Failed`) a finished Job carries, if any.
+fn terminal_condition(job: &Job) -> Option<(bool, String, Option<DateTime<Utc>>)> {
+    let conditions = job.status.as_ref()?.conditions.as_ref()?;
+    conditions
+        .iter()
+        .filter(|c| c.status == "True")
+        .find_map(|c| match c.type_.as_str() {
+            "Complete" => Some((
+                true,
+                String::new(),
+                c.last_transition_time.as_ref().map(from_time),
+            )),
+            "Failed" => {
+                let reason = c.reason.clone().unwrap_or_default();
+                let message = c.message.clone().unwrap_or_default();
+                let text = format!("{reason}: {message}")
+                    .trim_matches([':', ' '])
+                    .to_string();
+                Some((false, text, c.last_transition_time.as_ref().map(from_time)))
+            }
+            _ => None,
+        })
+}
+
+/// True while the Job has not reached `Complete` or `Failed`.
+pub fn is_active(job: &Job) -> bool {
+    terminal_condition(job).is_none()
+}
+
+/// The result of a finished Job from its Pods' termination messages (the JSON line the
+/// subcommands write); `None` while the Job runs. A Job whose result cannot be read counts
+/// as failed, with whatever Kubernetes says about it.
+pub fn finished(job: &Job, pods: &[Pod], container: &str) -> Option<Finished> {
+    let (succeeded, job_reason, at) = terminal_condition(job)?;
+    let name = job.metadata.name.as_deref().unwrap_or_default();
+    let message = termination_message(pods, container);
+    let parsed = message.as_deref().map(Outcome::parse);
+    let result = match (succeeded, parsed) {
+        (true, Some(Ok(Outcome::Succeeded(summary)))) => JobResult::Succeeded(summary),
+        (_, Some(Ok(Outcome::Failed { error }))) => JobResult::Failed(tail(&error)),
+        (true, _) => JobResult::Failed(format!(
+            "Job {name} succeeded but left no readable result in its Pod's termination message; \
+             was its Pod deleted? The artifact was not recorded"
+        )),
+        (false, _) => {
+            let waiting = waiting_reason(pods, container);
+            let text = [job_reason, waiting].into_iter().filter(|s| !s.is_empty());
+            let text: Vec<_> = text.collect();
+            JobResult::Failed(tail(&format!("Job {name} failed: {}", text.join("; "))))
+        }
+    };
+    let status = job.status.as_ref();
+    Some(Finished {
+        result,
+        started: status.and_then(|s| s.start_time.as_ref()).map(from_time),
+        finished: status
+            .and_then(|s| s.completion_time.as_ref())
+            .map(from_time)
+            .or(at),
+    })
+}
+
+/// The newest Pod's termination message for `container`.
+fn termination_message(pods: &[Pod], container: &str) -> Option<String> {
+    newest_first(pods).into_iter().find_map(|pod| {
+        let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+        let status = statuses.iter().find(|s| s.name == container)?;
+        [status.state.as_ref(), status.last_state.as_ref()]
+            .into_iter()
+            .flatten()
+            .find_map(|state| state.terminated.as_ref()?.message.clone())
+            .filter(|m| !m.trim().is_empty())
+    })
+}
+
+/// Why a container never ran, e.g. `CreateContainerConfigError: secret "x" not found`.
+fn waiting_reason(pods: &[Pod], container: &str) -> String {
+    newest_first(pods)
+        .into_iter()
+        .find_map(|pod| {
+            let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+            let waiting = statuses
+                .iter()
+                .find(|s| s.name == container)?
+                .state
+                .as_ref()?
+                .waiting
+                .as_ref()?;
+            Some(format!(
+                "{}: {}",
+                waiting.reason.clone().unwrap_or_default(),
+                waiting.message.clone().unwrap_or_default()
+            ))
+        })
+        .unwrap_or_default()
+}
+
+fn newest_first(pods: &[Pod]) -> Vec<&Pod> {
+    let mut pods: Vec<_> = pods.iter().collect();
+    pods.sort_by(|a, b| {
+        let created = |p: &Pod| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        created(b).cmp(&created(a))
+    });
+    pods
+}
+
+/// The end of an error text, where tools print the reason; at most [`ERROR_TAIL`] bytes with
+/// the marker, so it also fits an Event note whole.
+pub fn tail(text: &str) -> String {
+    const MARKER: &str = "...";
+    let text = text.trim();
+    if text.len() <= ERROR_TAIL {
+        return text.to_string();
+    }
+    let mut start = text.len() - (ERROR_TAIL - MARKER.len());
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("{MARKER}{}", &text[start..])
+}
+
+/// The Pods of a Job.
+pub async fn pods_of(pods: &Api<Pod>, job: &str) -> kube::Result<Vec<Pod>> {
+    let params = ListParams::default().labels(&format!("{LABEL_JOB_NAME}={job}"));
+    Ok(pods.list(&params).await?.items)
+}
+
+/// Creates `object` unless one of that name exists. Names are deterministic, so
+/// `AlreadyExists` means an earlier reconcile (perhaps of an operator that restarted) made
+/// it, which is success. Returns whether this call created it.
+pub async fn create_if_absent<K>(api: &Api<K>, object: &K) -> kube::Result<bool>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug,
+{
+    match api.create(&PostParams::default(), object).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(conditions: serde_json::Value) -> Job {
+        serde_json::from_value(json!({
+            "metadata": {"name": "nightly-20260102t020000z"},
+            "status": {"startTime": "2026-01-02T02:00:01Z", "completionTime": "2026-01-02T02:00:31Z", "conditions": conditions}
+        }))
+        .unwrap()
+    }
+
+    fn pod(terminated: Option<&str>, waiting: Option<(&str, &str)>) -> Pod {
+        let state = match (terminated, waiting) {
+            (Some(message), _) => json!({"terminated": {"exitCode": 0, "message": message}}),
+            (None, Some((reason, message))) => {
+                json!({"waiting": {"reason": reason, "message": message}})
+            }
+            (None, None) => json!({}),
+        };
+        serde_json::from_value(json!({
+            "metadata": {"name": "p", "creationTimestamp": "2026-01-02T02:00:00Z"},
+            "status": {"containerStatuses": [{"name": "backup", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": state}]}
+        }))
+        .unwrap()
+    }
+
+    const SUCCESS: &str = r#"{"location":"/backups/shop/nightly/r1/dump.pgdump","sizeBytes":5,"sha256":"ab","runId":"r1","time":"2026-01-02T02:00:00Z","serverVersion":"17.2","pruned":[]}"#;
+
+    #[test]
+    fn results_of_finished_jobs() {
+        let complete = json!([{"type": "Complete", "status": "True"}]);
+        let failed = json!([{"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"}]);
+        // (job conditions, pod, what the result must say)
+        let rows: Vec<(serde_json::Value, Pod, &str)> = vec![
+            (complete.clone(), pod(Some(SUCCESS), None), "succeeded r1"),
+            (
+                failed.clone(),
+                pod(Some(r#"{"error":"pg_dump failed: boom"}"#), None),
+                "pg_dump failed: boom",
+            ),
+            (
+                failed.clone(),
+                pod(
+                    None,
+                    Some((
+                        "CreateContainerConfigError",
+                        "secret \"shop-credentials\" not found",
+                    )),
+                ),
+                "DeadlineExceeded: Job was active longer than specified deadline; CreateContainerConfigError: secret \"shop-credentials\" not found",
+            ),
+            (complete, pod(None, None), "left no readable result"),
+        ];
+        for (conditions, pod, want) in rows {
+            let finished = finished(&job(conditions), &[pod], "backup").expect("finished");
+            let got = match &finished.result {
+                JobResult::Succeeded(summary) => format!("succeeded {}", summary.run_id),
+                JobResult::Failed(error) => error.clone(),
+            };
+            assert!(got.contains(want), "{got:?} lacks {want:?}");
+            assert_eq!(finished.duration_seconds(), Some(30.0));
+        }
+    }
+
+    #[test]
+    fn a_running_job_has_no_result() {
+        let running = job(json!([]));
+        assert!(is_active(&running));
+        assert_eq!(finished(&running, &[], "backup"), None);
+    }
+
+    #[test]
+    fn long_errors_keep_their_end() {
+        let text = format!("{}the reason", "x".repeat(5000));
+        let kept = tail(&text);
+        assert!(kept.len() <= ERROR_TAIL && kept.ends_with("the reason"));
+    }
+}

@@ -1,0 +1,257 @@
+//! A private PostgreSQL server per test: `initdb` in a temporary directory,
+//! listening on 127.0.0.1 at a free port with password authentication,
+//! stopped when dropped.
+
+use backup_data::pg::{PgConnection, PgTools};
+use secret::SecretString;
+use std::os::unix::fs::chown;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use tempfile::TempDir;
+
+pub const SUPERUSER: &str = "postgres";
+pub const PASSWORD: &str = "test-password-7f3a";
+
+pub struct PgServer {
+    dir: TempDir,
+    bin_dir: PathBuf,
+    port: u16,
+    /// initdb and postgres refuse to run as root; tests often do.
+    run_as: Option<nix::unistd::User>,
+}
+
+impl PgServer {
+    pub async fn start() -> Self {
+        let bin_dir = server_bin_dir();
+        let run_as = unprivileged_user();
+        let dir = tempfile::Builder::new()
+            .prefix("pg-fixture-")
+            .tempdir()
+            .unwrap();
+        let password_file = dir.path().join("password");
+        std::fs::write(&password_file, PASSWORD).unwrap();
+        if let Some(user) = &run_as {
+            for path in [dir.path(), &password_file] {
+                chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw())).unwrap();
+            }
+        }
+        let mut server = Self {
+            dir,
+            bin_dir,
+            port: 0,
+            run_as,
+        };
+        server.run(
+            "initdb",
+            &[
+                "--pgdata",
+                &server.data_dir(),
+                "--username",
+                SUPERUSER,
+                "--auth=scram-sha-256",
+                &format!("--pwfile={}", password_file.display()),
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        );
+        // Another process can take the port between choosing and binding it;
+        // a few attempts make that harmless.
+        for attempt in 1..=5 {
+            server.port = free_port();
+            server.append_config(&format!(
+                "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = ''\n\
+                 fsync = off\nshared_buffers = '16MB'\nmax_connections = 40\n",
+                server.port
+            ));
+            let started = server.try_run(
+                "pg_ctl",
+                &[
+                    "start",
+                    "--pgdata",
+                    &server.data_dir(),
+                    "--log",
+                    &server.log_file(),
+                    // pg_ctl polls until the server accepts connections, up to this many seconds.
+                    "--wait",
+                    "--timeout=120",
+                ],
+            );
+            match started {
+                Ok(()) => return server,
+                Err(message) if attempt < 5 => {
+                    eprintln!("postgres did not start (attempt {attempt}): {message}")
+                }
+                Err(message) => panic!("postgres did not start: {message}\n{}", server.log()),
+            }
+        }
+        unreachable!()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin_dir
+    }
+
+    pub fn tools(&self) -> PgTools {
+        PgTools::new(Some(self.bin_dir.clone()))
+    }
+
+    pub fn connection(&self, dbname: &str) -> PgConnection {
+        PgConnection {
+            host: Some("127.0.0.1".into()),
+            port: Some(self.port),
+            user: Some(SUPERUSER.into()),
+            password: Some(SecretString::new(PASSWORD)),
+            dbname: dbname.into(),
+        }
+    }
+
+    /// Runs SQL as the superuser and returns the unaligned, tuples-only output.
+    pub async fn psql(&self, dbname: &str, sql: &str) -> String {
+        let output = tokio::process::Command::new(self.bin_dir.join("psql"))
+            .args(["--no-psqlrc", "--tuples-only", "--no-align", "--quiet"])
+            .args(["--set", "ON_ERROR_STOP=1", "--command", sql])
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", SUPERUSER)
+            .env("PGPASSWORD", PASSWORD)
+            .env("PGDATABASE", dbname)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "psql failed on {dbname}: {sql}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    pub async fn create_database(&self, name: &str) {
+        self.psql("postgres", &format!("CREATE DATABASE \"{name}\""))
+            .await;
+    }
+
+    fn data_dir(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn log_file(&self) -> String {
+        self.dir.path().join("server.log").display().to_string()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+
+    fn append_config(&self, lines: &str) {
+        use std::io::Write as _;
+        let path = self.dir.path().join("data/postgresql.conf");
+        let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        file.write_all(lines.as_bytes()).unwrap();
+    }
+
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(self.bin_dir.join(program));
+        command.args(args).stdin(Stdio::null());
+        if let Some(user) = &self.run_as {
+            use std::os::unix::process::CommandExt as _;
+            command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        }
+        command
+    }
+
+    fn try_run(&self, program: &str, args: &[&str]) -> Result<(), String> {
+        let output = self
+            .command(program, args)
+            .output()
+            .map_err(|error| error.to_string())?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{program} {args:?}: {}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        if let Err(message) = self.try_run(program, args) {
+            panic!("{message}");
+        }
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        // Immediate: the data is thrown away with the directory anyway.
+        let stopped = self.try_run(
+            "pg_ctl",
+            &[
+                "stop",
+                "--pgdata",
+                &self.data_dir(),
+                "--mode=immediate",
+                "--wait",
+            ],
+        );
+        if let Err(message) = stopped {
+            eprintln!("could not stop the test postgres: {message}");
+        }
+    }
+}
+
+/// `PG_BIN_DIR` when set, else the newest `/usr/lib/postgresql/<major>/bin`
+/// that has the server programs (Debian's layout).
+fn server_bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let major = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((major, bin))
+        })
+        .collect();
+    candidates.sort();
+    match candidates.pop() {
+        Some((_, bin)) => bin,
+        None => panic!(
+            "PostgreSQL server programs (initdb, pg_ctl, postgres) were not found under \
+             /usr/lib/postgresql/*/bin. Install them with `apt-get install postgresql` \
+             (Debian package; it also creates the `postgres` user) or set PG_BIN_DIR."
+        ),
+    }
+}
+
+fn unprivileged_user() -> Option<nix::unistd::User> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    match nix::unistd::User::from_name("postgres") {
+        Ok(Some(user)) => Some(user),
+        _ => panic!(
+            "tests run as root, and initdb refuses root, but there is no `postgres` user to run \
+             it as; `apt-get install postgresql` creates one"
+        ),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
