@@ -38,24 +38,6 @@ const WATCHES_BACK: Duration = Duration::from_secs(30);
 /// 30 seconds (client-go's default), longer on a cluster busy with other tests.
 const CONTROLLERS_BACK: Duration = Duration::from_secs(120);
 
-fn database(name: &str) -> String {
-    format!(
-        "apiVersion: database.example.com/v1\nkind: Database\nmetadata: {{name: {name}}}\n\
-         spec: {{databaseName: shop, username: shop_owner, storage: {{size: 1Gi}}}}\n"
-    )
-}
-
-fn one_shot_backup(name: &str, database: &str) -> String {
-    format!(
-        "apiVersion: database.example.com/v1\nkind: Backup\nmetadata: {{name: {name}}}\n\
-         spec: {{databaseRef: {{name: {database}}}}}\n"
-    )
-}
-
-const NIGHTLY: &str = "apiVersion: database.example.com/v1\nkind: Backup\n\
-    metadata: {name: before-nightly}\n\
-    spec: {databaseRef: {name: before}, schedule: \"0 2 * * *\", immediate: false}\n";
-
 /// Every object the operators own in `ns`, kind/name -> uid.
 async fn owned_objects(client: &Client, ns: &str) -> Result<BTreeMap<String, String>> {
     async fn add<K>(client: &Client, ns: &str, all: &mut BTreeMap<String, String>) -> Result<()>
@@ -140,11 +122,20 @@ async fn operators_survive_an_etcd_and_api_server_restart() {
     let backups: Api<Backup> = Api::namespaced(client.clone(), n);
 
     // Before: a Ready Database, a Backup of it Completed, and a scheduled Backup idle.
-    apply_yaml(&client, n, &database("before")).await.unwrap();
-    apply_yaml(&client, n, &one_shot_backup("before-once", "before"))
-        .await
-        .unwrap();
-    apply_yaml(&client, n, NIGHTLY).await.unwrap();
+    scenario
+        .apply(&testkit::database("before").manifest())
+        .await;
+    apply_yaml(
+        &client,
+        n,
+        &testkit::backup("before-once", "before").manifest(),
+    )
+    .await
+    .unwrap();
+    let nightly = testkit::backup("before-nightly", "before")
+        .schedule("0 2 * * *")
+        .immediate(false);
+    scenario.apply(&nightly.manifest()).await;
     play_kubelet(&client, n, "before", 1).await.unwrap();
     testenv::wait_for(&databases, "before", database_ready, CONVERGE)
         .await
@@ -217,10 +208,14 @@ async fn operators_survive_an_etcd_and_api_server_restart() {
     );
 
     // A Database created after the restart converges, and a Backup of it completes.
-    apply_yaml(&client, n, &database("after")).await.unwrap();
-    apply_yaml(&client, n, &one_shot_backup("after-once", "after"))
-        .await
-        .unwrap();
+    scenario.apply(&testkit::database("after").manifest()).await;
+    apply_yaml(
+        &client,
+        n,
+        &testkit::backup("after-once", "after").manifest(),
+    )
+    .await
+    .unwrap();
     play_kubelet_within(&client, n, "after", 1, CONTROLLERS_BACK)
         .await
         .unwrap_or_else(|e| scenario.fail(e));

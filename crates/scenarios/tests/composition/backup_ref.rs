@@ -17,28 +17,6 @@ use testenv::Operator;
 
 use scenarios::*;
 
-const DATABASE: &str = r#"
-apiVersion: database.example.com/v1
-kind: Database
-metadata:
-  name: copy
-spec:
-  image: postgres:17
-  databaseName: shop
-  username: shop_owner
-  storage: {size: 1Gi}
-  backupRef: {name: source-nightly}
-"#;
-
-const BACKUP: &str = r#"
-apiVersion: database.example.com/v1
-kind: Backup
-metadata:
-  name: source-nightly
-spec:
-  databaseRef: {name: source}
-"#;
-
 #[tokio::test]
 async fn database_waits_for_its_backup_and_provisions_when_it_is_ready() {
     let mut scenario = Scenario::new("backup-ref").await;
@@ -50,7 +28,10 @@ async fn database_waits_for_its_backup_and_provisions_when_it_is_ready() {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
 
     // The Backup does not exist yet.
-    apply_yaml(&client, n, DATABASE).await.unwrap();
+    let copy = testkit::database("copy")
+        .image("postgres:17")
+        .backup_ref("source-nightly");
+    scenario.apply(&copy.manifest()).await;
     let not_found = has_condition(
         database_condition,
         conditions::WAITING_FOR_BACKUP,
@@ -64,7 +45,9 @@ async fn database_waits_for_its_backup_and_provisions_when_it_is_ready() {
     assert!(!db.is_ready());
 
     // It exists but has no verified artifact yet.
-    apply_yaml(&client, n, BACKUP).await.unwrap();
+    scenario
+        .apply(&testkit::backup("source-nightly", "source").manifest())
+        .await;
     let not_ready = has_condition(
         database_condition,
         conditions::WAITING_FOR_BACKUP,

@@ -9,19 +9,6 @@ use kube::{
 use scenarios::Scenario;
 use serde_json::{Value, json};
 
-fn database(spec: Value) -> Value {
-    json!({
-        "apiVersion": "database.example.com/v1",
-        "kind": "Database",
-        "metadata": {"name": "bad"},
-        "spec": spec,
-    })
-}
-
-fn valid_spec() -> Value {
-    json!({"databaseName": "mydb", "username": "admin", "storage": {"size": "1Gi"}})
-}
-
 async fn refusal(api: &Api<Database>, object: &Value) -> String {
     match api
         .patch(
@@ -48,9 +35,8 @@ async fn the_api_server_refuses_bad_input_with_its_reason() {
     let databases: Api<Database> = Api::namespaced(cluster.admin_client(), n);
 
     let with = |field: &str, value: Value| {
-        let mut spec = valid_spec();
-        spec[field] = value;
-        database(spec)
+        let database = testkit::database("bad").set(&format!("/spec/{field}"), value);
+        database.json()
     };
     let cases = [
         (
@@ -92,7 +78,10 @@ async fn the_api_server_refuses_bad_input_with_its_reason() {
     }
 
     // Transitions: create a valid Database, then try to shrink it and to rename its database.
-    assert_eq!(refusal(&databases, &database(valid_spec())).await, "");
+    assert_eq!(
+        refusal(&databases, &testkit::database("bad").json()).await,
+        ""
+    );
     let shrink = with("storage", json!({"size": "512Mi"}));
     assert!(
         refusal(&databases, &shrink)
@@ -110,11 +99,7 @@ async fn the_api_server_refuses_bad_input_with_its_reason() {
 
     // A 6-field cron (with seconds) is refused on a Backup.
     let backups: Api<api::Backup> = Api::namespaced(cluster.admin_client(), n);
-    let backup = json!({
-        "apiVersion": "database.example.com/v1", "kind": "Backup",
-        "metadata": {"name": "bad"},
-        "spec": {"databaseRef": {"name": "bad"}, "schedule": "0 0 2 * * *"}
-    });
+    let backup = testkit::backup("bad", "bad").schedule("0 0 2 * * *").json();
     let err = backups
         .patch(
             "bad",

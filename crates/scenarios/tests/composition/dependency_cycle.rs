@@ -6,25 +6,6 @@ use kube::Api;
 
 use scenarios::*;
 
-const MANIFESTS: &str = r#"
-apiVersion: database.example.com/v1
-kind: Database
-metadata:
-  name: loop
-spec:
-  databaseName: app
-  username: app
-  storage: {size: 1Gi}
-  backupRef: {name: loop-backup}
----
-apiVersion: database.example.com/v1
-kind: Backup
-metadata:
-  name: loop-backup
-spec:
-  databaseRef: {name: loop}
-"#;
-
 #[tokio::test]
 async fn a_backup_ref_cycle_is_reported_not_deadlocked() {
     let mut scenario = Scenario::new("cycle").await;
@@ -32,7 +13,11 @@ async fn a_backup_ref_cycle_is_reported_not_deadlocked() {
     let client = scenario.client();
     scenario.start_both().await;
 
-    apply_yaml(&client, n, MANIFESTS).await.unwrap();
+    let database = testkit::database("loop").backup_ref("loop-backup");
+    scenario.apply(&database.manifest()).await;
+    scenario
+        .apply(&testkit::backup("loop-backup", "loop").manifest())
+        .await;
 
     let databases: Api<Database> = Api::namespaced(client.clone(), n);
     let cycle = has_condition(

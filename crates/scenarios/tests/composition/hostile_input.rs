@@ -94,12 +94,11 @@ async fn hostile_objects_are_refused_or_reported_and_the_operators_carry_on() {
     }
 
     // Unknown fields: kubectl's strict validation (its default) refuses them, naming each.
-    let unknown = with(
-        with(database("pruned"), "/extra", json!("top")),
-        "/spec/colour",
-        json!("blue"),
-    );
-    let unknown = with(unknown, "/spec/storage/sizee", json!("2Gi"));
+    let unknown = testkit::database("pruned")
+        .set("/extra", json!("top"))
+        .set("/spec/colour", json!("blue"))
+        .set("/spec/storage/sizee", json!("2Gi"))
+        .json();
     let (ok, out) = kubectl_apply(cluster, n, &["--validate=strict"], &unknown);
     assert!(!ok, "strict validation accepted unknown fields: {out}");
     for field in ["extra", "spec.colour", "spec.storage.sizee"] {
@@ -124,7 +123,9 @@ async fn hostile_objects_are_refused_or_reported_and_the_operators_carry_on() {
         json!({"size": "1Gi"}),
         "{stored}"
     );
-    let unknown_backup = with(backup("pruned", "pruned"), "/spec/retention_days", json!(3));
+    let unknown_backup = testkit::backup("pruned", "pruned")
+        .set("/spec/retention_days", json!(3))
+        .json();
     let (ok, out) = kubectl_apply(cluster, n, &["--validate=warn"], &unknown_backup);
     assert!(
         ok && out.contains("unknown field \"spec.retention_days\""),
@@ -143,28 +144,22 @@ async fn hostile_objects_are_refused_or_reported_and_the_operators_carry_on() {
     );
 
     // Accepted, and reported on: values only PostgreSQL, cron or the Pod API can judge.
-    let huge_claim = with(
-        database("huge-claim"),
-        "/spec/resources",
-        json!({"claims": [{"name": "x".repeat(MIB)}]}),
-    );
+    let huge_claim = testkit::database("huge-claim")
+        .set(
+            "/spec/resources",
+            json!({"claims": [{"name": "x".repeat(MIB)}]}),
+        )
+        .json();
     create(&client, n, &huge_claim)
         .await
         .unwrap_or_else(|(code, m)| panic!("refused ({code}): {m:.300}"));
-    let bad_minute = with(
-        backup("bad-minute", "good"),
-        "/spec/schedule",
-        json!("61 2 * * *"),
-    );
-    let bad_zone = with(
-        with(
-            backup("bad-zone", "good"),
-            "/spec/schedule",
-            json!("0 2 * * *"),
-        ),
-        "/spec/timeZone",
-        json!("Mars/Olympus"),
-    );
+    let bad_minute = testkit::backup("bad-minute", "good")
+        .schedule("61 2 * * *")
+        .json();
+    let bad_zone = testkit::backup("bad-zone", "good")
+        .schedule("0 2 * * *")
+        .set("/spec/timeZone", json!("Mars/Olympus"))
+        .json();
     for object in [&bad_minute, &bad_zone] {
         create(&client, n, object)
             .await
@@ -173,15 +168,19 @@ async fn hostile_objects_are_refused_or_reported_and_the_operators_carry_on() {
     // Names exactly at their limits are accepted and work.
     let longest_db = "d".repeat(MAX_DATABASE_NAME);
     let longest_backup = "b".repeat(MAX_BACKUP_NAME);
-    create(&client, n, &database(&longest_db))
+    create(&client, n, &testkit::database(&longest_db).json())
         .await
         .unwrap_or_else(|(code, m)| panic!("refused ({code}): {m}"));
-    create(&client, n, &backup(&longest_backup, "good"))
+    create(&client, n, &testkit::backup(&longest_backup, "good").json())
         .await
         .unwrap_or_else(|(code, m)| panic!("refused ({code}): {m}"));
-    create(&client, n, &restore(&"r".repeat(MAX_BACKUP_NAME)))
-        .await
-        .unwrap_or_else(|(code, m)| panic!("refused ({code}): {m}"));
+    create(
+        &client,
+        n,
+        &testkit::restore(&"r".repeat(MAX_BACKUP_NAME), "nightly", "good").json(),
+    )
+    .await
+    .unwrap_or_else(|(code, m)| panic!("refused ({code}): {m}"));
 
     let invalid_spec = |db: Option<&Database>| {
         db.and_then(|d| d.status.as_ref()).is_some_and(|s| {
@@ -234,13 +233,7 @@ async fn hostile_objects_are_refused_or_reported_and_the_operators_carry_on() {
 
     // After all that, a valid Database goes Ready, and so do the one at the name limit and the
     // one stored without its unknown fields.
-    apply_yaml(
-        &client,
-        n,
-        &serde_yaml::to_string(&database("good")).unwrap(),
-    )
-    .await
-    .unwrap();
+    scenario.apply(&testkit::database("good").manifest()).await;
     for name in ["good", longest_db.as_str(), "pruned"] {
         play_kubelet(&client, n, name, 1)
             .await

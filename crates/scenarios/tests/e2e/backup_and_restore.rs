@@ -85,25 +85,6 @@ async fn seed_exercise_runs_postgres_and_a_verified_backup() {
     scenario.finish().await;
 }
 
-const ONE_SHOT_BACKUP: &str = r#"
-apiVersion: database.example.com/v1
-kind: Backup
-metadata:
-  name: source-once
-spec:
-  databaseRef: {name: source}
-"#;
-
-const RESTORE: &str = r#"
-apiVersion: database.example.com/v1
-kind: Restore
-metadata:
-  name: into-target
-spec:
-  backupRef: {name: source-once}
-  databaseRef: {name: target}
-"#;
-
 #[tokio::test]
 async fn rows_written_before_a_backup_come_back_and_rows_after_do_not() {
     let mut scenario = Scenario::on_node("e2e-restore").await;
@@ -127,7 +108,9 @@ async fn rows_written_before_a_backup_come_back_and_rows_after_do_not() {
         .await
         .unwrap_or_else(|e| scenario.fail(e));
 
-    apply_yaml(&client, n, ONE_SHOT_BACKUP).await.unwrap();
+    scenario
+        .apply(&testkit::backup("source-once", "source").manifest())
+        .await;
     let backups: Api<Backup> = Api::namespaced(client.clone(), n);
     testenv::wait_for(&backups, "source-once", completed, POD_START)
         .await
@@ -166,7 +149,8 @@ async fn rows_written_before_a_backup_come_back_and_rows_after_do_not() {
     testenv::wait_for(&databases, "target", database_ready, POD_START)
         .await
         .unwrap_or_else(|e| scenario.fail(e));
-    apply_yaml(&client, n, RESTORE).await.unwrap();
+    let restore = testkit::restore("into-target", "source-once", "target");
+    scenario.apply(&restore.manifest()).await;
     let restores: Api<Restore> = Api::namespaced(client.clone(), n);
     let done = |r: Option<&Restore>| {
         r.is_some_and(|r| matches!(r.phase(), RestorePhase::Completed | RestorePhase::Failed))

@@ -11,15 +11,6 @@ use testenv::Operator;
 use super::table_lock::{TableLock, wait_for_pg_dump_blocked};
 use scenarios::*;
 
-const ONE_SHOT_BACKUP: &str = r#"
-apiVersion: database.example.com/v1
-kind: Backup
-metadata:
-  name: once
-spec:
-  databaseRef: {name: shop}
-"#;
-
 #[tokio::test]
 async fn backup_operator_killed_mid_dump_adopts_the_running_job() {
     let mut scenario = Scenario::on_node("e2e-operator-killed").await;
@@ -52,7 +43,9 @@ async fn backup_operator_killed_mid_dump_adopts_the_running_job() {
     let lock = TableLock::acquire(&client, n, "shop", "items")
         .await
         .unwrap();
-    apply_yaml(&client, n, ONE_SHOT_BACKUP).await.unwrap();
+    scenario
+        .apply(&testkit::backup("once", "shop").manifest())
+        .await;
     let backup = testenv::wait_for(&backups, "once", run_in_flight, POD_START)
         .await
         .unwrap_or_else(|e| scenario.fail(e));

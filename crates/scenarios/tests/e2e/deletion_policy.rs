@@ -7,13 +7,6 @@ use kube::{Api, api::DeleteParams};
 
 use scenarios::*;
 
-fn backup_yaml(name: &str, policy: &str) -> String {
-    format!(
-        "apiVersion: database.example.com/v1\nkind: Backup\nmetadata:\n  name: {name}\nspec:\n  \
-         databaseRef: {{name: data}}\n  deletionPolicy: {policy}\n"
-    )
-}
-
 #[tokio::test]
 async fn deletion_policy_decides_whether_artifacts_survive_their_backup() {
     let mut scenario = Scenario::on_node("e2e-deletion").await;
@@ -28,12 +21,24 @@ async fn deletion_policy_decides_whether_artifacts_survive_their_backup() {
     testenv::wait_for(&databases, "data", database_ready, POD_START)
         .await
         .unwrap_or_else(|e| scenario.fail(e));
-    apply_yaml(&client, n, &backup_yaml("kept", "Retain"))
-        .await
-        .unwrap();
-    apply_yaml(&client, n, &backup_yaml("dropped", "Delete"))
-        .await
-        .unwrap();
+    apply_yaml(
+        &client,
+        n,
+        &testkit::backup("kept", "data")
+            .deletion_policy("Retain")
+            .manifest(),
+    )
+    .await
+    .unwrap();
+    apply_yaml(
+        &client,
+        n,
+        &testkit::backup("dropped", "data")
+            .deletion_policy("Delete")
+            .manifest(),
+    )
+    .await
+    .unwrap();
 
     let backups: Api<Backup> = Api::namespaced(client.clone(), n);
     let mut artifacts = Vec::new();

@@ -7,15 +7,6 @@ use kube::Api;
 use scenarios::*;
 use testenv::Operator;
 
-const BACKUP: &str = r#"
-apiVersion: database.example.com/v1
-kind: Backup
-metadata:
-  name: pods-once
-spec:
-  databaseRef: {name: origin}
-"#;
-
 #[tokio::test]
 async fn operators_running_as_pods_pass_the_scenario() {
     let scenario = Scenario::on_node("e2e-pods").await;
@@ -97,7 +88,13 @@ async fn operators_running_as_pods_pass_the_scenario() {
     .await
     .unwrap_or_else(|e| fail(e));
 
-    apply_yaml(&client, n, BACKUP).await.unwrap();
+    apply_yaml(
+        &client,
+        n,
+        &testkit::backup("pods-once", "origin").manifest(),
+    )
+    .await
+    .unwrap();
     let backups: Api<Backup> = Api::namespaced(client.clone(), n);
     let backup = testenv::wait_for(&backups, "pods-once", backup_completed, POD_START)
         .await

@@ -24,16 +24,6 @@ use kube::{
 
 use scenarios::*;
 
-const EVERY_MINUTE: &str = r#"
-apiVersion: database.example.com/v1
-kind: Backup
-metadata:
-  name: every-minute
-spec:
-  databaseRef: {name: shop}
-  schedule: "* * * * *"
-"#;
-
 /// Rows enough for a dump that streams for several seconds (about 80 MB of archive), so the
 /// kill lands while it does; the test checks that it did rather than trusting this number.
 const ROWS: u32 = 2_000_000;
@@ -81,7 +71,8 @@ async fn postgres_killed_mid_dump_fails_the_run_and_the_next_run_completes() {
         }
     });
 
-    apply_yaml(&client, n, EVERY_MINUTE).await.unwrap();
+    let every_minute = testkit::backup("every-minute", "shop").schedule("* * * * *");
+    scenario.apply(&every_minute.manifest()).await;
     let backup = testenv::wait_for(&backups, "every-minute", run_in_flight, POD_START)
         .await
         .unwrap_or_else(|e| scenario.fail(e));
