@@ -6,14 +6,8 @@ use api::{Backup, Database, Restore};
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
-fn database(spec: Value) -> Database {
-    serde_json::from_value(json!({
-        "apiVersion": "database.example.com/v1",
-        "kind": "Database",
-        "metadata": {"name": "my-database"},
-        "spec": spec,
-    }))
-    .expect("database fixture deserialises")
+fn database() -> testkit::DatabaseFixture {
+    testkit::database("my-database")
 }
 
 fn seed_database() -> Database {
@@ -46,8 +40,7 @@ fn seed_manifests_are_accepted_unchanged() {
 
 #[test]
 fn defaults_fill_image_and_replicas() {
-    let db =
-        database(json!({"databaseName": "mydb", "username": "admin", "storage": {"size": "1Gi"}}));
+    let db = database().build();
     assert_eq!(db.spec.image, "postgres:17");
     assert_eq!(db.spec.replicas, 1);
 }
@@ -79,10 +72,8 @@ fn invalid_identifiers_are_refused_with_their_reason() {
         ("username", "public", "is reserved by PostgreSQL"),
     ];
     for (field, value, reason) in cases {
-        let mut spec =
-            json!({"databaseName": "mydb", "username": "admin", "storage": {"size": "1Gi"}});
-        spec[field] = json!(value);
-        let message = errors(database(spec).validate_cel());
+        let db = database().set(&format!("/spec/{field}"), json!(value));
+        let message = errors(db.build().validate_cel());
         assert!(
             message.contains(reason) && message.contains(field),
             "{field}={value:?}: expected {reason:?}, got {message:?}"
@@ -96,16 +87,12 @@ fn storage_size_must_be_a_positive_quantity() {
         ("lots", "is not a Kubernetes quantity"),
         ("0", "larger than zero"),
     ] {
-        let db = database(
-            json!({"databaseName": "mydb", "username": "admin", "storage": {"size": size}}),
-        );
+        let db = database().storage(size).build();
         let message = errors(db.validate_cel());
         assert!(message.contains(reason), "size {size}: {message}");
     }
     for size in ["1Gi", "500Mi", "10G", "1.5Gi"] {
-        let db = database(
-            json!({"databaseName": "mydb", "username": "admin", "storage": {"size": size}}),
-        );
+        let db = database().storage(size).build();
         assert_eq!(errors(db.validate_cel()), "", "size {size}");
     }
 }
@@ -158,14 +145,8 @@ fn database_names_longer_than_a_statefulset_allows_are_refused() {
     assert_eq!(errors(db.validate_cel()), "");
 }
 
-fn backup(spec: Value) -> Backup {
-    serde_json::from_value(json!({
-        "apiVersion": "database.example.com/v1",
-        "kind": "Backup",
-        "metadata": {"name": "b"},
-        "spec": spec,
-    }))
-    .unwrap()
+fn backup() -> testkit::BackupFixture {
+    testkit::backup("b", "db")
 }
 
 #[test]
@@ -177,7 +158,7 @@ fn schedules_with_five_fields_or_a_macro_are_accepted() {
         "@daily",
         "@hourly",
     ] {
-        let b = backup(json!({"databaseRef": {"name": "db"}, "schedule": schedule}));
+        let b = backup().schedule(schedule).build();
         assert_eq!(errors(b.validate_cel()), "", "schedule {schedule:?}");
     }
 }
@@ -185,7 +166,7 @@ fn schedules_with_five_fields_or_a_macro_are_accepted() {
 #[test]
 fn schedules_with_a_seconds_field_or_too_few_fields_are_refused() {
     for schedule in ["0 0 2 * * *", "0 2 * *", "", "@sometimes", "0 0 0 2 * * *"] {
-        let b = backup(json!({"databaseRef": {"name": "db"}, "schedule": schedule}));
+        let b = backup().schedule(schedule).build();
         let message = errors(b.validate_cel());
         assert!(
             message.contains("not a standard 5-field cron expression"),
@@ -196,14 +177,18 @@ fn schedules_with_a_seconds_field_or_too_few_fields_are_refused() {
 
 #[test]
 fn destination_needs_exactly_one_target() {
-    let none = backup(json!({"databaseRef": {"name": "db"}, "destination": {}}));
+    let none = backup().set("/spec/destination", json!({})).build();
     assert!(errors(none.validate_cel()).contains("exactly one of pvc or s3"));
-    let both = backup(json!({"databaseRef": {"name": "db"}, "destination": {
-        "pvc": {},
-        "s3": {"endpoint": "http://s3", "bucket": "bkt", "credentialsSecret": {"name": "c"}}
-    }}));
+    let both = backup().set(
+        "/spec/destination",
+        json!({
+            "pvc": {},
+            "s3": {"endpoint": "http://s3", "bucket": "bkt", "credentialsSecret": {"name": "c"}}
+        }),
+    );
+    let both = both.build();
     assert!(errors(both.validate_cel()).contains("exactly one of pvc or s3"));
-    let default = backup(json!({"databaseRef": {"name": "db"}}));
+    let default = backup().build();
     assert!(
         default.spec.destination.pvc.is_some(),
         "a PVC destination by default"
@@ -213,17 +198,12 @@ fn destination_needs_exactly_one_target() {
 
 #[test]
 fn backup_database_ref_and_restores_are_immutable() {
-    let old = backup(json!({"databaseRef": {"name": "db"}}));
+    let old = backup().build();
     let mut moved = old.clone();
     moved.spec.database_ref.name = "other".into();
     assert!(errors(moved.validate_cel_update(&old)).contains("databaseRef cannot be changed"));
 
-    let restore: Restore = serde_json::from_value(json!({
-        "apiVersion": "database.example.com/v1", "kind": "Restore",
-        "metadata": {"name": "r"},
-        "spec": {"backupRef": {"name": "b"}, "databaseRef": {"name": "db"}}
-    }))
-    .unwrap();
+    let restore = testkit::restore("r", "b", "db").build();
     let mut changed = restore.clone();
     changed.spec.run_id = Some("20260101T000000Z".into());
     assert!(errors(changed.validate_cel_update(&restore)).contains("a Restore cannot be changed"));

@@ -25,8 +25,5 @@ pub mod status;
 pub mod validate;
 pub mod volumes;
 
-#[cfg(test)]
-mod fake_api;
-
 /// Field manager of every server-side apply, and the reporting controller of Events.
 pub const MANAGER: &str = "database-operator";

@@ -71,69 +71,50 @@ pub fn backup_gate(
 
 #[cfg(test)]
 pub(crate) mod fixtures {
+    //! The Backups and Restores these tests vary, from the test kit's builders.
+
     use api::conditions;
     use api::k8s_openapi::jiff::Timestamp;
-    use api::{Backup, BackupSpec, BackupStatus, ObjectReference, Restore, RestorePhase};
-    use api::{RestoreSpec, RestoreStatus};
-    use kube::api::ObjectMeta;
+    use api::{Backup, BackupStatus, Restore, RestorePhase, RestoreStatus};
 
-    /// A Backup of `database`, ready or not.
+    /// A Backup of `database` in `prod`, ready or not.
     pub fn backup(name: &str, database: &str, ready: bool) -> Backup {
-        let spec: BackupSpec = serde_json::from_value(serde_json::json!({
-            "databaseRef": {"name": database},
-        }))
-        .unwrap_or_else(|e| panic!("backup fixture: {e}"));
-        Backup {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("prod".into()),
-                ..ObjectMeta::default()
-            },
-            spec,
-            status: Some(BackupStatus {
-                conditions: vec![conditions::new(
-                    conditions::BACKUP_READY,
-                    ready,
-                    if ready { "Completed" } else { "Pending" },
-                    "",
-                    Some(1),
-                    Timestamp::UNIX_EPOCH,
-                )],
-                ..BackupStatus::default()
-            }),
-        }
+        let mut backup = testkit::backup(name, database)
+            .set("/metadata/namespace", serde_json::json!("prod"))
+            .build();
+        backup.status = Some(BackupStatus {
+            conditions: vec![conditions::new(
+                conditions::BACKUP_READY,
+                ready,
+                if ready { "Completed" } else { "Pending" },
+                "",
+                Some(1),
+                Timestamp::UNIX_EPOCH,
+            )],
+            ..BackupStatus::default()
+        });
+        backup
     }
 
     /// The initial Restore of `database` in `phase`, with `message` on its Restored condition.
     pub fn restore(database: &str, phase: RestorePhase, message: &str) -> Restore {
-        Restore {
-            metadata: ObjectMeta {
-                name: Some(api::names::initial_restore(database)),
-                namespace: Some("prod".into()),
-                ..ObjectMeta::default()
-            },
-            spec: RestoreSpec {
-                backup_ref: ObjectReference {
-                    name: "seed".into(),
-                },
-                database_ref: ObjectReference {
-                    name: database.into(),
-                },
-                run_id: None,
-            },
-            status: Some(RestoreStatus {
-                phase: Some(phase),
-                conditions: vec![conditions::new(
-                    conditions::RESTORED,
-                    phase == RestorePhase::Completed,
-                    "Restore",
-                    message,
-                    Some(1),
-                    Timestamp::UNIX_EPOCH,
-                )],
-                ..RestoreStatus::default()
-            }),
-        }
+        let name = api::names::initial_restore(database);
+        let mut restore = testkit::restore(&name, "seed", database)
+            .set("/metadata/namespace", serde_json::json!("prod"))
+            .build();
+        restore.status = Some(RestoreStatus {
+            phase: Some(phase),
+            conditions: vec![conditions::new(
+                conditions::RESTORED,
+                phase == RestorePhase::Completed,
+                "Restore",
+                message,
+                Some(1),
+                Timestamp::UNIX_EPOCH,
+            )],
+            ..RestoreStatus::default()
+        });
+        restore
     }
 }
 

@@ -94,18 +94,17 @@ mod tests {
     use serde_json::json;
 
     fn database(phase: &str, ready_replicas: i32, backup_ref: bool) -> Database {
-        let mut spec =
-            json!({"databaseName": "shop", "username": "app", "storage": {"size": "1Gi"}});
+        let status =
+            json!({"phase": phase, "readyReplicas": ready_replicas, "observedGeneration": 1});
+        let database = testkit::database("copy")
+            .served_in("prod")
+            .set("/metadata/uid", json!("u-db"))
+            .set("/status", status);
         if backup_ref {
-            spec["backupRef"] = json!({"name": "nightly"});
+            database.backup_ref("nightly").build()
+        } else {
+            database.build()
         }
-        serde_json::from_value(json!({
-            "apiVersion": "database.example.com/v1", "kind": "Database",
-            "metadata": {"name": "copy", "namespace": "prod", "uid": "u-db", "generation": 1},
-            "spec": spec,
-            "status": {"phase": phase, "readyReplicas": ready_replicas, "observedGeneration": 1}
-        }))
-        .unwrap()
     }
 
     #[test]
@@ -143,14 +142,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_seeded_database_gets_its_restore_once_a_pod_serves() {
-        use crate::controller::fixtures::{Reply, expect, scenario};
+        use crate::controller::fixtures::scenario;
         use http::Method;
-        let backup = json!({
-            "apiVersion": "database.example.com/v1", "kind": "Backup",
-            "metadata": {"name": "nightly", "namespace": "prod"}, "spec": {"databaseRef": {"name": "shop"}},
-            "status": {"conditions": [{"type": "BackupReady", "status": "True", "reason": "ArtifactAvailable",
-                                       "message": "", "lastTransitionTime": "2026-01-02T02:00:05Z"}]}
-        });
+        use testkit::{Reply, expect};
+        let ready = json!({"conditions": [{"type": "BackupReady", "status": "True", "reason": "ArtifactAvailable",
+                                           "message": "", "lastTransitionTime": "2026-01-02T02:00:05Z"}]});
+        let backup = testkit::backup("nightly", "shop")
+            .set("/metadata/namespace", json!("prod"))
+            .status(ready)
+            .json();
         let script = vec![
             expect(
                 Method::GET,
@@ -172,7 +172,7 @@ mod tests {
         reconcile(Arc::new(database("Verifying", 1, true)), ctx)
             .await
             .unwrap();
-        let seen = server.await.unwrap();
+        let seen = server.finish();
         assert_eq!(seen[1].body["metadata"]["name"], "copy-init");
         assert_eq!(seen[2].body["reason"], "InitialRestoreCreated");
 
@@ -181,6 +181,6 @@ mod tests {
         reconcile(Arc::new(database("Ready", 1, true)), ctx)
             .await
             .unwrap();
-        assert!(server.await.unwrap().is_empty());
+        assert!(server.finish().is_empty());
     }
 }

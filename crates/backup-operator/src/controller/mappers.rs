@@ -118,17 +118,13 @@ mod tests {
     }
 
     fn database(name: &str, ns: &str, backup_ref: Option<&str>) -> Arc<Database> {
-        let mut spec =
-            json!({"databaseName": "shop", "username": "app", "storage": {"size": "1Gi"}});
-        if let Some(b) = backup_ref {
-            spec["backupRef"] = json!({"name": b});
-        }
+        let database = testkit::database(name).set("/metadata/namespace", json!(ns));
         Arc::new(
-            serde_json::from_value(json!({
-                "apiVersion": "database.example.com/v1", "kind": "Database",
-                "metadata": {"name": name, "namespace": ns}, "spec": spec
-            }))
-            .unwrap(),
+            match backup_ref {
+                Some(backup) => database.backup_ref(backup),
+                None => database,
+            }
+            .build(),
         )
     }
 

@@ -81,7 +81,7 @@ async fn measure(client: Client, ns: &str, count: usize) -> Result<Latency> {
         let name = format!("latency-{i:02}");
         let created = Instant::now();
         databases
-            .create(&PostParams::default(), &objects::database(&name)?)
+            .create(&PostParams::default(), &objects::database(&name))
             .await
             .with_context(|| format!("creating Database {name}"))?;
         let pod_name = format!("{}-0", names::statefulset(&name));

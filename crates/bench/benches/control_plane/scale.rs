@@ -305,12 +305,12 @@ async fn create(client: &Client, ns: &str, count: usize) -> Result<()> {
                 let name = database_name(i);
                 let params = PostParams::default();
                 databases
-                    .create(&params, &objects::database(&name)?)
+                    .create(&params, &objects::database(&name))
                     .await
                     .with_context(|| format!("creating Database {name}"))?;
                 let backup = format!("{name}-nightly");
                 backups
-                    .create(&params, &objects::backup(&backup, &name)?)
+                    .create(&params, &objects::backup(&backup, &name))
                     .await
                     .with_context(|| format!("creating Backup {backup}"))?;
                 anyhow::Ok(())

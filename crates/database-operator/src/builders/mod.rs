@@ -83,42 +83,21 @@ fn owned_meta(db: &Database, name: String) -> ObjectMeta {
 
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use api::{Database, DatabaseSpec, ObjectReference, StorageSpec};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    //! The Databases these tests vary, from the test kit's builder.
 
-    /// A Database as the API server would hand it over, with defaults filled in.
+    use api::Database;
+
+    /// A Database as the API server would hand it over in `prod`, with defaults filled in.
     pub fn database(name: &str) -> Database {
-        Database {
-            metadata: ObjectMeta {
-                name: Some(name.to_string()),
-                namespace: Some("prod".to_string()),
-                uid: Some(format!("uid-{name}")),
-                generation: Some(1),
-                ..ObjectMeta::default()
-            },
-            spec: DatabaseSpec {
-                image: api::database::DEFAULT_IMAGE.to_string(),
-                replicas: 1,
-                database_name: "shop".to_string(),
-                username: "shop_owner".to_string(),
-                storage: StorageSpec {
-                    size: "1Gi".to_string(),
-                    storage_class_name: None,
-                },
-                resources: None,
-                backup_ref: None,
-            },
-            status: None,
-        }
+        testkit::database(name).served_in("prod").build()
     }
 
     /// The same, initialised from the Backup `backup`.
     pub fn database_from_backup(name: &str, backup: &str) -> Database {
-        let mut db = database(name);
-        db.spec.backup_ref = Some(ObjectReference {
-            name: backup.to_string(),
-        });
-        db
+        testkit::database(name)
+            .served_in("prod")
+            .backup_ref(backup)
+            .build()
     }
 }
 

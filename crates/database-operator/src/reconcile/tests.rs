@@ -1,14 +1,14 @@
-//! Reconciles against the in-memory API server of [`crate::fake_api`], asserting the exact
-//! requests sent.
+//! Reconciles against the test kit's mocked API server answering from stored objects,
+//! asserting the exact requests sent.
 
 use api::{Database, DatabasePhase, DatabaseStatus, RestorePhase};
 use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
+use testkit::MockApi;
 
 use super::*;
 use crate::builders::fixtures::{database, database_from_backup};
-use crate::fake_api::FakeApi;
 use crate::validate::fixtures::{backup, restore};
 use runtime::ReconcileError as _;
 
@@ -30,13 +30,13 @@ const SLICE_SELECTOR: &str = "labelSelector=kubernetes.io%2Fservice-name%3Dshop"
 
 struct Harness {
     ctx: Context,
-    fake: FakeApi,
+    fake: MockApi,
 }
 
 impl Harness {
     /// A fake API server holding `db`, and a context talking to it.
     fn new(db: &Database) -> Harness {
-        let (client, fake) = FakeApi::start();
+        let (client, fake) = MockApi::start();
         fake.put(DB, to_json(db));
         let reporter = Reporter {
             controller: crate::MANAGER.into(),
@@ -132,7 +132,7 @@ impl Harness {
             "one {method} {path} in {:#?}",
             self.write_lines()
         );
-        matching[0].body.clone().unwrap_or_default()
+        matching[0].body.clone()
     }
 }
 
@@ -229,11 +229,7 @@ async fn fresh_database_applies_its_objects_then_reports_deploying() {
     // The password goes into the Secret and nowhere else.
     for request in h.fake.requests() {
         if request.path != SECRET {
-            let body = request
-                .body
-                .as_ref()
-                .map(|b| b.to_string())
-                .unwrap_or_default();
+            let body = request.body.to_string();
             assert!(
                 !body.contains(&password),
                 "password leaked to {}",
@@ -517,7 +513,8 @@ async fn image_pull_failure_is_reported_and_recovers_after_the_image_is_fixed() 
 async fn transient_secret_failure_reports_provisioning_and_backs_off() {
     let db = database("shop");
     let h = Harness::new(&db);
-    h.fake.fail("PATCH", SECRET, 500, "InternalError");
+    h.fake
+        .fail(http::Method::PATCH, SECRET, 500, "InternalError");
 
     let result = h.reconcile(&db).await;
     let error = result.err().unwrap_or_else(|| panic!("expected an error"));
@@ -544,7 +541,7 @@ async fn transient_secret_failure_reports_provisioning_and_backs_off() {
 async fn rejected_statefulset_is_a_permanent_invalid_spec() {
     let db = database("shop");
     let h = Harness::new(&db);
-    h.fake.fail("PATCH", STS, 422, "Invalid");
+    h.fake.fail(http::Method::PATCH, STS, 422, "Invalid");
 
     let error = h
         .reconcile(&db)
@@ -642,7 +639,7 @@ async fn refused_volume_growth_is_reported_once_and_not_retried() {
     let h = Harness::new(&database("shop"));
     let mut db = ready_database(&h, &database("shop")).await;
     h.fake.put(CLAIM, claim_of_1gi());
-    h.fake.fail("PATCH", CLAIM, 422, "Invalid");
+    h.fake.fail(http::Method::PATCH, CLAIM, 422, "Invalid");
     db.spec.storage.size = "2Gi".into();
     db.metadata.generation = Some(2);
     h.fake.forget_requests();

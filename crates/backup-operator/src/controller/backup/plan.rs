@@ -270,12 +270,7 @@ mod tests {
     #[test]
     fn invalid_backups_say_what_to_change() {
         let database = |backup_ref: &str| -> Database {
-            serde_json::from_value(json!({
-                "apiVersion": "database.example.com/v1", "kind": "Database",
-                "metadata": {"name": "shop"},
-                "spec": {"databaseName": "shop", "username": "app", "storage": {"size": "1Gi"}, "backupRef": {"name": backup_ref}}
-            }))
-            .unwrap()
+            testkit::database("shop").backup_ref(backup_ref).build()
         };
         let cycle = validate(&backup(json!({})), Some(&database("nightly"))).unwrap_err();
         assert_eq!(cycle.reason(), "DependencyCycle");

@@ -11,7 +11,8 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::reconcile;
-use crate::controller::fixtures::{Expect, Reply, Seen, database, expect, list, scenario};
+use crate::controller::fixtures::scenario;
+use testkit::{Expect, Reply, Request, expect, list};
 
 const BACKUP: &str = "/apis/database.example.com/v1/namespaces/prod/backups/nightly";
 const DATABASE: &str = "/apis/database.example.com/v1/namespaces/prod/databases/shop";
@@ -25,21 +26,18 @@ const RUN_JOBS: &str =
 const RUN_ID: &str = "20260102T100000Z";
 const RUN_JOB: &str = "nightly-20260102t100000z";
 
+/// The Backup `nightly` of `shop`, created an hour before the scenarios' clock, with these
+/// fields of its spec set.
 fn backup(spec: Value, status: Value) -> Arc<Backup> {
-    let mut full = json!({"databaseRef": {"name": "shop"}});
-    full.as_object_mut()
-        .unwrap()
-        .extend(spec.as_object().unwrap().clone());
-    Arc::new(
-        serde_json::from_value(json!({
-            "apiVersion": "database.example.com/v1", "kind": "Backup",
-            "metadata": {"name": "nightly", "namespace": "prod", "uid": "uid-nightly", "generation": 1,
-                         "creationTimestamp": "2026-01-02T09:00:00Z"},
-            "spec": full,
-            "status": status
-        }))
-        .unwrap(),
-    )
+    let created = json!("2026-01-02T09:00:00Z");
+    let mut fixture = testkit::backup("nightly", "shop")
+        .served_in("prod")
+        .set("/metadata/creationTimestamp", created)
+        .status(status);
+    for (field, value) in spec.as_object().unwrap() {
+        fixture = fixture.set(&format!("/spec/{field}"), value.clone());
+    }
+    Arc::new(fixture.build())
 }
 
 /// A Backup as the controller's watch hands it over.
@@ -83,13 +81,13 @@ fn status_patch() -> Expect {
     .with_query("fieldManager=backup-operator")
 }
 
-async fn run(backup: Arc<Backup>, script: Vec<Expect>) -> (Action, Vec<Seen>) {
+async fn run(backup: Arc<Backup>, script: Vec<Expect>) -> (Action, Vec<Request>) {
     let (ctx, server) = scenario(script);
     let action = tokio::time::timeout(Duration::from_secs(5), reconcile(guarded(backup), ctx))
         .await
         .expect("reconcile hung")
         .expect("reconcile failed");
-    (action, server.await.expect("script"))
+    (action, server.finish())
 }
 
 fn condition<'a>(status: &'a Value, type_: &str) -> (&'a str, &'a str) {
@@ -102,7 +100,7 @@ fn condition<'a>(status: &'a Value, type_: &str) -> (&'a str, &'a str) {
     (c["status"].as_str().unwrap(), c["reason"].as_str().unwrap())
 }
 
-fn posted<'a>(seen: &'a [Seen], path: &str) -> Vec<&'a Value> {
+fn posted<'a>(seen: &'a [Request], path: &str) -> Vec<&'a Value> {
     seen.iter()
         .filter(|s| s.method == Method::POST && s.path == path)
         .map(|s| &s.body)
@@ -111,7 +109,15 @@ fn posted<'a>(seen: &'a [Seen], path: &str) -> Vec<&'a Value> {
 
 #[tokio::test]
 async fn backup_waits_until_database_ready() {
-    let mut script = gather(Reply::Json(database("shop", false, None)), vec![]);
+    let mut script = gather(
+        Reply::Json(
+            testkit::database("shop")
+                .served_in("prod")
+                .ready(false)
+                .json(),
+        ),
+        vec![],
+    );
     script.push(status_patch());
     let (action, seen) = run(backup(json!({}), json!({})), script).await;
 
@@ -155,7 +161,13 @@ async fn backup_of_a_missing_database_warns() {
 #[tokio::test]
 async fn backup_of_a_database_seeded_from_it_is_a_cycle() {
     let mut script = gather(
-        Reply::Json(database("shop", false, Some("nightly"))),
+        Reply::Json(
+            testkit::database("shop")
+                .served_in("prod")
+                .ready(false)
+                .backup_ref("nightly")
+                .json(),
+        ),
         vec![],
     );
     script.push(status_patch());
@@ -174,7 +186,15 @@ async fn backup_of_a_database_seeded_from_it_is_a_cycle() {
 
 #[tokio::test]
 async fn a_due_run_creates_exactly_one_job_with_a_deterministic_name() {
-    let mut script = gather(Reply::Json(database("shop", true, None)), vec![]);
+    let mut script = gather(
+        Reply::Json(
+            testkit::database("shop")
+                .served_in("prod")
+                .ready(true)
+                .json(),
+        ),
+        vec![],
+    );
     script.push(expect(Method::POST, CLAIMS, Reply::Echo));
     script.push(expect(Method::POST, JOBS, Reply::Echo));
     script.push(status_patch());
@@ -206,7 +226,15 @@ async fn a_due_run_creates_exactly_one_job_with_a_deterministic_name() {
 #[tokio::test]
 async fn a_job_left_by_a_restarted_operator_is_adopted_not_duplicated() {
     // The Job exists, but status was never written: the create answers AlreadyExists.
-    let mut script = gather(Reply::Json(database("shop", true, None)), vec![]);
+    let mut script = gather(
+        Reply::Json(
+            testkit::database("shop")
+                .served_in("prod")
+                .ready(true)
+                .json(),
+        ),
+        vec![],
+    );
     script.push(expect(Method::POST, CLAIMS, Reply::Status(409)));
     script.push(expect(Method::POST, JOBS, Reply::Status(409)));
     script.push(status_patch());
@@ -219,7 +247,15 @@ async fn a_job_left_by_a_restarted_operator_is_adopted_not_duplicated() {
 async fn a_job_in_flight_starts_no_second_job() {
     // The next scheduled time (10:00) is due, but the 02:00 run still runs.
     let in_flight = run_job("20260102T020000Z", json!([]));
-    let mut script = gather(Reply::Json(database("shop", true, None)), vec![in_flight]);
+    let mut script = gather(
+        Reply::Json(
+            testkit::database("shop")
+                .served_in("prod")
+                .ready(true)
+                .json(),
+        ),
+        vec![in_flight],
+    );
     script.push(status_patch());
     let spec = json!({"schedule": "0 */8 * * *"});
     let old = json!({"lastScheduleTime": "2026-01-02T02:00:00Z"});
@@ -241,7 +277,15 @@ async fn a_succeeded_job_turns_into_completed_status_with_backup_ready() {
         "sha256": "ab".repeat(32), "runId": RUN_ID, "time": "2026-01-02T10:00:05Z",
         "serverVersion": "17.2", "pruned": []
     });
-    let mut script = gather(Reply::Json(database("shop", true, None)), vec![done]);
+    let mut script = gather(
+        Reply::Json(
+            testkit::database("shop")
+                .served_in("prod")
+                .ready(true)
+                .json(),
+        ),
+        vec![done],
+    );
     script.push(
         expect(
             Method::GET,
@@ -257,7 +301,7 @@ async fn a_succeeded_job_turns_into_completed_status_with_backup_ready() {
     let action = reconcile(guarded(backup(json!({}), old)), ctx.clone())
         .await
         .unwrap();
-    let seen = server.await.unwrap();
+    let seen = server.finish();
 
     let status = &seen[3].body["status"];
     assert_eq!(status["phase"], "Completed");
@@ -287,7 +331,12 @@ async fn a_failed_job_degrades_the_backup_and_warns_once() {
     );
     let pod = finished_pod(r#"{"error":"pg_dump failed: connection refused"}"#);
     let mut script = gather(
-        Reply::Json(database("shop", true, None)),
+        Reply::Json(
+            testkit::database("shop")
+                .served_in("prod")
+                .ready(true)
+                .json(),
+        ),
         vec![failed.clone()],
     );
     script.push(expect(
@@ -302,7 +351,7 @@ async fn a_failed_job_degrades_the_backup_and_warns_once() {
     reconcile(guarded(backup(json!({}), old)), ctx.clone())
         .await
         .unwrap();
-    let seen = server.await.unwrap();
+    let seen = server.finish();
 
     let status = seen[3].body["status"].clone();
     assert_eq!(status["phase"], "Failed");
@@ -316,7 +365,15 @@ async fn a_failed_job_degrades_the_backup_and_warns_once() {
     assert_eq!(ctx.metrics.runs.with_label_values(&["failed"]).get(), 1);
 
     // The next reconcile reads the same failure: no status write, no Event, no count.
-    let mut script = gather(Reply::Json(database("shop", true, None)), vec![failed]);
+    let mut script = gather(
+        Reply::Json(
+            testkit::database("shop")
+                .served_in("prod")
+                .ready(true)
+                .json(),
+        ),
+        vec![failed],
+    );
     script.push(expect(
         Method::GET,
         PODS,
@@ -326,7 +383,7 @@ async fn a_failed_job_degrades_the_backup_and_warns_once() {
     reconcile(guarded(backup(json!({}), status)), ctx.clone())
         .await
         .unwrap();
-    assert_eq!(server.await.unwrap().len(), 3);
+    assert_eq!(server.finish().len(), 3);
     assert_eq!(ctx.metrics.runs.with_label_values(&["failed"]).get(), 0);
 }
 
@@ -356,7 +413,7 @@ async fn a_backup_that_does_not_decode_is_reported_and_left_alone() {
     let error = reconcile(Arc::new(guard), ctx)
         .await
         .expect_err("a Backup that does not decode cannot be reconciled");
-    let seen = server.await.unwrap();
+    let seen = server.finish();
 
     assert_eq!(error.category(), "invalid_object");
     assert!(!error.is_retryable(), "retrying cannot fix it");

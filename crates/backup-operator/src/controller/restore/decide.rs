@@ -152,13 +152,12 @@ mod tests {
         } else {
             json!([])
         };
-        serde_json::from_value(json!({
-            "apiVersion": "database.example.com/v1", "kind": "Database",
-            "metadata": {"name": "copy", "generation": 1},
-            "spec": {"databaseName": "shop", "username": "app", "storage": {"size": "1Gi"}, "replicas": 2},
-            "status": {"readyReplicas": ready_replicas, "observedGeneration": 1, "conditions": conditions}
-        }))
-        .unwrap()
+        let status = json!({"readyReplicas": ready_replicas, "observedGeneration": 1, "conditions": conditions});
+        testkit::database("copy")
+            .set("/metadata/generation", json!(1))
+            .replicas(2)
+            .set("/status", status)
+            .build()
     }
 
     fn reason(step: &Step) -> String {

@@ -10,7 +10,8 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::reconcile;
-use crate::controller::fixtures::{Expect, Reply, Seen, database, expect, list, scenario};
+use crate::controller::fixtures::scenario;
+use testkit::{Expect, Reply, Request, expect, list};
 
 const RESTORE: &str = "/apis/database.example.com/v1/namespaces/prod/restores/refresh";
 const BACKUP: &str = "/apis/database.example.com/v1/namespaces/prod/backups/nightly";
@@ -21,15 +22,8 @@ const PODS: &str = "/api/v1/namespaces/prod/pods";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/prod/events";
 
 fn restore(status: Value) -> Arc<Restore> {
-    Arc::new(
-        serde_json::from_value(json!({
-            "apiVersion": "database.example.com/v1", "kind": "Restore",
-            "metadata": {"name": "refresh", "namespace": "prod", "uid": "uid-refresh", "generation": 1},
-            "spec": {"backupRef": {"name": "nightly"}, "databaseRef": {"name": "copy"}},
-            "status": status
-        }))
-        .unwrap(),
-    )
+    let fixture = testkit::restore("refresh", "nightly", "copy").served_in("prod");
+    Arc::new(fixture.status(status).build())
 }
 
 fn backup(ready: bool) -> Value {
@@ -39,11 +33,8 @@ fn backup(ready: bool) -> Value {
     } else {
         json!({})
     };
-    json!({
-        "apiVersion": "database.example.com/v1", "kind": "Backup",
-        "metadata": {"name": "nightly", "namespace": "prod"},
-        "spec": {"databaseRef": {"name": "shop"}}, "status": status
-    })
+    let fixture = testkit::backup("nightly", "shop").set("/metadata/namespace", json!("prod"));
+    fixture.status(status).json()
 }
 
 fn status_patch() -> Expect {
@@ -55,7 +46,7 @@ fn status_patch() -> Expect {
     )
 }
 
-async fn run(restore: Arc<Restore>, script: Vec<Expect>) -> (Action, Vec<Seen>) {
+async fn run(restore: Arc<Restore>, script: Vec<Expect>) -> (Action, Vec<Request>) {
     let (ctx, server) = scenario(script);
     let action = reconcile(
         Arc::new(DeserializeGuard(Ok(Arc::unwrap_or_clone(restore)))),
@@ -63,7 +54,7 @@ async fn run(restore: Arc<Restore>, script: Vec<Expect>) -> (Action, Vec<Seen>) 
     )
     .await
     .expect("reconcile failed");
-    (action, server.await.expect("script"))
+    (action, server.finish())
 }
 
 fn condition(status: &Value, type_: &str) -> String {
@@ -88,7 +79,12 @@ async fn a_restore_waits_for_a_ready_backup() {
         expect(
             Method::GET,
             DATABASE,
-            Reply::Json(database("copy", true, None)),
+            Reply::Json(
+                testkit::database("copy")
+                    .served_in("prod")
+                    .ready(true)
+                    .json(),
+            ),
         ),
         status_patch(),
     ];
@@ -107,7 +103,12 @@ async fn a_ready_restore_starts_one_job_for_the_newest_run() {
         expect(
             Method::GET,
             DATABASE,
-            Reply::Json(database("copy", true, None)),
+            Reply::Json(
+                testkit::database("copy")
+                    .served_in("prod")
+                    .ready(true)
+                    .json(),
+            ),
         ),
         expect(Method::POST, JOBS, Reply::Echo),
         status_patch(),
@@ -178,7 +179,7 @@ async fn a_restore_that_does_not_decode_is_reported_and_never_runs() {
     let error = reconcile(Arc::new(guard), ctx)
         .await
         .expect_err("a Restore that does not decode cannot be reconciled");
-    let seen = server.await.unwrap();
+    let seen = server.finish();
 
     assert_eq!(error.category(), "invalid_object");
     assert!(!error.is_retryable());

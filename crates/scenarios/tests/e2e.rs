@@ -1,0 +1,19 @@
+//! End to end on the real one-node cluster: PostgreSQL actually runs in a Pod, backups are
+//! Jobs that actually dump it, and restores bring the rows back.
+//!
+//! These tests need the node (`hack/cluster-up.sh` starts it) and the images built by
+//! `hack/images.sh` and `hack/build-operator-images.sh`; `./justw test` prepares both.
+
+mod e2e {
+    mod table_lock;
+
+    mod backup_and_restore;
+    mod backup_operator_killed;
+    mod deletion_policy;
+    mod helm_charts;
+    mod image_missing;
+    mod in_cluster_operators;
+    mod pod_killed;
+    mod postgres_killed_mid_dump;
+    mod recreated_database;
+}
