@@ -104,7 +104,7 @@ impl Scenario {
         }
         // Debug for the operators' own crates: each reconcile logs "reconciled", which the
         // restart scenarios count.
-        let log = "info,database_operator=debug,backup_operator=debug";
+        let log = "info,database_operator=debug,backup_operator=debug,operator_runtime=debug";
         let process = OperatorProcess::spawn(operator, &kubeconfig, &args, &[("RUST_LOG", log)])
             .unwrap_or_else(|e| panic!("starting {}: {e:#}", operator.name()));
         self.operators.push((operator, process));
