@@ -63,6 +63,37 @@ impl<K: Resource<DynamicType = ()>> Written<K> {
         cached
     }
 
+    /// The cached objects `keep` selects, each replaced by what was written when that is newer,
+    /// and the written ones `keep` selects that the cache does not show at all yet.
+    pub fn merged(&self, cached: Vec<Arc<K>>, keep: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut objects: Vec<Arc<K>> = cached
+            .into_iter()
+            .filter(|o| keep(o))
+            .filter_map(|o| {
+                let key = ObjectRef::from_obj(o.as_ref());
+                let newest = self.newest(&key, Some(o));
+                seen.insert(key);
+                newest
+            })
+            .collect();
+        let unseen: Vec<Arc<K>> = self
+            .lock()
+            .iter()
+            .filter(|(key, (at, object))| {
+                at.elapsed() < KEEP && !seen.contains(*key) && keep(object)
+            })
+            .map(|(_, (_, object))| object.clone())
+            .collect();
+        objects.extend(unseen);
+        objects
+    }
+
+    /// Forgets what was written as `key`: this process deleted it.
+    pub fn forget(&self, key: &ObjectRef<K>) {
+        self.lock().remove(key);
+    }
+
     /// How many writes are waiting for their watch event (for tests and metrics).
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -137,6 +168,36 @@ mod tests {
             Some("theirs")
         );
         assert!(written.is_empty());
+    }
+
+    #[test]
+    fn a_list_shows_writes_the_cache_does_not_have_yet() {
+        let written = Written::default();
+        let named = |name: &str, version: &str| {
+            let mut o = object(version, name);
+            o.metadata.name = Some(name.into());
+            o
+        };
+        written.remember(named("new", "5"));
+        written.remember(named("changed", "9"));
+        written.remember(named("other", "7"));
+        let cached = vec![Arc::new(named("changed", "4")), Arc::new(named("old", "3"))];
+        let mut got: Vec<String> = written
+            .merged(cached, |o| o.metadata.name.as_deref() != Some("other"))
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}@{}",
+                    o.metadata.name.clone().unwrap_or_default(),
+                    o.metadata.resource_version.clone().unwrap_or_default()
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, ["changed@9", "new@5", "old@3"]);
+
+        written.forget(&ObjectRef::from_obj(&named("new", "5")));
+        assert_eq!(written.merged(Vec::new(), |_| true).len(), 2);
     }
 
     #[test]
