@@ -23,8 +23,11 @@ use kube::runtime::reflector::ObjectRef;
 pub const KEEP: Duration = Duration::from_secs(30);
 
 pub struct Written<K: Resource<DynamicType = ()>> {
-    objects: Mutex<HashMap<ObjectRef<K>, (Instant, Arc<K>)>>,
+    objects: Mutex<Entries<K>>,
 }
+
+/// Each written object by its key, with when it was written.
+type Entries<K> = HashMap<ObjectRef<K>, (Instant, Arc<K>)>;
 
 impl<K: Resource<DynamicType = ()>> Default for Written<K> {
     fn default() -> Self {
@@ -103,7 +106,7 @@ impl<K: Resource<DynamicType = ()>> Written<K> {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<K>, (Instant, Arc<K>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries<K>> {
         self.objects.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -146,7 +146,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_seeded_database_gets_its_restore_once_a_pod_serves() {
-        use crate::controller::fixtures::scenario;
+        use crate::controller::fixtures::{Script, scenario};
         use http::Method;
         use testkit::{Reply, expect};
         let ready = json!({"conditions": [{"type": "BackupReady", "status": "True", "reason": "ArtifactAvailable",
@@ -155,12 +155,7 @@ mod tests {
             .set("/metadata/namespace", json!("prod"))
             .status(ready)
             .json();
-        let script = vec![
-            expect(
-                Method::GET,
-                "/apis/database.example.com/v1/namespaces/prod/backups/nightly",
-                Reply::Json(backup),
-            ),
+        let script = Script::from(vec![
             expect(
                 Method::POST,
                 "/apis/database.example.com/v1/namespaces/prod/restores",
@@ -171,18 +166,20 @@ mod tests {
                 "/apis/events.k8s.io/v1/namespaces/prod/events",
                 Reply::Echo,
             ),
-        ];
+        ])
+        .cached_backup(backup);
         let (ctx, server) = scenario(script);
-        reconcile(Arc::new(database("Verifying", 1, true)), ctx)
+        let guarded = |db| Arc::new(DeserializeGuard(Ok(db)));
+        reconcile(guarded(database("Verifying", 1, true)), ctx)
             .await
             .unwrap();
         let seen = server.finish();
-        assert_eq!(seen[1].body["metadata"]["name"], "copy-init");
-        assert_eq!(seen[2].body["reason"], "InitialRestoreCreated");
+        assert_eq!(seen[0].body["metadata"]["name"], "copy-init");
+        assert_eq!(seen[1].body["reason"], "InitialRestoreCreated");
 
         // Once Ready, nothing is read or created, even if the Restore was deleted.
         let (ctx, server) = scenario(vec![]);
-        reconcile(Arc::new(database("Ready", 1, true)), ctx)
+        reconcile(guarded(database("Ready", 1, true)), ctx)
             .await
             .unwrap();
         assert!(server.finish().is_empty());

@@ -120,15 +120,14 @@ mod tests {
         )
     }
 
-    fn database(name: &str, ns: &str, backup_ref: Option<&str>) -> Arc<Database> {
+    /// A Database as the controllers' watches decode it.
+    fn database(name: &str, ns: &str, backup_ref: Option<&str>) -> Arc<DeserializeGuard<Database>> {
         let database = testkit::database(name).set("/metadata/namespace", json!(ns));
-        Arc::new(
-            match backup_ref {
-                Some(backup) => database.backup_ref(backup),
-                None => database,
-            }
-            .build(),
-        )
+        let database = match backup_ref {
+            Some(backup) => database.backup_ref(backup),
+            None => database,
+        };
+        guarded(database.json())
     }
 
     /// What a metadata-only watch delivers of `object`, as the controllers watch Backups and
@@ -220,6 +219,21 @@ mod tests {
         assert!(backups[1].0.is_err() && backups[2].0.is_err());
         let shop = database("shop", "prod", Some("broken"));
         assert_eq!(names(backups_for_database(&backups, &shop)), ["nightly"]);
+        // A Database that does not decode still wakes the Backups that name it.
+        let broken_shop = guarded::<Database>(
+            testkit::database("shop")
+                .set("/metadata/namespace", json!("prod"))
+                .set("/spec/replicas", json!("three"))
+                .json(),
+        );
+        assert!(broken_shop.0.is_err());
+        assert_eq!(
+            names(backups_for_database(&backups, &broken_shop)),
+            ["nightly"]
+        );
+        let databases = [broken_shop, database("copy", "prod", Some("nightly"))];
+        let nightly = metadata(backup("nightly", "prod", "shop"));
+        assert_eq!(names(databases_for_backup(&databases, &nightly)), ["copy"]);
 
         let restores = [
             restore("a", "nightly", "copy"),
