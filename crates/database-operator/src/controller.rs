@@ -18,7 +18,7 @@
 //!
 //! Every watch fills a cache ([`crate::caches`]) before it wakes the controller, and a
 //! reconcile reads what it needs from the caches (`gather`): an unchanged Database costs no
-//! request at all. At most [`CONCURRENT_RECONCILES`] run at once.
+//! request at all. At most `--concurrent-reconciles` run at once.
 //!
 //! A Database is reconciled when something it depends on changes, after a transient error
 //! with a per-object exponential backoff, and otherwise only by the long, jittered safety net
@@ -49,12 +49,6 @@ use crate::metrics::DatabaseStore;
 use crate::reconcile::{self, Context};
 
 type Guarded = DeserializeGuard<Database>;
-
-/// Reconciles running at once. Each one holds an API connection per request in flight and
-/// the objects it read; unbounded, the burst of 1,000 new Databases ran some 900 at once,
-/// most of the operator's 90 MiB peak, and drew 429s from the API server. Sixteen keep the
-/// peak under 30 MiB and converge as fast: the API server, not the operator, sets the pace.
-pub const CONCURRENT_RECONCILES: u16 = 16;
 
 /// The Controller with every watch wired, not yet running. Each `()` from `nudge` makes it
 /// look at every Database again (see [`track_readiness`]).
@@ -93,8 +87,11 @@ pub fn controller(
         restores,
     });
 
-    let controller =
-        runtime::controller::cached(process.api::<Guarded>(), all(), CONCURRENT_RECONCILES);
+    let controller = runtime::controller::cached(
+        process.api::<Guarded>(),
+        all(),
+        process.concurrent_reconciles,
+    );
     let databases = controller.store();
     let controller = controller
         .owns_stream(secret_changes)

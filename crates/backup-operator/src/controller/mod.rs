@@ -83,7 +83,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         everything,
     );
 
-    let backups = cached(process.api::<DeserializeGuard<Backup>>());
+    let backups = cached(
+        process.api::<DeserializeGuard<Backup>>(),
+        process.concurrent_reconciles,
+    );
     let backup_store = backups.store();
     let store = backup_store.clone();
     let backups = backups
@@ -98,7 +101,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             mappers::backups_for_database(&store.state(), &db)
         });
 
-    let restores = cached(process.api::<DeserializeGuard<Restore>>());
+    let restores = cached(
+        process.api::<DeserializeGuard<Restore>>(),
+        process.concurrent_reconciles,
+    );
     let restore_store = restores.store();
     let (by_backup, by_database) = (restore_store.clone(), restore_store.clone());
     let restores = restores
@@ -112,7 +118,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             move |db| mappers::restores_for_database(&by_database.state(), &db),
         );
 
-    let initial = cached(process.api::<DeserializeGuard<Database>>());
+    let initial = cached(
+        process.api::<DeserializeGuard<Database>>(),
+        process.concurrent_reconciles,
+    );
     let database_store = initial.store();
     let store = database_store.clone();
     let initial = initial
@@ -176,7 +185,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// A controller over `api`'s objects, cached and slimmed by the runtime.
-fn cached<K>(api: kube::Api<K>) -> Controller<K>
+fn cached<K>(api: kube::Api<K>, concurrency: u16) -> Controller<K>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -187,10 +196,5 @@ where
         + 'static,
 {
     let config = Config::default().any_semantic();
-    runtime::controller::cached(api, config, CONCURRENT_RECONCILES)
+    runtime::controller::cached(api, config, concurrency)
 }
-
-/// Reconciles each controller runs at once. Unbounded, the burst of 1,000 new Backups ran
-/// hundreds at once, each with its own API connection; sixteen per controller keep the
-/// operator's peak flat and still outpace the API server (docs/performance.md).
-const CONCURRENT_RECONCILES: u16 = 16;
