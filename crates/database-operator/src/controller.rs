@@ -16,11 +16,9 @@
 //!   for its Backup moves on the moment the Backup becomes ready.
 //! - Restores, mapped to the Database an initial restore fills.
 //!
-//! Only the Databases are cached. Restores are watched whole (their mapper reads the spec);
-//! everything else as metadata only (the owned objects by kube's `owns`, and the Pods,
-//! claims, EndpointSlices and Backups here): their mappers read names and labels, and a
-//! change to a status still arrives as an event. A reconcile reads what it needs itself
-//! (`gather`), and at most [`CONCURRENT_RECONCILES`] run at once.
+//! Every watch fills a cache ([`crate::caches`]) before it wakes the controller, and a
+//! reconcile reads what it needs from the caches (`gather`): an unchanged Database costs no
+//! request at all. At most `--concurrent-reconciles` run at once.
 //!
 //! A Database is reconciled when something it depends on changes, after a transient error
 //! with a per-object exponential backoff, and otherwise only by the long, jittered safety net
@@ -36,72 +34,95 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::core::DeserializeGuard;
-use kube::core::PartialObjectMeta as Meta;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
+use runtime::cache::everything;
+use runtime::controller::reflected;
 use runtime::{Health, Process, ReconcileMetrics, Reconciles};
 
 use crate::builders::managed_selector;
+use crate::caches::{Caches, Stores, keep_pod_status};
 use crate::endpoint_slices::SERVICE_NAME_LABEL;
 use crate::metrics::DatabaseStore;
 use crate::reconcile::{self, Context};
 
 type Guarded = DeserializeGuard<Database>;
 
-/// Reconciles running at once. Each one holds an API connection per request in flight and
-/// the objects it read; unbounded, the burst of 1,000 new Databases ran some 900 at once,
-/// most of the operator's 90 MiB peak, and drew 429s from the API server. Sixteen keep the
-/// peak under 30 MiB and converge as fast: the API server, not the operator, sets the pace.
-pub const CONCURRENT_RECONCILES: u16 = 16;
-
 /// The Controller with every watch wired, not yet running. Each `()` from `nudge` makes it
 /// look at every Database again (see [`track_readiness`]).
 pub fn controller(
     process: &Process,
     nudge: impl Stream<Item = ()> + Send + 'static,
-) -> Controller<Guarded> {
+) -> (Controller<Guarded>, Arc<Caches>) {
     let managed = || watcher::Config::default().labels(&managed_selector());
     let all = watcher::Config::default;
-    let controller =
-        runtime::controller::cached(process.api::<Guarded>(), all(), CONCURRENT_RECONCILES);
-    let backups_store = controller.store();
-    controller
-        .owns(process.api::<Secret>(), managed())
-        .owns(process.api::<Service>(), managed())
-        .owns(process.api::<StatefulSet>(), managed())
-        .watches(process.api::<Meta<Pod>>(), managed(), |pod| by_label(&pod))
-        .watches(
-            process.api::<Meta<PersistentVolumeClaim>>(),
-            managed(),
-            |claim| by_label(&claim),
-        )
-        .watches(process.api::<Meta<EndpointSlice>>(), managed(), |slice| {
-            database_of_client_slice(&slice)
+    let (secrets, secret_changes) = reflected(process.api::<Secret>(), managed(), everything);
+    let (services, service_changes) = reflected(process.api::<Service>(), managed(), everything);
+    let (statefulsets, statefulset_changes) =
+        reflected(process.api::<StatefulSet>(), managed(), everything);
+    let (pods, pod_changes) = reflected(process.api::<Pod>(), managed(), keep_pod_status);
+    let (claims, claim_changes) = reflected(
+        process.api::<PersistentVolumeClaim>(),
+        managed(),
+        everything,
+    );
+    let (slices, slice_changes) = reflected(process.api::<EndpointSlice>(), managed(), everything);
+    let (backups, backup_changes) =
+        reflected(process.api::<DeserializeGuard<Backup>>(), all(), everything);
+    let (restores, restore_changes) = reflected(
+        process.api::<DeserializeGuard<Restore>>(),
+        all(),
+        everything,
+    );
+    let caches = Caches::new(Stores {
+        secrets,
+        services,
+        statefulsets,
+        pods,
+        claims,
+        slices,
+        backups,
+        restores,
+    });
+
+    let controller = runtime::controller::cached(
+        process.api::<Guarded>(),
+        all(),
+        process.concurrent_reconciles,
+    );
+    let databases = controller.store();
+    let controller = controller
+        .owns_stream(secret_changes)
+        .owns_stream(service_changes)
+        .owns_stream(statefulset_changes)
+        .watches_stream(pod_changes, |pod| by_label(&pod))
+        .watches_stream(claim_changes, |claim| by_label(&claim))
+        .watches_stream(slice_changes, |slice| database_of_client_slice(&slice))
+        .watches_stream(backup_changes, move |backup| {
+            databases_using_backup(&databases, &backup)
         })
-        .watches(process.api::<Meta<Backup>>(), all(), move |backup| {
-            databases_using_backup(&backups_store, &backup)
+        .watches_stream(restore_changes, |restore| {
+            database_of_initial_restore(&restore)
         })
-        .watches(
-            process.api::<DeserializeGuard<Restore>>(),
-            all(),
-            |restore| database_of_initial_restore(&restore),
-        )
-        .reconcile_all_on(nudge)
+        .reconcile_all_on(nudge);
+    (controller, caches)
 }
 
-/// Marks the process synced once the controller's cache of Databases has synced, then
-/// nudges the controller once: the store's readiness wakes only the waiter that polled it
-/// last, and when that was this task, the controller might otherwise sleep until its next
-/// watch event.
+/// Marks the process synced once the controller's cache of Databases and every cache the
+/// reconciles read have synced, then nudges the controller once: the store's readiness wakes
+/// only the waiter that polled it last, and when that was this task, the controller might
+/// otherwise sleep until its next watch event.
 pub async fn track_readiness(
     store: DatabaseStore,
+    caches: Arc<Caches>,
     health: Arc<Health>,
     nudge: oneshot::Sender<()>,
 ) {
-    if runtime::readiness::caches_synced(|| async { store.wait_until_ready().await.is_ok() }).await
-    {
+    let databases =
+        runtime::readiness::caches_synced(|| async { store.wait_until_ready().await.is_ok() });
+    if databases.await && caches.synced().await {
         health.set_synced();
         let _ = nudge.send(());
     }

@@ -34,6 +34,14 @@ pub enum GatherError {
         #[source]
         source: kube::Error,
     },
+    #[error(
+        "{kind} {name} does not match its CRD schema ({message}); correct it with kubectl edit"
+    )]
+    Undecodable {
+        kind: String,
+        name: String,
+        message: String,
+    },
 }
 
 /// Applying an owned object failed.

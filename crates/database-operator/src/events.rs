@@ -24,9 +24,12 @@ pub struct Announcement {
     pub related: Option<ObjectReference>,
 }
 
-/// The Event for a change from `old` to `new`: when the phase or the Ready reason changed.
-/// A Warning when the Database failed, waits for a Backup that does not exist, or cannot
-/// apply its objects.
+/// The Event for a change from `old` to `new`: when the phase or the Ready reason changed to
+/// something a user must hear of. A Warning when the Database failed, waits for a Backup
+/// that does not exist, or cannot apply its objects; a Normal Event when it became Ready.
+/// The steps on the way (Deploying, Verifying, waiting for a Backup) are in the status and
+/// its conditions; as Events they would cost a write each and, with a thousand Databases,
+/// bury the ones that matter in `kubectl get events`.
 pub fn announcement(old: Option<&DatabaseStatus>, new: &DatabaseStatus) -> Option<Announcement> {
     let ready = conditions::find(&new.conditions, READY)?;
     let old_reason = old
@@ -40,6 +43,9 @@ pub fn announcement(old: Option<&DatabaseStatus>, new: &DatabaseStatus) -> Optio
         || ready.reason == "BackupNotFound"
         || conditions::find(&new.conditions, conditions::DEGRADED)
             .is_some_and(|c| c.status == "True");
+    if !warning && new.phase != Some(DatabasePhase::Ready) {
+        return None;
+    }
     Some(Announcement {
         warning,
         reason: ready.reason.clone(),
@@ -121,16 +127,17 @@ mod tests {
         let stuck = status(Provisioning, "Provisioning", true);
         // (what, old, new, Some(warning) when an Event is expected)
         let rows = [
-            ("first status", None, &deploying, Some(false)),
+            ("first status", None, &deploying, None),
             ("steady", Some(&ready), &ready, None),
             ("became ready", Some(&deploying), &ready, Some(false)),
             ("failed", Some(&deploying), &pulling, Some(true)),
             ("other failure", Some(&pulling), &crashing, Some(true)),
             ("still failing", Some(&crashing), &crashing, None),
-            ("recovered", Some(&crashing), &deploying, Some(false)),
+            ("recovering", Some(&crashing), &deploying, None),
+            ("recovered", Some(&crashing), &ready, Some(false)),
             ("backup missing", None, &missing, Some(true)),
-            ("backup not ready", None, &not_ready, Some(false)),
-            ("backup appeared", Some(&missing), &not_ready, Some(false)),
+            ("backup not ready", None, &not_ready, None),
+            ("backup appeared", Some(&missing), &not_ready, None),
             ("apply failing", Some(&deploying), &stuck, Some(true)),
         ];
         for (what, old, new, want) in rows {

@@ -1,22 +1,17 @@
-//! Step 1: read everything a reconcile of one Database depends on.
-//!
-//! kube's `Controller::owns` and `watches` only trigger reconciles (owned objects are watched
-//! as metadata, and no cache is kept), so the objects are read here with direct GETs: a
-//! handful of reads per reconcile, and always the current state, which matters for the
-//! password (a stale cache that missed the Secret would make a second one). The Database
-//! itself comes from the controller's cache.
+//! Step 1: what a reconcile of one Database depends on, from the controller's caches
+//! ([`crate::caches`]): no request to the API server.
 
 use api::{Backup, Database, Restore, names};
-use futures::try_join;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::ListParams;
-use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use kube::ResourceExt;
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::{ObjectRef, Store};
 use std::fmt::Debug;
 
 use crate::builders::{self, statefulset::DATA_VOLUME};
+use crate::caches::{Caches, select};
 use crate::endpoint_slices::SERVICE_NAME_LABEL;
 use crate::error::GatherError;
 use crate::quantity;
@@ -58,59 +53,78 @@ impl Debug for Gathered {
     }
 }
 
-/// Reads what `db` (in `namespace`) depends on.
-pub async fn gather(
-    client: &Client,
-    db: &Database,
-    namespace: &str,
-) -> Result<Gathered, GatherError> {
+/// What the caches hold for `db` (in `namespace`).
+pub fn gather(caches: &Caches, db: &Database, namespace: &str) -> Result<Gathered, GatherError> {
     let name = db.name_any();
-    let backup_ref = db.spec.backup_ref.as_ref().map(|r| r.name.clone());
-    let initial_restore = backup_ref.as_ref().map(|_| names::initial_restore(&name));
-    let secret = names::credentials_secret(&name);
-    let headless = names::headless_service(&name);
-    let client_svc = names::client_service(&name);
-    let sts = names::statefulset(&name);
-
-    let (backup, restore, secret, headless_service, client_service, statefulset) = try_join!(
-        get_opt::<Backup>(client, namespace, backup_ref.as_deref()),
-        get_opt::<Restore>(client, namespace, initial_restore.as_deref()),
-        get_opt::<Secret>(client, namespace, Some(&secret)),
-        get_opt::<Service>(client, namespace, Some(&headless)),
-        get_opt::<Service>(client, namespace, Some(&client_svc)),
-        get_opt::<StatefulSet>(client, namespace, Some(&sts)),
-    )?;
+    let backup = match &db.spec.backup_ref {
+        Some(backup_ref) => decoded(&caches.backups, namespace, &backup_ref.name)?,
+        None => None,
+    };
+    let restore = match &db.spec.backup_ref {
+        Some(_) => decoded(&caches.restores, namespace, &names::initial_restore(&name))?,
+        None => None,
+    };
     // A Restore with the reserved name that restores into another Database is not ours.
     let restore = restore.filter(|r| r.spec.database_ref.name == name);
-
     let mut gathered = Gathered {
         backup,
         restore,
-        secret,
-        headless_service,
-        client_service,
-        statefulset,
+        secret: caches
+            .secrets
+            .get(namespace, &names::credentials_secret(&name)),
+        headless_service: caches
+            .services
+            .get(namespace, &names::headless_service(&name)),
+        client_service: caches
+            .services
+            .get(namespace, &names::client_service(&name)),
+        statefulset: caches
+            .statefulsets
+            .get(namespace, &names::statefulset(&name)),
         ..Gathered::default()
     };
     let Some(sts) = &gathered.statefulset else {
         return Ok(gathered);
     };
-    let selector = builders::selector_string(db);
-    let grows = needs_expansion(db, sts);
-    let slice_selector = format!("{SERVICE_NAME_LABEL}={client_svc}");
-    let (pods, claims, client_slices) = try_join!(
-        list::<Pod>(client, namespace, &selector, true),
-        list::<PersistentVolumeClaim>(client, namespace, &selector, grows),
-        list::<EndpointSlice>(client, namespace, &slice_selector, true),
-    )?;
-    let prefix = format!("{DATA_VOLUME}-{name}-");
-    gathered.pods = pods;
-    gathered.client_slices = client_slices;
-    gathered.claims = claims
-        .into_iter()
-        .filter(|c| c.name_any().starts_with(&prefix))
-        .collect();
+    let selector = builders::selector_labels(db);
+    let selected = |labels: &std::collections::BTreeMap<String, String>| {
+        selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+    };
+    gathered.pods = select(&caches.pods, namespace, |p: &Pod| selected(p.labels()));
+    if needs_expansion(db, sts) {
+        let prefix = format!("{DATA_VOLUME}-{name}-");
+        gathered.claims = select(&caches.claims, namespace, |c: &PersistentVolumeClaim| {
+            selected(c.labels()) && c.name_any().starts_with(&prefix)
+        });
+    }
+    let client_service = names::client_service(&name);
+    gathered.client_slices = select(&caches.slices, namespace, |s: &EndpointSlice| {
+        s.labels().get(SERVICE_NAME_LABEL) == Some(&client_service)
+    });
     Ok(gathered)
+}
+
+/// Object `name` of a kind cached as `DeserializeGuard`s; one that does not decode is an
+/// error (retried: its watch wakes the Database when it is corrected).
+fn decoded<K>(
+    store: &Store<DeserializeGuard<K>>,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<K>, GatherError>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned,
+{
+    let Some(guard) = store.get(&ObjectRef::new(name).within(namespace)) else {
+        return Ok(None);
+    };
+    match &guard.0 {
+        Ok(object) => Ok(Some(object.clone())),
+        Err(invalid) => Err(GatherError::Undecodable {
+            kind: K::kind(&()).into_owned(),
+            name: name.to_owned(),
+            message: invalid.error.clone(),
+        }),
+    }
 }
 
 /// True when `storage.size` is larger than the claim template the StatefulSet was created
@@ -119,56 +133,6 @@ pub fn needs_expansion(db: &Database, sts: &StatefulSet) -> bool {
     let wanted = quantity::bytes(&db.spec.storage.size);
     let template = builders::claim_size_of(sts).and_then(|s| quantity::bytes(&s));
     matches!((wanted, template), (Some(w), Some(t)) if w > t)
-}
-
-async fn get_opt<K>(
-    client: &Client,
-    namespace: &str,
-    name: Option<&str>,
-) -> Result<Option<K>, GatherError>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug,
-{
-    let Some(name) = name else {
-        return Ok(None);
-    };
-    Api::<K>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await
-        .map_err(|source| GatherError::Read {
-            kind: K::kind(&()).into_owned(),
-            name: name.to_string(),
-            source,
-        })
-}
-
-async fn list<K>(
-    client: &Client,
-    namespace: &str,
-    selector: &str,
-    wanted: bool,
-) -> Result<Vec<K>, GatherError>
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug,
-{
-    if !wanted {
-        return Ok(Vec::new());
-    }
-    Api::<K>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels(selector))
-        .await
-        .map(|list| list.items)
-        .map_err(|source| GatherError::Read {
-            kind: K::kind(&()).into_owned(),
-            name: selector.to_string(),
-            source,
-        })
 }
 
 #[cfg(test)]

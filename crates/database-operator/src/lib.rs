@@ -11,7 +11,9 @@
 
 pub mod apply;
 pub mod builders;
+pub mod caches;
 pub mod controller;
+pub mod credentials_secret;
 pub mod drift;
 pub mod endpoint_slices;
 pub mod error;

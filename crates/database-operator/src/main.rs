@@ -30,18 +30,22 @@ async fn main() -> anyhow::Result<()> {
     let process = Process::start(MANAGER, &args.runtime).await?;
 
     let (nudge, nudged) = futures::channel::oneshot::channel();
-    let controller = controller::controller(&process, controller::nudges(nudged));
+    let (controller, caches) = controller::controller(&process, controller::nudges(nudged));
     let store = controller.store();
     let metrics = Arc::new(Metrics::new(Some(store.clone())).context("cannot register metrics")?);
+    let health = process.health.clone();
     tokio::spawn(controller::track_readiness(
         store,
-        process.health.clone(),
+        caches.clone(),
+        health,
         nudge,
     ));
 
     let context = Arc::new(Context {
         client: process.client.clone(),
         recorder: process.recorder(),
+        caches,
+        statuses_written: Default::default(),
     });
     let reconciles = metrics.reconciles.clone();
     let controllers = controller::run(

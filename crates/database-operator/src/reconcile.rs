@@ -12,11 +12,16 @@ use kube::api::Patch;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
+use runtime::written::Written;
 use serde_json::json;
+use std::sync::Arc;
 
 use crate::apply::{Applied, apply, apply_params};
 use crate::builders;
+use crate::caches::{Cached, Caches};
+use crate::credentials_secret;
 use crate::endpoint_slices;
 use crate::error::{ApplyError, Error, Stage, StatusError};
 use crate::events;
@@ -30,6 +35,10 @@ use crate::volumes;
 pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
+    /// What the reconciles read instead of the API server.
+    pub caches: Arc<Caches>,
+    /// The Databases as their last status patch left them, until the Database cache shows it.
+    pub statuses_written: Written<Database>,
 }
 
 /// Reconciles one Database, as the controller hands it over.
@@ -47,19 +56,28 @@ pub async fn reconcile(guard: &DeserializeGuard<Database>, ctx: &Context) -> Res
         return Ok(Action::await_change());
     }
 
-    let gathered = gather::gather(&ctx.client, db, &namespace).await?;
+    if !ctx.caches.synced().await {
+        // The watches ended: the operator is shutting down.
+        return Ok(Action::await_change());
+    }
+    let gathered = gather::gather(&ctx.caches, db, &namespace)?;
     let gate = validate::backup_gate(db, gathered.backup.as_ref(), gathered.restore.as_ref());
     let (provisioned, apply_error) = if gate.allows_provisioning() {
-        provision(&ctx.client, db, &namespace, &gathered).await
+        provision(ctx, db, &namespace, &gathered).await
     } else {
         (Provisioned::untouched(&gathered), None)
     };
     let observed = observe(db, gate, &gathered, &provisioned, apply_error.as_ref());
 
     let status = status::compute_status(db, &observed, Timestamp::now());
-    let old = db.status.as_ref();
+    // The status this operator last wrote, when the cache does not show it yet.
+    let latest = ctx
+        .statuses_written
+        .newest(&ObjectRef::from_obj(db), Some(Arc::new(db.clone())));
+    let old = latest.as_ref().and_then(|db| db.status.as_ref());
     if conditions::status_changed(old, &status) {
-        patch_status(&ctx.client, &namespace, &name, &status).await?;
+        let patched = patch_status(&ctx.client, &namespace, &name, &status).await?;
+        ctx.statuses_written.remember(patched);
         if let Some(announcement) = events::announcement(old, &status) {
             events::publish(&ctx.recorder, db, announcement).await;
         }
@@ -108,29 +126,23 @@ impl Provisioned {
     }
 }
 
-/// Builds and applies the owned objects in order, stopping at the first failure.
+/// Builds and applies the owned objects in order, stopping at the first failure. What is
+/// written is remembered in the caches until their watches deliver it.
 async fn provision(
-    client: &Client,
+    ctx: &Context,
     db: &Database,
     namespace: &str,
     g: &Gathered,
 ) -> (Provisioned, Option<ApplyError>) {
+    let client = &ctx.client;
+    let caches = &ctx.caches;
     let mut done = Provisioned::untouched(g);
 
-    let password = match g.secret.as_ref().map(builders::password_of) {
-        Some(Some(password)) => password,
-        // The Pods cannot start without the key, so no PostgreSQL was initialised with an
-        // earlier password that a new one would lock out.
-        Some(None) => {
-            let secret = api::names::credentials_secret(&db.name_any());
-            tracing::warn!(%secret, "credentials Secret has no password; generating one");
-            builders::generate_password()
+    match credentials_secret::apply(client, db, namespace, g.secret.as_ref()).await {
+        Ok(applied) => {
+            done.note_revert(&applied);
+            remember(&caches.secrets, applied);
         }
-        None => builders::generate_password(),
-    };
-    let secret = builders::credentials_secret(db, &password);
-    match apply(client, namespace, secret, g.secret.as_ref(), Stage::Secret).await {
-        Ok(applied) => done.note_revert(&applied),
         Err(e) => return (done, Some(e)),
     }
     done.secret_exists = true;
@@ -140,7 +152,10 @@ async fn provision(
         (builders::client_service(db), g.client_service.as_ref()),
     ] {
         match apply(client, namespace, desired, observed, Stage::Services).await {
-            Ok(applied) => done.note_revert(&applied),
+            Ok(applied) => {
+                done.note_revert(&applied);
+                remember(&caches.services, applied);
+            }
             Err(e) => return (done, Some(e)),
         }
     }
@@ -148,23 +163,14 @@ async fn provision(
 
     let claims = builders::claim_templates(db, g.statefulset.as_ref());
     let desired = builders::statefulset(db, claims);
-    match apply(
-        client,
-        namespace,
-        desired,
-        g.statefulset.as_ref(),
-        Stage::StatefulSet,
-    )
-    .await
-    {
+    let observed = g.statefulset.as_ref();
+    match apply(client, namespace, desired, observed, Stage::StatefulSet).await {
         Ok(Applied::Unchanged(sts)) => done.statefulset = Some(sts),
-        Ok(Applied::Patched(sts)) => {
+        Ok(applied) => {
+            done.note_revert(&applied);
+            let sts = applied.into_inner();
+            caches.statefulsets.written.remember(sts.clone());
             done.statefulset = Some(sts);
-            done.statefulset_changed = true;
-        }
-        Ok(reverted @ Applied::Reverted { .. }) => {
-            done.note_revert(&reverted);
-            done.statefulset = Some(reverted.into_inner());
             done.statefulset_changed = true;
         }
         Err(e) => return (done, Some(e)),
@@ -173,6 +179,16 @@ async fn provision(
     let (volumes, error) = grow_volumes(client, db, namespace, g).await;
     done.volumes = volumes;
     (done, error)
+}
+
+/// Keeps what an apply wrote until the watch of its kind delivers it.
+fn remember<K>(cache: &Cached<K>, applied: Applied<K>)
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    if !matches!(applied, Applied::Unchanged(_)) {
+        cache.written.remember(applied.into_inner());
+    }
 }
 
 /// Asks the claims to grow to `storage.size` when it outgrew the claim template.
@@ -255,7 +271,7 @@ async fn patch_status(
     namespace: &str,
     name: &str,
     status: &DatabaseStatus,
-) -> Result<(), StatusError> {
+) -> Result<Database, StatusError> {
     let patch = json!({
         "apiVersion": Database::api_version(&()),
         "kind": Database::kind(&()),
@@ -264,7 +280,6 @@ async fn patch_status(
     Api::<Database>::namespaced(client.clone(), namespace)
         .patch_status(name, &apply_params(), &Patch::Apply(&patch))
         .await
-        .map(|_| ())
         .map_err(|source| StatusError::Patch {
             name: name.to_string(),
             source,

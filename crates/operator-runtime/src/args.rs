@@ -25,6 +25,17 @@ pub struct RuntimeArgs {
     #[arg(long, env = "RESYNC_SECONDS", default_value_t = resync::DEFAULT_SECONDS,
           value_parser = clap::value_parser!(u64).range(10..))]
     pub resync_seconds: u64,
+    /// Reconciles each controller runs at once. Each holds what it read and its requests in
+    /// flight; more do not converge faster once the API server is the bottleneck
+    /// (docs/performance.md).
+    #[arg(long, env = "CONCURRENT_RECONCILES", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrent_reconciles: u16,
+    /// Requests to the API server this process has in flight at most, 0 for no cap. Watches
+    /// count only until their answer starts. A cap smooths the burst of writes when many
+    /// objects appear at once, at the price of latency on a quiet API server.
+    #[arg(long, env = "MAX_REQUESTS_IN_FLIGHT", default_value_t = 0)]
+    pub max_requests_in_flight: usize,
     #[command(flatten)]
     pub leader: LeaderArgs,
 }

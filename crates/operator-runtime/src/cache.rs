@@ -22,6 +22,9 @@ pub fn slim<K: Resource>(object: &mut K) {
     }
 }
 
+/// For [`crate::controller::reflected`]: keeps all that [`slim`] leaves.
+pub fn everything<K>(_: &mut K) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,33 @@ where
         .trigger_backoff(WatchBackoff::default())
 }
 
+/// A cache of `api`'s objects, as `keep` leaves them of what the watch delivers (after
+/// [`cache::slim`]), and the stream of those that changed or went away, each handed over
+/// once the cache shows it ([`relist::touched_in_store`]): the trigger of `owns_stream` or
+/// `watches_stream` for a kind the reconciles read from the cache.
+pub fn reflected<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    mut keep: impl FnMut(&mut K) + Send + 'static,
+) -> (
+    reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Debug + Unpin + Send + Sync,
+{
+    let (store, writer) = reflector::store();
+    let events = watcher::watcher(api, config)
+        .modify(move |object| {
+            cache::slim(object);
+            keep(object);
+        })
+        .reflect(writer);
+    let touched = relist::touched_in_store(events, store.clone());
+    (store, touched)
+}
+
 /// How the reconciles of one controller are timed, counted and retried.
 pub struct Reconciles {
     /// The `controller` label of the metrics.

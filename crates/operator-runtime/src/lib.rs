@@ -31,6 +31,7 @@ pub mod resync;
 pub mod server;
 pub mod shutdown;
 pub mod watch_backoff;
+pub mod written;
 
 pub use args::{LogFormat, RuntimeArgs};
 pub use controller::Reconciles;

@@ -39,6 +39,8 @@ pub struct Process {
     pub health: Arc<Health>,
     /// Cancelled on SIGTERM or Ctrl-C; controllers shut down gracefully on it.
     pub shutdown: CancellationToken,
+    /// Reconciles each controller runs at once (`--concurrent-reconciles`).
+    pub concurrent_reconciles: u16,
     lease: Option<election::Settings>,
     metrics_address: SocketAddr,
 }
@@ -49,9 +51,7 @@ impl Process {
     pub async fn start(name: &'static str, args: &RuntimeArgs) -> anyhow::Result<Process> {
         logging::init(args.log_format);
         let lease = args.leader.settings(name)?;
-        let client = Client::try_default()
-            .await
-            .context("cannot configure a Kubernetes client: set KUBECONFIG, or run inside a Pod")?;
+        let client = client(args.max_requests_in_flight).await?;
         let namespace = args.namespace().map(str::to_owned);
         tracing::info!(
             namespace = namespace.as_deref().unwrap_or("<all>"),
@@ -65,6 +65,7 @@ impl Process {
             resync: args.resync(),
             health: Arc::new(Health::default()),
             shutdown: shutdown::on_signal(),
+            concurrent_reconciles: args.concurrent_reconciles,
             lease,
             metrics_address: args.metrics_address,
         })
@@ -146,4 +147,21 @@ impl Process {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// A client from the kubeconfig or the Pod's ServiceAccount, with at most `in_flight`
+/// requests at once (0: no cap).
+async fn client(in_flight: usize) -> anyhow::Result<Client> {
+    let config = kube::Config::infer()
+        .await
+        .context("cannot configure a Kubernetes client: set KUBECONFIG, or run inside a Pod")?;
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .context("cannot build a Kubernetes client from its configuration")?;
+    Ok(if in_flight == 0 {
+        builder.build()
+    } else {
+        builder
+            .with_layer(&tower::limit::ConcurrencyLimitLayer::new(in_flight))
+            .build()
+    })
 }

@@ -11,6 +11,11 @@
 //!
 //! So this stream hands over `Apply` events as they come, skips `InitApply`, and on `InitDone`
 //! hands over every object of the store, which by then holds the whole new list.
+//!
+//! [`touched_in_store`] does the same for the kinds a controller reads from its caches besides
+//! its own (owned objects, objects it follows), and also hands over deletions, including
+//! those a relist reveals: an object that was in the store before the relist and is not in
+//! the new list was deleted while the watch was away.
 
 use std::sync::Arc;
 
@@ -37,6 +42,43 @@ where
                 .map(|o| Ok(K::clone(Arc::as_ref(o))))
                 .collect(),
             Ok(Event::Init | Event::InitApply(_) | Event::Delete(_)) => Vec::new(),
+            Err(error) => vec![Err(error)],
+        };
+        stream::iter(objects)
+    })
+}
+
+/// The objects applied or deleted in a reflected watch stream, each once the store holds its
+/// new state (for a deletion: once the store no longer holds it).
+pub fn touched_in_store<K>(
+    events: impl Stream<Item = Result<Event<K>, Error>> + Send + 'static,
+    store: Store<K>,
+) -> impl Stream<Item = Result<K, Error>> + Send + 'static
+where
+    K: Lookup + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync + Default,
+{
+    // What the store held when a relist started, to find what the relist no longer lists.
+    let mut before_relist: Vec<Arc<K>> = Vec::new();
+    events.flat_map(move |event| {
+        let objects: Vec<Result<K, Error>> = match event {
+            Ok(Event::Apply(object) | Event::Delete(object)) => vec![Ok(object)],
+            Ok(Event::Init) => {
+                before_relist = store.state();
+                Vec::new()
+            }
+            Ok(Event::InitDone) => {
+                let now = store.state();
+                let gone = std::mem::take(&mut before_relist)
+                    .into_iter()
+                    .filter(|old| store.get(&old.to_object_ref(Default::default())).is_none());
+                now.iter()
+                    .cloned()
+                    .chain(gone)
+                    .map(|o| Ok(K::clone(Arc::as_ref(&o))))
+                    .collect()
+            }
+            Ok(Event::InitApply(_)) => Vec::new(),
             Err(error) => vec![Err(error)],
         };
         stream::iter(objects)
@@ -99,6 +141,43 @@ mod tests {
         }
         handed.sort();
         assert_eq!(handed, ["a@1", "a@2", "a@3", "b@1"]);
+    }
+
+    /// Deletions are handed over too, and a relist hands over what it no longer lists.
+    #[tokio::test]
+    async fn deletions_and_objects_a_relist_no_longer_lists_are_handed_over() {
+        let (store, writer) = reflector::store::<ConfigMap>();
+        let events = vec![
+            Event::Init,
+            Event::InitApply(object("a", "1")),
+            Event::InitApply(object("b", "1")),
+            Event::InitApply(object("c", "1")),
+            Event::InitDone,
+            Event::Delete(object("a", "2")),
+            // "b" was deleted while the watch was away; "c" changed.
+            Event::Init,
+            Event::InitApply(object("c", "2")),
+            Event::InitDone,
+        ];
+        let reflected = stream::iter(events.into_iter().map(Ok)).reflect(writer);
+        let mut handed = Vec::new();
+        let mut objects = std::pin::pin!(touched_in_store(reflected, store.clone()));
+        while let Some(Ok(o)) = objects.next().await {
+            let name = o.metadata.name.clone().unwrap_or_default();
+            let version = o.metadata.resource_version.clone().unwrap_or_default();
+            let stored = store
+                .get(&ObjectRef::new(&name).within("prod"))
+                .and_then(|s| s.metadata.resource_version.clone());
+            let key = format!("{name}@{version}");
+            // The deletion of "a", and "b" the second time: the relist no longer lists it.
+            let deleted = key == "a@2" || (key == "b@1" && handed.contains(&key));
+            let expected = (!deleted).then_some(version.as_str());
+            assert_eq!(stored.as_deref(), expected, "{key}");
+            handed.push(key);
+        }
+        // The first list comes in the store's order.
+        handed[..3].sort();
+        assert_eq!(handed, ["a@1", "b@1", "c@1", "a@2", "c@2", "b@1"]);
     }
 
     /// What kube's own `applied_objects()` does on the same relist: it hands over "b" while

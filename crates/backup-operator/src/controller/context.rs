@@ -8,6 +8,7 @@ use kube::runtime::events::Recorder;
 use kube::{Client, Resource};
 use runtime::events::{self, Severity};
 
+use super::caches::Caches;
 use super::metrics::Metrics;
 use super::pod_template::JobSettings;
 
@@ -17,6 +18,8 @@ pub struct Context {
     pub client: Client,
     pub jobs: JobSettings,
     pub metrics: Arc<Metrics>,
+    /// What the reconciles read instead of the API server.
+    pub caches: Arc<Caches>,
     recorder: Recorder,
     clock: Clock,
 }
@@ -27,6 +30,7 @@ impl Context {
         recorder: Recorder,
         jobs: JobSettings,
         metrics: Arc<Metrics>,
+        caches: Arc<Caches>,
         clock: Clock,
     ) -> Self {
         Context {
@@ -34,6 +38,7 @@ impl Context {
             client,
             jobs,
             metrics,
+            caches,
             clock,
         }
     }

@@ -15,6 +15,11 @@ pub enum Error {
     #[error(transparent)]
     InvalidObject(#[from] runtime::InvalidObject),
 
+    /// An object the reconcile depends on does not decode; retried, since its watch wakes the
+    /// reconcile when someone corrects it.
+    #[error("{0}; waiting for it to be corrected")]
+    Unreadable(runtime::InvalidObject),
+
     #[error("could not read {what} {name} from the API server; it is retried")]
     Gather {
         what: &'static str,
@@ -68,7 +73,7 @@ impl runtime::ReconcileError for Error {
     fn category(&self) -> &'static str {
         match self {
             Error::InvalidObject(_) => "invalid_object",
-            Error::Gather { .. } => "gather",
+            Error::Gather { .. } | Error::Unreadable(_) => "gather",
             Error::Apply { .. } => "apply",
             Error::Status { .. } => "status",
             Error::Artifacts(_) => "storage",

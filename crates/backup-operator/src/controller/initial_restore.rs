@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use api::names;
-use api::{Backup, Database, DatabasePhase, Restore, RestoreSpec};
+use api::{Database, DatabasePhase, Restore, RestoreSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource as _, ResourceExt as _};
 
@@ -16,24 +17,27 @@ use super::error::{self, Error};
 use super::job_runs::create_if_absent;
 use super::pod_template;
 
-pub async fn reconcile(database: Arc<Database>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    guard: Arc<DeserializeGuard<Database>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    // A Database that does not decode is the database-operator's to report.
+    let Ok(database) = &guard.0 else {
+        return Ok(Action::await_change());
+    };
     let Some(backup_ref) = &database.spec.backup_ref else {
         return Ok(Action::await_change());
     };
-    let namespace = database.namespace().unwrap_or_default();
-    let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), &namespace);
-    if !wants_restore(&database) {
+    if !wants_restore(database) || !ctx.caches.synced().await {
         return Ok(Action::await_change());
     }
-    let backup = backups
-        .get_opt(&backup_ref.name)
-        .await
-        .map_err(error::gather("Backup", &backup_ref.name))?;
+    let namespace = database.namespace().unwrap_or_default();
+    let backup = ctx.caches.backup(&namespace, &backup_ref.name)?;
     if !backup.is_some_and(|b| b.is_ready()) {
         // The database-operator reports WaitingForBackup; the Backup's watch wakes us.
         return Ok(Action::await_change());
     }
-    let Some(restore) = initial_restore(&database) else {
+    let Some(restore) = initial_restore(database) else {
         return Ok(Action::await_change());
     };
     let restores: Api<Restore> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -41,12 +45,12 @@ pub async fn reconcile(database: Arc<Database>, ctx: Arc<Context>) -> Result<Act
     let created = create_if_absent(&restores, &restore)
         .await
         .map_err(error::apply("create", "Restore", &name))?;
-    if created {
+    if created.is_some() {
         let note = format!(
             "created Restore {name} to initialise it from Backup {}",
             backup_ref.name
         );
-        ctx.event(database.as_ref(), false, "InitialRestoreCreated", note)
+        ctx.event(database, false, "InitialRestoreCreated", note)
             .await;
     }
     Ok(Action::await_change())
@@ -142,7 +146,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_seeded_database_gets_its_restore_once_a_pod_serves() {
-        use crate::controller::fixtures::scenario;
+        use crate::controller::fixtures::{Script, scenario};
         use http::Method;
         use testkit::{Reply, expect};
         let ready = json!({"conditions": [{"type": "BackupReady", "status": "True", "reason": "ArtifactAvailable",
@@ -151,12 +155,7 @@ mod tests {
             .set("/metadata/namespace", json!("prod"))
             .status(ready)
             .json();
-        let script = vec![
-            expect(
-                Method::GET,
-                "/apis/database.example.com/v1/namespaces/prod/backups/nightly",
-                Reply::Json(backup),
-            ),
+        let script = Script::from(vec![
             expect(
                 Method::POST,
                 "/apis/database.example.com/v1/namespaces/prod/restores",
@@ -167,18 +166,20 @@ mod tests {
                 "/apis/events.k8s.io/v1/namespaces/prod/events",
                 Reply::Echo,
             ),
-        ];
+        ])
+        .cached_backup(backup);
         let (ctx, server) = scenario(script);
-        reconcile(Arc::new(database("Verifying", 1, true)), ctx)
+        let guarded = |db| Arc::new(DeserializeGuard(Ok(db)));
+        reconcile(guarded(database("Verifying", 1, true)), ctx)
             .await
             .unwrap();
         let seen = server.finish();
-        assert_eq!(seen[1].body["metadata"]["name"], "copy-init");
-        assert_eq!(seen[2].body["reason"], "InitialRestoreCreated");
+        assert_eq!(seen[0].body["metadata"]["name"], "copy-init");
+        assert_eq!(seen[1].body["reason"], "InitialRestoreCreated");
 
         // Once Ready, nothing is read or created, even if the Restore was deleted.
         let (ctx, server) = scenario(vec![]);
-        reconcile(Arc::new(database("Ready", 1, true)), ctx)
+        reconcile(guarded(database("Ready", 1, true)), ctx)
             .await
             .unwrap();
         assert!(server.finish().is_empty());

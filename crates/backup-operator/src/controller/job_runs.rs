@@ -169,14 +169,14 @@ pub async fn pods_of(pods: &Api<Pod>, job: &str) -> kube::Result<Vec<Pod>> {
 
 /// Creates `object` unless one of that name exists. Names are deterministic, so
 /// `AlreadyExists` means an earlier reconcile (perhaps of an operator that restarted) made
-/// it, which is success. Returns whether this call created it.
-pub async fn create_if_absent<K>(api: &Api<K>, object: &K) -> kube::Result<bool>
+/// it, which is success. Returns what this call created, if it did.
+pub async fn create_if_absent<K>(api: &Api<K>, object: &K) -> kube::Result<Option<K>>
 where
     K: Resource + Clone + DeserializeOwned + Serialize + Debug,
 {
     match api.create(&PostParams::default(), object).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Ok(created) => Ok(Some(created)),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
         Err(error) => Err(error),
     }
 }

@@ -1,8 +1,9 @@
 //! Which objects to reconcile when a related object changes (pure). The cross-references
 //! are by name within a namespace, as the CRDs define them.
 //!
-//! Backups and Restores come from caches of `DeserializeGuard`s. One that did not decode
-//! names nothing that can be read, so it wakes nothing; its own reconcile reports it.
+//! Backups, Restores and Databases come from caches of `DeserializeGuard`s. One that did not
+//! decode names nothing that can be read, so it wakes nothing (a Database still wakes the
+//! Backups that name it); its own reconcile reports it.
 
 use std::sync::Arc;
 
@@ -16,10 +17,13 @@ use kube::{Resource, ResourceExt as _};
 /// check reads it).
 pub fn backups_for_database(
     backups: &[Arc<DeserializeGuard<Backup>>],
-    database: &Database,
+    database: &DeserializeGuard<Database>,
 ) -> Vec<ObjectRef<DeserializeGuard<Backup>>> {
     let name = database.name_any();
-    let seed = database.spec.backup_ref.as_ref().map(|r| r.name.as_str());
+    let decoded_database = database.0.as_ref().ok();
+    let seed = decoded_database
+        .and_then(|db| db.spec.backup_ref.as_ref())
+        .map(|r| r.name.as_str());
     decoded(backups)
         .filter(|(_, b)| b.namespace() == database.namespace())
         .filter(|(_, b)| b.spec.database_ref.name == name || Some(b.name_any().as_str()) == seed)
@@ -57,15 +61,14 @@ pub fn restores_for_database(
 
 /// Databases waiting to be initialised from this Backup.
 pub fn databases_for_backup(
-    databases: &[Arc<Database>],
+    databases: &[Arc<DeserializeGuard<Database>>],
     backup: &impl Resource,
-) -> Vec<ObjectRef<Database>> {
+) -> Vec<ObjectRef<DeserializeGuard<Database>>> {
     let name = backup.name_any();
-    databases
-        .iter()
-        .filter(|d| d.namespace() == backup.namespace())
-        .filter(|d| d.spec.backup_ref.as_ref().is_some_and(|r| r.name == name))
-        .map(|d| ObjectRef::from_obj(d.as_ref()))
+    decoded(databases)
+        .filter(|(_, d)| d.namespace() == backup.namespace())
+        .filter(|(_, d)| d.spec.backup_ref.as_ref().is_some_and(|r| r.name == name))
+        .map(|(guard, _)| ObjectRef::from_obj(guard))
         .collect()
 }
 
@@ -117,15 +120,14 @@ mod tests {
         )
     }
 
-    fn database(name: &str, ns: &str, backup_ref: Option<&str>) -> Arc<Database> {
+    /// A Database as the controllers' watches decode it.
+    fn database(name: &str, ns: &str, backup_ref: Option<&str>) -> Arc<DeserializeGuard<Database>> {
         let database = testkit::database(name).set("/metadata/namespace", json!(ns));
-        Arc::new(
-            match backup_ref {
-                Some(backup) => database.backup_ref(backup),
-                None => database,
-            }
-            .build(),
-        )
+        let database = match backup_ref {
+            Some(backup) => database.backup_ref(backup),
+            None => database,
+        };
+        guarded(database.json())
     }
 
     /// What a metadata-only watch delivers of `object`, as the controllers watch Backups and
@@ -217,6 +219,21 @@ mod tests {
         assert!(backups[1].0.is_err() && backups[2].0.is_err());
         let shop = database("shop", "prod", Some("broken"));
         assert_eq!(names(backups_for_database(&backups, &shop)), ["nightly"]);
+        // A Database that does not decode still wakes the Backups that name it.
+        let broken_shop = guarded::<Database>(
+            testkit::database("shop")
+                .set("/metadata/namespace", json!("prod"))
+                .set("/spec/replicas", json!("three"))
+                .json(),
+        );
+        assert!(broken_shop.0.is_err());
+        assert_eq!(
+            names(backups_for_database(&backups, &broken_shop)),
+            ["nightly"]
+        );
+        let databases = [broken_shop, database("copy", "prod", Some("nightly"))];
+        let nightly = metadata(backup("nightly", "prod", "shop"));
+        assert_eq!(names(databases_for_backup(&databases, &nightly)), ["copy"]);
 
         let restores = [
             restore("a", "nightly", "copy"),

@@ -24,6 +24,7 @@
 mod args;
 mod artifacts;
 mod backup;
+mod caches;
 mod context;
 mod error;
 #[cfg(test)]
@@ -46,11 +47,14 @@ use kube::api::ApiResource;
 use kube::core::{DeserializeGuard, PartialObjectMeta as Meta};
 use kube::runtime::controller::Controller;
 use kube::runtime::watcher::Config;
+use runtime::cache::everything;
+use runtime::controller::reflected;
 use runtime::{Process, Reconciles};
 
 pub use args::RunArgs;
 pub use backup::FINALIZER;
 
+use caches::{Caches, Stores};
 use context::Context;
 use metrics::Metrics;
 use pod_template::{JobSettings, LABEL_COMPONENT, MANAGER};
@@ -62,13 +66,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         image: args.backup_image.clone(),
         active_deadline_seconds: args.job_deadline_seconds,
     };
-    let ctx = Arc::new(Context::new(
-        process.client.clone(),
-        process.recorder(),
-        settings,
-        metrics.clone(),
-        Arc::new(chrono::Utc::now),
-    ));
     tracing::info!(image = %args.backup_image, "Job image");
 
     let managed = format!("{LABEL_MANAGED_BY}={MANAGER}");
@@ -76,32 +73,42 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let reconciles = |name| Reconciles::new(name, metrics.reconciles.clone(), process.resync);
     let shutdown = || process.shutdown.clone().cancelled_owned();
     let [backup_label, restore_label, initial_label] = metrics::CONTROLLERS;
+    let jobs = |c| reflected(process.api::<Job>(), component(c), everything);
+    let (backup_jobs, backup_job_changes) = jobs(backup::COMPONENT_BACKUP);
+    let (restore_jobs, restore_job_changes) = jobs(restore::COMPONENT_RESTORE);
+    let (cleanup_jobs, cleanup_job_changes) = jobs(backup::COMPONENT_CLEANUP);
+    let (databases, database_changes) = reflected(
+        process.api::<DeserializeGuard<Database>>(),
+        Config::default(),
+        everything,
+    );
 
-    let backups = cached(process.api::<DeserializeGuard<Backup>>());
+    let backups = cached(
+        process.api::<DeserializeGuard<Backup>>(),
+        process.concurrent_reconciles,
+    );
     let backup_store = backups.store();
     let store = backup_store.clone();
     let backups = backups
-        .owns(process.api::<Job>(), component(backup::COMPONENT_BACKUP))
+        .owns_stream(backup_job_changes)
         .owns(
             process.api::<PersistentVolumeClaim>(),
             Config::default().labels(&managed),
         )
         // Clean-up Jobs have no owner reference; they name their Backup in a label.
-        .watches(
-            process.api::<Meta<Job>>(),
-            component(backup::COMPONENT_CLEANUP),
-            |job| mappers::backup_of_job(&job),
-        )
-        .watches(process.api::<Database>(), Config::default(), move |db| {
+        .watches_stream(cleanup_job_changes, |job| mappers::backup_of_job(&job))
+        .watches_stream(database_changes, move |db| {
             mappers::backups_for_database(&store.state(), &db)
         });
-    let backups = reconciles(backup_label).run(backups, backup::reconcile, ctx.clone(), shutdown());
 
-    let restores = cached(process.api::<DeserializeGuard<Restore>>());
+    let restores = cached(
+        process.api::<DeserializeGuard<Restore>>(),
+        process.concurrent_reconciles,
+    );
     let restore_store = restores.store();
     let (by_backup, by_database) = (restore_store.clone(), restore_store.clone());
     let restores = restores
-        .owns(process.api::<Job>(), component(restore::COMPONENT_RESTORE))
+        .owns_stream(restore_job_changes)
         .watches(process.api::<Meta<Backup>>(), Config::default(), move |b| {
             mappers::restores_for_backup(&by_backup.state(), &b)
         })
@@ -110,10 +117,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             Config::default(),
             move |db| mappers::restores_for_database(&by_database.state(), &db),
         );
-    let restores =
-        reconciles(restore_label).run(restores, restore::reconcile, ctx.clone(), shutdown());
 
-    let initial = cached(process.api::<Database>());
+    let initial = cached(
+        process.api::<DeserializeGuard<Database>>(),
+        process.concurrent_reconciles,
+    );
     let database_store = initial.store();
     let store = database_store.clone();
     let initial = initial
@@ -121,21 +129,36 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .watches(process.api::<Meta<Backup>>(), Config::default(), move |b| {
             mappers::databases_for_backup(&store.state(), &b)
         });
+
+    let caches = Caches::new(Stores {
+        databases,
+        backups: backup_store.clone(),
+        restores: restore_store,
+        backup_jobs,
+        restore_jobs,
+        cleanup_jobs,
+    });
+    let ctx = Arc::new(Context::new(
+        process.client.clone(),
+        process.recorder(),
+        settings,
+        metrics.clone(),
+        caches.clone(),
+        Arc::new(chrono::Utc::now),
+    ));
+    let backups = reconciles(backup_label).run(backups, backup::reconcile, ctx.clone(), shutdown());
+    let restores =
+        reconciles(restore_label).run(restores, restore::reconcile, ctx.clone(), shutdown());
     let initial =
         reconciles(initial_label).run(initial, initial_restore::reconcile, ctx.clone(), shutdown());
 
     let health = process.health.clone();
     let backups_for_metrics = backup_store.clone();
     tokio::spawn(async move {
-        let synced = runtime::readiness::caches_synced(|| async {
-            tokio::try_join!(
-                backup_store.wait_until_ready(),
-                restore_store.wait_until_ready(),
-                database_store.wait_until_ready(),
-            )
-            .is_ok()
+        let initial_synced = runtime::readiness::caches_synced(|| async {
+            database_store.wait_until_ready().await.is_ok()
         });
-        if synced.await {
+        if initial_synced.await && caches.synced().await {
             health.set_synced();
         }
     });
@@ -162,7 +185,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// A controller over `api`'s objects, cached and slimmed by the runtime.
-fn cached<K>(api: kube::Api<K>) -> Controller<K>
+fn cached<K>(api: kube::Api<K>, concurrency: u16) -> Controller<K>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -173,10 +196,5 @@ where
         + 'static,
 {
     let config = Config::default().any_semantic();
-    runtime::controller::cached(api, config, CONCURRENT_RECONCILES)
+    runtime::controller::cached(api, config, concurrency)
 }
-
-/// Reconciles each controller runs at once. Unbounded, the burst of 1,000 new Backups ran
-/// hundreds at once, each with its own API connection; sixteen per controller keep the
-/// operator's peak flat and still outpace the API server (docs/performance.md).
-const CONCURRENT_RECONCILES: u16 = 16;

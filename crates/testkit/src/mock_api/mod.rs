@@ -20,6 +20,8 @@ pub use script::{Expect, Reply, expect, list};
 #[derive(Default)]
 struct State {
     objects: BTreeMap<String, Value>,
+    /// The last resource version handed out; above any a test writes by hand.
+    versions: u64,
     requests: Vec<Request>,
     /// (method, path) → (HTTP code, reason) answered instead of the stored objects.
     failures: BTreeMap<(Method, String), (u16, String)>,
@@ -51,6 +53,8 @@ impl MockApi {
     }
 
     fn serve(self) -> (Client, MockApi) {
+        // Versions a test writes by hand stay below those of the writes it observes.
+        self.state().versions = 1000;
         let (service, mut handle) =
             tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
         let server = self.clone();
@@ -90,7 +94,8 @@ impl MockApi {
                 &format!("{} refused by the test", request.line()),
             );
         }
-        objects::answer(&mut state.objects, request)
+        let state = &mut *state;
+        objects::answer(&mut state.objects, &mut state.versions, request)
     }
 
     /// Stores `object` at `path`, as if it existed in the cluster.
@@ -101,6 +106,21 @@ impl MockApi {
     /// The object at `path`, as the operator last wrote it.
     pub fn get(&self, path: &str) -> Option<Value> {
         self.state().objects.get(path).cloned()
+    }
+
+    /// The objects stored directly under the collection `path` (`/api/v1/namespaces/prod/pods`),
+    /// as a watch of that collection would list them.
+    pub fn objects_under(&self, path: &str) -> Vec<Value> {
+        let prefix = format!("{path}/");
+        self.state()
+            .objects
+            .iter()
+            .filter(|(key, _)| {
+                key.strip_prefix(&prefix)
+                    .is_some_and(|rest| !rest.contains('/'))
+            })
+            .map(|(_, object)| object.clone())
+            .collect()
     }
 
     /// Answers `method path` with the error `code` from now on.

@@ -12,8 +12,14 @@ use super::response;
 
 pub(super) fn answer(
     objects: &mut BTreeMap<String, Value>,
+    versions: &mut u64,
     request: Request,
 ) -> http::Response<Body> {
+    // Every write makes a new resource version, larger than any before, as etcd's do.
+    let mut next_version = || {
+        *versions += 1;
+        json!(versions.to_string())
+    };
     let Request {
         method,
         path,
@@ -45,17 +51,26 @@ pub(super) fn answer(
                 return not_found(base);
             };
             object["status"] = body["status"].clone();
+            object["metadata"]["resourceVersion"] = next_version();
             response::json(200, object)
         }
         Method::PATCH if !body.is_null() => {
-            let applied = applied(objects.get(&path), body, &path);
+            let mut applied = applied(objects.get(&path), body, &path);
+            applied["metadata"]["resourceVersion"] = next_version();
             objects.insert(path, applied.clone());
             response::json(200, &applied)
         }
         Method::POST if !body.is_null() => {
             let name = body["metadata"]["name"].as_str().unwrap_or("unnamed");
-            objects.insert(format!("{path}/{name}"), body.clone());
-            response::json(201, &body)
+            let key = format!("{path}/{name}");
+            if objects.contains_key(&key) {
+                let message = format!("{key} already exists");
+                return response::status(409, "AlreadyExists", &message);
+            }
+            let mut created = body;
+            created["metadata"]["resourceVersion"] = next_version();
+            objects.insert(key, created.clone());
+            response::json(201, &created)
         }
         _ => response::status(
             405,

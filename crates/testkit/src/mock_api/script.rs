@@ -14,6 +14,9 @@ pub enum Reply {
     Echo,
     /// An API error with this code.
     Status(u16),
+    /// 200 with this object after the request's fields (`spec`, `status`, ...) are set over
+    /// it, as the API server answers an apply or a status patch.
+    Applied(Value),
 }
 
 pub struct Expect {
@@ -71,6 +74,16 @@ pub(super) fn answer(
     Ok(match expected.reply {
         Reply::Json(value) => response::json(200, &value),
         Reply::Echo => response::json(201, &request.body),
+        Reply::Applied(mut object) => {
+            if let Some(fields) = request.body.as_object() {
+                for (field, value) in fields {
+                    if !matches!(field.as_str(), "apiVersion" | "kind" | "metadata") {
+                        object[field] = value.clone();
+                    }
+                }
+            }
+            response::json(200, &object)
+        }
         Reply::Status(code) => {
             let reason = response::reason(code);
             response::status(code, reason, reason)

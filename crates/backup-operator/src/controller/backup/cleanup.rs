@@ -7,16 +7,16 @@ use api::names;
 use api::{Backup, S3Destination};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt as _};
 use serde_json::json;
 
-use super::job::{CLEANUP_CONTAINER, COMPONENT_BACKUP, cleanup_job};
+use super::job::{CLEANUP_CONTAINER, cleanup_job};
 use crate::controller::artifacts::{self, ArtifactsError};
 use crate::controller::context::Context;
 use crate::controller::error::{self, Error};
 use crate::controller::job_runs::{self, JobResult, create_if_absent, is_active};
-use crate::controller::pod_template::{Destination, LABEL_COMPONENT};
+use crate::controller::pod_template::Destination;
 
 /// Present on a Backup whose artifacts are deleted with it.
 pub const FINALIZER: &str = "database.example.com/artifacts";
@@ -32,7 +32,7 @@ pub async fn run(ctx: &Context, backup: &Backup) -> Result<Progress, Error> {
     let namespace = backup.namespace().unwrap_or_default();
     let name = backup.name_any();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
-    stop_runs(&jobs, &name).await?;
+    stop_runs(ctx, &jobs, &namespace, &name).await?;
     match Destination::of(backup) {
         // Owned by the Backup, so the garbage collector deletes it with the artifacts.
         Destination::Claim {
@@ -76,17 +76,20 @@ async fn purge_s3(
 
 /// Deletes runs in flight, so nothing is written after the artifacts are gone. A dump that
 /// gets SIGTERM discards its partial artifact.
-async fn stop_runs(jobs: &Api<Job>, backup: &str) -> Result<(), Error> {
-    let selector = format!(
-        "{}={backup},{LABEL_COMPONENT}={COMPONENT_BACKUP}",
-        names::LABEL_BACKUP
-    );
-    let listed = jobs
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(error::gather("the Jobs of Backup", backup))?;
-    for job in listed.items.iter().filter(|j| is_active(j)) {
-        delete_job(jobs, &job.name_any()).await?;
+async fn stop_runs(
+    ctx: &Context,
+    jobs: &Api<Job>,
+    namespace: &str,
+    backup: &str,
+) -> Result<(), Error> {
+    let runs = ctx
+        .caches
+        .backup_jobs
+        .labelled(namespace, names::LABEL_BACKUP, backup);
+    for job in runs.iter().filter(|j| is_active(j)) {
+        let name = job.name_any();
+        delete_job(jobs, &name).await?;
+        ctx.caches.backup_jobs.deleted(namespace, &name);
     }
     Ok(())
 }
@@ -100,15 +103,15 @@ async fn purge_claim(
 ) -> Result<Progress, Error> {
     let name = backup.name_any();
     let job_name = names::cleanup_job(&name);
-    let Some(job) = jobs
-        .get_opt(&job_name)
-        .await
-        .map_err(error::gather("Job", &job_name))?
-    else {
+    let namespace = backup.namespace().unwrap_or_default();
+    let Some(job) = ctx.caches.cleanup_jobs.get(&namespace, &job_name) else {
         let job = cleanup_job(backup, claim, &ctx.jobs);
-        create_if_absent(jobs, &job)
+        let created = create_if_absent(jobs, &job)
             .await
             .map_err(error::apply("create", "Job", &job_name))?;
+        if let Some(created) = created {
+            ctx.caches.cleanup_jobs.created(created);
+        }
         let note = format!("started Job {job_name} to delete the artifacts from claim {claim}");
         ctx.event(backup, false, "CleanupStarted", note).await;
         return Ok(Progress::Waiting);

@@ -1,18 +1,15 @@
-//! Gather: what a Backup's reconcile depends on, read from the API server. Nothing here
+//! Gather: what a Backup's reconcile depends on, from the controllers' caches. Nothing here
 //! decides anything.
 
 use api::names;
 use api::{Backup, Database};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::ListParams;
-use kube::{Api, ResourceExt as _};
+use kube::ResourceExt as _;
 
-use super::job::COMPONENT_BACKUP;
 use crate::controller::context::Context;
-use crate::controller::error::{self, Error};
+use crate::controller::error::Error;
 use crate::controller::job_runs::is_active;
-use crate::controller::pod_template::LABEL_COMPONENT;
 use crate::controller::time::scheduled_time;
 
 /// One run's Job.
@@ -66,26 +63,15 @@ impl Gathered {
     }
 }
 
-pub async fn gather(ctx: &Context, backup: &Backup) -> Result<Gathered, Error> {
+pub fn gather(ctx: &Context, backup: &Backup) -> Result<Gathered, Error> {
     let namespace = backup.namespace().unwrap_or_default();
-    let name = backup.name_any();
-    let database_name = &backup.spec.database_ref.name;
-    let databases: Api<Database> = Api::namespaced(ctx.client.clone(), &namespace);
-    let database = databases
-        .get_opt(database_name)
-        .await
-        .map_err(error::gather("Database", database_name))?;
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
-    let selector = format!(
-        "{}={name},{LABEL_COMPONENT}={COMPONENT_BACKUP}",
-        names::LABEL_BACKUP
-    );
-    let listed = jobs
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(error::gather("the Jobs of Backup", &name))?;
-    let mut jobs: Vec<RunJob> = listed
-        .items
+    let database = ctx
+        .caches
+        .database(&namespace, &backup.spec.database_ref.name)?;
+    let mut jobs: Vec<RunJob> = ctx
+        .caches
+        .backup_jobs
+        .labelled(&namespace, names::LABEL_BACKUP, &backup.name_any())
         .into_iter()
         .filter_map(|job| {
             let run_id = job.labels().get(names::LABEL_RUN_ID)?.clone();

@@ -32,6 +32,7 @@ pub use cleanup::FINALIZER;
 pub use job::{COMPONENT_BACKUP, COMPONENT_CLEANUP};
 
 use super::artifacts;
+use super::caches::newest;
 use super::context::Context;
 use super::error::{self, Error};
 use super::job_runs::create_if_absent;
@@ -45,12 +46,13 @@ pub async fn reconcile(
     guard: Arc<DeserializeGuard<Backup>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    let decoded = runtime::error::decoded(&guard, ctx.recorder()).await?;
+    if !ctx.caches.synced().await {
+        // The watches ended: the operator is shutting down.
+        return Ok(Action::await_change());
+    }
     // The finalizer helper wants the Backup itself behind an Arc; a cached Backup is small.
-    let backup = Arc::new(
-        runtime::error::decoded(&guard, ctx.recorder())
-            .await?
-            .clone(),
-    );
+    let backup = Arc::new(newest(&ctx.caches.backup_statuses, decoded));
     let namespace = backup.namespace().unwrap_or_default();
     let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &namespace);
     let deleting = backup.metadata.deletion_timestamp.is_some();
@@ -91,7 +93,7 @@ pub async fn reconcile(
 
 async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
     let now = ctx.now();
-    let gathered = gather::gather(ctx, backup).await?;
+    let gathered = gather::gather(ctx, backup)?;
     let database = DatabaseState::of(gathered.database.as_ref());
     let validated = plan::validate(backup, gathered.database.as_ref());
     let resolution = match gathered.newest_finished() {
@@ -172,9 +174,12 @@ async fn start_run(ctx: &Context, backup: &Backup, run_id: &str) -> Result<Strin
     let job = job::backup_job(backup, run_id, &ctx.jobs);
     let name = job.name_any();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
-    create_if_absent(&jobs, &job)
+    let created = create_if_absent(&jobs, &job)
         .await
         .map_err(error::apply("create", "Job", &name))?;
+    if let Some(created) = created {
+        ctx.caches.backup_jobs.created(created);
+    }
     Ok(name)
 }
 
@@ -183,14 +188,15 @@ async fn delete_expired_jobs(
     backup: &Backup,
     jobs: &[gather::RunJob],
 ) -> Result<(), Error> {
-    let api: Api<Job> =
-        Api::namespaced(ctx.client.clone(), &backup.namespace().unwrap_or_default());
+    let namespace = backup.namespace().unwrap_or_default();
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
     for name in gather::expired_jobs(jobs) {
         match api.delete(&name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(source) => return Err(error::apply("delete", "Job", &name)(source)),
         }
+        ctx.caches.backup_jobs.deleted(&namespace, &name);
     }
     Ok(())
 }
@@ -208,9 +214,11 @@ async fn patch_status(
         "status": status,
     });
     let params = PatchParams::apply(MANAGER).force();
-    api.patch_status(&backup.name_any(), &params, &Patch::Apply(&patch))
+    let patched = api
+        .patch_status(&backup.name_any(), &params, &Patch::Apply(&patch))
         .await
         .map_err(error::status(&backup.name_any()))?;
+    ctx.caches.backup_statuses.remember(patched);
     Ok(())
 }
 

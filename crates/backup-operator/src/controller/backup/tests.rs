@@ -11,17 +11,14 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::reconcile;
-use crate::controller::fixtures::scenario;
+use crate::controller::fixtures::{Script, scenario};
 use testkit::{Expect, Reply, Request, expect, list};
 
 const BACKUP: &str = "/apis/database.example.com/v1/namespaces/prod/backups/nightly";
-const DATABASE: &str = "/apis/database.example.com/v1/namespaces/prod/databases/shop";
 const JOBS: &str = "/apis/batch/v1/namespaces/prod/jobs";
 const PODS: &str = "/api/v1/namespaces/prod/pods";
 const CLAIMS: &str = "/api/v1/namespaces/prod/persistentvolumeclaims";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/prod/events";
-const RUN_JOBS: &str =
-    "labelSelector=database.example.com/backup=nightly,app.kubernetes.io/component=backup";
 /// The run a one-shot Backup takes at the scenarios' clock.
 const RUN_ID: &str = "20260102T100000Z";
 const RUN_JOB: &str = "nightly-20260102t100000z";
@@ -63,11 +60,19 @@ fn finished_pod(message: &str) -> Value {
     })
 }
 
-fn gather(database_reply: Reply, jobs: Vec<Value>) -> Vec<Expect> {
-    vec![
-        expect(Method::GET, DATABASE, database_reply),
-        expect(Method::GET, JOBS, Reply::Json(list("JobList", jobs))).with_query(RUN_JOBS),
-    ]
+/// What the caches hold: the Database (`Reply::Status(404)`: none) and the Backup's Jobs.
+fn gather(database_reply: Reply, jobs: Vec<Value>) -> Script {
+    let mut script = Script::default();
+    match database_reply {
+        Reply::Json(database) => script = script.cached_database(database),
+        Reply::Status(404) => {}
+        Reply::Status(code) => panic!("a cache holds an object or none, not an error {code}"),
+        Reply::Echo | Reply::Applied(_) => panic!("a cache holds an object or none"),
+    }
+    for job in jobs {
+        script = script.cached_job(job);
+    }
+    script
 }
 
 /// The status patch; the reply is the Backup as the API server would return it.
@@ -81,7 +86,7 @@ fn status_patch() -> Expect {
     .with_query("fieldManager=backup-operator")
 }
 
-async fn run(backup: Arc<Backup>, script: Vec<Expect>) -> (Action, Vec<Request>) {
+async fn run(backup: Arc<Backup>, script: impl Into<Script>) -> (Action, Vec<Request>) {
     let (ctx, server) = scenario(script);
     let action = tokio::time::timeout(Duration::from_secs(5), reconcile(guarded(backup), ctx))
         .await
@@ -125,7 +130,7 @@ async fn backup_waits_until_database_ready() {
         posted(&seen, JOBS).is_empty(),
         "no Job while the Database is not Ready"
     );
-    let status = &seen[2].body["status"];
+    let status = &seen[0].body["status"];
     assert_eq!(status["phase"], "Pending");
     assert_eq!(
         condition(status, "WaitingForDatabase"),
@@ -148,10 +153,10 @@ async fn backup_of_a_missing_database_warns() {
     let (_, seen) = run(backup(json!({}), json!({})), script).await;
 
     assert_eq!(
-        condition(&seen[2].body["status"], "WaitingForDatabase"),
+        condition(&seen[0].body["status"], "WaitingForDatabase"),
         ("True", "DatabaseNotFound")
     );
-    let event = &seen[3].body;
+    let event = &seen[1].body;
     assert_eq!(
         (event["type"].as_str(), event["reason"].as_str()),
         (Some("Warning"), Some("DatabaseNotFound"))
@@ -174,13 +179,13 @@ async fn backup_of_a_database_seeded_from_it_is_a_cycle() {
     script.push(expect(Method::POST, EVENTS, Reply::Echo));
     let (_, seen) = run(backup(json!({}), json!({})), script).await;
 
-    let status = &seen[2].body["status"];
+    let status = &seen[0].body["status"];
     assert_eq!(status["phase"], "Failed");
     assert_eq!(
         condition(status, "WaitingForDatabase"),
         ("True", "DependencyCycle")
     );
-    assert_eq!(seen[3].body["reason"], "DependencyCycle");
+    assert_eq!(seen[1].body["reason"], "DependencyCycle");
     assert!(posted(&seen, JOBS).is_empty());
 }
 
@@ -210,12 +215,12 @@ async fn a_due_run_creates_exactly_one_job_with_a_deterministic_name() {
         jobs[0]["metadata"]["labels"]["database.example.com/run-id"],
         RUN_ID
     );
-    let status = &seen[4].body["status"];
+    let status = &seen[2].body["status"];
     assert_eq!(status["phase"], "InProgress");
     assert_eq!(status["activeJob"], RUN_JOB);
     assert_eq!(status["lastScheduleTime"], "2026-01-02T10:00:00Z");
     assert_eq!(condition(status, "Progressing"), ("True", "RunInProgress"));
-    assert_eq!(seen[5].body["reason"], "BackupStarted");
+    assert_eq!(seen[3].body["reason"], "BackupStarted");
     assert_eq!(
         action,
         Action::await_change(),
@@ -240,7 +245,7 @@ async fn a_job_left_by_a_restarted_operator_is_adopted_not_duplicated() {
     script.push(status_patch());
     script.push(expect(Method::POST, EVENTS, Reply::Echo));
     let (_, seen) = run(backup(json!({}), json!({})), script).await;
-    assert_eq!(seen[4].body["status"]["activeJob"], RUN_JOB);
+    assert_eq!(seen[2].body["status"]["activeJob"], RUN_JOB);
 }
 
 #[tokio::test]
@@ -262,7 +267,7 @@ async fn a_job_in_flight_starts_no_second_job() {
     let (action, seen) = run(backup(spec, old), script).await;
 
     assert!(posted(&seen, JOBS).is_empty());
-    let status = &seen[2].body["status"];
+    let status = &seen[0].body["status"];
     assert_eq!(status["phase"], "InProgress");
     assert_eq!(status["activeJob"], "nightly-20260102t020000z");
     assert_eq!(status["nextScheduleTime"], "2026-01-02T16:00:00Z");
@@ -303,7 +308,7 @@ async fn a_succeeded_job_turns_into_completed_status_with_backup_ready() {
         .unwrap();
     let seen = server.finish();
 
-    let status = &seen[3].body["status"];
+    let status = &seen[1].body["status"];
     assert_eq!(status["phase"], "Completed");
     assert_eq!(
         condition(status, "BackupReady"),
@@ -317,7 +322,7 @@ async fn a_succeeded_job_turns_into_completed_status_with_backup_ready() {
     assert_eq!(status["lastBackupTime"], "2026-01-02T10:00:05Z");
     assert_eq!(status["history"][0]["runId"], RUN_ID);
     assert!(status.get("activeJob").is_none());
-    assert_eq!(seen[4].body["reason"], "BackupSucceeded");
+    assert_eq!(seen[2].body["reason"], "BackupSucceeded");
     assert_eq!(ctx.metrics.runs.with_label_values(&["succeeded"]).get(), 1);
     assert_eq!(ctx.metrics.bytes_written.get(), 2048);
     assert_eq!(action, Action::await_change());
@@ -353,7 +358,7 @@ async fn a_failed_job_degrades_the_backup_and_warns_once() {
         .unwrap();
     let seen = server.finish();
 
-    let status = seen[3].body["status"].clone();
+    let status = seen[1].body["status"].clone();
     assert_eq!(status["phase"], "Failed");
     assert_eq!(condition(&status, "Degraded"), ("True", "BackupFailed"));
     assert!(
@@ -361,7 +366,7 @@ async fn a_failed_job_degrades_the_backup_and_warns_once() {
             .to_string()
             .contains("pg_dump failed: connection refused")
     );
-    assert_eq!(seen[4].body["type"], "Warning");
+    assert_eq!(seen[2].body["type"], "Warning");
     assert_eq!(ctx.metrics.runs.with_label_values(&["failed"]).get(), 1);
 
     // The next reconcile reads the same failure: no status write, no Event, no count.
@@ -383,8 +388,44 @@ async fn a_failed_job_degrades_the_backup_and_warns_once() {
     reconcile(guarded(backup(json!({}), status)), ctx.clone())
         .await
         .unwrap();
-    assert_eq!(server.finish().len(), 3);
+    assert_eq!(server.finish().len(), 1);
     assert_eq!(ctx.metrics.runs.with_label_values(&["failed"]).get(), 0);
+}
+
+#[tokio::test]
+async fn a_second_reconcile_before_the_watches_deliver_writes_nothing() {
+    let ready = testkit::database("shop")
+        .served_in("prod")
+        .ready(true)
+        .json();
+    let mut script = gather(Reply::Json(ready), vec![]);
+    script.push(expect(Method::POST, CLAIMS, Reply::Echo));
+    script.push(expect(Method::POST, JOBS, Reply::Echo));
+    // The API server answers the status patch with the Backup in a new version.
+    let mut cached = Arc::unwrap_or_clone(backup(json!({}), json!({})));
+    cached.metadata.resource_version = Some("1".into());
+    let mut patched = serde_json::to_value(&cached).unwrap();
+    patched["metadata"]["resourceVersion"] = json!("2");
+    script.push(
+        expect(
+            Method::PATCH,
+            &format!("{BACKUP}/status"),
+            Reply::Applied(patched),
+        )
+        .with_query("fieldManager=backup-operator"),
+    );
+    script.push(expect(Method::POST, EVENTS, Reply::Echo));
+    let (ctx, server) = scenario(script);
+    let cached = Arc::new(cached);
+    reconcile(guarded(cached.clone()), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(server.finish().len(), 4);
+
+    // Woken again at once by its own status event, before any watch delivered the Job or
+    // the status: neither a second Job nor a second status patch or Event.
+    reconcile(guarded(cached), ctx).await.unwrap();
+    assert_eq!(server.finish().len(), 4, "the second reconcile wrote");
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ mod tests;
 use std::sync::Arc;
 
 use api::names;
-use api::{Backup, Database, Restore, RestorePhase};
+use api::{Restore, RestorePhase};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
@@ -24,6 +24,7 @@ use serde_json::json;
 pub use decide::is_initial;
 pub use job::COMPONENT_RESTORE;
 
+use super::caches::newest;
 use super::context::Context;
 use super::error::{self, Error};
 use super::job_runs::{self, JobResult, create_if_absent};
@@ -34,7 +35,12 @@ pub async fn reconcile(
     guard: Arc<DeserializeGuard<Restore>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let restore = runtime::error::decoded(&guard, ctx.recorder()).await?;
+    let decoded = runtime::error::decoded(&guard, ctx.recorder()).await?;
+    if !ctx.caches.synced().await {
+        // The watches ended: the operator is shutting down.
+        return Ok(Action::await_change());
+    }
+    let restore = &newest(&ctx.caches.restore_statuses, decoded);
     let terminal = matches!(
         restore.phase(),
         RestorePhase::Completed | RestorePhase::Failed
@@ -47,10 +53,7 @@ pub async fn reconcile(
     let name = restore.name_any();
     let job_name = names::restore_job(&name);
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
-    let job = jobs_api
-        .get_opt(&job_name)
-        .await
-        .map_err(error::gather("Job", &job_name))?;
+    let job = ctx.caches.restore_jobs.get(&namespace, &job_name);
 
     let (backup, database, pods) = match &job {
         Some(job) if !job_runs::is_active(job) => {
@@ -62,18 +65,12 @@ pub async fn reconcile(
         }
         Some(_) => (None, None, Vec::new()),
         None => {
-            let backups: Api<Backup> = Api::namespaced(ctx.client.clone(), &namespace);
-            let backup_name = &restore.spec.backup_ref.name;
-            let backup = backups
-                .get_opt(backup_name)
-                .await
-                .map_err(error::gather("Backup", backup_name))?;
-            let databases: Api<Database> = Api::namespaced(ctx.client.clone(), &namespace);
-            let database_name = &restore.spec.database_ref.name;
-            let database = databases
-                .get_opt(database_name)
-                .await
-                .map_err(error::gather("Database", database_name))?;
+            let backup = ctx
+                .caches
+                .backup(&namespace, &restore.spec.backup_ref.name)?;
+            let database = ctx
+                .caches
+                .database(&namespace, &restore.spec.database_ref.name)?;
             (backup, database, Vec::new())
         }
     };
@@ -87,9 +84,12 @@ pub async fn reconcile(
     );
     if let (Step::Start { run_id }, Some(backup)) = (&step, &backup) {
         let job = job::restore_job(restore, backup, run_id.as_deref(), &ctx.jobs);
-        create_if_absent(&jobs_api, &job)
+        let created = create_if_absent(&jobs_api, &job)
             .await
             .map_err(error::apply("create", "Job", &job_name))?;
+        if let Some(created) = created {
+            ctx.caches.restore_jobs.created(created);
+        }
     }
 
     let new = status::build(restore, &step, now);
@@ -100,13 +100,15 @@ pub async fn reconcile(
             "kind": Restore::kind(&()),
             "status": new,
         });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(error::status(&name))?;
+        let patched = api
+            .patch_status(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(error::status(&name))?;
+        ctx.caches.restore_statuses.remember(patched);
     }
     notify(&ctx, restore, &step).await;
     Ok(Action::await_change())

@@ -10,13 +10,10 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::reconcile;
-use crate::controller::fixtures::scenario;
+use crate::controller::fixtures::{Script, scenario};
 use testkit::{Expect, Reply, Request, expect, list};
 
 const RESTORE: &str = "/apis/database.example.com/v1/namespaces/prod/restores/refresh";
-const BACKUP: &str = "/apis/database.example.com/v1/namespaces/prod/backups/nightly";
-const DATABASE: &str = "/apis/database.example.com/v1/namespaces/prod/databases/copy";
-const JOB: &str = "/apis/batch/v1/namespaces/prod/jobs/restore-refresh";
 const JOBS: &str = "/apis/batch/v1/namespaces/prod/jobs";
 const PODS: &str = "/api/v1/namespaces/prod/pods";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/prod/events";
@@ -46,7 +43,15 @@ fn status_patch() -> Expect {
     )
 }
 
-async fn run(restore: Arc<Restore>, script: Vec<Expect>) -> (Action, Vec<Request>) {
+/// The target Database `copy`, Ready, as the cache holds it.
+fn ready_copy() -> Value {
+    testkit::database("copy")
+        .served_in("prod")
+        .ready(true)
+        .json()
+}
+
+async fn run(restore: Arc<Restore>, script: impl Into<Script>) -> (Action, Vec<Request>) {
     let (ctx, server) = scenario(script);
     let action = reconcile(
         Arc::new(DeserializeGuard(Ok(Arc::unwrap_or_clone(restore)))),
@@ -73,23 +78,11 @@ fn condition(status: &Value, type_: &str) -> String {
 
 #[tokio::test]
 async fn a_restore_waits_for_a_ready_backup() {
-    let script = vec![
-        expect(Method::GET, JOB, Reply::Status(404)),
-        expect(Method::GET, BACKUP, Reply::Json(backup(false))),
-        expect(
-            Method::GET,
-            DATABASE,
-            Reply::Json(
-                testkit::database("copy")
-                    .served_in("prod")
-                    .ready(true)
-                    .json(),
-            ),
-        ),
-        status_patch(),
-    ];
+    let script = Script::from(vec![status_patch()])
+        .cached_backup(backup(false))
+        .cached_database(ready_copy());
     let (_, seen) = run(restore(json!({})), script).await;
-    let status = &seen[3].body["status"];
+    let status = &seen[0].body["status"];
     assert_eq!(status["phase"], "Pending");
     assert_eq!(condition(status, "Progressing"), "False/WaitingForBackup");
     assert_eq!(condition(status, "Restored"), "False/Pending");
@@ -97,41 +90,32 @@ async fn a_restore_waits_for_a_ready_backup() {
 
 #[tokio::test]
 async fn a_ready_restore_starts_one_job_for_the_newest_run() {
-    let script = vec![
-        expect(Method::GET, JOB, Reply::Status(404)),
-        expect(Method::GET, BACKUP, Reply::Json(backup(true))),
-        expect(
-            Method::GET,
-            DATABASE,
-            Reply::Json(
-                testkit::database("copy")
-                    .served_in("prod")
-                    .ready(true)
-                    .json(),
-            ),
-        ),
+    let script = Script::from(vec![
         expect(Method::POST, JOBS, Reply::Echo),
         status_patch(),
         expect(Method::POST, EVENTS, Reply::Echo),
-    ];
+    ])
+    .cached_backup(backup(true))
+    .cached_database(ready_copy());
     let (_, seen) = run(restore(json!({})), script).await;
-    let job = &seen[3].body;
+    let job = &seen[0].body;
     assert_eq!(job["metadata"]["name"], "restore-refresh");
     assert!(
         job.to_string()
             .contains(r#""name":"BACKUP_RUN_ID","value":"20260102T020000Z""#)
     );
-    let status = &seen[4].body["status"];
+    let status = &seen[1].body["status"];
     assert_eq!(status["phase"], "Running");
     assert_eq!(status["runId"], "20260102T020000Z");
-    assert_eq!(seen[5].body["reason"], "RestoreStarted");
+    assert_eq!(seen[2].body["reason"], "RestoreStarted");
 }
 
 #[tokio::test]
 async fn a_finished_job_completes_the_restore() {
     let job = json!({
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": "restore-refresh", "namespace": "prod"},
+        "metadata": {"name": "restore-refresh", "namespace": "prod",
+                     "labels": {"app.kubernetes.io/component": "restore"}},
         "status": {"startTime": "2026-01-02T09:00:00Z", "completionTime": "2026-01-02T09:01:00Z",
                    "conditions": [{"type": "Complete", "status": "True"}]}
     });
@@ -142,15 +126,15 @@ async fn a_finished_job_completes_the_restore() {
         "status": {"containerStatuses": [{"name": "restore", "image": "i", "imageID": "", "ready": false,
             "restartCount": 0, "state": {"terminated": {"exitCode": 0, "message": message.to_string()}}}]}
     });
-    let script = vec![
-        expect(Method::GET, JOB, Reply::Json(job)),
+    let script = Script::from(vec![
         expect(Method::GET, PODS, Reply::Json(list("PodList", vec![pod]))),
         status_patch(),
         expect(Method::POST, EVENTS, Reply::Echo),
-    ];
+    ])
+    .cached_job(job);
     let running = json!({"phase": "Running", "startTime": "2026-01-02T09:00:00Z", "runId": "20260102T020000Z"});
     let (_, seen) = run(restore(running), script).await;
-    let status = &seen[2].body["status"];
+    let status = &seen[1].body["status"];
     assert_eq!(status["phase"], "Completed");
     assert_eq!(condition(status, "Restored"), "True/RestoreSucceeded");
     assert_eq!(status["sha256"], "ab");
