@@ -14,41 +14,15 @@
 use std::sync::Arc;
 
 use api::{Backup, Restore};
-use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared};
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::core::DeserializeGuard;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
-use runtime::written::Written;
-
-/// A cache of one kind this operator writes, with its writes not yet seen by the watch.
-pub struct Cached<K: Resource<DynamicType = ()> + Clone + 'static> {
-    pub store: Store<K>,
-    pub written: Written<K>,
-}
-
-impl<K> Cached<K>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + 'static,
-{
-    pub fn new(store: Store<K>) -> Self {
-        Cached {
-            store,
-            written: Written::default(),
-        }
-    }
-
-    /// Object `name` in `namespace` as this operator last knows it.
-    pub fn get(&self, namespace: &str, name: &str) -> Option<K> {
-        let key = ObjectRef::new(name).within(namespace);
-        let object = self.written.newest(&key, self.store.get(&key))?;
-        Some(K::clone(&object))
-    }
-}
+use runtime::cached::Cached;
+use runtime::readiness::Synced;
 
 /// Every cache a reconcile reads.
 pub struct Caches {
@@ -77,36 +51,16 @@ pub struct Stores {
 
 impl Caches {
     pub fn new(stores: Stores) -> Arc<Caches> {
-        let synced = {
-            let s = (
-                stores.secrets.clone(),
-                stores.services.clone(),
-                stores.statefulsets.clone(),
-                stores.pods.clone(),
-                stores.claims.clone(),
-                stores.slices.clone(),
-                stores.backups.clone(),
-                stores.restores.clone(),
-            );
-            async move {
-                runtime::readiness::caches_synced(|| async {
-                    futures::try_join!(
-                        s.0.wait_until_ready(),
-                        s.1.wait_until_ready(),
-                        s.2.wait_until_ready(),
-                        s.3.wait_until_ready(),
-                        s.4.wait_until_ready(),
-                        s.5.wait_until_ready(),
-                        s.6.wait_until_ready(),
-                        s.7.wait_until_ready(),
-                    )
-                    .is_ok()
-                })
-                .await
-            }
-            .boxed()
-            .shared()
-        };
+        let synced = Synced::default()
+            .of(&stores.secrets)
+            .of(&stores.services)
+            .of(&stores.statefulsets)
+            .of(&stores.pods)
+            .of(&stores.claims)
+            .of(&stores.slices)
+            .of(&stores.backups)
+            .of(&stores.restores)
+            .shared();
         Arc::new(Caches {
             secrets: Cached::new(stores.secrets),
             services: Cached::new(stores.services),

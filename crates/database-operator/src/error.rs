@@ -34,14 +34,8 @@ pub enum GatherError {
         #[source]
         source: kube::Error,
     },
-    #[error(
-        "{kind} {name} does not match its CRD schema ({message}); correct it with kubectl edit"
-    )]
-    Undecodable {
-        kind: String,
-        name: String,
-        message: String,
-    },
+    #[error(transparent)]
+    Undecodable(#[from] runtime::InvalidObject),
 }
 
 /// Applying an owned object failed.

@@ -6,8 +6,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
-use kube::core::DeserializeGuard;
-use kube::runtime::reflector::{ObjectRef, Store};
+use runtime::cached::decoded;
 use std::fmt::Debug;
 
 use crate::builders::{self, statefulset::DATA_VOLUME};
@@ -102,29 +101,6 @@ pub fn gather(caches: &Caches, db: &Database, namespace: &str) -> Result<Gathere
         s.labels().get(SERVICE_NAME_LABEL) == Some(&client_service)
     });
     Ok(gathered)
-}
-
-/// Object `name` of a kind cached as `DeserializeGuard`s; one that does not decode is an
-/// error (retried: its watch wakes the Database when it is corrected).
-fn decoded<K>(
-    store: &Store<DeserializeGuard<K>>,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<K>, GatherError>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned,
-{
-    let Some(guard) = store.get(&ObjectRef::new(name).within(namespace)) else {
-        return Ok(None);
-    };
-    match &guard.0 {
-        Ok(object) => Ok(Some(object.clone())),
-        Err(invalid) => Err(GatherError::Undecodable {
-            kind: K::kind(&()).into_owned(),
-            name: name.to_owned(),
-            message: invalid.error.clone(),
-        }),
-    }
 }
 
 /// True when `storage.size` is larger than the claim template the StatefulSet was created

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crate::apply::{Applied, apply, apply_params};
 use crate::builders;
-use crate::caches::{Cached, Caches};
+use crate::caches::Caches;
 use crate::credentials_secret;
 use crate::endpoint_slices;
 use crate::error::{ApplyError, Error, Stage, StatusError};
@@ -30,6 +30,7 @@ use crate::pods;
 use crate::status::{self, InitialRestore, Observed, Provisioning, Volumes, Workload};
 use crate::validate;
 use crate::volumes;
+use runtime::cached::Cached;
 
 /// What every reconcile shares.
 pub struct Context {
@@ -169,7 +170,7 @@ async fn provision(
         Ok(applied) => {
             done.note_revert(&applied);
             let sts = applied.into_inner();
-            caches.statefulsets.written.remember(sts.clone());
+            caches.statefulsets.wrote(sts.clone());
             done.statefulset = Some(sts);
             done.statefulset_changed = true;
         }
@@ -187,7 +188,7 @@ where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
     if !matches!(applied, Applied::Unchanged(_)) {
-        cache.written.remember(applied.into_inner());
+        cache.wrote(applied.into_inner());
     }
 }
 

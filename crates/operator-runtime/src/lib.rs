@@ -16,6 +16,7 @@
 
 pub mod args;
 pub mod cache;
+pub mod cached;
 pub mod controller;
 pub mod crds;
 pub mod election;

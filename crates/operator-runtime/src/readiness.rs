@@ -8,6 +8,10 @@
 //! its metrics would count no objects and a stuck start could not be told apart.
 
 use std::future::Future;
+
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, Shared};
+use kube::runtime::reflector::{Lookup, Store};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -57,6 +61,46 @@ where
             }
             return answer;
         }
+    }
+}
+
+/// Resolves once every store added with [`Synced::of`] has its first full list, shared by
+/// every reconcile that must not read its caches before (a missing object could not be told
+/// from one not listed yet).
+#[derive(Default)]
+pub struct Synced {
+    waits: Vec<Box<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>>,
+}
+
+impl Synced {
+    /// Also waits for `store`.
+    pub fn of<K>(mut self, store: &Store<K>) -> Self
+    where
+        K: Lookup + Clone + Send + Sync + 'static,
+        K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+    {
+        let store = store.clone();
+        self.waits.push(Box::new(move || {
+            let store = store.clone();
+            async move { store.wait_until_ready().await.is_ok() }.boxed()
+        }));
+        self
+    }
+
+    /// The wait, to be awaited by any number of reconciles: true once synced, false when a
+    /// watch ended for good (shutdown).
+    pub fn shared(self) -> Shared<BoxFuture<'static, bool>> {
+        async move {
+            caches_synced(|| async {
+                futures::future::join_all(self.waits.iter().map(|wait| wait()))
+                    .await
+                    .into_iter()
+                    .all(|ok| ok)
+            })
+            .await
+        }
+        .boxed()
+        .shared()
     }
 }
 

@@ -68,11 +68,18 @@ async fn each_operator_is_refused_what_the_other_needs() {
             "backups.database.example.com",
             false,
         ),
+        // Read from a watch cache, never fetched one by one.
+        (
+            Operator::Database,
+            "watch",
+            "backups.database.example.com",
+            true,
+        ),
         (
             Operator::Database,
             "get",
             "backups.database.example.com",
-            true,
+            false,
         ),
         (Operator::Backup, "create", "statefulsets.apps", false),
         (Operator::Backup, "create", "secrets", false),
@@ -98,9 +105,15 @@ async fn each_operator_is_refused_what_the_other_needs() {
         ),
         (
             Operator::Backup,
-            "get",
+            "watch",
             "databases.database.example.com",
             true,
+        ),
+        (
+            Operator::Backup,
+            "get",
+            "databases.database.example.com",
+            false,
         ),
     ];
     // Make sure both ServiceAccounts and their bindings exist before asking.

@@ -82,10 +82,9 @@ async fn stop_runs(
     namespace: &str,
     backup: &str,
 ) -> Result<(), Error> {
-    let runs = ctx
-        .caches
-        .backup_jobs
-        .labelled(namespace, names::LABEL_BACKUP, backup);
+    let runs = ctx.caches.backup_jobs.select(namespace, |job| {
+        job.labels().get(names::LABEL_BACKUP).map(String::as_str) == Some(backup)
+    });
     for job in runs.iter().filter(|j| is_active(j)) {
         let name = job.name_any();
         delete_job(jobs, &name).await?;
@@ -110,7 +109,7 @@ async fn purge_claim(
             .await
             .map_err(error::apply("create", "Job", &job_name))?;
         if let Some(created) = created {
-            ctx.caches.cleanup_jobs.created(created);
+            ctx.caches.cleanup_jobs.wrote(created);
         }
         let note = format!("started Job {job_name} to delete the artifacts from claim {claim}");
         ctx.event(backup, false, "CleanupStarted", note).await;

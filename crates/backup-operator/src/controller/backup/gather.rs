@@ -71,7 +71,10 @@ pub fn gather(ctx: &Context, backup: &Backup) -> Result<Gathered, Error> {
     let mut jobs: Vec<RunJob> = ctx
         .caches
         .backup_jobs
-        .labelled(&namespace, names::LABEL_BACKUP, &backup.name_any())
+        .select(&namespace, |job| {
+            job.labels().get(names::LABEL_BACKUP).map(String::as_str)
+                == Some(backup.name_any().as_str())
+        })
         .into_iter()
         .filter_map(|job| {
             let run_id = job.labels().get(names::LABEL_RUN_ID)?.clone();

@@ -32,7 +32,6 @@ pub use cleanup::FINALIZER;
 pub use job::{COMPONENT_BACKUP, COMPONENT_CLEANUP};
 
 use super::artifacts;
-use super::caches::newest;
 use super::context::Context;
 use super::error::{self, Error};
 use super::job_runs::create_if_absent;
@@ -40,6 +39,7 @@ use super::pod_template::{Destination, MANAGER};
 use cleanup::Progress;
 use outcome::Resolution;
 use plan::{DatabaseState, Decision, Inputs};
+use runtime::cached::newest;
 use status::Observed;
 
 pub async fn reconcile(
@@ -178,7 +178,7 @@ async fn start_run(ctx: &Context, backup: &Backup, run_id: &str) -> Result<Strin
         .await
         .map_err(error::apply("create", "Job", &name))?;
     if let Some(created) = created {
-        ctx.caches.backup_jobs.created(created);
+        ctx.caches.backup_jobs.wrote(created);
     }
     Ok(name)
 }

@@ -24,12 +24,12 @@ use serde_json::json;
 pub use decide::is_initial;
 pub use job::COMPONENT_RESTORE;
 
-use super::caches::newest;
 use super::context::Context;
 use super::error::{self, Error};
 use super::job_runs::{self, JobResult, create_if_absent};
 use super::pod_template::MANAGER;
 use decide::Step;
+use runtime::cached::newest;
 
 pub async fn reconcile(
     guard: Arc<DeserializeGuard<Restore>>,
@@ -88,7 +88,7 @@ pub async fn reconcile(
             .await
             .map_err(error::apply("create", "Job", &job_name))?;
         if let Some(created) = created {
-            ctx.caches.restore_jobs.created(created);
+            ctx.caches.restore_jobs.wrote(created);
         }
     }
 

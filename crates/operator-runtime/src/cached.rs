@@ -1,0 +1,134 @@
+//! A watch cache as the reconciles read it: the reflector's store, with this process's writes
+//! laid over it until the watch delivers them ([`Written`]), and objects of kinds cached as
+//! `DeserializeGuard`s read as decoded or as an [`InvalidObject`].
+
+use std::sync::Arc;
+
+use kube::Resource;
+use kube::ResourceExt as _;
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::{ObjectRef, Store};
+use serde::de::DeserializeOwned;
+
+use crate::error::InvalidObject;
+use crate::written::Written;
+
+/// A cache of one kind this process writes.
+pub struct Cached<K: Resource<DynamicType = ()> + Clone + 'static> {
+    store: Store<K>,
+    written: Written<K>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Cached<K> {
+    pub fn new(store: Store<K>) -> Self {
+        Cached {
+            store,
+            written: Written::default(),
+        }
+    }
+
+    /// Object `name` in `namespace` as this process last knows it.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<K> {
+        let key = ObjectRef::new(name).within(namespace);
+        let object = self.written.newest(&key, self.store.get(&key))?;
+        Some(K::clone(&object))
+    }
+
+    /// The objects in `namespace` that `keep` selects, as this process last knows them.
+    pub fn select(&self, namespace: &str, keep: impl Fn(&K) -> bool) -> Vec<K> {
+        let in_namespace = |o: &K| o.namespace().as_deref() == Some(namespace) && keep(o);
+        self.written
+            .merged(self.store.state(), in_namespace)
+            .iter()
+            .map(|o| K::clone(o))
+            .collect()
+    }
+
+    /// Remembers what the API server answered to a write of an object.
+    pub fn wrote(&self, object: K) {
+        self.written.remember(object);
+    }
+
+    /// Forgets an object this process deleted.
+    pub fn deleted(&self, namespace: &str, name: &str) {
+        self.written.forget(&ObjectRef::new(name).within(namespace));
+    }
+}
+
+/// Object `name` in `namespace` of a kind cached as `DeserializeGuard`s: `None` when the
+/// cache does not hold it, an [`InvalidObject`] when it does not decode.
+pub fn decoded<K>(
+    store: &Store<DeserializeGuard<K>>,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<K>, InvalidObject>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned,
+{
+    let Some(guard) = store.get(&ObjectRef::new(name).within(namespace)) else {
+        return Ok(None);
+    };
+    match &guard.0 {
+        Ok(object) => Ok(Some(object.clone())),
+        Err(invalid) => Err(InvalidObject::new(&K::kind(&()), name, &invalid.error)),
+    }
+}
+
+/// `object` as this process last wrote it, when the cache does not show that yet.
+pub fn newest<K>(written: &Written<K>, object: &K) -> K
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let key = ObjectRef::from_obj(object);
+    written
+        .newest(&key, Some(Arc::new(object.clone())))
+        .map_or_else(|| object.clone(), |o| K::clone(&o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::{reflector, watcher};
+
+    fn object(name: &str, namespace: &str, version: &str) -> ConfigMap {
+        let mut o = ConfigMap::default();
+        o.metadata.name = Some(name.into());
+        o.metadata.namespace = Some(namespace.into());
+        o.metadata.resource_version = Some(version.into());
+        o
+    }
+
+    #[test]
+    fn reads_see_writes_until_the_watch_delivers_them_and_deletions_at_once() {
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Apply(object("old", "prod", "3")));
+        let cached = Cached::new(store);
+        cached.wrote(object("new", "prod", "7"));
+        cached.wrote(object("elsewhere", "test", "8"));
+        assert!(cached.get("prod", "new").is_some());
+        let mut names: Vec<String> = cached
+            .select("prod", |_| true)
+            .iter()
+            .map(|o| o.name_any())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["new", "old"]);
+        cached.deleted("prod", "new");
+        assert!(cached.get("prod", "new").is_none());
+    }
+
+    #[test]
+    fn an_object_that_does_not_decode_is_an_invalid_object() {
+        let (store, mut writer) = reflector::store::<DeserializeGuard<ConfigMap>>();
+        let broken: DeserializeGuard<ConfigMap> = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "settings", "namespace": "prod"}, "data": 5
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        writer.apply_watcher_event(&watcher::Event::Apply(broken));
+        let error = decoded(&store, "prod", "settings").err();
+        assert!(error.is_some_and(|e| e.to_string().contains("ConfigMap settings")));
+        assert!(matches!(decoded(&store, "prod", "other"), Ok(None)));
+    }
+}
