@@ -12,7 +12,6 @@ use kube::api::Patch;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 use runtime::written::Written;
 use serde_json::json;
@@ -72,10 +71,8 @@ pub async fn reconcile(guard: &DeserializeGuard<Database>, ctx: &Context) -> Res
 
     let status = status::compute_status(db, &observed, Timestamp::now());
     // The status this operator last wrote, when the cache does not show it yet.
-    let latest = ctx
-        .statuses_written
-        .newest(&ObjectRef::from_obj(db), Some(Arc::new(db.clone())));
-    let old = latest.as_ref().and_then(|db| db.status.as_ref());
+    let latest = runtime::cached::newest(&ctx.statuses_written, db);
+    let old = latest.status.as_ref();
     if conditions::status_changed(old, &status) {
         let patched = patch_status(&ctx.client, &namespace, &name, &status).await?;
         ctx.statuses_written.remember(patched);
