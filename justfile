@@ -70,7 +70,8 @@ cluster-down:
 up:
     hack/up.sh
 
-# Control-plane benchmarks of the release binaries (latency, 1,000 objects, idle writes) into docs/performance.md.
+# Control-plane benchmarks of the release binaries into docs/performance.md: latency; 100 and 1,000
+# Databases with their Backups (BENCH_SIZES), this tree beside the commit before (BENCH_BASELINE).
 bench:
     hack/deps.sh machine cluster
     cargo build --release -p database-operator -p backup-operator

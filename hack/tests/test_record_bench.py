@@ -89,7 +89,7 @@ class PerformanceDocument(unittest.TestCase):
         document = (SCRIPT.parent.parent / "docs" / "performance.md").read_text(encoding="utf-8")
         for name, key in [
             ("just bench", "Pod ready → Database Ready"),
-            ("just bench", "# Databases and # Backups"),
+            ("just bench", "N Databases and N Backups"),
             ("just bench-backup", "results"),
         ]:
             for marker in (f"<!-- {name}: {key} -->", f"<!-- end {name}: {key} -->"):

@@ -1,7 +1,10 @@
-//! The pure parts of the control-plane benchmark (`benches/control_plane`): the objects it
-//! creates, and reading what it measures from percentiles, Prometheus text, operator logs and
-//! `/proc`. The benchmark itself needs the cluster; these are tested without one.
+//! The pure parts of the control-plane benchmark (`benches/control_plane`): its settings, the
+//! objects it creates, reading what it measures from Prometheus text, operator logs and
+//! `/proc`, percentiles, and the tables it prints. The benchmark itself needs the cluster;
+//! these are tested without one.
 
 pub mod objects;
 pub mod readings;
+pub mod settings;
 pub mod stats;
+pub mod table;

@@ -1,5 +1,5 @@
 //! Reading the measurements: the operators' Prometheus metrics, the API requests their kube
-//! client logged, and their memory from `/proc`.
+//! client logged, and memory and CPU time of processes from `/proc`.
 
 use std::collections::BTreeMap;
 
@@ -59,6 +59,23 @@ pub fn proc_status_bytes(status: &str, key: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(&format!("{key}:")))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// CPU time a process has used so far, user and system, in clock ticks: fields 14 and 15 of
+/// `/proc/<pid>/stat`. The name in field 2 may hold spaces and parentheses, so the fields are
+/// counted from its closing parenthesis, the last one on the line.
+pub fn proc_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, after_name) = stat.rsplit_once(')')?;
+    // After the name come field 3 (state) onwards: utime is the 12th of them, stime the 13th.
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The process id in a pid file of `hack/cluster-up.sh`: `<pid> <start time>`.
+pub fn pid_file(text: &str) -> Option<u32> {
+    text.split_whitespace().next()?.parse().ok()
 }
 
 /// Bytes as MiB with one decimal, for tables.
@@ -140,5 +157,23 @@ plain 5
         assert_eq!(proc_status_bytes(status, "VmRSS"), Some(10 * 1024 * 1024));
         assert_eq!(proc_status_bytes(status, "VmSwap"), None);
         assert_eq!(mib(20 * 1024 * 1024), "20.0 MiB");
+    }
+
+    #[test]
+    fn reads_cpu_ticks_from_proc_stat() {
+        // A name with a space and a parenthesis; utime 1500, stime 250.
+        let stat = "4242 (kube (api) server) S 1 4242 4242 0 -1 4194560 91 0 0 0 1500 250 \
+                    3 4 20 0 12 0 100 1000000 2000 18446744073709551615";
+        assert_eq!(proc_stat_cpu_ticks(stat), Some(1750));
+        assert_eq!(proc_stat_cpu_ticks("4242 (short) S 1 2"), None);
+        assert_eq!(proc_stat_cpu_ticks("no name at all"), None);
+    }
+
+    #[test]
+    fn reads_the_pid_from_a_pid_file() {
+        assert_eq!(pid_file("31337 8812345\n"), Some(31337));
+        assert_eq!(pid_file("31337"), Some(31337));
+        assert_eq!(pid_file(""), None);
+        assert_eq!(pid_file("gone"), None);
     }
 }

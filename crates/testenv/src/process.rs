@@ -86,6 +86,18 @@ impl OperatorProcess {
                 program.display()
             );
         }
+        OperatorProcess::spawn_binary(operator, &program, kubeconfig, args, env)
+    }
+
+    /// Starts `program` as `operator`, as [`Self::spawn`] does, for a binary built elsewhere:
+    /// the benchmark runs a build of another commit beside this one.
+    pub fn spawn_binary(
+        operator: Operator,
+        program: &Path,
+        kubeconfig: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<OperatorProcess> {
         let mut all_env = vec![(
             OsString::from("KUBECONFIG"),
             kubeconfig.as_os_str().to_owned(),
@@ -96,7 +108,7 @@ impl OperatorProcess {
         );
         OperatorProcess::start(
             operator.name(),
-            program,
+            program.to_path_buf(),
             args.iter().map(OsString::from).collect(),
             all_env,
         )

@@ -1,6 +1,8 @@
-//! The operators under measurement: release binaries run as host processes under their own
-//! ServiceAccounts, each watching only the benchmark's namespace, with its metrics endpoint
-//! on a loopback port and kube's per-request debug log line enabled.
+//! The operators under measurement: release binaries (this tree's or a baseline's, see
+//! [`Binaries`]) run as host processes under their own ServiceAccounts, each watching only the
+//! benchmark's namespace, with its metrics endpoint on a loopback port and kube's per-request
+//! debug log line enabled. A baseline's binaries get the same flags, so only flags that every
+//! compared commit takes are passed (`f53b16a`, before the runtime crate, takes them too).
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
@@ -11,6 +13,8 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
+
+use crate::{binaries::Binaries, cpu};
 
 /// How long an operator may take to sync its caches and report ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -37,9 +41,14 @@ pub struct RunningOperator {
 }
 
 impl RunningOperator {
-    /// Starts `operator` on namespace `ns` and waits until `/readyz` answers 200 (caches
-    /// synced), so what follows measures work, not start-up.
-    pub async fn start(cluster: &Cluster, operator: Operator, ns: &str) -> Result<Self> {
+    /// Starts `operator` from `binaries` on namespace `ns` and waits until `/readyz` answers
+    /// 200 (caches synced), so what follows measures work, not start-up.
+    pub async fn start(
+        cluster: &Cluster,
+        operator: Operator,
+        binaries: &Binaries,
+        ns: &str,
+    ) -> Result<Self> {
         let kubeconfig = cluster.operator_kubeconfig(operator).await?;
         let metrics = free_loopback_port()?;
         let address = metrics.to_string();
@@ -54,8 +63,12 @@ impl RunningOperator {
         if operator == Operator::Backup {
             args.insert(0, "run");
         }
-        let process =
-            OperatorProcess::spawn(operator, &kubeconfig, &args, &[("RUST_LOG", log_filter())])?;
+        let program = binaries.path(operator);
+        if !program.is_file() {
+            bail!("{} not found at {}", operator.name(), program.display());
+        }
+        let env = [("RUST_LOG", log_filter())];
+        let process = OperatorProcess::spawn_binary(operator, &program, &kubeconfig, &args, &env)?;
         let mut running = RunningOperator {
             operator,
             process,
@@ -105,10 +118,7 @@ impl RunningOperator {
 
     /// Peak and current resident memory, in bytes, from `/proc/<pid>/status`.
     pub fn memory(&self) -> Result<(u64, u64)> {
-        let pid = self
-            .process
-            .pid()
-            .with_context(|| format!("{} is not running", self.operator.name()))?;
+        let pid = self.pid()?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
             .with_context(|| format!("reading /proc/{pid}/status"))?;
         let read = |key| {
@@ -116,6 +126,17 @@ impl RunningOperator {
                 .with_context(|| format!("no {key} in /proc/{pid}/status"))
         };
         Ok((read("VmHWM")?, read("VmRSS")?))
+    }
+
+    /// CPU time used so far, in clock ticks (see [`cpu::ticks`]).
+    pub fn cpu_ticks(&self) -> Result<u64> {
+        cpu::ticks(self.pid()?)
+    }
+
+    fn pid(&self) -> Result<u32> {
+        self.process
+            .pid()
+            .with_context(|| format!("{} is not running", self.operator.name()))
     }
 
     /// The length of the log so far, to count requests from here on with [`Self::requests_since`].

@@ -1,7 +1,8 @@
-//! Many objects at once: both operators watching one namespace into which `count` Databases
-//! and one Backup of each are created. Measures the time until everything is handled, the
-//! operators' peak memory, their API requests per reconcile, and then their writes during a
-//! minute in which nothing changes.
+//! Many objects at once: both operators, from one set of [`Binaries`], watching one namespace
+//! into which `count` Databases and one Backup of each are created. Measures the time until
+//! everything is handled, the operators' API requests and writes, peak memory and CPU time,
+//! the API server's CPU time, and then the operators' writes during a minute in which nothing
+//! changes.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -22,7 +23,7 @@ use kube::{
 };
 use testenv::{AuditEvent, Cluster, Operator};
 
-use crate::operators::RunningOperator;
+use crate::{binaries::Binaries, cpu, operators::RunningOperator};
 
 /// Requests the benchmark keeps in flight while creating objects.
 const CREATE_CONCURRENCY: usize = 8;
@@ -32,14 +33,16 @@ const QUIET: Duration = Duration::from_secs(10);
 /// How long deleting the namespace may take before the benchmark stops waiting.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(900);
 
+/// What every run, at every size and from either set of binaries, does the same.
 pub struct Settings {
-    pub count: usize,
     pub converge_timeout: Duration,
     pub idle: Duration,
 }
 
 pub struct Scale {
     pub count: usize,
+    /// Which binaries ran: `this` or the baseline's short hash.
+    pub binaries: String,
     /// Creating every object, as the benchmark's client saw it.
     pub created_in: Duration,
     /// From the first create until every Database is past Pending with its StatefulSet and
@@ -54,6 +57,10 @@ pub struct Scale {
     /// Databases and Backups by phase at the end of the idle window.
     pub phases: BTreeMap<String, usize>,
     pub operators: Vec<OperatorFigures>,
+    /// CPU time of the kube-apiserver process from the first create until the idle window
+    /// opened, in clock ticks; `None` when it does not run on this host. Other clients of the
+    /// shared cluster count too (see the conditions printed with the table).
+    pub api_server_cpu: Option<u64>,
     /// Deleting the namespace and everything in it, until it was gone.
     pub deleted_in: Option<Duration>,
 }
@@ -80,6 +87,8 @@ pub struct Window {
     pub last_write: Option<DateTime<Utc>>,
     /// Every request its client logged, by kind.
     pub requests: BTreeMap<String, u64>,
+    /// CPU time the operator used, user and system, in clock ticks.
+    pub cpu_ticks: u64,
 }
 
 impl Window {
@@ -105,16 +114,22 @@ struct Mark {
     at: DateTime<Utc>,
     reconciles: u64,
     log: usize,
+    cpu_ticks: u64,
 }
 
-pub async fn run(cluster: &'static Cluster, settings: &Settings) -> Result<Scale> {
+pub async fn run(
+    cluster: &'static Cluster,
+    settings: &Settings,
+    binaries: &Binaries,
+    count: usize,
+) -> Result<Scale> {
     let ns = cluster.namespace("bench-scale").await?;
     let name = ns.name().to_string();
     let mut operators = Vec::new();
     for operator in Operator::ALL {
-        operators.push(RunningOperator::start(cluster, operator, &name).await?);
+        operators.push(RunningOperator::start(cluster, operator, binaries, &name).await?);
     }
-    let measured = measure(cluster, &name, &operators, settings).await;
+    let measured = measure(cluster, &name, &operators, settings, binaries, count).await;
     let logs = || {
         operators
             .iter()
@@ -144,11 +159,18 @@ async fn measure(
     ns: &str,
     operators: &[RunningOperator],
     settings: &Settings,
+    binaries: &Binaries,
+    count: usize,
 ) -> Result<Scale> {
     let client = cluster.admin_client();
-    let count = settings.count;
     let mut progress = tokio::spawn(converged(client.clone(), ns.to_string(), count));
 
+    let api_server = cpu::api_server_pid(cluster);
+    if api_server.is_none() {
+        eprintln!("bench: no kube-apiserver process on this host; its CPU time is not measured");
+    }
+    let api_server_ticks = || api_server.and_then(|pid| cpu::ticks(pid).ok());
+    let api_server_start = api_server_ticks();
     let start_marks = marks(operators).await?;
     let started = Instant::now();
     let started_at = Utc::now();
@@ -177,6 +199,9 @@ async fn measure(
         );
     }
     let idle_marks = marks(operators).await?;
+    let api_server_cpu = api_server_start
+        .zip(api_server_ticks())
+        .map(|(start, end)| end.saturating_sub(start));
     eprintln!("bench: counting writes for {:?}", settings.idle);
     tokio::time::sleep(settings.idle).await;
     let end_marks = marks(operators).await?;
@@ -208,6 +233,7 @@ async fn measure(
                 refused_writes: refused,
                 last_write: writes.last().map(|w| w.request_received_timestamp),
                 requests: subtract(requests, &until_mark),
+                cpu_ticks: to.cpu_ticks.saturating_sub(from.cpu_ticks),
             })
         };
         for write in writes(&idle_marks[i], &end_marks[i])?.iter().take(20) {
@@ -232,6 +258,7 @@ async fn measure(
     eprintln!("bench: last write of the burst {settled_in:?} after the first create");
     Ok(Scale {
         count,
+        binaries: binaries.label.clone(),
         created_in,
         converged_in,
         settled_in,
@@ -239,6 +266,7 @@ async fn measure(
         idle: settings.idle,
         phases,
         operators: figures,
+        api_server_cpu,
         deleted_in: None,
     })
 }
@@ -273,6 +301,7 @@ async fn marks(operators: &[RunningOperator]) -> Result<Vec<Mark>> {
             at: Utc::now(),
             reconciles: operator.reconciles().await?,
             log: operator.log_mark()?,
+            cpu_ticks: operator.cpu_ticks()?,
         });
     }
     Ok(marks)

@@ -1,0 +1,133 @@
+//! Where the operator binaries under measurement come from: this tree's release build, which
+//! `just bench` makes before `cargo bench`, or a baseline commit's, built here.
+//!
+//! The baseline is checked out into `<target>/bench-baseline/src`, a git worktree that stays
+//! registered and is moved to each run's revision, and built with its own target directory,
+//! `<target>/bench-baseline/target`: a later run rebuilds only what the revisions change.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+};
+
+use anyhow::{Context, Result, bail};
+use testenv::Operator;
+use tokio::process::Command;
+
+pub struct Binaries {
+    /// `this`, or the baseline's short commit hash: the column the figures go in.
+    pub label: String,
+    /// The directory holding both operator binaries.
+    dir: PathBuf,
+}
+
+impl Binaries {
+    /// The release binaries beside this benchmark (`<target>/release`).
+    pub fn this_tree() -> Result<Binaries> {
+        Ok(Binaries {
+            label: "this".into(),
+            dir: profile_dir()?,
+        })
+    }
+
+    /// Checks out `revision` and builds both operators from it in release mode.
+    pub async fn baseline(revision: &str) -> Result<Binaries> {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let hash = output(
+            git(&repo)
+                .args(["rev-parse", "--verify", "--short"])
+                .arg(format!("{revision}^{{commit}}")),
+        )
+        .await
+        .with_context(|| format!("BENCH_BASELINE={revision:?} is not a commit"))?;
+        let root = target_dir()?.join("bench-baseline");
+        let src = root.join("src");
+        if src.join(".git").exists() {
+            run(git(&src).args(["checkout", "--quiet", "--detach", "--force", &hash])).await?;
+        } else {
+            // A worktree whose directory was deleted (`cargo clean`) is still registered,
+            // and `worktree add` refuses its path until it is pruned.
+            run(git(&repo).args(["worktree", "prune"])).await?;
+            run(git(&repo)
+                .args(["worktree", "add", "--quiet", "--detach", "--force"])
+                .arg(&src)
+                .arg(&hash))
+            .await?;
+        }
+        eprintln!("bench: building the baseline {hash} in {}", src.display());
+        let mut cargo = Command::new("cargo");
+        cargo
+            .current_dir(&src)
+            .env("CARGO_TARGET_DIR", root.join("target"))
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "database-operator",
+                "-p",
+                "backup-operator",
+            ]);
+        run(&mut cargo).await?;
+        Ok(Binaries {
+            label: hash,
+            dir: root.join("target/release"),
+        })
+    }
+
+    pub fn path(&self, operator: Operator) -> PathBuf {
+        self.dir.join(operator.name())
+    }
+}
+
+/// `<target>/release`: cargo runs a benchmark from `<target>/release/deps`.
+fn profile_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding the benchmark's own path")?;
+    exe.parent()
+        .filter(|deps| deps.file_name().is_some_and(|name| name == "deps"))
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .with_context(|| format!("{} is not in a cargo deps directory", exe.display()))
+}
+
+fn target_dir() -> Result<PathBuf> {
+    let profile = profile_dir()?;
+    profile
+        .parent()
+        .map(Path::to_path_buf)
+        .with_context(|| format!("{} has no parent", profile.display()))
+}
+
+fn git(dir: &Path) -> Command {
+    let mut git = Command::new("git");
+    git.arg("-C").arg(dir);
+    git
+}
+
+/// Runs `command` to its end. Its output goes to stderr: stdout is the Markdown the
+/// benchmark prints.
+async fn run(command: &mut Command) -> Result<()> {
+    let status = command
+        .stdout(Stdio::from(std::io::stderr()))
+        .kill_on_drop(true)
+        .status()
+        .await
+        .with_context(|| format!("starting {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs `command` and returns its stdout, trimmed.
+async fn output(command: &mut Command) -> Result<String> {
+    let out = command
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("starting {command:?}"))?;
+    if !out.status.success() {
+        bail!("{command:?} failed ({})", out.status);
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
