@@ -19,6 +19,8 @@ pub struct Binaries {
     pub label: String,
     /// The directory holding both operator binaries.
     dir: PathBuf,
+    /// The `deploy/` directory of the same source: the RBAC those binaries were written for.
+    deploy: PathBuf,
 }
 
 impl Binaries {
@@ -27,12 +29,13 @@ impl Binaries {
         Ok(Binaries {
             label: "this".into(),
             dir: profile_dir()?,
+            deploy: repo_root().join("deploy"),
         })
     }
 
     /// Checks out `revision` and builds both operators from it in release mode.
     pub async fn baseline(revision: &str) -> Result<Binaries> {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let repo = repo_root();
         let hash = output(
             git(&repo)
                 .args(["rev-parse", "--verify", "--short"])
@@ -71,12 +74,31 @@ impl Binaries {
         Ok(Binaries {
             label: hash,
             dir: root.join("target/release"),
+            deploy: src.join("deploy"),
         })
     }
 
     pub fn path(&self, operator: Operator) -> PathBuf {
         self.dir.join(operator.name())
     }
+
+    /// Grants the operators' ServiceAccounts the rules these binaries were written for: a
+    /// baseline from before a change of RBAC (reads moved to watch caches, say) needs its
+    /// own. The ClusterRoles keep their names, so the tokens already issued stay valid.
+    pub async fn grant_rbac(&self, cluster: &testenv::Cluster) -> Result<()> {
+        for operator in Operator::ALL {
+            let rules = self.deploy.join(operator.name()).join("rbac.yaml");
+            let mut kubectl = Command::from(cluster.kubectl());
+            run(kubectl.arg("apply").arg("-f").arg(&rules))
+                .await
+                .with_context(|| format!("granting {}", rules.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// `<target>/release`: cargo runs a benchmark from `<target>/release/deps`.

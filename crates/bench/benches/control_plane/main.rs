@@ -94,9 +94,12 @@ async fn run() -> Result<()> {
                     "bench: {count} Databases and {count} Backups, binaries {}",
                     binaries.label
                 );
+                binaries.grant_rbac(cluster).await?;
                 runs.push(scale::run(cluster, &settings, binaries, count).await?);
             }
         }
+        // The cluster is shared with the tests: leave this tree's rules in place.
+        this.grant_rbac(cluster).await?;
         let compared = baseline.as_ref().zip(baseline_revision.as_deref());
         let compared = compared.map(|(b, revision)| Baseline {
             hash: &b.label,
