@@ -43,7 +43,7 @@ use runtime::controller::reflected;
 use runtime::{Health, Process, ReconcileMetrics, Reconciles};
 
 use crate::builders::managed_selector;
-use crate::caches::{Caches, Stores, keep_pod_status};
+use crate::caches::{Caches, Stores, keep_pod_status, pack_statefulset};
 use crate::endpoint_slices::SERVICE_NAME_LABEL;
 use crate::metrics::DatabaseStore;
 use crate::reconcile::{self, Context};
@@ -61,7 +61,7 @@ pub fn controller(
     let (secrets, secret_changes) = reflected(process.api::<Secret>(), managed(), everything);
     let (services, service_changes) = reflected(process.api::<Service>(), managed(), everything);
     let (statefulsets, statefulset_changes) =
-        reflected(process.api::<StatefulSet>(), managed(), everything);
+        reflected(process.api::<StatefulSet>(), managed(), pack_statefulset);
     let (pods, pod_changes) = reflected(process.api::<Pod>(), managed(), keep_pod_status);
     let (claims, claim_changes) = reflected(
         process.api::<PersistentVolumeClaim>(),

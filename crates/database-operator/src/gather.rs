@@ -10,7 +10,7 @@ use runtime::cached::decoded;
 use std::fmt::Debug;
 
 use crate::builders::{self, statefulset::DATA_VOLUME};
-use crate::caches::{Caches, select};
+use crate::caches::{Caches, select, unpack_statefulset};
 use crate::endpoint_slices::SERVICE_NAME_LABEL;
 use crate::error::GatherError;
 use crate::quantity;
@@ -79,7 +79,8 @@ pub fn gather(caches: &Caches, db: &Database, namespace: &str) -> Result<Gathere
             .get(namespace, &names::client_service(&name)),
         statefulset: caches
             .statefulsets
-            .get(namespace, &names::statefulset(&name)),
+            .get(namespace, &names::statefulset(&name))
+            .map(unpack_statefulset),
         ..Gathered::default()
     };
     let Some(sts) = &gathered.statefulset else {

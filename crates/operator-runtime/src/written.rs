@@ -41,7 +41,11 @@ impl<K: Resource<DynamicType = ()>> Written<K> {
     /// Keeps `object`, as the API server answered a write of it.
     pub fn remember(&self, object: K) {
         let key = ObjectRef::from_obj(&object);
-        self.lock().insert(key, (Instant::now(), Arc::new(object)));
+        let mut objects = self.lock();
+        // Entries no reconcile read again (an object not woken since) go once too old to be
+        // trusted, so the map holds at most the writes of the last KEEP.
+        objects.retain(|_, (at, _)| at.elapsed() < KEEP);
+        objects.insert(key, (Instant::now(), Arc::new(object)));
     }
 
     /// The newer of `cached` and what was written as `key`.
