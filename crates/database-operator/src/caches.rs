@@ -20,7 +20,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 use runtime::cached::Cached;
 use runtime::readiness::Synced;
 
@@ -79,20 +79,6 @@ impl Caches {
     pub async fn synced(&self) -> bool {
         self.synced.clone().await
     }
-}
-
-/// The objects of `store` in `namespace` that `keep` selects.
-pub fn select<K, F>(store: &Store<K>, namespace: &str, keep: F) -> Vec<K>
-where
-    K: Resource<DynamicType = ()> + Clone,
-    F: Fn(&K) -> bool,
-{
-    store
-        .state()
-        .iter()
-        .filter(|o| o.namespace().as_deref() == Some(namespace) && keep(o))
-        .map(|o| K::clone(o))
-        .collect()
 }
 
 /// Annotation of a cached StatefulSet holding its Pod template as JSON text; it exists only

@@ -6,11 +6,11 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
-use runtime::cached::decoded;
+use runtime::cached::{decoded, select};
 use std::fmt::Debug;
 
 use crate::builders::{self, statefulset::DATA_VOLUME};
-use crate::caches::{Caches, select, unpack_statefulset};
+use crate::caches::{Caches, unpack_statefulset};
 use crate::endpoint_slices::SERVICE_NAME_LABEL;
 use crate::error::GatherError;
 use crate::quantity;

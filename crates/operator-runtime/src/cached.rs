@@ -55,6 +55,19 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Cached<K> {
     }
 }
 
+/// The objects of a cache this process does not write, in `namespace`, that `keep` selects.
+pub fn select<K>(store: &Store<K>, namespace: &str, keep: impl Fn(&K) -> bool) -> Vec<K>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    store
+        .state()
+        .iter()
+        .filter(|o| o.namespace().as_deref() == Some(namespace) && keep(o))
+        .map(|o| K::clone(o))
+        .collect()
+}
+
 /// Object `name` in `namespace` of a kind cached as `DeserializeGuard`s: `None` when the
 /// cache does not hold it, an [`InvalidObject`] when it does not decode.
 pub fn decoded<K>(

@@ -111,7 +111,6 @@ impl Reconciles {
             reconciles: this.clone(),
             context,
         });
-        let reconcile = Arc::new(reconcile);
         controller
             .graceful_shutdown_on(shutdown)
             .run(
