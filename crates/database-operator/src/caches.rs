@@ -18,9 +18,9 @@ use futures::future::{BoxFuture, Shared};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
-use kube::ResourceExt;
 use runtime::cached::Cached;
 use runtime::readiness::Synced;
 
