@@ -59,6 +59,9 @@ pub struct Workload {
     pub updated: i32,
     /// The StatefulSet controller has seen the newest spec.
     pub observed_current: bool,
+    /// Its Pods are being replaced by ones of a newer spec (the current and update
+    /// revisions differ).
+    pub rolling: bool,
 }
 
 impl Workload {
@@ -70,6 +73,8 @@ impl Workload {
             updated: status.updated_replicas.unwrap_or(0),
             observed_current: status.observed_generation.is_some()
                 && status.observed_generation >= sts.metadata.generation,
+            rolling: status.update_revision.is_some()
+                && status.current_revision != status.update_revision,
         }
     }
 
@@ -259,7 +264,10 @@ fn outcome(db: &Database, o: &Observed) -> Outcome {
     let workload = o.workload.unwrap_or_default();
     if !workload.rolled_out() {
         let mut message = format!("{}/{} replicas ready", workload.ready, workload.desired);
-        if workload.updated < workload.desired {
+        // Only a rollout has Pods of two specs. A new StatefulSet's controller reports 0
+        // updated replicas for a moment, and a Database that said so would only be patched
+        // twice more for it.
+        if workload.observed_current && workload.rolling && workload.updated < workload.desired {
             message.push_str(&format!(", {} on the newest spec", workload.updated));
         }
         if let Some(note) = &o.pod_note {

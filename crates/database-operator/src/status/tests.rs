@@ -20,6 +20,7 @@ fn healthy() -> Observed {
             ready: 1,
             updated: 1,
             observed_current: true,
+            rolling: false,
         }),
         routed: true,
         pod_failure: None,
@@ -41,6 +42,7 @@ fn workload(desired: i32, ready: i32, updated: i32, current: bool) -> Option<Wor
         ready,
         updated,
         observed_current: current,
+        rolling: current && updated < desired,
     })
 }
 
@@ -466,6 +468,32 @@ fn messages_say_what_to_do() {
 }
 
 #[test]
+fn a_new_statefulset_reads_the_same_before_and_after_its_controller_counts_it() {
+    let progress = |observed: Observed| {
+        let status = compute_status(&database("shop"), &observed, at(0));
+        condition(&status, PROGRESSING).map(|c| c.message.clone())
+    };
+    let new = |updated, observed_current| Workload {
+        desired: 1,
+        ready: 0,
+        updated,
+        observed_current,
+        rolling: false,
+    };
+    let just_created = progress(with(|o| o.workload = Some(new(0, false))));
+    let not_counted_yet = progress(with(|o| o.workload = Some(new(0, true))));
+    let counted = progress(with(|o| o.workload = Some(new(1, true))));
+    assert_eq!(just_created.as_deref(), Some("0/1 replicas ready"));
+    assert_eq!(just_created, not_counted_yet, "no status patch in between");
+    assert_eq!(just_created, counted, "no status patch in between");
+    let rolling = progress(with(|o| o.workload = workload(2, 2, 1, true)));
+    assert_eq!(
+        rolling.as_deref(),
+        Some("2/2 replicas ready, 1 on the newest spec")
+    );
+}
+
+#[test]
 fn endpoint_and_secret_name_appear_once_the_objects_exist() {
     let db = database("shop");
     let status = compute_status(&db, &healthy(), at(0));
@@ -580,4 +608,23 @@ fn restore_states_from_the_restore_object() {
     for (restore, want) in rows {
         assert_eq!(InitialRestore::of(restore.as_ref()), want);
     }
+}
+
+#[test]
+fn a_rollout_is_when_the_statefulset_has_two_revisions() {
+    use k8s_openapi::api::apps::v1::StatefulSetStatus;
+    let with_revisions = |current: &str, update: &str| {
+        let mut sts = StatefulSet::default();
+        sts.metadata.generation = Some(2);
+        sts.status = Some(StatefulSetStatus {
+            observed_generation: Some(2),
+            current_revision: Some(current.into()),
+            update_revision: Some(update.into()),
+            ..Default::default()
+        });
+        Workload::of(&sts)
+    };
+    assert!(with_revisions("shop-5d8f", "shop-7c41").rolling);
+    assert!(!with_revisions("shop-7c41", "shop-7c41").rolling);
+    assert!(!Workload::of(&StatefulSet::default()).rolling);
 }
