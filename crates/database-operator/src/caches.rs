@@ -3,10 +3,12 @@
 //!
 //! Each watch selects only what this operator manages (`app.kubernetes.io/managed-by`), except
 //! Backups and Restores, which belong to users and the backup-operator. Objects are kept in
-//! the smallest form the reconciles read: without managed fields and kubectl's last-applied
-//! copy (`runtime::cache`), Pods without their spec (only their status says anything about
-//! the Database), and StatefulSets with their Pod template packed as text. The objects this operator writes are read from [`Written`] until the
-//! watch delivers them, so a burst of reconciles of one Database never writes twice.
+//! the smallest form the reconciles read: as JSON text with only their identifying metadata
+//! parsed (`runtime::packed`), unpacked when a reconcile reads them; without managed fields
+//! and kubectl's last-applied copy; Pods without their spec (only their status says anything
+//! about the Database). Restores, rare and small, stay parsed. The objects this operator
+//! writes are read as it wrote them (`runtime::written`) until the watch delivers them, so a
+//! burst of reconciles of one Database never writes twice.
 //!
 //! A reconcile waits until every cache has its first full list ([`Caches::synced`]): before,
 //! a missing Secret could not be told from one not listed yet.
@@ -18,10 +20,10 @@ use futures::future::{BoxFuture, Shared};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 use runtime::cached::Cached;
+use runtime::packed::Packed;
 use runtime::readiness::Synced;
 
 /// Every cache a reconcile reads.
@@ -29,23 +31,23 @@ pub struct Caches {
     pub secrets: Cached<Secret>,
     pub services: Cached<Service>,
     pub statefulsets: Cached<StatefulSet>,
-    pub pods: Store<Pod>,
-    pub claims: Store<PersistentVolumeClaim>,
-    pub slices: Store<EndpointSlice>,
-    pub backups: Store<DeserializeGuard<Backup>>,
+    pub pods: Store<Packed<Pod>>,
+    pub claims: Store<Packed<PersistentVolumeClaim>>,
+    pub slices: Store<Packed<EndpointSlice>>,
+    pub backups: Store<Packed<Backup>>,
     pub restores: Store<DeserializeGuard<Restore>>,
     synced: Shared<BoxFuture<'static, bool>>,
 }
 
 /// The stores of [`Caches`], as the controller's watches fill them.
 pub struct Stores {
-    pub secrets: Store<Secret>,
-    pub services: Store<Service>,
-    pub statefulsets: Store<StatefulSet>,
-    pub pods: Store<Pod>,
-    pub claims: Store<PersistentVolumeClaim>,
-    pub slices: Store<EndpointSlice>,
-    pub backups: Store<DeserializeGuard<Backup>>,
+    pub secrets: Store<Packed<Secret>>,
+    pub services: Store<Packed<Service>>,
+    pub statefulsets: Store<Packed<StatefulSet>>,
+    pub pods: Store<Packed<Pod>>,
+    pub claims: Store<Packed<PersistentVolumeClaim>>,
+    pub slices: Store<Packed<EndpointSlice>>,
+    pub backups: Store<Packed<Backup>>,
     pub restores: Store<DeserializeGuard<Restore>>,
 }
 
@@ -81,69 +83,33 @@ impl Caches {
     }
 }
 
-/// Annotation of a cached StatefulSet holding its Pod template as JSON text; it exists only
-/// in this process's memory (cached objects are never written back).
-const PACKED_TEMPLATE: &str = "database.example.com/cached-pod-template";
-
-/// Keeps a StatefulSet's Pod template as JSON text instead of typed fields: parsed, the
-/// template (containers, probes, volumes, the server's defaults) is most of a StatefulSet's
-/// memory, about 40 KiB against its 8 KiB of text, and only the drift check of the
-/// Database's own reconcile reads it ([`unpack_statefulset`]).
-pub fn pack_statefulset(sts: &mut StatefulSet) {
-    let Some(spec) = sts.spec.as_mut() else {
-        return;
-    };
-    let template = std::mem::take(&mut spec.template);
-    match serde_json::to_string(&template) {
-        Ok(text) => {
-            sts.annotations_mut()
-                .insert(PACKED_TEMPLATE.to_owned(), text);
-        }
-        // Cannot happen for a type that came from JSON; keep it whole if it does.
-        Err(_) => spec.template = template,
-    }
-}
-
-/// The StatefulSet as the API server holds it, from what [`pack_statefulset`] kept.
-pub fn unpack_statefulset(mut sts: StatefulSet) -> StatefulSet {
-    let annotations = &mut sts.metadata.annotations;
-    let packed = annotations.as_mut().and_then(|a| a.remove(PACKED_TEMPLATE));
-    if annotations.as_ref().is_some_and(|a| a.is_empty()) {
-        *annotations = None;
-    }
-    if let (Some(text), Some(spec)) = (packed, sts.spec.as_mut())
-        && let Ok(template) = serde_json::from_str(&text)
-    {
-        spec.template = template;
-    }
-    sts
-}
-
 /// Drops a Pod's spec: the reconciles read its name, labels and status only, and the spec is
 /// most of a Pod's size.
-pub fn keep_pod_status(pod: &mut Pod) {
-    pod.spec = None;
+pub fn keep_pod_status(pod: &mut Packed<Pod>) {
+    let whole = pod.clone();
+    *pod = whole.without("spec");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::builders::fixtures::database;
-    use crate::builders::{claim_templates, statefulset};
+    use kube::runtime::{reflector, watcher};
 
     #[test]
-    fn a_packed_statefulset_unpacks_to_what_was_cached() {
-        let db = database("shop");
-        let sts = statefulset(&db, claim_templates(&db, None));
-        let mut packed = sts.clone();
-        pack_statefulset(&mut packed);
-        let template = packed.spec.as_ref().map(|s| s.template.clone());
-        assert_eq!(
-            template,
-            Some(Default::default()),
-            "the typed template is dropped"
-        );
-        assert!(packed.annotations().contains_key(PACKED_TEMPLATE));
-        assert_eq!(unpack_statefulset(packed), sts);
+    fn cached_pods_keep_their_status_only() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "shop-0", "namespace": "prod", "labels": {"app": "shop"}},
+            "spec": {"containers": [{"name": "postgres", "image": "postgres:17"}]},
+            "status": {"phase": "Pending"},
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut packed = Packed::pack(&pod).unwrap_or_else(|e| panic!("{e}"));
+        keep_pod_status(&mut packed);
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Apply(packed));
+        let cached = runtime::cached::select(&store, "prod", |_| true).unwrap_or_default();
+        assert_eq!(cached.len(), 1);
+        assert!(cached[0].spec.is_none());
+        assert_eq!(cached[0].status, pod.status);
     }
 }

@@ -40,10 +40,11 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use runtime::cache::everything;
 use runtime::controller::reflected;
+use runtime::packed::Packed;
 use runtime::{Health, Process, ReconcileMetrics, Reconciles};
 
 use crate::builders::managed_selector;
-use crate::caches::{Caches, Stores, keep_pod_status, pack_statefulset};
+use crate::caches::{Caches, Stores, keep_pod_status};
 use crate::endpoint_slices::SERVICE_NAME_LABEL;
 use crate::metrics::DatabaseStore;
 use crate::reconcile::{self, Context};
@@ -58,19 +59,24 @@ pub fn controller(
 ) -> (Controller<Guarded>, Arc<Caches>) {
     let managed = || watcher::Config::default().labels(&managed_selector());
     let all = watcher::Config::default;
-    let (secrets, secret_changes) = reflected(process.api::<Secret>(), managed(), everything);
-    let (services, service_changes) = reflected(process.api::<Service>(), managed(), everything);
+    let (secrets, secret_changes) =
+        reflected(process.api::<Packed<Secret>>(), managed(), everything);
+    let (services, service_changes) =
+        reflected(process.api::<Packed<Service>>(), managed(), everything);
     let (statefulsets, statefulset_changes) =
-        reflected(process.api::<StatefulSet>(), managed(), pack_statefulset);
-    let (pods, pod_changes) = reflected(process.api::<Pod>(), managed(), keep_pod_status);
+        reflected(process.api::<Packed<StatefulSet>>(), managed(), everything);
+    let (pods, pod_changes) = reflected(process.api::<Packed<Pod>>(), managed(), keep_pod_status);
     let (claims, claim_changes) = reflected(
-        process.api::<PersistentVolumeClaim>(),
+        process.api::<Packed<PersistentVolumeClaim>>(),
         managed(),
         everything,
     );
-    let (slices, slice_changes) = reflected(process.api::<EndpointSlice>(), managed(), everything);
-    let (backups, backup_changes) =
-        reflected(process.api::<DeserializeGuard<Backup>>(), all(), everything);
+    let (slices, slice_changes) = reflected(
+        process.api::<Packed<EndpointSlice>>(),
+        managed(),
+        everything,
+    );
+    let (backups, backup_changes) = reflected(process.api::<Packed<Backup>>(), all(), everything);
     let (restores, restore_changes) = reflected(
         process.api::<DeserializeGuard<Restore>>(),
         all(),

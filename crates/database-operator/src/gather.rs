@@ -6,11 +6,11 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
-use runtime::cached::{decoded, select};
+use runtime::cached::{decoded, get, select};
 use std::fmt::Debug;
 
 use crate::builders::{self, statefulset::DATA_VOLUME};
-use crate::caches::{Caches, unpack_statefulset};
+use crate::caches::Caches;
 use crate::endpoint_slices::SERVICE_NAME_LABEL;
 use crate::error::GatherError;
 use crate::quantity;
@@ -56,7 +56,7 @@ impl Debug for Gathered {
 pub fn gather(caches: &Caches, db: &Database, namespace: &str) -> Result<Gathered, GatherError> {
     let name = db.name_any();
     let backup = match &db.spec.backup_ref {
-        Some(backup_ref) => decoded(&caches.backups, namespace, &backup_ref.name)?,
+        Some(backup_ref) => get(&caches.backups, namespace, &backup_ref.name)?,
         None => None,
     };
     let restore = match &db.spec.backup_ref {
@@ -70,17 +70,16 @@ pub fn gather(caches: &Caches, db: &Database, namespace: &str) -> Result<Gathere
         restore,
         secret: caches
             .secrets
-            .get(namespace, &names::credentials_secret(&name)),
+            .get(namespace, &names::credentials_secret(&name))?,
         headless_service: caches
             .services
-            .get(namespace, &names::headless_service(&name)),
+            .get(namespace, &names::headless_service(&name))?,
         client_service: caches
             .services
-            .get(namespace, &names::client_service(&name)),
+            .get(namespace, &names::client_service(&name))?,
         statefulset: caches
             .statefulsets
-            .get(namespace, &names::statefulset(&name))
-            .map(unpack_statefulset),
+            .get(namespace, &names::statefulset(&name))?,
         ..Gathered::default()
     };
     let Some(sts) = &gathered.statefulset else {
@@ -90,17 +89,17 @@ pub fn gather(caches: &Caches, db: &Database, namespace: &str) -> Result<Gathere
     let selected = |labels: &std::collections::BTreeMap<String, String>| {
         selector.iter().all(|(k, v)| labels.get(k) == Some(v))
     };
-    gathered.pods = select(&caches.pods, namespace, |p: &Pod| selected(p.labels()));
+    gathered.pods = select(&caches.pods, namespace, |p| selected(p.labels()))?;
     if needs_expansion(db, sts) {
         let prefix = format!("{DATA_VOLUME}-{name}-");
-        gathered.claims = select(&caches.claims, namespace, |c: &PersistentVolumeClaim| {
+        gathered.claims = select(&caches.claims, namespace, |c| {
             selected(c.labels()) && c.name_any().starts_with(&prefix)
-        });
+        })?;
     }
     let client_service = names::client_service(&name);
-    gathered.client_slices = select(&caches.slices, namespace, |s: &EndpointSlice| {
+    gathered.client_slices = select(&caches.slices, namespace, |s| {
         s.labels().get(SERVICE_NAME_LABEL) == Some(&client_service)
-    });
+    })?;
     Ok(gathered)
 }
 

@@ -167,7 +167,7 @@ async fn provision(
         Ok(applied) => {
             done.note_revert(&applied);
             let sts = applied.into_inner();
-            caches.statefulsets.wrote(sts.clone());
+            caches.statefulsets.wrote(&sts);
             done.statefulset = Some(sts);
             done.statefulset_changed = true;
         }
@@ -182,10 +182,14 @@ async fn provision(
 /// Keeps what an apply wrote until the watch of its kind delivers it.
 fn remember<K>(cache: &Cached<K>, applied: Applied<K>)
 where
-    K: Resource<DynamicType = ()> + Clone + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + 'static,
 {
     if !matches!(applied, Applied::Unchanged(_)) {
-        cache.wrote(applied.into_inner());
+        cache.wrote(&applied.into_inner());
     }
 }
 

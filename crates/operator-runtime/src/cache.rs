@@ -9,7 +9,7 @@
 use kube::Resource;
 
 /// The annotation `kubectl apply` (client-side) keeps a whole copy of the object in.
-const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+pub(crate) const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Drops from `object` what no reconcile reads: its managed fields and kubectl's last
 /// applied copy. Every write is a patch of the fields it sets, never a cached object sent

@@ -1,6 +1,6 @@
-//! A watch cache as the reconciles read it: the reflector's store, with this process's writes
-//! laid over it until the watch delivers them ([`Written`]), and objects of kinds cached as
-//! `DeserializeGuard`s read as decoded or as an [`InvalidObject`].
+//! A watch cache as the reconciles read it: the reflector's store of [`Packed`] objects, with
+//! this process's writes laid over it until the watch delivers them ([`Written`]), unpacked
+//! as a reconcile reads them; objects that do not decode are read as an [`InvalidObject`].
 
 use std::sync::Arc;
 
@@ -8,19 +8,24 @@ use kube::Resource;
 use kube::ResourceExt as _;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{ObjectRef, Store};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::InvalidObject;
+use crate::packed::Packed;
 use crate::written::Written;
 
 /// A cache of one kind this process writes.
-pub struct Cached<K: Resource<DynamicType = ()> + Clone + 'static> {
-    store: Store<K>,
-    written: Written<K>,
+pub struct Cached<K: Resource<DynamicType = ()> + 'static> {
+    store: Store<Packed<K>>,
+    written: Written<Packed<K>>,
 }
 
-impl<K: Resource<DynamicType = ()> + Clone + 'static> Cached<K> {
-    pub fn new(store: Store<K>) -> Self {
+impl<K> Cached<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + 'static,
+{
+    pub fn new(store: Store<Packed<K>>) -> Self {
         Cached {
             store,
             written: Written::default(),
@@ -28,25 +33,36 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Cached<K> {
     }
 
     /// Object `name` in `namespace` as this process last knows it.
-    pub fn get(&self, namespace: &str, name: &str) -> Option<K> {
+    pub fn get(&self, namespace: &str, name: &str) -> Result<Option<K>, InvalidObject> {
         let key = ObjectRef::new(name).within(namespace);
-        let object = self.written.newest(&key, self.store.get(&key))?;
-        Some(K::clone(&object))
+        self.written
+            .newest(&key, self.store.get(&key))
+            .map(|packed| packed.unpack())
+            .transpose()
     }
 
-    /// The objects in `namespace` that `keep` selects, as this process last knows them.
-    pub fn select(&self, namespace: &str, keep: impl Fn(&K) -> bool) -> Vec<K> {
-        let in_namespace = |o: &K| o.namespace().as_deref() == Some(namespace) && keep(o);
+    /// The objects in `namespace` that `keep` selects by their metadata, as this process
+    /// last knows them.
+    pub fn select(
+        &self,
+        namespace: &str,
+        keep: impl Fn(&Packed<K>) -> bool,
+    ) -> Result<Vec<K>, InvalidObject> {
+        let in_namespace = |o: &Packed<K>| o.namespace().as_deref() == Some(namespace) && keep(o);
         self.written
             .merged(self.store.state(), in_namespace)
             .iter()
-            .map(|o| K::clone(o))
+            .map(|o| o.unpack())
             .collect()
     }
 
     /// Remembers what the API server answered to a write of an object.
-    pub fn wrote(&self, object: K) {
-        self.written.remember(object);
+    pub fn wrote(&self, object: &K) {
+        // Packing an object that came from JSON cannot fail; were it to, the watch event
+        // still brings it, a moment later.
+        if let Ok(packed) = Packed::pack(object) {
+            self.written.remember(packed);
+        }
     }
 
     /// Forgets an object this process deleted.
@@ -55,16 +71,36 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Cached<K> {
     }
 }
 
-/// The objects of a cache this process does not write, in `namespace`, that `keep` selects.
-pub fn select<K>(store: &Store<K>, namespace: &str, keep: impl Fn(&K) -> bool) -> Vec<K>
+/// Object `name` in `namespace` of a cache this process does not write.
+pub fn get<K>(
+    store: &Store<Packed<K>>,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<K>, InvalidObject>
 where
-    K: Resource<DynamicType = ()> + Clone,
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
+    store
+        .get(&ObjectRef::new(name).within(namespace))
+        .map(|packed| packed.unpack())
+        .transpose()
+}
+
+/// The objects of a cache this process does not write, in `namespace`, that `keep` selects
+/// by their metadata.
+pub fn select<K>(
+    store: &Store<Packed<K>>,
+    namespace: &str,
+    keep: impl Fn(&Packed<K>) -> bool,
+) -> Result<Vec<K>, InvalidObject>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
 {
     store
         .state()
         .iter()
         .filter(|o| o.namespace().as_deref() == Some(namespace) && keep(o))
-        .map(|o| K::clone(o))
+        .map(|o| o.unpack())
         .collect()
 }
 
@@ -112,23 +148,51 @@ mod tests {
         o
     }
 
+    fn packed(object: &ConfigMap) -> Packed<ConfigMap> {
+        Packed::pack(object).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[test]
     fn reads_see_writes_until_the_watch_delivers_them_and_deletions_at_once() {
         let (store, mut writer) = reflector::store();
-        writer.apply_watcher_event(&watcher::Event::Apply(object("old", "prod", "3")));
+        let old = object("old", "prod", "3");
+        writer.apply_watcher_event(&watcher::Event::Apply(packed(&old)));
         let cached = Cached::new(store);
-        cached.wrote(object("new", "prod", "7"));
-        cached.wrote(object("elsewhere", "test", "8"));
-        assert!(cached.get("prod", "new").is_some());
+        cached.wrote(&object("new", "prod", "7"));
+        cached.wrote(&object("elsewhere", "test", "8"));
+        assert_eq!(
+            cached.get("prod", "new"),
+            Ok(Some(object("new", "prod", "7")))
+        );
+        assert_eq!(cached.get("prod", "old"), Ok(Some(old)));
         let mut names: Vec<String> = cached
             .select("prod", |_| true)
+            .unwrap_or_default()
             .iter()
             .map(|o| o.name_any())
             .collect();
         names.sort();
         assert_eq!(names, ["new", "old"]);
         cached.deleted("prod", "new");
-        assert!(cached.get("prod", "new").is_none());
+        assert_eq!(cached.get("prod", "new"), Ok(None));
+    }
+
+    #[test]
+    fn selects_by_metadata_and_unpacks_what_it_selected() {
+        let (store, mut writer) = reflector::store();
+        let mut labelled = object("labelled", "prod", "4");
+        labelled.metadata.labels = Some([("app".into(), "shop".into())].into());
+        for o in [
+            &labelled,
+            &object("plain", "prod", "5"),
+            &object("labelled", "test", "6"),
+        ] {
+            writer.apply_watcher_event(&watcher::Event::Apply(packed(o)));
+        }
+        let has_app = |o: &Packed<ConfigMap>| o.labels().contains_key("app");
+        assert_eq!(select(&store, "prod", has_app), Ok(vec![labelled.clone()]));
+        assert_eq!(get(&store, "prod", "labelled"), Ok(Some(labelled)));
+        assert_eq!(get(&store, "prod", "gone"), Ok(None));
     }
 
     #[test]

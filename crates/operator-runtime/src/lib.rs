@@ -11,6 +11,8 @@
 //!   retried with a per-object backoff ([`error_backoff`]) as the operator's
 //!   [`ReconcileError`] says, every object looked at again after a long interval
 //!   ([`resync`]).
+//! - [`cached`]: what reconciles read instead of the API server: watch caches of objects
+//!   kept as JSON text ([`packed`]), with this process's writes laid over them ([`written`]).
 //! - [`error`]: the error trait, and objects that do not decode ([`error::decoded`]).
 //! - [`events`]: Kubernetes Events with notes the API server accepts.
 
@@ -25,6 +27,7 @@ pub mod error_backoff;
 pub mod events;
 pub mod logging;
 pub mod metrics;
+pub mod packed;
 pub mod process;
 pub mod readiness;
 pub mod relist;

@@ -38,8 +38,11 @@ impl<K: Resource<DynamicType = ()>> Default for Written<K> {
 }
 
 impl<K: Resource<DynamicType = ()>> Written<K> {
-    /// Keeps `object`, as the API server answered a write of it.
-    pub fn remember(&self, object: K) {
+    /// Keeps `object`, as the API server answered a write of it, without what no reconcile
+    /// reads ([`crate::cache::slim`]): a write's answer carries all the managed fields, and
+    /// a burst of creates keeps a thousand answers here at once.
+    pub fn remember(&self, mut object: K) {
+        crate::cache::slim(&mut object);
         let key = ObjectRef::from_obj(&object);
         let mut objects = self.lock();
         // Entries no reconcile read again (an object not woken since) go once too old to be

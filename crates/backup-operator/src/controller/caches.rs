@@ -1,9 +1,11 @@
 //! What the reconciles read instead of asking the API server: the Databases, the Backups and
 //! the Jobs of each component, from the watches that also wake the controllers.
 //!
-//! The Jobs this operator creates, and the statuses it writes, are read from
-//! `runtime::written` until the watches deliver them (`runtime::cached`), so a reconcile that follows another
-//! within milliseconds (a burst of events) sees what the first one did. A reconcile waits
+//! Jobs are kept as JSON text (`runtime::packed`): a Job's Pod template is most of its size
+//! and a reconcile reads the Jobs of one Backup only. The Jobs this operator creates, and the
+//! statuses it writes, are read from `runtime::written` until the watches deliver them
+//! (`runtime::cached`), so a reconcile that follows another within milliseconds (a burst of
+//! events) sees what the first one did. A reconcile waits
 //! until every cache has its first full list ([`Caches::synced`]): before, a missing Database
 //! could not be told from one not listed yet.
 
@@ -15,6 +17,7 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 use runtime::cached::{Cached, decoded};
+use runtime::packed::Packed;
 use runtime::readiness::Synced;
 use runtime::written::Written;
 
@@ -38,9 +41,9 @@ pub struct Stores {
     pub databases: Store<DeserializeGuard<Database>>,
     pub backups: Store<DeserializeGuard<Backup>>,
     pub restores: Store<DeserializeGuard<Restore>>,
-    pub backup_jobs: Store<Job>,
-    pub restore_jobs: Store<Job>,
-    pub cleanup_jobs: Store<Job>,
+    pub backup_jobs: Store<Packed<Job>>,
+    pub restore_jobs: Store<Packed<Job>>,
+    pub cleanup_jobs: Store<Packed<Job>>,
 }
 
 impl Caches {
@@ -77,5 +80,10 @@ impl Caches {
 
     pub fn backup(&self, namespace: &str, name: &str) -> Result<Option<Backup>, Error> {
         decoded(&self.backups, namespace, name).map_err(Error::Unreadable)
+    }
+
+    /// The Job `name` of `jobs` (one of the three caches of Jobs).
+    pub fn job(jobs: &Cached<Job>, namespace: &str, name: &str) -> Result<Option<Job>, Error> {
+        jobs.get(namespace, name).map_err(Error::Unreadable)
     }
 }

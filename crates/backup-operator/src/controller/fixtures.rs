@@ -11,6 +11,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use runtime::packed::Packed;
 use testkit::{Expect, MockApi};
 
 use super::caches::{Caches, Stores};
@@ -96,9 +97,9 @@ pub fn scenario(script: impl Into<Script>) -> (Arc<Context>, MockApi) {
         databases: delivered::<DeserializeGuard<Database>>(&script.databases),
         backups: delivered::<DeserializeGuard<Backup>>(&script.backups),
         restores: delivered(&[]),
-        backup_jobs: delivered::<Job>(&jobs_of("backup")),
-        restore_jobs: delivered::<Job>(&jobs_of("restore")),
-        cleanup_jobs: delivered::<Job>(&jobs_of("cleanup")),
+        backup_jobs: delivered::<Packed<Job>>(&jobs_of("backup")),
+        restore_jobs: delivered::<Packed<Job>>(&jobs_of("restore")),
+        cleanup_jobs: delivered::<Packed<Job>>(&jobs_of("cleanup")),
     });
     let ctx = Context::new(
         client,

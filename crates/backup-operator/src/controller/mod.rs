@@ -49,6 +49,7 @@ use kube::runtime::controller::Controller;
 use kube::runtime::watcher::Config;
 use runtime::cache::everything;
 use runtime::controller::reflected;
+use runtime::packed::Packed;
 use runtime::{Process, Reconciles};
 
 pub use args::RunArgs;
@@ -73,7 +74,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let reconciles = |name| Reconciles::new(name, metrics.reconciles.clone(), process.resync);
     let shutdown = || process.shutdown.clone().cancelled_owned();
     let [backup_label, restore_label, initial_label] = metrics::CONTROLLERS;
-    let jobs = |c| reflected(process.api::<Job>(), component(c), everything);
+    let jobs = |c| reflected(process.api::<Packed<Job>>(), component(c), everything);
     let (backup_jobs, backup_job_changes) = jobs(backup::COMPONENT_BACKUP);
     let (restore_jobs, restore_job_changes) = jobs(restore::COMPONENT_RESTORE);
     let (cleanup_jobs, cleanup_job_changes) = jobs(backup::COMPONENT_CLEANUP);

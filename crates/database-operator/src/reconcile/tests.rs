@@ -13,6 +13,7 @@ use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
+use runtime::packed::Packed;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use testkit::MockApi;
@@ -51,13 +52,13 @@ struct Harness {
 
 /// The writing ends of the caches, which the watches would fill.
 struct Watches {
-    secrets: Writer<Secret>,
-    services: Writer<Service>,
-    statefulsets: Writer<StatefulSet>,
-    pods: Writer<Pod>,
-    claims: Writer<PersistentVolumeClaim>,
-    slices: Writer<EndpointSlice>,
-    backups: Writer<DeserializeGuard<Backup>>,
+    secrets: Writer<Packed<Secret>>,
+    services: Writer<Packed<Service>>,
+    statefulsets: Writer<Packed<StatefulSet>>,
+    pods: Writer<Packed<Pod>>,
+    claims: Writer<Packed<PersistentVolumeClaim>>,
+    slices: Writer<Packed<EndpointSlice>>,
+    backups: Writer<Packed<Backup>>,
     restores: Writer<DeserializeGuard<Restore>>,
 }
 

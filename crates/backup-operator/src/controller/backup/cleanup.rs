@@ -3,6 +3,7 @@
 //! before it is called, so "not done yet" is an ordinary wait for a watch event rather
 //! than an error.
 
+use crate::controller::Caches;
 use api::names;
 use api::{Backup, S3Destination};
 use k8s_openapi::api::batch::v1::Job;
@@ -82,9 +83,13 @@ async fn stop_runs(
     namespace: &str,
     backup: &str,
 ) -> Result<(), Error> {
-    let runs = ctx.caches.backup_jobs.select(namespace, |job| {
-        job.labels().get(names::LABEL_BACKUP).map(String::as_str) == Some(backup)
-    });
+    let runs = ctx
+        .caches
+        .backup_jobs
+        .select(namespace, |job| {
+            job.labels().get(names::LABEL_BACKUP).map(String::as_str) == Some(backup)
+        })
+        .map_err(Error::Unreadable)?;
     for job in runs.iter().filter(|j| is_active(j)) {
         let name = job.name_any();
         delete_job(jobs, &name).await?;
@@ -103,13 +108,13 @@ async fn purge_claim(
     let name = backup.name_any();
     let job_name = names::cleanup_job(&name);
     let namespace = backup.namespace().unwrap_or_default();
-    let Some(job) = ctx.caches.cleanup_jobs.get(&namespace, &job_name) else {
+    let Some(job) = Caches::job(&ctx.caches.cleanup_jobs, &namespace, &job_name)? else {
         let job = cleanup_job(backup, claim, &ctx.jobs);
         let created = create_if_absent(jobs, &job)
             .await
             .map_err(error::apply("create", "Job", &job_name))?;
         if let Some(created) = created {
-            ctx.caches.cleanup_jobs.wrote(created);
+            ctx.caches.cleanup_jobs.wrote(&created);
         }
         let note = format!("started Job {job_name} to delete the artifacts from claim {claim}");
         ctx.event(backup, false, "CleanupStarted", note).await;

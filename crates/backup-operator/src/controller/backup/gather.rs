@@ -75,6 +75,7 @@ pub fn gather(ctx: &Context, backup: &Backup) -> Result<Gathered, Error> {
             job.labels().get(names::LABEL_BACKUP).map(String::as_str)
                 == Some(backup.name_any().as_str())
         })
+        .map_err(Error::Unreadable)?
         .into_iter()
         .filter_map(|job| {
             let run_id = job.labels().get(names::LABEL_RUN_ID)?.clone();

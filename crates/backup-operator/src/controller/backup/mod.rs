@@ -178,7 +178,7 @@ async fn start_run(ctx: &Context, backup: &Backup, run_id: &str) -> Result<Strin
         .await
         .map_err(error::apply("create", "Job", &name))?;
     if let Some(created) = created {
-        ctx.caches.backup_jobs.wrote(created);
+        ctx.caches.backup_jobs.wrote(&created);
     }
     Ok(name)
 }

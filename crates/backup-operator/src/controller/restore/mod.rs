@@ -8,6 +8,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
+use crate::controller::Caches;
 use std::sync::Arc;
 
 use api::names;
@@ -53,7 +54,7 @@ pub async fn reconcile(
     let name = restore.name_any();
     let job_name = names::restore_job(&name);
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
-    let job = ctx.caches.restore_jobs.get(&namespace, &job_name);
+    let job = Caches::job(&ctx.caches.restore_jobs, &namespace, &job_name)?;
 
     let (backup, database, pods) = match &job {
         Some(job) if !job_runs::is_active(job) => {
@@ -88,7 +89,7 @@ pub async fn reconcile(
             .await
             .map_err(error::apply("create", "Job", &job_name))?;
         if let Some(created) = created {
-            ctx.caches.restore_jobs.wrote(created);
+            ctx.caches.restore_jobs.wrote(&created);
         }
     }
 

@@ -1,0 +1,269 @@
+//! Cached objects kept as JSON text, with only the metadata a cache and a controller read
+//! kept parsed.
+//!
+//! An object parsed into k8s-openapi's types takes 2 to 5 times the memory of its JSON: every
+//! `Option<String>` and `BTreeMap` node is an allocation of its own. A reconcile reads a
+//! handful of its Database's objects, while the caches hold every object of every Database,
+//! so the caches keep text and a reconcile parses the few it reads ([`Packed::unpack`]).
+//! What stays parsed is what finds an object without reading it: name, namespace, labels,
+//! owner references (a controller's `owns` mapping), resource version (which of two copies
+//! is newer, [`crate::written`]), uid, generation and deletion timestamp.
+//!
+//! The text leaves out what no reconcile reads: the managed fields and kubectl's
+//! last-applied copy ([`crate::cache::slim`]), and any top-level field a cache names
+//! ([`Packed::without`]).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+use serde::de::{DeserializeOwned, Deserializer, Error as _};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::cache::LAST_APPLIED_ANNOTATION;
+use crate::error::InvalidObject;
+
+/// An object of kind `K` as JSON text, its identifying metadata parsed.
+pub struct Packed<K> {
+    meta: ObjectMeta,
+    json: Arc<str>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for Packed<K> {
+    fn clone(&self) -> Self {
+        Packed {
+            meta: self.meta.clone(),
+            json: self.json.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+/// Names the object only: the text may be a Secret's.
+impl<K: Resource<DynamicType = ()>> fmt::Debug for Packed<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Packed")
+            .field("kind", &K::kind(&()))
+            .field("namespace", &self.meta.namespace)
+            .field("name", &self.meta.name)
+            .field("resource_version", &self.meta.resource_version)
+            .field("bytes", &self.json.len())
+            .finish()
+    }
+}
+
+impl<K: Resource<DynamicType = ()>> Resource for Packed<K> {
+    type DynamicType = ();
+    type Scope = K::Scope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+
+    fn group(dt: &()) -> Cow<'_, str> {
+        K::group(dt)
+    }
+
+    fn version(dt: &()) -> Cow<'_, str> {
+        K::version(dt)
+    }
+
+    fn plural(dt: &()) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.meta
+    }
+}
+
+impl<'de, K> Deserialize<'de> for Packed<K> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let object = Map::<String, Value>::deserialize(deserializer)?;
+        Packed::from_map(object).map_err(D::Error::custom)
+    }
+}
+
+impl<K> Packed<K> {
+    /// Packs `object`, as the API server answered a write of it.
+    pub fn pack(object: &K) -> Result<Self, serde_json::Error>
+    where
+        K: Serialize,
+    {
+        match serde_json::to_value(object)? {
+            Value::Object(map) => Packed::from_map(map),
+            _ => Err(serde_json::Error::custom("not a JSON object")),
+        }
+    }
+
+    /// The object itself; an [`InvalidObject`] when its text is not a valid `K` (say, a
+    /// custom resource stored before its schema tightened).
+    pub fn unpack(&self) -> Result<K, InvalidObject>
+    where
+        K: DeserializeOwned + Resource<DynamicType = ()>,
+    {
+        serde_json::from_str(&self.json).map_err(|error| {
+            let name = self.meta.name.as_deref().unwrap_or_default();
+            InvalidObject::new(&K::kind(&()), name, &error.to_string())
+        })
+    }
+
+    /// Without the top-level `field` (say, a Pod's `spec`, when only its status is read).
+    pub fn without(self, field: &str) -> Self {
+        let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(&self.json) else {
+            return self;
+        };
+        if map.remove(field).is_none() {
+            return self;
+        }
+        Packed {
+            json: Value::Object(map).to_string().into(),
+            ..self
+        }
+    }
+
+    /// The length of the text, for tests and for sizing.
+    pub fn text_len(&self) -> usize {
+        self.json.len()
+    }
+
+    fn from_map(mut object: Map<String, Value>) -> Result<Self, serde_json::Error> {
+        let Some(Value::Object(meta)) = object.get_mut("metadata") else {
+            return Err(serde_json::Error::custom("the object has no metadata"));
+        };
+        drop_unread_metadata(meta);
+        let meta = identifying(serde_json::from_value(Value::Object(meta.clone()))?);
+        Ok(Packed {
+            meta,
+            json: Value::Object(object).to_string().into(),
+            kind: PhantomData,
+        })
+    }
+}
+
+/// What [`crate::cache::slim`] drops from a parsed object, dropped from its JSON.
+fn drop_unread_metadata(meta: &mut Map<String, Value>) {
+    meta.remove("managedFields");
+    if let Some(Value::Object(annotations)) = meta.get_mut("annotations") {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+        if annotations.is_empty() {
+            meta.remove("annotations");
+        }
+    }
+}
+
+/// The metadata a cache or a controller reads without unpacking.
+fn identifying(meta: ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        generation: meta.generation,
+        labels: meta.labels,
+        owner_references: meta.owner_references,
+        deletion_timestamp: meta.deletion_timestamp,
+        ..ObjectMeta::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Pod, Secret};
+    use kube::ResourceExt;
+    use serde_json::json;
+
+    fn pod() -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": "shop-0", "namespace": "prod", "uid": "u-1", "resourceVersion": "42",
+                "labels": {"app": "shop"},
+                "annotations": {LAST_APPLIED_ANNOTATION: "{}", "note": "kept"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet",
+                    "name": "shop", "uid": "u-0", "controller": true}],
+                "managedFields": [{"manager": "kubelet", "operation": "Update"}],
+            },
+            "spec": {"containers": [{"name": "postgres", "image": "postgres:17"}]},
+            "status": {"phase": "Pending"},
+        })
+    }
+
+    #[test]
+    fn unpacks_to_the_object_without_what_no_reconcile_reads() {
+        let packed: Packed<Pod> = serde_json::from_value(pod()).unwrap_or_else(|e| panic!("{e}"));
+        let mut expected: Pod = serde_json::from_value(pod()).unwrap_or_else(|e| panic!("{e}"));
+        crate::cache::slim(&mut expected);
+        assert_eq!(packed.unpack().ok(), Some(expected));
+        assert!(!packed.json.contains("managedFields"));
+    }
+
+    #[test]
+    fn keeps_what_finds_an_object_parsed() {
+        let packed: Packed<Pod> = serde_json::from_value(pod()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(packed.name_any(), "shop-0");
+        assert_eq!(packed.namespace().as_deref(), Some("prod"));
+        assert_eq!(packed.resource_version().as_deref(), Some("42"));
+        assert_eq!(packed.labels().get("app").map(String::as_str), Some("shop"));
+        assert_eq!(packed.owner_references().len(), 1);
+        assert!(
+            packed.annotations().is_empty(),
+            "annotations stay in the text"
+        );
+    }
+
+    #[test]
+    fn a_field_can_be_left_out() {
+        let packed: Packed<Pod> = serde_json::from_value(pod()).unwrap_or_else(|e| panic!("{e}"));
+        let status_only = packed.without("spec");
+        let pod = status_only.unpack().unwrap_or_else(|e| panic!("{e}"));
+        assert!(pod.spec.is_none());
+        assert_eq!(pod.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
+    }
+
+    #[test]
+    fn a_written_object_packs_like_a_watched_one() {
+        let watched: Packed<Pod> = serde_json::from_value(pod()).unwrap_or_else(|e| panic!("{e}"));
+        let typed: Pod = serde_json::from_value(pod()).unwrap_or_else(|e| panic!("{e}"));
+        let written = Packed::pack(&typed).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(written.unpack().ok(), watched.unpack().ok());
+        assert_eq!(written.meta, watched.meta);
+    }
+
+    #[test]
+    fn text_that_is_not_the_kind_is_an_invalid_object() {
+        let mut broken = pod();
+        broken["spec"] = json!({"containers": "postgres"});
+        let packed: Packed<Pod> = serde_json::from_value(broken).unwrap_or_else(|e| panic!("{e}"));
+        let error = packed
+            .unpack()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("Pod shop-0"), "{error}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_text() {
+        let secret = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "shop-credentials", "namespace": "prod"},
+            "stringData": {"password": "hunter2-in-the-secret"},
+        });
+        let packed: Packed<Secret> =
+            serde_json::from_value(secret).unwrap_or_else(|e| panic!("{e}"));
+        let text = format!("{packed:?}");
+        assert!(text.contains("shop-credentials"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}
