@@ -34,7 +34,7 @@ enum Kind {
         deploy: PathBuf,
     },
     /// One process doing both operators' job.
-    ControllerRuntime { program: PathBuf },
+    ControllerRuntime { binary: PathBuf },
 }
 
 impl Binaries {
@@ -102,7 +102,7 @@ impl Binaries {
         Ok(Binaries {
             label: "controller-runtime".into(),
             kind: Kind::ControllerRuntime {
-                program: comparison::build().await?,
+                binary: comparison::build().await?,
             },
         })
     }
@@ -117,9 +117,9 @@ impl Binaries {
 
     /// Where `program`'s binary is.
     pub fn path(&self, program: Program) -> PathBuf {
-        match (&self.kind, program) {
-            (Kind::Ours { dir, .. }, program) => dir.join(program.name()),
-            (Kind::ControllerRuntime { program }, _) => program.clone(),
+        match &self.kind {
+            Kind::Ours { dir, .. } => dir.join(program.name()),
+            Kind::ControllerRuntime { binary } => binary.clone(),
         }
     }
 
