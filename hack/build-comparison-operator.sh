@@ -24,7 +24,9 @@ if [[ -x $OUT/$NAME ]]; then
 else
   echo "build-comparison-operator: building $NAME from $SRC" >&2
   rm -rf "$OUT.partial" && mkdir -p "$OUT.partial"
-  (cd "$SRC" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$OUT.partial/$NAME" .)
+  # -buildvcs=false: the cache key is the sources' hash, and a checkout owned by another user
+  # (CI's fresh clone) would make go refuse to read its VCS status.
+  (cd "$SRC" && CGO_ENABLED=0 go build -buildvcs=false -trimpath -ldflags "-s -w" -o "$OUT.partial/$NAME" .)
   rm -rf "$OUT" && mv "$OUT.partial" "$OUT"
 fi
 echo "COMPARISON_OPERATOR=$OUT/$NAME"
