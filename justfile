@@ -71,7 +71,9 @@ up:
     hack/up.sh
 
 # Control-plane benchmarks of the release binaries into docs/performance.md: latency; 100 and 1,000
-# Databases with their Backups (BENCH_SIZES), this tree beside the commit before (BENCH_BASELINE).
+# Databases with their Backups (BENCH_SIZES), this tree beside the commit before (BENCH_BASELINE)
+# and beside a controller-runtime operator doing the same job (BENCH_COMPARE; the benchmark
+# builds it with hack/build-comparison-operator.sh).
 bench:
     hack/deps.sh machine cluster
     cargo build --release -p database-operator -p backup-operator

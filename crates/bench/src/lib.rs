@@ -3,8 +3,10 @@
 //! `/proc`, percentiles, and the tables it prints. The benchmark itself needs the cluster;
 //! these are tested without one.
 
+pub mod figures;
 pub mod objects;
 pub mod readings;
+pub mod scale_table;
 pub mod settings;
 pub mod stats;
 pub mod table;

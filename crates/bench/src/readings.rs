@@ -47,6 +47,95 @@ fn logged_requests(log: &str) -> impl Iterator<Item = String> + '_ {
         })
 }
 
+/// The API requests in the log of the controller-runtime operator (`bench/controller-runtime`),
+/// by kind, named as kube names them where there is a match (`list`, `watch`, `get`,
+/// `create`, `patch`, `patch_status`, ...; a PUT is `update`, `update_status`): client-go's
+/// debugging round tripper logs one JSON line per request, message `Response`, with its
+/// `verb` and `url`.
+pub fn client_go_requests(log: &str) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    let events = log
+        .lines()
+        .filter(|line| line.contains("\"Response\""))
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["msg"] == "Response");
+    for event in events {
+        let (Some(verb), Some(url)) = (event["verb"].as_str(), event["url"].as_str()) else {
+            continue;
+        };
+        *counts.entry(request_kind(verb, url)).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The kind of an API request from its HTTP method and URL: a GET of a collection is a
+/// `list`, or a `watch` with `watch=true`; of one object a `get`; of a subresource
+/// `get_<subresource>`; of anything else (discovery: `/api`, `/apis/<group>/<version>`)
+/// `get_discovery`. Other methods are `create`, `update`, `patch`, `delete` (or
+/// `deletecollection` on a collection), with `_<subresource>` where there is one.
+pub fn request_kind(verb: &str, url: &str) -> String {
+    let path_and_query = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest.find('/').map_or("", |i| &rest[i..]));
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // `/api/v1/...` or `/apis/<group>/<version>/...`, then `namespaces/<ns>/` if namespaced.
+    let rest = match segments.as_slice() {
+        ["api", _, rest @ ..] | ["apis", _, _, rest @ ..] => rest,
+        _ => &[][..],
+    };
+    let rest = match rest {
+        ["namespaces", _, resource, more @ ..] => (Some(*resource), more),
+        [resource, more @ ..] => (Some(*resource), more),
+        [] => (None, &[][..]),
+    };
+    let (collection, subresource) = match rest {
+        (None, _) => {
+            return if verb == "GET" {
+                "get_discovery".into()
+            } else {
+                verb.to_lowercase()
+            };
+        }
+        (Some(_), []) => (true, None),
+        (Some(_), [_name]) => (false, None),
+        (Some(_), [_name, sub, ..]) => (false, Some(*sub)),
+    };
+    let watch = query
+        .split('&')
+        .any(|p| p == "watch=true" || p == "watch=1");
+    let kind = match verb {
+        "GET" if watch => "watch",
+        "GET" if collection => "list",
+        "GET" => "get",
+        "POST" => "create",
+        "PUT" => "update",
+        "PATCH" => "patch",
+        "DELETE" if collection => "deletecollection",
+        "DELETE" => "delete",
+        other => return other.to_lowercase(),
+    };
+    match subresource {
+        Some(sub) => format!("{kind}_{sub}"),
+        None => kind.to_string(),
+    }
+}
+
+/// The version of `module` that a go.mod requires (`require module vX.Y.Z`, on its own or in
+/// a `require (...)` block).
+pub fn go_module_version<'a>(go_mod: &'a str, module: &str) -> Option<&'a str> {
+    go_mod.lines().find_map(|line| {
+        let line = line.trim();
+        let line = line.strip_prefix("require ").unwrap_or(line);
+        let mut words = line.split_whitespace();
+        (words.next() == Some(module))
+            .then(|| words.next())
+            .flatten()
+    })
+}
+
 /// Requests that read: list, watch and get, including their metadata-only forms.
 pub fn is_read(kind: &str) -> bool {
     ["list", "watch", "get"]
@@ -175,5 +264,104 @@ plain 5
         assert_eq!(pid_file("31337"), Some(31337));
         assert_eq!(pid_file(""), None);
         assert_eq!(pid_file("gone"), None);
+    }
+
+    #[test]
+    fn counts_client_go_requests_by_kind() {
+        let line = |verb: &str, url: &str| {
+            format!(
+                r#"{{"level":"info","ts":"2026-12-05T21:05:36Z","msg":"Response","controller":"database","namespace":"ns","verb":"{verb}","url":"https://127.0.0.1:6443{url}","status":"200 OK","milliseconds":3}}"#
+            )
+        };
+        let log = [
+            line("GET", "/api"),
+            line(
+                "GET",
+                "/apis/apps/v1/namespaces/ns/statefulsets?allowWatchBookmarks=true&watch=true",
+            ),
+            line("GET", "/api/v1/namespaces/ns/secrets?limit=500"),
+            line("POST", "/api/v1/namespaces/ns/secrets"),
+            line(
+                "PUT",
+                "/apis/database.example.com/v1/namespaces/ns/databases/db-0001/status",
+            ),
+            line(
+                "PUT",
+                "/apis/database.example.com/v1/namespaces/ns/databases/db-0002/status",
+            ),
+            r#"{"level":"info","msg":"Starting EventSource","verb":"GET","url":"/api"}"#.into(),
+            "not json \"Response\"".into(),
+        ]
+        .join("\n");
+        assert_eq!(
+            client_go_requests(&log).into_iter().collect::<Vec<_>>(),
+            [
+                ("create".to_string(), 1),
+                ("get_discovery".to_string(), 1),
+                ("list".to_string(), 1),
+                ("update_status".to_string(), 2),
+                ("watch".to_string(), 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn request_kinds_from_method_and_url() {
+        let base = "https://127.0.0.1:6443";
+        let rows = [
+            ("GET", "/apis/database.example.com/v1", "get_discovery"),
+            ("GET", "/api/v1/namespaces", "list"),
+            ("GET", "/api/v1/namespaces/ns", "get"),
+            ("GET", "/api/v1/namespaces/ns/services/db-1", "get"),
+            ("GET", "/api/v1/namespaces/ns/services?watch=1", "watch"),
+            (
+                "GET",
+                "/apis/apps/v1/namespaces/ns/statefulsets/db-1/scale",
+                "get_scale",
+            ),
+            (
+                "PATCH",
+                "/apis/apps/v1/namespaces/ns/statefulsets/db-1",
+                "patch",
+            ),
+            (
+                "PATCH",
+                "/apis/database.example.com/v1/namespaces/ns/backups/b/status",
+                "patch_status",
+            ),
+            (
+                "PUT",
+                "/api/v1/namespaces/ns/secrets/db-1-credentials",
+                "update",
+            ),
+            ("DELETE", "/api/v1/namespaces/ns/pods/db-1-0", "delete"),
+            ("DELETE", "/api/v1/namespaces/ns/pods", "deletecollection"),
+            (
+                "POST",
+                "/api/v1/namespaces/ns/serviceaccounts/sa/token",
+                "create_token",
+            ),
+        ];
+        for (verb, path, kind) in rows {
+            assert_eq!(
+                request_kind(verb, &format!("{base}{path}")),
+                kind,
+                "{verb} {path}"
+            );
+        }
+        assert!(is_read("get_discovery") && is_read("get_scale"));
+        assert!(!is_read("update_status") && !is_read("deletecollection"));
+    }
+
+    #[test]
+    fn reads_a_module_version_from_go_mod() {
+        let go_mod = "module example/op\n\ngo 1.26.0\n\nrequire (\n\tgo.uber.org/zap v1.27.1\n\tsigs.k8s.io/controller-runtime v0.24.1\n)\n\nrequire k8s.io/api v0.36.3 // indirect\n";
+        assert_eq!(
+            go_module_version(go_mod, "sigs.k8s.io/controller-runtime"),
+            Some("v0.24.1")
+        );
+        assert_eq!(go_module_version(go_mod, "k8s.io/api"), Some("v0.36.3"));
+        assert_eq!(go_module_version(go_mod, "k8s.io"), None);
+        assert_eq!(go_module_version(go_mod, "example/op"), None);
     }
 }

@@ -42,6 +42,34 @@ pub fn baseline(value: Option<&str>) -> Option<String> {
     }
 }
 
+/// The other implementation the scale part measures beside ours (`BENCH_COMPARE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compare {
+    /// `bench/controller-runtime`, the default.
+    ControllerRuntime,
+}
+
+impl Compare {
+    /// The value that asks for it, also the label of its columns.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compare::ControllerRuntime => "controller-runtime",
+        }
+    }
+}
+
+/// What `BENCH_COMPARE` asks for: `controller-runtime` when unset, nothing for `none` or an
+/// empty value; anything else is refused, so that a typo does not silently skip a run.
+pub fn compare(value: Option<&str>) -> Result<Option<Compare>> {
+    match value.map(str::trim) {
+        None | Some("controller-runtime") => Ok(Some(Compare::ControllerRuntime)),
+        Some("" | "none") => Ok(None),
+        Some(other) => {
+            bail!("BENCH_COMPARE={other:?}: expected `controller-runtime` or `none`")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +102,22 @@ mod tests {
         assert_eq!(baseline(Some("f53b16a")).as_deref(), Some("f53b16a"));
         assert_eq!(baseline(Some("")), None);
         assert_eq!(baseline(Some("none")), None);
+    }
+
+    #[test]
+    fn compare_defaults_to_controller_runtime_and_can_be_skipped() {
+        assert_eq!(compare(None).unwrap(), Some(Compare::ControllerRuntime));
+        assert_eq!(
+            compare(Some(" controller-runtime ")).unwrap(),
+            Some(Compare::ControllerRuntime)
+        );
+        assert_eq!(compare(Some("none")).unwrap(), None);
+        assert_eq!(compare(Some("")).unwrap(), None);
+        let error = compare(Some("kopf")).unwrap_err().to_string();
+        assert!(
+            error.contains("BENCH_COMPARE") && error.contains("kopf"),
+            "{error}"
+        );
+        assert_eq!(Compare::ControllerRuntime.name(), "controller-runtime");
     }
 }

@@ -1,5 +1,7 @@
 //! Where the operator binaries under measurement come from: this tree's release build, which
-//! `just bench` makes before `cargo bench`, or a baseline commit's, built here.
+//! `just bench` makes before `cargo bench`, a baseline commit's, built here, or the
+//! controller-runtime operator of `bench/controller-runtime` (see [`comparison`]), built
+//! here too.
 //!
 //! The baseline is checked out into `<target>/bench-baseline/src`, a git worktree that stays
 //! registered and is moved to each run's revision, and built with its own target directory,
@@ -11,16 +13,28 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use testenv::Operator;
+use testenv::{Cluster, Operator};
 use tokio::process::Command;
 
+use crate::{comparison, operators::Program};
+
 pub struct Binaries {
-    /// `this`, or the baseline's short commit hash: the column the figures go in.
+    /// `this`, the baseline's short commit hash, or `controller-runtime`: the column the
+    /// figures go in.
     pub label: String,
-    /// The directory holding both operator binaries.
-    dir: PathBuf,
-    /// The `deploy/` directory of the same source: the RBAC those binaries were written for.
-    deploy: PathBuf,
+    kind: Kind,
+}
+
+enum Kind {
+    Ours {
+        /// The directory holding both operator binaries.
+        dir: PathBuf,
+        /// The `deploy/` directory of the same source: the RBAC those binaries were
+        /// written for.
+        deploy: PathBuf,
+    },
+    /// One process doing both operators' job.
+    ControllerRuntime { binary: PathBuf },
 }
 
 impl Binaries {
@@ -28,8 +42,10 @@ impl Binaries {
     pub fn this_tree() -> Result<Binaries> {
         Ok(Binaries {
             label: "this".into(),
-            dir: profile_dir()?,
-            deploy: repo_root().join("deploy"),
+            kind: Kind::Ours {
+                dir: profile_dir()?,
+                deploy: repo_root().join("deploy"),
+            },
         })
     }
 
@@ -73,21 +89,70 @@ impl Binaries {
         run(&mut cargo).await?;
         Ok(Binaries {
             label: hash,
-            dir: root.join("target/release"),
-            deploy: src.join("deploy"),
+            kind: Kind::Ours {
+                dir: root.join("target/release"),
+                deploy: src.join("deploy"),
+            },
         })
     }
 
-    pub fn path(&self, operator: Operator) -> PathBuf {
-        self.dir.join(operator.name())
+    /// Builds the controller-runtime operator (`hack/build-comparison-operator.sh`).
+    pub async fn controller_runtime() -> Result<Binaries> {
+        eprintln!("bench: building the controller-runtime operator");
+        Ok(Binaries {
+            label: "controller-runtime".into(),
+            kind: Kind::ControllerRuntime {
+                binary: comparison::build().await?,
+            },
+        })
+    }
+
+    /// The processes a run starts, in this order.
+    pub fn programs(&self) -> Vec<Program> {
+        match self.kind {
+            Kind::Ours { .. } => Operator::ALL.map(Program::Ours).to_vec(),
+            Kind::ControllerRuntime { .. } => vec![Program::ControllerRuntime],
+        }
+    }
+
+    /// Where `program`'s binary is.
+    pub fn path(&self, program: Program) -> PathBuf {
+        match &self.kind {
+            Kind::Ours { dir, .. } => dir.join(program.name()),
+            Kind::ControllerRuntime { binary } => binary.clone(),
+        }
+    }
+
+    /// A kubeconfig acting as `program`'s ServiceAccount.
+    pub async fn kubeconfig(&self, cluster: &Cluster, program: Program) -> Result<PathBuf> {
+        match program {
+            Program::Ours(operator) => cluster.operator_kubeconfig(operator).await,
+            Program::ControllerRuntime => comparison::kubeconfig(cluster).await,
+        }
+    }
+
+    /// Grants these binaries' processes what they need in the namespace `ns` of a run:
+    /// nothing for ours, whose ClusterRoles ([`Self::grant_rbac`]) cover every namespace.
+    pub async fn grant_namespace(&self, cluster: &Cluster, ns: &str) -> Result<()> {
+        match self.kind {
+            Kind::Ours { .. } => Ok(()),
+            Kind::ControllerRuntime { .. } => comparison::grant(cluster, ns).await,
+        }
     }
 
     /// Grants the operators' ServiceAccounts the rules these binaries were written for: a
     /// baseline from before a change of RBAC (reads moved to watch caches, say) needs its
-    /// own. The ClusterRoles keep their names, so the tokens already issued stay valid.
-    pub async fn grant_rbac(&self, cluster: &testenv::Cluster) -> Result<()> {
+    /// own. The ClusterRoles keep their names, so the tokens already issued stay valid. For
+    /// the controller-runtime operator: its ServiceAccount, without rights yet.
+    pub async fn grant_rbac(&self, cluster: &Cluster) -> Result<()> {
+        let deploy = match &self.kind {
+            Kind::Ours { deploy, .. } => deploy,
+            Kind::ControllerRuntime { .. } => {
+                return comparison::create_service_account(cluster).await;
+            }
+        };
         for operator in Operator::ALL {
-            let rules = self.deploy.join(operator.name()).join("rbac.yaml");
+            let rules = deploy.join(operator.name()).join("rbac.yaml");
             let mut kubectl = Command::from(cluster.kubectl());
             run(kubectl.arg("apply").arg("-f").arg(&rules))
                 .await
@@ -97,7 +162,7 @@ impl Binaries {
     }
 }
 
-fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
@@ -127,7 +192,7 @@ fn git(dir: &Path) -> Command {
 
 /// Runs `command` to its end. Its output goes to stderr: stdout is the Markdown the
 /// benchmark prints.
-async fn run(command: &mut Command) -> Result<()> {
+pub async fn run(command: &mut Command) -> Result<()> {
     let status = command
         .stdout(Stdio::from(std::io::stderr()))
         .kill_on_drop(true)
@@ -141,7 +206,7 @@ async fn run(command: &mut Command) -> Result<()> {
 }
 
 /// Runs `command` and returns its stdout, trimmed.
-async fn output(command: &mut Command) -> Result<String> {
+pub async fn output(command: &mut Command) -> Result<String> {
     let out = command
         .stderr(Stdio::inherit())
         .kill_on_drop(true)

@@ -21,10 +21,6 @@ pub fn ticks_per_second() -> u64 {
     u64::try_from(hz).ok().filter(|hz| *hz > 0).unwrap_or(100)
 }
 
-pub fn seconds(ticks: u64) -> f64 {
-    ticks as f64 / ticks_per_second() as f64
-}
-
 /// The kube-apiserver's pid: from the pid file `hack/cluster-up.sh` wrote, checked against
 /// the process's name (a stale file may name a pid reused since); else by scanning `/proc`,
 /// for a control plane started some other way. `None` when there is none on this host.

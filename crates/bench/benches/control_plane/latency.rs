@@ -29,7 +29,10 @@ use serde::de::DeserializeOwned;
 use testenv::{Cluster, Operator};
 use tokio::sync::mpsc;
 
-use crate::{binaries::Binaries, operators::RunningOperator};
+use crate::{
+    binaries::Binaries,
+    operators::{Program, RunningOperator},
+};
 
 /// Bound on each step, far above what any takes: only a stuck run hits it.
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -55,7 +58,13 @@ pub struct Latency {
 
 pub async fn run(cluster: &'static Cluster, binaries: &Binaries, count: usize) -> Result<Latency> {
     let ns = cluster.namespace("bench-latency").await?;
-    let operator = RunningOperator::start(cluster, Operator::Database, binaries, ns.name()).await?;
+    let operator = RunningOperator::start(
+        cluster,
+        Program::Ours(Operator::Database),
+        binaries,
+        ns.name(),
+    )
+    .await?;
     let measured = measure(cluster.admin_client(), ns.name(), count)
         .await
         .with_context(|| format!("database-operator log:\n{}", operator.log_tail(40)));

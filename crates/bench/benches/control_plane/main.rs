@@ -11,7 +11,12 @@
 //!    baseline is built first, in release mode, from a worktree under
 //!    `<target>/bench-baseline` (see `binaries`), so that the comparison is made on the same
 //!    machine and cluster within minutes rather than against figures from another day.
-//!    `BENCH_BASELINE=none` (or empty) measures this tree only.
+//!    `BENCH_BASELINE=none` (or empty) measures this tree only. Then, at each N, the same
+//!    with the controller-runtime operator of `bench/controller-runtime` (a Go operator doing
+//!    both operators' job in one process, under its own ServiceAccount; `BENCH_COMPARE`,
+//!    `controller-runtime` unless set, `none` skips it), built first with
+//!    `hack/build-comparison-operator.sh`: the same objects, the same measurements, its
+//!    requests counted from client-go's request log (see `comparison`).
 //!
 //! `BENCH_PARTS=latency` or `=scale` runs one part; `BENCH_CONVERGE_TIMEOUT_SECONDS` (1800)
 //! bounds the wait for convergence; `BENCH_REQUEST_LOG=0` stops the operators from logging
@@ -20,6 +25,7 @@
 //! The results are printed as Markdown on stdout, progress on stderr.
 
 mod binaries;
+mod comparison;
 mod conditions;
 mod cpu;
 mod latency;
@@ -33,7 +39,11 @@ use std::{process::ExitCode, time::Duration};
 use anyhow::{Context, Result};
 use bench::settings;
 
-use crate::{binaries::Binaries, conditions::Conditions, scale_report::Baseline};
+use crate::{
+    binaries::Binaries,
+    conditions::Conditions,
+    scale_report::{Baseline, Compared},
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -66,6 +76,7 @@ async fn run() -> Result<()> {
         env("BENCH_OBJECTS").as_deref(),
     )?;
     let baseline_revision = settings::baseline(env("BENCH_BASELINE").as_deref());
+    let compare = settings::compare(env("BENCH_COMPARE").as_deref())?;
     let settings = scale::Settings {
         converge_timeout: Duration::from_secs(env_number("BENCH_CONVERGE_TIMEOUT_SECONDS", 1800)?),
         idle: Duration::from_secs(env_number("BENCH_IDLE_SECONDS", 60)?),
@@ -75,6 +86,12 @@ async fn run() -> Result<()> {
     // build takes no CPU from a measurement.
     let baseline = match &baseline_revision {
         Some(revision) if parts.contains("scale") => Some(Binaries::baseline(revision).await?),
+        _ => None,
+    };
+    let compared = match compare {
+        Some(settings::Compare::ControllerRuntime) if parts.contains("scale") => {
+            Some(Binaries::controller_runtime().await?)
+        }
         _ => None,
     };
     let cluster = testenv::cluster().await?;
@@ -89,7 +106,7 @@ async fn run() -> Result<()> {
         let before = Conditions::now(cluster).await?;
         let mut runs = Vec::new();
         for &count in &sizes {
-            for binaries in std::iter::once(&this).chain(&baseline) {
+            for binaries in std::iter::once(&this).chain(&baseline).chain(&compared) {
                 eprintln!(
                     "bench: {count} Databases and {count} Backups, binaries {}",
                     binaries.label
@@ -100,12 +117,27 @@ async fn run() -> Result<()> {
         }
         // The cluster is shared with the tests: leave this tree's rules in place.
         this.grant_rbac(cluster).await?;
-        let compared = baseline.as_ref().zip(baseline_revision.as_deref());
-        let compared = compared.map(|(b, revision)| Baseline {
+        let baseline_column = baseline.as_ref().zip(baseline_revision.as_deref());
+        let baseline_column = baseline_column.map(|(b, revision)| Baseline {
             hash: &b.label,
             revision,
         });
-        scale_report::print(&runs, compared, &before, &Conditions::now(cluster).await?);
+        let version = match &compared {
+            Some(_) => comparison::controller_runtime_version()?,
+            None => String::new(),
+        };
+        let compared = compared.as_ref().map(|c| Compared {
+            label: &c.label,
+            version: &version,
+            workers: operators::CONTROLLER_RUNTIME_WORKERS,
+        });
+        scale_report::print(
+            &runs,
+            baseline_column,
+            compared,
+            &before,
+            &Conditions::now(cluster).await?,
+        );
     }
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! benchmark's namespace, with its metrics endpoint on a loopback port and kube's per-request
 //! debug log line enabled. A baseline's binaries get the same flags, so only flags that every
 //! compared commit takes are passed (`f53b16a`, before the runtime crate, takes them too).
+//! The controller-runtime operator runs the same way, with client-go's per-request log line
+//! (see [`comparison`](crate::comparison)).
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
@@ -14,7 +16,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::{binaries::Binaries, cpu};
+use crate::{binaries::Binaries, comparison, cpu};
 
 /// How long an operator may take to sync its caches and report ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,43 +36,100 @@ fn log_filter() -> &'static str {
     }
 }
 
+/// Reconciles in flight per controller that the controller-runtime operator is given: our
+/// operators' default (`CONCURRENT_RECONCILES`), where controller-runtime's own is 1.
+pub const CONTROLLER_RUNTIME_WORKERS: &str = "16";
+
+/// A process under measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Program {
+    Ours(Operator),
+    /// `bench/controller-runtime`: one process doing both operators' job.
+    ControllerRuntime,
+}
+
+impl Program {
+    /// The binary's and the ServiceAccount's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::Ours(operator) => operator.name(),
+            Program::ControllerRuntime => comparison::NAME,
+        }
+    }
+
+    /// The username the API server sees, as in audit events.
+    pub fn username(self) -> String {
+        match self {
+            Program::Ours(operator) => operator.username(),
+            Program::ControllerRuntime => comparison::username(),
+        }
+    }
+
+    /// The counter of its reconciles, summed over its labels.
+    fn reconciles_metric(self) -> &'static str {
+        match self {
+            Program::Ours(Operator::Database) => "database_operator_reconciliations_total",
+            Program::Ours(Operator::Backup) => "backup_operator_reconcile_duration_seconds_count",
+            Program::ControllerRuntime => "controller_runtime_reconcile_total",
+        }
+    }
+
+    /// Whether a log line is one of its client's per-request lines.
+    fn is_request_line(self, line: &str) -> bool {
+        match self {
+            Program::Ours(_) => line.contains("\"kube_client::client::builder\""),
+            Program::ControllerRuntime => line.contains("\"msg\":\"Response\""),
+        }
+    }
+}
+
 pub struct RunningOperator {
-    pub operator: Operator,
+    pub program: Program,
     process: OperatorProcess,
     metrics: SocketAddr,
 }
 
 impl RunningOperator {
-    /// Starts `operator` from `binaries` on namespace `ns` and waits until `/readyz` answers
+    /// Starts `program` from `binaries` on namespace `ns` and waits until `/readyz` answers
     /// 200 (caches synced), so what follows measures work, not start-up.
     pub async fn start(
         cluster: &Cluster,
-        operator: Operator,
+        program: Program,
         binaries: &Binaries,
         ns: &str,
     ) -> Result<Self> {
-        let kubeconfig = cluster.operator_kubeconfig(operator).await?;
+        let kubeconfig = binaries.kubeconfig(cluster, program).await?;
         let metrics = free_loopback_port()?;
         let address = metrics.to_string();
-        let mut args = vec![
-            "--namespace",
-            ns,
-            "--metrics-address",
-            &address,
-            "--log-format",
-            "json",
-        ];
-        if operator == Operator::Backup {
-            args.insert(0, "run");
+        let binary = binaries.path(program);
+        if !binary.is_file() {
+            bail!("{} not found at {}", program.name(), binary.display());
         }
-        let program = binaries.path(operator);
-        if !program.is_file() {
-            bail!("{} not found at {}", operator.name(), program.display());
-        }
-        let env = [("RUST_LOG", log_filter())];
-        let process = OperatorProcess::spawn_binary(operator, &program, &kubeconfig, &args, &env)?;
+        let mut args = vec!["--namespace", ns, "--metrics-address", &address];
+        let process = match program {
+            Program::Ours(operator) => {
+                if operator == Operator::Backup {
+                    args.insert(0, "run");
+                }
+                args.extend(["--log-format", "json"]);
+                let env = [("RUST_LOG", log_filter())];
+                OperatorProcess::spawn_binary(operator, &binary, &kubeconfig, &args, &env)?
+            }
+            Program::ControllerRuntime => {
+                let kubeconfig = kubeconfig.to_string_lossy();
+                let log_requests = format!("--log-requests={}", requests_logged());
+                args.extend([
+                    "--kubeconfig",
+                    &kubeconfig,
+                    "--concurrent-reconciles",
+                    CONTROLLER_RUNTIME_WORKERS,
+                    &log_requests,
+                ]);
+                OperatorProcess::spawn_program(program.name(), &binary, &args)?
+            }
+        };
         let mut running = RunningOperator {
-            operator,
+            program,
             process,
             metrics,
         };
@@ -87,14 +146,14 @@ impl RunningOperator {
             if !self.process.is_running() {
                 bail!(
                     "{} exited while starting:\n{}",
-                    self.operator.name(),
+                    self.program.name(),
                     self.process.log_tail(30)
                 );
             }
             if tokio::time::Instant::now() >= deadline {
                 bail!(
                     "{} was not ready within {READY_TIMEOUT:?}:\n{}",
-                    self.operator.name(),
+                    self.program.name(),
                     self.process.log_tail(30)
                 );
             }
@@ -107,12 +166,9 @@ impl RunningOperator {
     pub async fn reconciles(&self) -> Result<u64> {
         let (status, text) = http_get(self.metrics, "/metrics").await?;
         if status != 200 {
-            bail!("{} answered /metrics with {status}", self.operator.name());
+            bail!("{} answered /metrics with {status}", self.program.name());
         }
-        let metric = match self.operator {
-            Operator::Database => "database_operator_reconciliations_total",
-            Operator::Backup => "backup_operator_reconcile_duration_seconds_count",
-        };
+        let metric = self.program.reconciles_metric();
         Ok(readings::metric_sum(&text, metric) as u64)
     }
 
@@ -136,7 +192,7 @@ impl RunningOperator {
     fn pid(&self) -> Result<u32> {
         self.process
             .pid()
-            .with_context(|| format!("{} is not running", self.operator.name()))
+            .with_context(|| format!("{} is not running", self.program.name()))
     }
 
     /// The length of the log so far, to count requests from here on with [`Self::requests_since`].
@@ -147,15 +203,19 @@ impl RunningOperator {
     /// The API requests the operator logged after `mark`, by kind.
     pub fn requests_since(&self, mark: usize) -> Result<BTreeMap<String, u64>> {
         let log = self.log()?;
-        Ok(readings::api_requests(log.get(mark..).unwrap_or_default()))
+        let since = log.get(mark..).unwrap_or_default();
+        Ok(match self.program {
+            Program::Ours(_) => readings::api_requests(since),
+            Program::ControllerRuntime => readings::client_go_requests(since),
+        })
     }
 
-    /// The operator's own last `lines` log lines, without kube's per-request lines.
+    /// The operator's own last `lines` log lines, without its client's per-request lines.
     pub fn log_tail(&self, lines: usize) -> String {
         let log = self.log().unwrap_or_else(|e| format!("{e:#}"));
         let own: Vec<_> = log
             .lines()
-            .filter(|line| !line.contains("\"kube_client::client::builder\""))
+            .filter(|line| !self.program.is_request_line(line))
             .collect();
         own[own.len().saturating_sub(lines)..].join("\n")
     }

@@ -1,5 +1,6 @@
-//! Many objects at once: both operators, from one set of [`Binaries`], watching one namespace
-//! into which `count` Databases and one Backup of each are created. Measures the time until
+//! Many objects at once: both operators, from one set of [`Binaries`] (or the
+//! controller-runtime operator doing both jobs), watching one namespace into which `count`
+//! Databases and one Backup of each are created. Measures the time until
 //! everything is handled, the operators' API requests and writes, peak memory and CPU time,
 //! the API server's CPU time, and then the operators' writes during a minute in which nothing
 //! changes.
@@ -11,7 +12,10 @@ use std::{
 
 use anyhow::{Context, Result};
 use api::{Backup, Database, DatabasePhase};
-use bench::{objects, readings};
+use bench::{
+    figures::{OperatorFigures, Scale, Window},
+    objects,
+};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::{apps::v1::StatefulSet, core::v1::Namespace};
@@ -21,7 +25,7 @@ use kube::{
     core::PartialObjectMeta,
     runtime::{WatchStreamExt, watcher},
 };
-use testenv::{AuditEvent, Cluster, Operator};
+use testenv::{AuditEvent, Cluster};
 
 use crate::{binaries::Binaries, cpu, operators::RunningOperator};
 
@@ -37,76 +41,6 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(900);
 pub struct Settings {
     pub converge_timeout: Duration,
     pub idle: Duration,
-}
-
-pub struct Scale {
-    pub count: usize,
-    /// Which binaries ran: `this` or the baseline's short hash.
-    pub binaries: String,
-    /// Creating every object, as the benchmark's client saw it.
-    pub created_in: Duration,
-    /// From the first create until every Database is past Pending with its StatefulSet and
-    /// every Backup has a status; `None` when that did not happen within the timeout.
-    pub converged_in: Option<Duration>,
-    /// From the first create until the operators' last write (audit log) before neither
-    /// reconciled for [`QUIET`]: when they were done, which may be after convergence.
-    pub settled_in: Option<Duration>,
-    /// What was reached by then: Databases past Pending, StatefulSets, Backups with status.
-    pub reached: (usize, usize, usize),
-    pub idle: Duration,
-    /// Databases and Backups by phase at the end of the idle window.
-    pub phases: BTreeMap<String, usize>,
-    pub operators: Vec<OperatorFigures>,
-    /// CPU time of the kube-apiserver process from the first create until the idle window
-    /// opened, in clock ticks; `None` when it does not run on this host. Other clients of the
-    /// shared cluster count too (see the conditions printed with the table).
-    pub api_server_cpu: Option<u64>,
-    /// Deleting the namespace and everything in it, until it was gone.
-    pub deleted_in: Option<Duration>,
-}
-
-pub struct OperatorFigures {
-    pub operator: Operator,
-    /// From the first create until the idle window opened.
-    pub busy: Window,
-    pub idle: Window,
-    pub peak_rss: u64,
-    pub rss_at_end: u64,
-}
-
-/// What an operator did in a window of time.
-#[derive(Default)]
-pub struct Window {
-    pub reconciles: u64,
-    /// Completed writes in the namespace, from the API server's audit log.
-    pub audited_writes: usize,
-    /// Those of them the API server refused (429 from API Priority and Fairness, 409, ...);
-    /// the client retries them, so each is also counted again.
-    pub refused_writes: usize,
-    /// When the last of them was received.
-    pub last_write: Option<DateTime<Utc>>,
-    /// Every request its client logged, by kind.
-    pub requests: BTreeMap<String, u64>,
-    /// CPU time the operator used, user and system, in clock ticks.
-    pub cpu_ticks: u64,
-}
-
-impl Window {
-    pub fn reads(&self) -> u64 {
-        self.count(readings::is_read)
-    }
-
-    pub fn writes(&self) -> u64 {
-        self.count(|kind| !readings::is_read(kind))
-    }
-
-    fn count(&self, filter: fn(&str) -> bool) -> u64 {
-        self.requests
-            .iter()
-            .filter(|(kind, _)| filter(kind))
-            .map(|(_, n)| n)
-            .sum()
-    }
 }
 
 /// Marks at the opening of a window, to count what happened after it.
@@ -125,15 +59,16 @@ pub async fn run(
 ) -> Result<Scale> {
     let ns = cluster.namespace("bench-scale").await?;
     let name = ns.name().to_string();
+    binaries.grant_namespace(cluster, &name).await?;
     let mut operators = Vec::new();
-    for operator in Operator::ALL {
-        operators.push(RunningOperator::start(cluster, operator, binaries, &name).await?);
+    for program in binaries.programs() {
+        operators.push(RunningOperator::start(cluster, program, binaries, &name).await?);
     }
     let measured = measure(cluster, &name, &operators, settings, binaries, count).await;
     let logs = || {
         operators
             .iter()
-            .map(|o| format!("{} log:\n{}", o.operator.name(), o.log_tail(20)))
+            .map(|o| format!("{} log:\n{}", o.program.name(), o.log_tail(20)))
             .collect::<Vec<_>>()
             .join("\n")
     };
@@ -210,7 +145,7 @@ async fn measure(
     let mut figures = Vec::new();
     for (i, operator) in operators.iter().enumerate() {
         let writes = |from: &Mark, to: &Mark| -> Result<Vec<AuditEvent>> {
-            let all = cluster.audit_writes(&operator.operator.username(), from.at)?;
+            let all = cluster.audit_writes(&operator.program.username(), from.at)?;
             Ok(all
                 .into_iter()
                 .filter(|w| {
@@ -239,12 +174,12 @@ async fn measure(
         for write in writes(&idle_marks[i], &end_marks[i])?.iter().take(20) {
             eprintln!(
                 "bench: {} wrote while idle: {write}",
-                operator.operator.name()
+                operator.program.name()
             );
         }
         let (peak_rss, rss_at_end) = operator.memory()?;
         figures.push(OperatorFigures {
-            operator: operator.operator,
+            program: operator.program.name(),
             busy: window(&start_marks[i], &idle_marks[i])?,
             idle: window(&idle_marks[i], &end_marks[i])?,
             peak_rss,
