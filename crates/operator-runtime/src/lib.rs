@@ -26,6 +26,7 @@ pub mod error;
 pub mod error_backoff;
 pub mod events;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod packed;
 pub mod process;

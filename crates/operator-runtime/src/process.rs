@@ -49,6 +49,7 @@ impl Process {
     /// Sets up logging, reads the leader-election flags, connects to the API server and
     /// starts listening for the shutdown signal.
     pub async fn start(name: &'static str, args: &RuntimeArgs) -> anyhow::Result<Process> {
+        crate::memory::use_one_malloc_arena();
         logging::init(args.log_format);
         let lease = args.leader.settings(name)?;
         let client = client(args.max_requests_in_flight).await?;

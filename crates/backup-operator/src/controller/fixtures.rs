@@ -9,9 +9,9 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
+use runtime::packed::Packed;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use runtime::packed::Packed;
 use testkit::{Expect, MockApi};
 
 use super::caches::{Caches, Stores};
