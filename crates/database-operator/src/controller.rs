@@ -40,7 +40,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use runtime::cache::everything;
 use runtime::controller::reflected;
-use runtime::packed::Packed;
+use runtime::packed::{Packed, found_by_name};
 use runtime::{Health, Process, ReconcileMetrics, Reconciles};
 
 use crate::builders::managed_selector;
@@ -59,12 +59,16 @@ pub fn controller(
 ) -> (Controller<Guarded>, Arc<Caches>) {
     let managed = || watcher::Config::default().labels(&managed_selector());
     let all = watcher::Config::default;
+    // The Secret, Services and StatefulSet are read by name and mapped by owner reference.
     let (secrets, secret_changes) =
-        reflected(process.api::<Packed<Secret>>(), managed(), everything);
+        reflected(process.api::<Packed<Secret>>(), managed(), found_by_name);
     let (services, service_changes) =
-        reflected(process.api::<Packed<Service>>(), managed(), everything);
-    let (statefulsets, statefulset_changes) =
-        reflected(process.api::<Packed<StatefulSet>>(), managed(), everything);
+        reflected(process.api::<Packed<Service>>(), managed(), found_by_name);
+    let (statefulsets, statefulset_changes) = reflected(
+        process.api::<Packed<StatefulSet>>(),
+        managed(),
+        found_by_name,
+    );
     let (pods, pod_changes) = reflected(process.api::<Packed<Pod>>(), managed(), keep_pod_status);
     let (claims, claim_changes) = reflected(
         process.api::<Packed<PersistentVolumeClaim>>(),

@@ -160,10 +160,28 @@ impl Cluster {
     /// A client acting as any ServiceAccount, with a 10-minute token from the TokenRequest
     /// API: for checking what a given set of RBAC rules allows.
     pub async fn service_account_client(&self, namespace: &str, name: &str) -> Result<Client> {
+        let token = self.service_account_token(namespace, name, 600).await?;
+        let mut config = self.admin_config.clone();
+        // Only the token: the admin's client certificate must not come along.
+        config.auth_info = AuthInfo {
+            token: Some(token.into()),
+            ..AuthInfo::default()
+        };
+        Client::try_from(config).context("building a ServiceAccount client")
+    }
+
+    /// A token of ServiceAccount `namespace/name` from the TokenRequest API, valid for
+    /// `seconds`.
+    pub async fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        seconds: i64,
+    ) -> Result<String> {
         let accounts: Api<ServiceAccount> = Api::namespaced(self.admin_client(), namespace);
         let request = TokenRequest {
             spec: Some(TokenRequestSpec {
-                expiration_seconds: Some(600),
+                expiration_seconds: Some(seconds),
                 ..TokenRequestSpec::default()
             }),
             ..TokenRequest::default()
@@ -172,17 +190,10 @@ impl Cluster {
             .create_subresource("token", name, &PostParams::default(), &request)
             .await
             .with_context(|| format!("requesting a token for ServiceAccount {namespace}/{name}"))?;
-        let token = response
+        response
             .status
             .and_then(|status| status.token)
-            .context("the TokenRequest came back without a token")?;
-        let mut config = self.admin_config.clone();
-        // Only the token: the admin's client certificate must not come along.
-        config.auth_info = AuthInfo {
-            token: Some(token.into()),
-            ..AuthInfo::default()
-        };
-        Client::try_from(config).context("building a ServiceAccount client")
+            .context("the TokenRequest came back without a token")
     }
 
     /// A fresh, uniquely named namespace `<prefix>-<random>` whose Pods are never scheduled,

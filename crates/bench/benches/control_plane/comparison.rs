@@ -9,11 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use k8s_openapi::api::{
-    authentication::v1::{TokenRequest, TokenRequestSpec},
-    core::v1::ServiceAccount,
-};
-use kube::{Api, api::PostParams, config::Kubeconfig};
+use kube::config::Kubeconfig;
 use testenv::Cluster;
 use tokio::process::Command;
 
@@ -80,22 +76,9 @@ async fn apply(cluster: &Cluster, namespace: Option<&str>, file: &Path) -> Resul
 /// for a day: the admin kubeconfig's cluster, no client certificate. Written beside the
 /// operators' own (`<cluster state>/<name>.kubeconfig`).
 pub async fn kubeconfig(cluster: &Cluster) -> Result<PathBuf> {
-    let accounts: Api<ServiceAccount> = Api::namespaced(cluster.admin_client(), NAMESPACE);
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(24 * 3600),
-            ..TokenRequestSpec::default()
-        }),
-        ..TokenRequest::default()
-    };
-    let response: TokenRequest = accounts
-        .create_subresource("token", NAME, &PostParams::default(), &request)
-        .await
-        .with_context(|| format!("requesting a token for {NAMESPACE}/{NAME}"))?;
-    let token = response
-        .status
-        .and_then(|status| status.token)
-        .context("the TokenRequest came back without a token")?;
+    let token = cluster
+        .service_account_token(NAMESPACE, NAME, 24 * 3600)
+        .await?;
     let admin = Kubeconfig::read_from(cluster.admin_kubeconfig())
         .context("reading the admin kubeconfig")?;
     let server = admin
