@@ -7,6 +7,7 @@
 //! so the caches keep text and a reconcile parses the few it reads ([`Packed::unpack`]). The
 //! text is LZ4-compressed: a StatefulSet's 8 KB of JSON takes 4 KB, and compressing or
 //! decompressing it takes microseconds, against the milliseconds of a request.
+//!
 //! What stays parsed is what finds an object without reading it: name, namespace, labels,
 //! owner references (a controller's `owns` mapping), resource version (which of two copies
 //! is newer, [`crate::written`]), uid, generation and deletion timestamp.
