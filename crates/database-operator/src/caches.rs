@@ -86,8 +86,7 @@ impl Caches {
 /// Drops a Pod's spec: the reconciles read its name, labels and status only, and the spec is
 /// most of a Pod's size.
 pub fn keep_pod_status(pod: &mut Packed<Pod>) {
-    let whole = pod.clone();
-    *pod = whole.without("spec");
+    pod.remove("spec");
 }
 
 #[cfg(test)]

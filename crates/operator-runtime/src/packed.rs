@@ -14,7 +14,7 @@
 //!
 //! The text leaves out what no reconcile reads: the managed fields and kubectl's
 //! last-applied copy ([`crate::cache::slim`]), and any top-level field a cache names
-//! ([`Packed::without`]).
+//! ([`Packed::remove`]).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -122,20 +122,16 @@ impl<K> Packed<K> {
             .map_err(|error| InvalidObject::new(&K::kind(&()), name(), &error.to_string()))
     }
 
-    /// Without the top-level `field` (say, a Pod's `spec`, when only its status is read).
-    pub fn without(self, field: &str) -> Self {
+    /// Drops the top-level `field` (say, a Pod's `spec`, when only its status is read).
+    pub fn remove(&mut self, field: &str) {
         let Ok(json) = lz4_flex::decompress_size_prepended(&self.json) else {
-            return self;
+            return;
         };
         let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(&json) else {
-            return self;
+            return;
         };
-        if map.remove(field).is_none() {
-            return self;
-        }
-        Packed {
-            json: compress(&Value::Object(map)),
-            ..self
+        if map.remove(field).is_some() {
+            self.json = compress(&Value::Object(map));
         }
     }
 
@@ -144,10 +140,11 @@ impl<K> Packed<K> {
             return Err(serde_json::Error::custom("the object has no metadata"));
         };
         drop_unread_metadata(meta);
-        let meta = identifying(serde_json::from_value(Value::Object(meta.clone()))?);
+        let object = Value::Object(object);
+        let meta = identifying(ObjectMeta::deserialize(&object["metadata"])?);
         Ok(Packed {
             meta,
-            json: compress(&Value::Object(object)),
+            json: compress(&object),
             kind: PhantomData,
         })
     }
@@ -250,9 +247,10 @@ mod tests {
 
     #[test]
     fn a_field_can_be_left_out() {
-        let packed: Packed<Pod> = serde_json::from_value(pod()).unwrap_or_else(|e| panic!("{e}"));
-        let status_only = packed.without("spec");
-        let pod = status_only.unpack().unwrap_or_else(|e| panic!("{e}"));
+        let mut packed: Packed<Pod> =
+            serde_json::from_value(pod()).unwrap_or_else(|e| panic!("{e}"));
+        packed.remove("spec");
+        let pod = packed.unpack().unwrap_or_else(|e| panic!("{e}"));
         assert!(pod.spec.is_none());
         assert_eq!(pod.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
     }

@@ -81,9 +81,4 @@ impl Caches {
     pub fn backup(&self, namespace: &str, name: &str) -> Result<Option<Backup>, Error> {
         decoded(&self.backups, namespace, name).map_err(Error::Unreadable)
     }
-
-    /// The Job `name` of `jobs` (one of the three caches of Jobs).
-    pub fn job(jobs: &Cached<Job>, namespace: &str, name: &str) -> Result<Option<Job>, Error> {
-        jobs.get(namespace, name).map_err(Error::Unreadable)
-    }
 }

@@ -3,7 +3,6 @@
 //! before it is called, so "not done yet" is an ordinary wait for a watch event rather
 //! than an error.
 
-use crate::controller::Caches;
 use api::names;
 use api::{Backup, S3Destination};
 use k8s_openapi::api::batch::v1::Job;
@@ -108,7 +107,12 @@ async fn purge_claim(
     let name = backup.name_any();
     let job_name = names::cleanup_job(&name);
     let namespace = backup.namespace().unwrap_or_default();
-    let Some(job) = Caches::job(&ctx.caches.cleanup_jobs, &namespace, &job_name)? else {
+    let Some(job) = ctx
+        .caches
+        .cleanup_jobs
+        .get(&namespace, &job_name)
+        .map_err(Error::Unreadable)?
+    else {
         let job = cleanup_job(backup, claim, &ctx.jobs);
         let created = create_if_absent(jobs, &job)
             .await

@@ -8,7 +8,6 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-use crate::controller::Caches;
 use std::sync::Arc;
 
 use api::names;
@@ -54,7 +53,11 @@ pub async fn reconcile(
     let name = restore.name_any();
     let job_name = names::restore_job(&name);
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
-    let job = Caches::job(&ctx.caches.restore_jobs, &namespace, &job_name)?;
+    let job = ctx
+        .caches
+        .restore_jobs
+        .get(&namespace, &job_name)
+        .map_err(Error::Unreadable)?;
 
     let (backup, database, pods) = match &job {
         Some(job) if !job_runs::is_active(job) => {
