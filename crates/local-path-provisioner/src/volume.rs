@@ -1,7 +1,5 @@
-//! The pure decisions: which claims and volumes are ours, where a claim's data lives, the
-//! PersistentVolume pointing there, and the guard that keeps deletion inside the root.
-
-use std::path::{Component, Path, PathBuf};
+//! The pure decisions about claims and volumes: which are ours, which node a claim's volume
+//! goes to, and the PersistentVolume pinned there.
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{
@@ -11,43 +9,35 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::ObjectMeta;
 
+use crate::layout::{self, Layout};
+
 /// The name StorageClasses give as `provisioner` to have their claims served by us.
 pub const PROVISIONER: &str = "pgop.dev/local-path";
-/// Set on every volume we make, so only those are ever deleted.
-const PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
+/// Set on every volume we make, so only those are ever deleted or counted.
+pub const PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
+/// The scheduler names here the node of a claim of a WaitForFirstConsumer class, once a Pod
+/// using it is scheduled.
+const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 /// The PV controller names a claim's provisioner here (the beta key on older clusters).
 const STORAGE_PROVISIONER: [&str; 2] = [
     "volume.kubernetes.io/storage-provisioner",
     "volume.beta.kubernetes.io/storage-provisioner",
 ];
-/// Linux's limit for one path component.
-const NAME_MAX: usize = 255;
 
-/// Mode of a new volume directory: writable by every uid.
-///
-/// A CSI driver's volume is chowned to the Pod's fsGroup by the kubelet, but the kubelet
-/// never does that for hostPath volumes, and with Immediate binding no Pod exists when the
-/// directory is made, so no owner or group chosen here could be right. A setgid bit would
-/// only make new files group root. With 0777, files belong to the writing Pod's uid and
-/// runAsGroup; Pods setting runAsGroup equal to fsGroup (both operators do) see the same
-/// ownership as on a CSI volume. Only acceptable on a one-machine test cluster whose volume
-/// root is closed to other host users (mode 0700: pods reach their directory by bind mount).
-pub const DIR_MODE: u32 = 0o777;
-pub const ROOT_MODE: u32 = 0o700;
-
-/// The volume of a claim: one per claim uid, so a restart finds what it already made.
+/// The volume of a claim, and its directory's name: one per claim uid, so a restart finds
+/// what it already made.
 pub fn pv_name(claim_uid: &str) -> String {
     format!("pvc-{claim_uid}")
 }
 
-/// `<namespace>-<claim>-<uid prefix>`: readable on the host, unique through the uid.
-pub fn dir_name(namespace: &str, claim: &str, claim_uid: &str) -> String {
-    let uid: String = claim_uid.chars().take(8).collect();
-    let readable: String = format!("{namespace}-{claim}")
-        .chars()
-        .take(NAME_MAX - uid.len() - 1)
-        .collect();
-    format!("{readable}-{uid}")
+/// A volume this provisioner made.
+pub fn provisioned_by_us(volume: &PersistentVolume) -> bool {
+    volume
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(PROVISIONED_BY))
+        .is_some_and(|p| p == PROVISIONER)
 }
 
 /// A claim to provision: still unbound and Pending, of a class that names us.
@@ -73,17 +63,56 @@ pub fn wants_volume(claim: &PersistentVolumeClaim, class: Option<&StorageClass>)
         && (annotated || class_is_ours)
 }
 
-/// The PersistentVolume for `claim` at `path`, pre-bound to the claim by uid; the PV
-/// controller completes the binding.
+/// Where a wanted claim's volume goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Placement<'a> {
+    /// On the node the scheduler selected (or anyone did, whatever the binding mode).
+    Selected(&'a str),
+    /// Nowhere yet: the class waits for the first consumer, and the scheduler will select a
+    /// node once a Pod using the claim is scheduled; the claim changes then.
+    AwaitScheduler,
+    /// Ours to choose: the class binds at once ([`crate::node::least_used`]).
+    Choose,
+}
+
+/// The claim's selected node when it has one, else what its class's binding mode implies. A
+/// claim without a class (served because the PV controller annotated it) binds at once.
+pub fn placement<'a>(
+    claim: &'a PersistentVolumeClaim,
+    class: Option<&StorageClass>,
+) -> Placement<'a> {
+    let selected = claim
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SELECTED_NODE))
+        .filter(|n| !n.is_empty());
+    let waits =
+        class.and_then(|c| c.volume_binding_mode.as_deref()) == Some("WaitForFirstConsumer");
+    match selected {
+        Some(node) => Placement::Selected(node),
+        None if waits => Placement::AwaitScheduler,
+        None => Placement::Choose,
+    }
+}
+
+/// The PersistentVolume for `claim` on `node`, pre-bound to the claim by uid (the PV
+/// controller completes the binding) and pinned to the node, whose kubelet alone sees its
+/// directory. An error is the claim's fault (or its selected node's name).
 pub fn persistent_volume(
     claim: &PersistentVolumeClaim,
     class: Option<&StorageClass>,
-    path: &Path,
+    layout: &Layout,
+    node: &str,
 ) -> Result<PersistentVolume> {
     let meta = &claim.metadata;
     let (Some(namespace), Some(name), Some(uid)) = (&meta.namespace, &meta.name, &meta.uid) else {
         bail!("the claim lacks a namespace, name or uid");
     };
+    // Checked here, not only when the directory is made, so a bad node name in the claim's
+    // annotation is reported as the claim's fault.
+    layout.volumes_on_host(node)?;
+    let pv_name = pv_name(uid);
     let spec = claim.spec.clone().unwrap_or_default();
     if spec.volume_mode.as_deref() == Some("Block") {
         bail!("volumeMode Block is not supported: this provisioner makes directories");
@@ -95,7 +124,7 @@ pub fn persistent_volume(
         .context("the claim requests no storage size")?;
     Ok(PersistentVolume {
         metadata: ObjectMeta {
-            name: Some(pv_name(uid)),
+            name: Some(pv_name.clone()),
             annotations: Some([(PROVISIONED_BY.to_string(), PROVISIONER.to_string())].into()),
             ..ObjectMeta::default()
         },
@@ -121,9 +150,10 @@ pub fn persistent_volume(
             // `Directory`, not `DirectoryOrCreate`: a missing directory is an error to
             // see, not a root-owned 0755 one the Pod then cannot write.
             host_path: Some(HostPathVolumeSource {
-                path: path.to_string_lossy().into_owned(),
+                path: layout.path_on_node(&pv_name).to_string_lossy().into_owned(),
                 type_: Some("Directory".to_string()),
             }),
+            node_affinity: Some(layout::node_affinity(node)),
             ..PersistentVolumeSpec::default()
         }),
         status: None,
@@ -132,30 +162,13 @@ pub fn persistent_volume(
 
 /// A volume of ours whose claim is gone and whose class said to delete it.
 pub fn released_for_deletion(volume: &PersistentVolume) -> bool {
-    let ours = volume
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(PROVISIONED_BY))
-        .is_some_and(|p| p == PROVISIONER);
     let delete = volume
         .spec
         .as_ref()
         .and_then(|s| s.persistent_volume_reclaim_policy.as_deref())
         == Some("Delete");
     let released = volume.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Released");
-    ours && delete && released
-}
-
-/// `path` when it is a direct child of `root`, the only directories this provisioner makes;
-/// `None` for anything else (`..`, the root itself, deeper paths, other trees), so an edited
-/// PersistentVolume cannot make us delete the wrong directory.
-pub fn dir_under_root(root: &Path, path: &Path) -> Option<PathBuf> {
-    let mut rest = path.strip_prefix(root).ok()?.components();
-    match (rest.next(), rest.next()) {
-        (Some(Component::Normal(name)), None) => Some(root.join(name)),
-        _ => None,
-    }
+    provisioned_by_us(volume) && delete && released
 }
 
 #[cfg(test)]
@@ -228,15 +241,21 @@ mod tests {
         assert!(!wants_volume(&bound, Some(&ours)));
     }
 
+    fn layout() -> Layout {
+        Layout::new(
+            "/var/lib/pgop-nodes".into(),
+            "/var/lib/pgop-node/volumes".into(),
+        )
+        .unwrap()
+    }
+
+    const PV: &str = "pvc-0a1b2c3d-aaaa-bbbb-cccc-000000000000";
+
     #[test]
     fn volume_is_prebound_to_the_claim_with_its_size_modes_and_policy() {
-        let path = Path::new("/v/shop-data-db-0-0a1b2c3d");
-        let pv = persistent_volume(&claim(&[]), Some(&class(PROVISIONER, Some("Retain"))), path)
-            .unwrap();
-        assert_eq!(
-            pv.metadata.name.as_deref(),
-            Some("pvc-0a1b2c3d-aaaa-bbbb-cccc-000000000000")
-        );
+        let ours = class(PROVISIONER, Some("Retain"));
+        let pv = persistent_volume(&claim(&[]), Some(&ours), &layout(), "pgop-node-1").unwrap();
+        assert_eq!(pv.metadata.name.as_deref(), Some(PV));
         assert_eq!(
             pv.metadata.annotations.unwrap()[PROVISIONED_BY],
             PROVISIONER
@@ -254,39 +273,103 @@ mod tests {
             (claim_ref.namespace.unwrap(), claim_ref.uid.unwrap()),
             ("shop".into(), UID.into())
         );
-        let host = spec.host_path.unwrap();
+    }
+
+    #[test]
+    fn claim_with_a_selected_node_gets_a_volume_pinned_there_at_the_node_path() {
+        let waiting = StorageClass {
+            volume_binding_mode: Some("WaitForFirstConsumer".into()),
+            ..class(PROVISIONER, None)
+        };
+        let claim = claim(&[(SELECTED_NODE, "pgop-node-2")]);
+        let Placement::Selected(node) = placement(&claim, Some(&waiting)) else {
+            panic!("the selected node is not used");
+        };
+        let pv = persistent_volume(&claim, Some(&waiting), &layout(), node).unwrap();
+        let spec = pv.spec.as_ref().unwrap();
+        let host = spec.host_path.as_ref().unwrap();
         assert_eq!(
             (host.path.as_str(), host.type_.as_deref()),
-            (path.to_str().unwrap(), Some("Directory"))
+            (
+                format!("/var/lib/pgop-node/volumes/{PV}").as_str(),
+                Some("Directory")
+            )
+        );
+        let terms = &spec
+            .node_affinity
+            .as_ref()
+            .unwrap()
+            .required
+            .as_ref()
+            .unwrap()
+            .node_selector_terms;
+        assert_eq!(terms.len(), 1);
+        assert_eq!(terms[0].match_fields, None);
+        let expressions = terms[0].match_expressions.as_deref().unwrap();
+        assert_eq!(expressions.len(), 1);
+        assert_eq!(
+            (
+                expressions[0].key.as_str(),
+                expressions[0].operator.as_str(),
+                expressions[0].values.as_deref().unwrap()
+            ),
+            (
+                "kubernetes.io/hostname",
+                "In",
+                ["pgop-node-2".to_string()].as_slice()
+            )
+        );
+        // What is made on the host is what reclaim will remove.
+        assert_eq!(
+            layout().dir_on_host(&pv).unwrap(),
+            std::path::Path::new(&format!("/var/lib/pgop-nodes/pgop-node-2/volumes/{PV}"))
         );
     }
 
     #[test]
-    fn reclaim_policy_defaults_to_delete_and_block_claims_are_refused() {
-        let pv = persistent_volume(&claim(&[]), None, Path::new("/v/x")).unwrap();
+    fn claims_wait_for_the_scheduler_only_in_a_waiting_class() {
+        let waiting = StorageClass {
+            volume_binding_mode: Some("WaitForFirstConsumer".into()),
+            ..class(PROVISIONER, None)
+        };
+        let immediate = StorageClass {
+            volume_binding_mode: Some("Immediate".into()),
+            ..class(PROVISIONER, None)
+        };
+        assert_eq!(
+            placement(&claim(&[]), Some(&waiting)),
+            Placement::AwaitScheduler
+        );
+        assert_eq!(
+            placement(&claim(&[(SELECTED_NODE, "")]), Some(&waiting)),
+            Placement::AwaitScheduler
+        );
+        assert_eq!(placement(&claim(&[]), Some(&immediate)), Placement::Choose);
+        assert_eq!(placement(&claim(&[]), None), Placement::Choose);
+        let selected = claim(&[(SELECTED_NODE, "pgop-node-3")]);
+        assert_eq!(
+            placement(&selected, Some(&immediate)),
+            Placement::Selected("pgop-node-3")
+        );
+    }
+
+    #[test]
+    fn reclaim_policy_defaults_to_delete_and_bad_claims_are_refused() {
+        let pv = persistent_volume(&claim(&[]), None, &layout(), "pgop-node-1").unwrap();
         assert_eq!(
             pv.spec.unwrap().persistent_volume_reclaim_policy.as_deref(),
             Some("Delete")
         );
         let mut block = claim(&[]);
         block.spec.as_mut().unwrap().volume_mode = Some("Block".into());
-        assert!(persistent_volume(&block, None, Path::new("/v/x")).is_err());
-    }
-
-    #[test]
-    fn directory_names_are_readable_unique_and_fit_a_path_component() {
-        assert_eq!(
-            dir_name("shop", "data-db-0", UID),
-            "shop-data-db-0-0a1b2c3d"
-        );
-        let long = dir_name(&"n".repeat(63), &"c".repeat(253), UID);
-        assert_eq!(long.len(), NAME_MAX);
-        assert!(long.ends_with("-0a1b2c3d"));
+        assert!(persistent_volume(&block, None, &layout(), "pgop-node-1").is_err());
+        // A selected-node annotation is anyone's to write: it must not lead out of the root.
+        assert!(persistent_volume(&claim(&[]), None, &layout(), "../etc").is_err());
     }
 
     #[test]
     fn only_released_volumes_of_ours_with_delete_are_deleted() {
-        let mut pv = persistent_volume(&claim(&[]), None, Path::new("/v/x")).unwrap();
+        let mut pv = persistent_volume(&claim(&[]), None, &layout(), "pgop-node-1").unwrap();
         assert!(!released_for_deletion(&pv));
         pv.status = Some(PersistentVolumeStatus {
             phase: Some("Released".into()),
@@ -295,23 +378,5 @@ mod tests {
         assert!(released_for_deletion(&pv));
         pv.metadata.annotations = None;
         assert!(!released_for_deletion(&pv));
-    }
-
-    #[test]
-    fn root_guard_accepts_only_direct_children_of_the_root() {
-        let root = Path::new("/var/lib/pgop-node/volumes");
-        let ok = Path::new("/var/lib/pgop-node/volumes/shop-data-0a1b2c3d");
-        assert_eq!(dir_under_root(root, ok).as_deref(), Some(ok));
-        for bad in [
-            "/var/lib/pgop-node/volumes",
-            "/var/lib/pgop-node/volumes/..",
-            "/var/lib/pgop-node/volumes/../../../etc",
-            "/var/lib/pgop-node/volumes/a/b",
-            "/var/lib/pgop-node/volumes-evil/a",
-            "/etc",
-            "volumes/a",
-        ] {
-            assert_eq!(dir_under_root(root, Path::new(bad)), None, "{bad}");
-        }
     }
 }
