@@ -30,6 +30,7 @@ lint:
     hack/deps.sh machine lint
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy -p scenarios --all-targets --features three-nodes -- -D warnings
     hack/check-data-path-deps.sh
     shellcheck -x .ci/run justw hack/*.sh hack/lib/*.sh hack/images/*/*.sh crates/*/src/*/scripts/*.sh
     hack/check-deps.py
@@ -48,13 +49,18 @@ purge *args:
     hack/purge.sh {{args}}
 
 # Run every test: unit tests, real PostgreSQL and S3, the control-plane scenarios and the
-# end-to-end scenarios on a real node, and the offline checks of charts and manifests.
+# end-to-end scenarios on one real node; then, on three nodes, the node tests (faults
+# included) and the database scenario again; and the offline checks of charts and manifests.
 # The operator images carry the same dev build the tests use (hack/build-operator-images.sh).
 test: deps build
     hack/images.sh
     PGOP_SKIP_CARGO=1 hack/build-operator-images.sh
     PGOP_NODE=1 hack/cluster-up.sh
     eval "$(hack/build-tools.sh --env)" && PGOP_NODE=1 cargo test --workspace --no-fail-fast
+    PGOP_NODE=1 PGOP_NODES=3 hack/cluster-up.sh
+    eval "$(hack/build-tools.sh --env)" && export PGOP_NODE=1 PGOP_NODES=3 && \
+      cargo test -p scenarios --features three-nodes --test nodes && \
+      cargo test -p scenarios --test e2e backup_and_restore
     hack/lint-charts.sh
     python3 -B -m unittest discover -s hack/tests
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the two operator images from Dockerfile.database and Dockerfile.backup and imports
-# them into the node's containerd, where the kubelet finds them without pulling.
+# them into every node's containerd, where the kubelet finds them without pulling.
 #
 #   hack/build-operator-images.sh
 #
@@ -59,7 +59,7 @@ main() {
   trap 'rm -rf "$ctx"' EXIT
   mkdir -p "$ctx/target/release" "$ctx/$(dirname "$COLLECT")" "$PGOP_IMAGE_CACHE/operators"
   cp "$PGOP_REPO/$COLLECT" "$ctx/$COLLECT"
-  local line dockerfile bin ref archive
+  local line dockerfile bin ref archive node
   for line in "${IMAGES[@]}"; do
     read -r dockerfile bin ref <<<"$line"
     [[ -f $PGOP_REPO/$dockerfile ]] || die "$dockerfile is missing in $PGOP_REPO"
@@ -94,11 +94,12 @@ main() {
         buildah rmi "$previous" >/dev/null 2>&1 || true
       fi
     fi
-    if containerd_running; then
+    for node in $(running_containerds); do
+      node_select "$node"
       import_archive "$archive" "$ref"
-    fi
+    done
   done
-  containerd_running || log "the node's containerd is not running: hack/node-up.sh imports the images when it starts"
+  [[ -n $(running_containerds) ]] || log "no node's containerd is running: hack/node-up.sh imports the images when it starts"
   log "operator images ready in $((SECONDS - t0))s"
 }
 

@@ -14,9 +14,9 @@
 #   PGOP_CONTROLLER_MANAGER_PORT=10257 PGOP_SCHEDULER_PORT=10259
 #   PGOP_ADVERTISE_ADDRESS=127.0.0.1         address published in the `kubernetes` Service
 #   PGOP_CLUSTER_TIMEOUT=120                 seconds to wait for readiness before failing
-#   PGOP_NODE=1                              also start (or reuse) the node with hack/node-up.sh;
-#                                            the API server then advertises the node's bridge,
-#                                            10.244.0.1, so Pods reach it
+#   PGOP_NODE=1                              also start (or reuse) the nodes with hack/node-up.sh
+#                                            (PGOP_NODES of them, default 1); the API server
+#                                            then advertises the nodes' bridge, 10.244.0.1
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -207,6 +207,9 @@ start_apiserver() {
     --profiling=false "${extra[@]}"
 }
 
+# The node monitor: a node whose kubelet has not renewed its lease (every 3 s, see
+# hack/lib/node-start.sh) for 14 s is NotReady, checked every 2 s, so within 20 s of its
+# loss; upstream's 40-50 s is too slow to show or test failover on a lost node (docs/node.md).
 start_controllers() {
   local kc=$STATE/kube-controller-manager.kubeconfig
   proc_start kube-controller-manager "$PIDS" "$LOGS/kube-controller-manager.log" "$K8S_BIN/kube-controller-manager" \
@@ -220,6 +223,7 @@ start_controllers() {
     --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --controllers='*' \
+    --node-monitor-period=2s --node-monitor-grace-period=14s \
     --leader-elect=false --profiling=false
   kc=$STATE/kube-scheduler.kubeconfig
   proc_start kube-scheduler "$PIDS" "$LOGS/kube-scheduler.log" "$K8S_BIN/kube-scheduler" \

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds the container images the test cluster runs, without pulling anything, and imports
-# them into the node's containerd.
+# them into the nodes' containerd.
 #
-#   hack/images.sh [build]   build what is missing, then import into the node's containerd if
-#                            it runs (what node-up.sh calls)
-#   hack/images.sh import    only import (fails if containerd is not running)
+#   hack/images.sh [build]   build what is missing, then import into each running node's
+#                            containerd what it lacks (what node-up.sh calls)
+#   hack/images.sh import    only import (fails if no node's containerd is running)
 #   hack/images.sh list      print each image's reference and cached archive
 #
 # No registry can be reached, so every image starts from a Debian trixie rootfs made with
@@ -398,8 +398,8 @@ prune_replaced() {
   done
 }
 
-import_all() {
-  containerd_running || die "the node's containerd is not running ($CONTAINERD_SOCK)"
+# import_node: into the selected node's containerd, every image it lacks.
+import_node() {
   local ref k archive
   while read -r ref k; do
     import_archive "$(archive_of "$ref" "$k")" "$ref"
@@ -412,15 +412,27 @@ import_all() {
   done
 }
 
+# import_all: into every node whose containerd runs; each keeps its own image store, as
+# separate machines do.
+import_all() {
+  local i nodes
+  nodes=$(running_containerds)
+  [[ -n $nodes || ${1:-} != required ]] || die "no node's containerd is running (hack/node-up.sh starts them)"
+  for i in $nodes; do
+    node_select "$i"
+    import_node
+  done
+}
+
 main() {
   need_root
   compute_keys
   case ${1:-build} in
     build)
       build_all
-      if containerd_running; then import_all; fi
+      import_all
       ;;
-    import) import_all ;;
+    import) import_all required ;;
     list)
       local ref k
       for ref in DEBIAN_BASE:K_DEBIAN RUNTIME_BASE:K_RUNTIME BACKUP_BASE:K_BACKUP \

@@ -29,7 +29,7 @@ build_kubernetes_and_images() {
   return "$rc"
 }
 
-# One cargo build for everything the cluster runs: both operators and the node's volume
+# One cargo build for everything the cluster runs: both operators and the nodes' volume
 # provisioner (which node-up.sh takes from target/debug), in the profile the images use:
 # dev by default, which `just test` shares, so neither pays for a second build.
 build_binaries() {
@@ -75,7 +75,7 @@ phase "Build the operator images" \
   "buildah failed; the log says which Dockerfile step." \
   env PGOP_SKIP_CARGO=1 PGOP_IMAGE_PROFILE="$PROFILE" CARGO_TARGET_DIR="$TARGET_DIR" hack/build-operator-images.sh
 phase "Start the cluster (control plane and node)" \
-  "See the component logs under /var/tmp/pgop-cluster/logs and /var/lib/pgop-node/log; ./justw cluster-down resets it." \
+  "See the component logs under /var/tmp/pgop-cluster/logs and /var/lib/pgop-nodes/*/log; ./justw cluster-down resets it." \
   start_cluster
 export KUBECONFIG
 KUBECONFIG=$(tail -n 1 "$PHASES_DIR/cluster.env.out" | sed 's/^export KUBECONFIG=//')

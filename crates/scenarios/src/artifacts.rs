@@ -1,4 +1,4 @@
-//! Finding a Backup's artifacts on this node's disk, and checking them.
+//! Finding a Backup's artifacts on the disk of the node that holds them, and checking them.
 
 use std::path::PathBuf;
 
@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::POD_START;
 
 /// The bytes of the newest artifact of a PVC-destination Backup, read from the volume's
-/// directory on this node (a hostPath PersistentVolume from local-path-provisioner).
+/// directory on its node (a hostPath PersistentVolume from local-path-provisioner).
 pub async fn artifact_bytes(client: &Client, ns: &str, backup: &Backup) -> Result<Vec<u8>> {
     let location = backup
         .status
@@ -27,8 +27,9 @@ pub async fn artifact_bytes(client: &Client, ns: &str, backup: &Backup) -> Resul
     std::fs::read(&file).with_context(|| format!("reading {}", file.display()))
 }
 
-/// The directory on this node that holds a PVC-destination Backup's claim (a hostPath
-/// PersistentVolume from local-path-provisioner): runs are `<database>/<backup>/<run id>/`.
+/// The directory, as this machine sees it, that holds a PVC-destination Backup's claim (a
+/// hostPath PersistentVolume from local-path-provisioner on one of the nodes): runs are
+/// `<database>/<backup>/<run id>/`.
 /// Waits for the claim to be bound, which happens as its first Job's Pod is scheduled.
 pub async fn claim_dir(client: &Client, ns: &str, backup: &Backup) -> Result<PathBuf> {
     let claim_name = backup
@@ -50,12 +51,33 @@ pub async fn claim_dir(client: &Client, ns: &str, backup: &Backup) -> Result<Pat
         .context("the backup claim is not bound")?;
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
     let volume = volumes.get(&volume_name).await?;
-    let host_path = volume
+    volume_dir_on_host(&volume)
+}
+
+/// Where the host sees a local-path volume: each node has its volumes in
+/// `/var/lib/pgop-nodes/<node>/volumes/<pv>` (hack/lib/node.sh), and the volume's node
+/// affinity names the node (its hostPath is the path inside that node).
+fn volume_dir_on_host(volume: &PersistentVolume) -> Result<PathBuf> {
+    let name = volume
+        .metadata
+        .name
+        .as_deref()
+        .context("volume without a name")?;
+    let node = volume
         .spec
-        .and_then(|s| s.host_path)
-        .context("the backup volume is not a hostPath volume")?
-        .path;
-    Ok(PathBuf::from(host_path))
+        .as_ref()
+        .and_then(|s| s.node_affinity.as_ref())
+        .and_then(|a| a.required.as_ref())
+        .and_then(|r| r.node_selector_terms.first())
+        .and_then(|t| t.match_expressions.as_ref())
+        .and_then(|e| e.iter().find(|e| e.key == "kubernetes.io/hostname"))
+        .and_then(|e| e.values.as_ref())
+        .and_then(|v| v.first())
+        .with_context(|| format!("volume {name} is not pinned to a node"))?;
+    Ok(PathBuf::from("/var/lib/pgop-nodes")
+        .join(node)
+        .join("volumes")
+        .join(name))
 }
 
 /// Hex SHA-256, computed here rather than trusted from anyone's status.
