@@ -15,7 +15,21 @@ async fn three_nodes_with_hostname_and_zone_labels_are_ready() {
     let _nodes = NODES_IN_USE.lock().await;
     let scenario = Scenario::on_node("nodes-labels").await;
     let nodes: Api<Node> = Api::all(scenario.client());
-    let list = nodes.list(&ListParams::default()).await.unwrap().items;
+    // Tests that play the kubelet register a Node of their own (testenv); the nodes that run
+    // Pods are ours.
+    let list: Vec<Node> = nodes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|n| {
+            n.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("pgop-node-"))
+        })
+        .collect();
     let names: BTreeSet<_> = list
         .iter()
         .filter_map(|n| n.metadata.name.clone())
