@@ -29,8 +29,7 @@ lint-charts:
 lint:
     hack/deps.sh machine lint
     cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets -- -D warnings
-    cargo clippy -p scenarios --all-targets --features three-nodes -- -D warnings
+    cargo clippy --workspace --all-targets --features scenarios/three-nodes -- -D warnings
     hack/check-data-path-deps.sh
     shellcheck -x .ci/run justw hack/*.sh hack/lib/*.sh hack/images/*/*.sh crates/*/src/*/scripts/*.sh
     hack/check-deps.py
@@ -59,8 +58,8 @@ test: deps build
     eval "$(hack/build-tools.sh --env)" && PGOP_NODE=1 cargo test --workspace --no-fail-fast
     PGOP_NODE=1 PGOP_NODES=3 hack/cluster-up.sh
     eval "$(hack/build-tools.sh --env)" && export PGOP_NODE=1 PGOP_NODES=3 && \
-      cargo test -p scenarios --features three-nodes --test nodes && \
-      cargo test -p scenarios --test e2e backup_and_restore
+      cargo test --workspace --features scenarios/three-nodes --test nodes && \
+      cargo test --workspace --test e2e backup_and_restore
     hack/lint-charts.sh
     python3 -B -m unittest discover -s hack/tests
 
