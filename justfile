@@ -49,7 +49,8 @@ purge *args:
 
 # Run every test: unit tests, real PostgreSQL and S3, the control-plane scenarios and the
 # end-to-end scenarios on one real node; then, on three nodes, the node tests (faults
-# included) and the database scenario again; and the offline checks of charts and manifests.
+# included), replication and failover, and the database scenario again; and the offline
+# checks of charts and manifests.
 # The operator images carry the same dev build the tests use (hack/build-operator-images.sh).
 test: deps build
     hack/images.sh
@@ -58,7 +59,7 @@ test: deps build
     eval "$(hack/build-tools.sh --env)" && PGOP_NODE=1 cargo test --workspace --no-fail-fast
     PGOP_NODE=1 PGOP_NODES=3 hack/cluster-up.sh
     eval "$(hack/build-tools.sh --env)" && export PGOP_NODE=1 PGOP_NODES=3 && \
-      cargo test --workspace --features scenarios/three-nodes --test nodes && \
+      cargo test --workspace --features scenarios/three-nodes --test nodes --test replication && \
       cargo test --workspace --test e2e backup_and_restore
     hack/lint-charts.sh
     python3 -B -m unittest discover -s hack/tests

@@ -171,11 +171,32 @@ pub struct DatabaseStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The Pod whose PostgreSQL is the primary (the one the read-write Service reaches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_primary: Option<String>,
+    /// Every PostgreSQL instance: its Pod, role and readiness.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub instances: Vec<InstanceStatus>,
     /// Ready, Progressing, Degraded and WaitingForBackup, following Kubernetes API
     /// conventions: `lastTransitionTime` moves only when a condition's status flips.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// One PostgreSQL instance of a Database.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStatus {
+    /// The Pod.
+    pub name: String,
+    /// `primary` or `replica` (a streaming standby), as the instance's manager labelled its
+    /// Pod; absent while the instance starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Whether the Pod passes its readiness probe (clients holding the Secret get in).
+    pub ready: bool,
 }
 
 impl Database {

@@ -17,7 +17,8 @@ pub use backup::{
     PvcDestination, S3Destination,
 };
 pub use database::{
-    Database, DatabasePhase, DatabaseSpec, DatabaseStatus, ObjectReference, StorageSpec,
+    Database, DatabasePhase, DatabaseSpec, DatabaseStatus, InstanceStatus, ObjectReference,
+    StorageSpec,
 };
 pub use restore::{Restore, RestorePhase, RestoreSpec, RestoreStatus};
 /// Lives in its own kube-free crate, which the backup data path uses too.

@@ -12,6 +12,8 @@ pub const SECRET_PASSWORD: &str = "password";
 pub const SECRET_DATABASE: &str = "database";
 pub const SECRET_HOST: &str = "host";
 pub const SECRET_PORT: &str = "port";
+/// Host of the read-only Service (the standbys), in the credentials Secret.
+pub const SECRET_READ_ONLY_HOST: &str = "readOnlyHost";
 
 /// Keys of the Secret an S3 destination names.
 pub const S3_ACCESS_KEY_ID: &str = "accessKeyId";
@@ -25,6 +27,11 @@ pub const LABEL_BACKUP: &str = "database.example.com/backup";
 pub const LABEL_RESTORE: &str = "database.example.com/restore";
 /// Label carrying the run a backup Job performs.
 pub const LABEL_RUN_ID: &str = "database.example.com/run-id";
+/// Label with the role of a PostgreSQL instance's Pod, [`ROLE_PRIMARY`] or [`ROLE_REPLICA`];
+/// set by the instance manager in the Pod, selected on by the Database's Services.
+pub const LABEL_ROLE: &str = "database.example.com/role";
+pub const ROLE_PRIMARY: &str = "primary";
+pub const ROLE_REPLICA: &str = "replica";
 /// Standard label naming the operator that manages an object.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 
@@ -49,6 +56,32 @@ pub fn headless_service(database: &str) -> String {
 /// Service clients connect to.
 pub fn client_service(database: &str) -> String {
     database.to_string()
+}
+
+/// Service that reaches the ready standbys only (read-only).
+pub fn read_only_service(database: &str) -> String {
+    format!("{database}-ro")
+}
+
+/// Service that reaches any ready instance, primary or standby.
+pub fn any_instance_service(database: &str) -> String {
+    format!("{database}-r")
+}
+
+/// Lease whose holder is the Database's primary (the Pod name); renewed by the primary's
+/// instance manager, taken over by a standby's only once it has expired.
+pub fn primary_lease(database: &str) -> String {
+    format!("{database}-primary")
+}
+
+/// ServiceAccount, Role and RoleBinding of the Database's Pods (their instance manager).
+pub fn instance_account(database: &str) -> String {
+    format!("{database}-instance")
+}
+
+/// Name of the physical replication slot the primary keeps for the instance in Pod `pod`.
+pub fn replication_slot(pod: &str) -> String {
+    pod.replace(['-', '.'], "_")
 }
 
 /// `host:port` of the client Service inside the cluster.

@@ -279,7 +279,11 @@ mod tests {
 
     #[test]
     fn pods_and_claims_map_by_label() {
-        let sts = crate::builders::statefulset(&database("shop"), vec![]);
+        let sts = crate::builders::statefulset(
+            &database("shop"),
+            vec![],
+            &crate::builders::fixtures::settings(),
+        );
         assert_eq!(by_label(&sts), Some(ObjectRef::new("shop").within("prod")));
         assert_eq!(by_label(&Pod::default()), None);
     }

@@ -9,6 +9,8 @@ use thiserror::Error;
 pub enum Stage {
     Secret,
     Services,
+    /// The ServiceAccount, Role and RoleBinding of the PostgreSQL Pods.
+    InstanceAccount,
     StatefulSet,
     Volumes,
 }
@@ -18,6 +20,7 @@ impl Stage {
         match self {
             Stage::Secret => "Secret",
             Stage::Services => "Service",
+            Stage::InstanceAccount => "ServiceAccount",
             Stage::StatefulSet => "StatefulSet",
             Stage::Volumes => "PersistentVolumeClaim",
         }

@@ -25,6 +25,8 @@ pub struct Gathered {
     pub secret: Option<Secret>,
     pub headless_service: Option<Service>,
     pub client_service: Option<Service>,
+    pub read_only_service: Option<Service>,
+    pub any_instance_service: Option<Service>,
     pub statefulset: Option<StatefulSet>,
     /// The PostgreSQL Pods, read only when the StatefulSet exists.
     pub pods: Vec<Pod>,
@@ -44,6 +46,8 @@ impl Debug for Gathered {
             .field("secret", &self.secret.as_ref().map(|s| &s.metadata))
             .field("headless_service", &self.headless_service)
             .field("client_service", &self.client_service)
+            .field("read_only_service", &self.read_only_service)
+            .field("any_instance_service", &self.any_instance_service)
             .field("statefulset", &self.statefulset)
             .field("pods", &self.pods)
             .field("claims", &self.claims)
@@ -77,6 +81,12 @@ pub fn gather(caches: &Caches, db: &Database, namespace: &str) -> Result<Gathere
         client_service: caches
             .services
             .get(namespace, &names::client_service(&name))?,
+        read_only_service: caches
+            .services
+            .get(namespace, &names::read_only_service(&name))?,
+        any_instance_service: caches
+            .services
+            .get(namespace, &names::any_instance_service(&name))?,
         statefulset: caches
             .statefulsets
             .get(namespace, &names::statefulset(&name))?,
@@ -136,7 +146,11 @@ mod tests {
     #[test]
     fn expansion_compares_sizes_by_value() {
         let db = database("shop");
-        let sts = statefulset(&db, claim_templates(&db, None));
+        let sts = statefulset(
+            &db,
+            claim_templates(&db, None),
+            &crate::builders::fixtures::settings(),
+        );
         let rows = [
             ("1Gi", false),
             ("1024Mi", false),

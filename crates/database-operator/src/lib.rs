@@ -19,6 +19,7 @@ pub mod endpoint_slices;
 pub mod error;
 pub mod events;
 pub mod gather;
+pub mod instance_rbac;
 pub mod metrics;
 pub mod pods;
 pub mod quantity;

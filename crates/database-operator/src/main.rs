@@ -19,6 +19,51 @@ use runtime::{Process, RuntimeArgs};
 struct Args {
     #[command(flatten)]
     runtime: RuntimeArgs,
+    /// Image the PostgreSQL Pods copy the instance manager from: this operator's own image
+    /// (the chart sets it), which holds this binary.
+    #[arg(
+        long,
+        env = "INSTANCE_MANAGER_IMAGE",
+        default_value = "pgop/database-operator:dev"
+    )]
+    instance_manager_image: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// The instance manager, inside a PostgreSQL Pod (not for use by hand).
+    Instance {
+        #[command(subcommand)]
+        action: InstanceAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum InstanceAction {
+    /// Copy this binary into DIR (the Pod's init container).
+    Install { dir: std::path::PathBuf },
+    /// Run PostgreSQL as this Pod's instance (the postgres container's command).
+    Run,
+}
+
+/// The instance manager's own small runtime: logs to stderr, no metrics server, no leader
+/// election.
+async fn instance(action: InstanceAction) -> anyhow::Result<()> {
+    match action {
+        InstanceAction::Install { dir } => instance_manager::install(&dir),
+        InstanceAction::Run => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_ansi(false)
+                .init();
+            instance_manager::run(instance_manager::Config::from_env()?).await
+        }
+    }
 }
 
 // Two workers whatever the node: the operator waits on the API server, not on the CPU, and
@@ -27,6 +72,9 @@ struct Args {
 #[tokio::main(worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Instance { action }) = args.command {
+        return instance(action).await;
+    }
     let process = Process::start(MANAGER, &args.runtime).await?;
 
     let (nudge, nudged) = futures::channel::oneshot::channel();
@@ -46,6 +94,9 @@ async fn main() -> anyhow::Result<()> {
         recorder: process.recorder(),
         caches,
         statuses_written: Default::default(),
+        pod_settings: database_operator::builders::PodSettings {
+            instance_manager_image: args.instance_manager_image.clone(),
+        },
     });
     let reconciles = metrics.reconciles.clone();
     let controllers = controller::run(

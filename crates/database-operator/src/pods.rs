@@ -28,6 +28,41 @@ pub struct PodFailure {
     pub message: String,
 }
 
+/// The instances, ordered by Pod name, with the role their managers labelled them with.
+pub fn instances(pods: &[Pod]) -> Vec<api::InstanceStatus> {
+    let mut instances: Vec<api::InstanceStatus> = pods
+        .iter()
+        .map(|pod| api::InstanceStatus {
+            name: pod.name_any(),
+            role: pod.labels().get(api::names::LABEL_ROLE).cloned(),
+            ready: is_ready(pod),
+        })
+        .collect();
+    instances.sort_by(|a, b| a.name.cmp(&b.name));
+    instances
+}
+
+/// The instance labelled primary; with two so labelled for a moment (a failover relabels the
+/// former primary right after taking its Lease), the ready one.
+pub fn primary(instances: &[api::InstanceStatus]) -> Option<String> {
+    let primaries = || {
+        instances
+            .iter()
+            .filter(|i| i.role.as_deref() == Some(api::names::ROLE_PRIMARY))
+    };
+    primaries()
+        .find(|i| i.ready)
+        .or_else(|| primaries().next())
+        .map(|i| i.name.clone())
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
 /// The first failing container of the first Pod (by name) that has one.
 pub fn failure(pods: &[Pod]) -> Option<PodFailure> {
     let mut pods: Vec<&Pod> = pods.iter().collect();

@@ -25,6 +25,7 @@ use crate::endpoint_slices;
 use crate::error::{ApplyError, Error, Stage, StatusError};
 use crate::events;
 use crate::gather::{self, Gathered};
+use crate::instance_rbac;
 use crate::pods;
 use crate::status::{self, InitialRestore, Observed, Provisioning, Volumes, Workload};
 use crate::validate;
@@ -39,6 +40,8 @@ pub struct Context {
     pub caches: Arc<Caches>,
     /// The Databases as their last status patch left them, until the Database cache shows it.
     pub statuses_written: Written<Database>,
+    /// What the PostgreSQL Pods need from the operator's configuration.
+    pub pod_settings: builders::PodSettings,
 }
 
 /// Reconciles one Database, as the controller hands it over.
@@ -67,7 +70,7 @@ pub async fn reconcile(guard: &DeserializeGuard<Database>, ctx: &Context) -> Res
     } else {
         (Provisioned::untouched(&gathered), None)
     };
-    let observed = observe(db, gate, &gathered, &provisioned, apply_error.as_ref());
+    let observed = observe(gate, &gathered, &provisioned, apply_error.as_ref());
 
     let status = status::compute_status(db, &observed, Timestamp::now());
     // The status this operator last wrote, when the cache does not show it yet.
@@ -115,7 +118,10 @@ impl Provisioned {
     fn untouched(g: &Gathered) -> Provisioned {
         Provisioned {
             secret_exists: g.secret.is_some(),
-            services_exist: g.headless_service.is_some() && g.client_service.is_some(),
+            services_exist: g.headless_service.is_some()
+                && g.client_service.is_some()
+                && g.read_only_service.is_some()
+                && g.any_instance_service.is_some(),
             statefulset: g.statefulset.clone(),
             statefulset_changed: false,
             volumes: Volumes::Settled,
@@ -148,6 +154,14 @@ async fn provision(
     for (desired, observed) in [
         (builders::headless_service(db), g.headless_service.as_ref()),
         (builders::client_service(db), g.client_service.as_ref()),
+        (
+            builders::read_only_service(db),
+            g.read_only_service.as_ref(),
+        ),
+        (
+            builders::any_instance_service(db),
+            g.any_instance_service.as_ref(),
+        ),
     ] {
         match apply(client, namespace, desired, observed, Stage::Services).await {
             Ok(applied) => {
@@ -159,8 +173,14 @@ async fn provision(
     }
     done.services_exist = true;
 
+    let rbac_hash = match instance_rbac::apply(client, db, namespace, g.statefulset.as_ref()).await
+    {
+        Ok(hash) => hash,
+        Err(e) => return (done, Some(e)),
+    };
     let claims = builders::claim_templates(db, g.statefulset.as_ref());
-    let desired = builders::statefulset(db, claims);
+    let mut desired = builders::statefulset(db, claims, &ctx.pod_settings);
+    instance_rbac::record(&mut desired, rbac_hash);
     let observed = g.statefulset.as_ref();
     match apply(client, namespace, desired, observed, Stage::StatefulSet).await {
         Ok(Applied::Unchanged(sts)) => done.statefulset = Some(sts),
@@ -234,7 +254,6 @@ fn refused_before(db: &Database) -> Option<String> {
 
 /// What the status is computed from.
 fn observe(
-    db: &Database,
     gate: validate::BackupGate,
     g: &Gathered,
     p: &Provisioned,
@@ -249,13 +268,19 @@ fn observe(
         },
         None => Provisioning::Applied,
     };
+    let instances = pods::instances(&g.pods);
+    let primary = pods::primary(&instances);
     Observed {
         gate,
         provisioning,
         secret_exists: p.secret_exists,
         services_exist: p.services_exist,
         workload: p.statefulset.as_ref().map(Workload::of),
-        routed: endpoint_slices::routes_to(&g.client_slices, &builders::primary_pod(db)),
+        routed: primary
+            .as_ref()
+            .is_some_and(|p| endpoint_slices::routes_to(&g.client_slices, p)),
+        primary,
+        instances,
         // Right after a spec change the Pods still run the old template; their failures
         // (say, the bad image that was just replaced) no longer apply.
         pod_failure: (!p.statefulset_changed)

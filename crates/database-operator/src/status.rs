@@ -11,7 +11,6 @@ use api::{Database, DatabasePhase, DatabaseStatus, Restore, RestorePhase, names}
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::ResourceExt;
 
-use crate::builders;
 use crate::error::Stage;
 use crate::pods::PodFailure;
 use crate::validate::BackupGate;
@@ -26,8 +25,11 @@ pub struct Observed {
     pub services_exist: bool,
     /// The StatefulSet as applied (or found current), if it exists.
     pub workload: Option<Workload>,
-    /// The client Service has a ready endpoint at Pod `<db>-0`, so clients can connect.
+    /// The client Service has a ready endpoint at the primary's Pod, so clients can connect.
     pub routed: bool,
+    /// The Pod labelled primary, if any.
+    pub primary: Option<String>,
+    pub instances: Vec<api::InstanceStatus>,
     pub pod_failure: Option<PodFailure>,
     /// Why a Pod waits for a node or volume, while that may still resolve by itself.
     pub pod_note: Option<String>,
@@ -232,7 +234,7 @@ fn outcome(db: &Database, o: &Observed) -> Outcome {
         }
         let phase = match stage {
             Stage::Secret => DatabasePhase::Provisioning,
-            Stage::Services => DatabasePhase::Configuring,
+            Stage::Services | Stage::InstanceAccount => DatabasePhase::Configuring,
             Stage::StatefulSet | Stage::Volumes => DatabasePhase::Deploying,
         };
         let mut outcome = progressing(phase, message.clone());
@@ -289,12 +291,17 @@ fn outcome(db: &Database, o: &Observed) -> Outcome {
         );
     }
     if !o.routed {
-        let message = format!(
-            "all {} replicas ready; waiting for Service {} to route to Pod {}",
-            workload.desired,
-            names::client_service(&name),
-            builders::primary_pod(db)
-        );
+        let message = match &o.primary {
+            Some(primary) => format!(
+                "all {} replicas ready; waiting for Service {} to route to Pod {primary}",
+                workload.desired,
+                names::client_service(&name),
+            ),
+            None => format!(
+                "all {} replicas ready; no instance is the primary yet",
+                workload.desired
+            ),
+        };
         return Outcome {
             phase: DatabasePhase::Verifying,
             ready: verdict(false, "ServiceNotRouting", message.clone()),
@@ -381,6 +388,8 @@ pub fn compute_status(db: &Database, observed: &Observed, now: Timestamp) -> Dat
             .services_exist
             .then(|| names::endpoint(&name, &namespace)),
         observed_generation: generation,
+        current_primary: observed.primary.clone(),
+        instances: observed.instances.clone(),
         conditions: conds,
     }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use k8s_openapi::api::core::v1::Pod;
-use kube::{Api, Client, api::ListParams};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client};
 
 use crate::CONVERGE;
 
@@ -37,7 +38,23 @@ pub async fn play_kubelet_within(
     );
     for pod in wait_for_pods(client, ns, &selector, replicas, timeout).await? {
         testenv::mark_pod_ready(&pods, &pod).await?;
+        label_role(&pods, &pod).await?;
     }
+    Ok(())
+}
+
+/// Plays the instance manager too: without a node no manager runs, so the test labels Pod
+/// `-0` the primary and the others standbys, as the managers would after a first start.
+async fn label_role(pods: &Api<Pod>, pod: &Pod) -> Result<()> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let role = if name.ends_with("-0") {
+        api::names::ROLE_PRIMARY
+    } else {
+        api::names::ROLE_REPLICA
+    };
+    let patch = serde_json::json!({"metadata": {"labels": {api::names::LABEL_ROLE: role}}});
+    pods.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
     Ok(())
 }
 

@@ -98,6 +98,17 @@ async fn measure(client: Client, ns: &str, count: usize) -> Result<Latency> {
         let pod = testenv::wait_for(&pods, &pod_name, exists, STEP_TIMEOUT).await?;
         let pod_created = created.elapsed();
 
+        // The instance manager's part: no manager runs without a node, so the bench labels the
+        // Pod the primary, before it is ready (the Service selects on the label).
+        let role =
+            serde_json::json!({"metadata": {"labels": {names::LABEL_ROLE: names::ROLE_PRIMARY}}});
+        pods.patch(
+            &pod_name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&role),
+        )
+        .await
+        .with_context(|| format!("labelling Pod {pod_name} primary"))?;
         testenv::mark_pod_ready(&pods, &pod).await?;
         let pod_ready = seen.wait(Ready::Pod(pod_name)).await?;
         let counted = seen

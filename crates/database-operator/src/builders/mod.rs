@@ -9,6 +9,7 @@
 //! [`statefulset`].
 
 pub mod credentials;
+pub mod rbac;
 pub mod secret;
 pub mod service;
 pub mod statefulset;
@@ -20,8 +21,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
 pub use secret::{credentials_secret, generate_password, password_of};
-pub use service::{client_service, headless_service, primary_pod};
-pub use statefulset::{claim_size_of, claim_templates, statefulset};
+pub use service::{any_instance_service, client_service, headless_service, read_only_service};
+pub use statefulset::{PodSettings, claim_size_of, claim_templates, statefulset};
 
 /// Value of [`names::LABEL_MANAGED_BY`] on everything this operator creates; the owned-object
 /// watches select on it, so the operator caches nothing it does not manage.
@@ -86,6 +87,15 @@ pub(crate) mod fixtures {
     //! The Databases these tests vary, from the test kit's builder.
 
     use api::Database;
+
+    use super::PodSettings;
+
+    /// The operator's settings the tests build Pods with.
+    pub fn settings() -> PodSettings {
+        PodSettings {
+            instance_manager_image: "pgop/database-operator:test".to_string(),
+        }
+    }
 
     /// A Database as the API server would hand it over in `prod`, with defaults filled in.
     pub fn database(name: &str) -> Database {

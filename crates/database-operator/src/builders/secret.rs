@@ -46,6 +46,10 @@ pub fn credentials_secret(db: &Database, password: &SecretString) -> Secret {
         (names::SECRET_DATABASE, db.spec.database_name.clone()),
         (names::SECRET_HOST, names::service_host(&name, &namespace)),
         (names::SECRET_PORT, names::POSTGRES_PORT.to_string()),
+        (
+            names::SECRET_READ_ONLY_HOST,
+            format!("{}.{namespace}.svc", names::read_only_service(&name)),
+        ),
     ];
     Secret {
         metadata: owned_meta(db, names::credentials_secret(&name)),
@@ -82,6 +86,7 @@ mod tests {
             ("database", "shop"),
             ("host", "shop.prod.svc"),
             ("port", "5432"),
+            ("readOnlyHost", "shop-ro.prod.svc"),
         ];
         for (key, want) in rows {
             assert_eq!(value(&secret, key), want, "{key}");

@@ -1,10 +1,18 @@
-//! The two Services of a Database.
+//! The Services of a Database.
 //!
 //! The headless Service gives each Pod a stable DNS name (`<db>-N.<db>-headless`) and is the
-//! StatefulSet's governing Service. The client Service is what applications connect to. It
-//! selects only Pod `<db>-0`: every replica is an independent PostgreSQL server with its own
-//! volume (this operator does not set up replication), so spreading connections over them
-//! would scatter writes over databases that never see each other's data.
+//! StatefulSet's governing Service. Clients connect to the other three, which select on the
+//! role label each instance's manager puts on its own Pod:
+//!
+//! | Service | reaches | for |
+//! |---|---|---|
+//! | `<db>` | the primary | reads and writes |
+//! | `<db>-ro` | the standbys | reads that may lag by the replication delay |
+//! | `<db>-r` | every instance | reads from whichever answers |
+//!
+//! Only ready Pods are endpoints, and a primary that can no longer prove its Lease stops
+//! PostgreSQL (docs/replication.md), so the read-write Service never has two writable
+//! servers behind it.
 
 use std::collections::BTreeMap;
 
@@ -14,9 +22,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::{owned_meta, selector_labels};
-
-/// Label the StatefulSet controller puts on each Pod with the Pod's own name.
-const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 
 fn postgres_port() -> ServicePort {
     ServicePort {
@@ -45,18 +50,36 @@ pub fn headless_service(db: &Database) -> Service {
     }
 }
 
-/// The Pod the client Service reaches: `<db>-0`.
-pub fn primary_pod(db: &Database) -> String {
-    format!("{}-0", names::statefulset(&db.name_any()))
+/// The Service clients write through: the primary only.
+pub fn client_service(db: &Database) -> Service {
+    role_service(
+        db,
+        names::client_service(&db.name_any()),
+        Some(names::ROLE_PRIMARY),
+    )
 }
 
-/// The Service clients connect to; it reaches Pod `<db>-0` only (see the module docs).
-pub fn client_service(db: &Database) -> Service {
-    let name = db.name_any();
+/// The read-only Service: the standbys.
+pub fn read_only_service(db: &Database) -> Service {
+    role_service(
+        db,
+        names::read_only_service(&db.name_any()),
+        Some(names::ROLE_REPLICA),
+    )
+}
+
+/// Any ready instance.
+pub fn any_instance_service(db: &Database) -> Service {
+    role_service(db, names::any_instance_service(&db.name_any()), None)
+}
+
+fn role_service(db: &Database, name: String, role: Option<&str>) -> Service {
     let mut selector: BTreeMap<String, String> = selector_labels(db);
-    selector.insert(POD_NAME_LABEL.to_string(), primary_pod(db));
+    if let Some(role) = role {
+        selector.insert(names::LABEL_ROLE.to_string(), role.to_string());
+    }
     Service {
-        metadata: owned_meta(db, names::client_service(&name)),
+        metadata: owned_meta(db, name),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_string()),
             selector: Some(selector),
@@ -72,42 +95,37 @@ mod tests {
     use super::*;
     use crate::builders::fixtures::database;
 
+    fn role_of(service: &Service) -> Option<String> {
+        service
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .and_then(|s| s.get(names::LABEL_ROLE).cloned())
+    }
+
     #[test]
     fn services_table() {
         let db = database("shop");
-        let headless = headless_service(&db);
-        let client = client_service(&db);
-        let hs = headless.spec.clone().unwrap_or_default();
-        let cs = client.spec.clone().unwrap_or_default();
-        let rows: [(&str, Option<String>, Option<String>); 6] = [
-            (
-                "name",
-                headless.metadata.name.clone(),
-                Some("shop-headless".into()),
-            ),
-            ("clusterIP", hs.cluster_ip.clone(), Some("None".into())),
-            (
-                "client name",
-                client.metadata.name.clone(),
-                Some("shop".into()),
-            ),
-            ("client type", cs.type_.clone(), Some("ClusterIP".into())),
-            ("client clusterIP", cs.cluster_ip.clone(), None),
-            (
-                "client primary",
-                cs.selector
-                    .clone()
-                    .unwrap_or_default()
-                    .get(POD_NAME_LABEL)
-                    .cloned(),
-                Some("shop-0".into()),
-            ),
+        let rows = [
+            (client_service(&db), "shop", Some("primary")),
+            (read_only_service(&db), "shop-ro", Some("replica")),
+            (any_instance_service(&db), "shop-r", None),
         ];
-        for (what, got, want) in rows {
-            assert_eq!(got, want, "{what}");
+        for (service, name, role) in &rows {
+            assert_eq!(service.metadata.name.as_deref(), Some(*name));
+            assert_eq!(role_of(service).as_deref(), *role, "{name}'s role");
+            let spec = service.spec.clone().unwrap_or_default();
+            assert_eq!(spec.type_.as_deref(), Some("ClusterIP"), "{name}");
+            assert_eq!(spec.cluster_ip, None, "{name}");
         }
+        let headless = headless_service(&db);
+        let hs = headless.spec.clone().unwrap_or_default();
+        assert_eq!(headless.metadata.name.as_deref(), Some("shop-headless"));
+        assert_eq!(hs.cluster_ip.as_deref(), Some("None"));
         assert_eq!(hs.publish_not_ready_addresses, Some(true));
-        for spec in [&hs, &cs] {
+        assert_eq!(role_of(&headless), None, "headless selects every instance");
+        for service in rows.iter().map(|(s, _, _)| s).chain([&headless]) {
+            let spec = service.spec.clone().unwrap_or_default();
             let ports = spec.ports.clone().unwrap_or_default();
             assert_eq!(ports.len(), 1);
             assert_eq!(ports[0].port, 5432);
@@ -115,10 +133,5 @@ mod tests {
             assert_eq!(selector[names::LABEL_DATABASE], "shop");
             assert_eq!(selector["app.kubernetes.io/name"], "postgresql");
         }
-        assert_eq!(
-            hs.selector.map(|s| s.len()),
-            Some(2),
-            "headless selects all replicas"
-        );
     }
 }

@@ -16,21 +16,31 @@
 //! its templates are carried over unchanged ([`claim_templates`]); a larger `storage.size`
 //! is then applied to the claims themselves (see [`crate::volumes`]).
 //!
+//! # One primary, streaming standbys
+//!
+//! Each Pod runs the instance manager (`instance-manager` crate) as the postgres container's
+//! command: an init container with the operator's own image copies the binary into the Pod
+//! (the `controller` volume), so the PostgreSQL image needs nothing but what the official
+//! image has. The manager decides the instance's role from the Lease `<db>-primary`, clones
+//! or rewinds as needed, runs the image's entrypoint, and labels its Pod with its role. It
+//! acts with the Pod's ServiceAccount `<db>-instance` ([`super::rbac`]).
+//!
 //! # Pod management
 //!
-//! `Parallel` starts all Pods at once (each is an independent server, none waits for
-//! another) and lets a rolling update replace a Pod that never became ready, so fixing a bad
-//! image recovers without deleting Pods by hand.
+//! `Parallel` starts all Pods at once (a standby waits for the primary by itself) and lets a
+//! rolling update replace a Pod that never became ready, so fixing a bad image recovers
+//! without deleting Pods by hand. Instances prefer different nodes.
 
 use api::{Database, names};
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
-    Lifecycle, LifecycleHandler, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretKeySelector,
-    SecurityContext, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+    Affinity, Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm,
+    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+    SecretKeySelector, SecurityContext, TCPSocketAction, Volume, VolumeMount,
+    VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -45,6 +55,11 @@ pub const DATA_VOLUME: &str = "data";
 /// directory that is not empty, and a fresh filesystem has `lost+found`.
 pub const DATA_MOUNT: &str = "/var/lib/postgresql/data";
 pub const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
+/// The Pod's own directory for the instance manager: its binary, the hba file, libpq's
+/// password file.
+pub const CONTROLLER_DIR: &str = "/controller";
+/// Where PostgreSQL puts its socket (an emptyDir: the root filesystem is read-only).
+const SOCKET_DIR: &str = "/var/run/postgresql";
 /// uid and gid of the `postgres` user in the official image.
 const POSTGRES_UID: i64 = 999;
 /// Seconds PostgreSQL gets to stop; the preStop hook uses most of them.
@@ -117,8 +132,19 @@ fn data_claim(db: &Database) -> PersistentVolumeClaim {
     }
 }
 
+/// What the Pods need from the operator's own configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodSettings {
+    /// The image the instance manager is copied from: the operator's own.
+    pub instance_manager_image: String,
+}
+
 /// The StatefulSet of `db` with the given claim templates (see [`claim_templates`]).
-pub fn statefulset(db: &Database, claims: Vec<PersistentVolumeClaim>) -> StatefulSet {
+pub fn statefulset(
+    db: &Database,
+    claims: Vec<PersistentVolumeClaim>,
+    settings: &PodSettings,
+) -> StatefulSet {
     let name = db.name_any();
     StatefulSet {
         metadata: owned_meta(db, names::statefulset(&name)),
@@ -141,7 +167,7 @@ pub fn statefulset(db: &Database, claims: Vec<PersistentVolumeClaim>) -> Statefu
                     labels: Some(labels(db)),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(pod_spec(db)),
+                spec: Some(pod_spec(db, settings, max_slot_wal_keep_size(&claims))),
             },
             volume_claim_templates: Some(claims),
             ..StatefulSetSpec::default()
@@ -150,16 +176,21 @@ pub fn statefulset(db: &Database, claims: Vec<PersistentVolumeClaim>) -> Statefu
     }
 }
 
-fn pod_spec(db: &Database) -> PodSpec {
+fn pod_spec(db: &Database, settings: &PodSettings, slot_wal: String) -> PodSpec {
     let empty_dir = |name: &str| Volume {
         name: name.to_string(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Volume::default()
     };
-    let postgres = postgres_container(db);
+    let postgres = postgres_container(db, slot_wal);
     PodSpec {
-        init_containers: Some(vec![credentials::set_password_container(&postgres)]),
+        init_containers: Some(vec![
+            install_container(settings),
+            credentials::set_password_container(&postgres),
+        ]),
         containers: vec![postgres],
+        service_account_name: Some(names::instance_account(&db.name_any())),
+        affinity: Some(spread(db)),
         security_context: Some(PodSecurityContext {
             run_as_user: Some(POSTGRES_UID),
             run_as_group: Some(POSTGRES_UID),
@@ -180,13 +211,93 @@ fn pod_spec(db: &Database) -> PodSpec {
         volumes: Some(vec![
             empty_dir("run"),
             empty_dir("tmp"),
+            empty_dir("controller"),
             credentials::volume(db),
         ]),
         ..PodSpec::default()
     }
 }
 
-fn postgres_container(db: &Database) -> Container {
+/// Instances prefer nodes no other instance of the Database runs on: losing a node then loses
+/// one instance.
+fn spread(db: &Database) -> Affinity {
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        topology_key: "kubernetes.io/hostname".to_string(),
+                        label_selector: Some(LabelSelector {
+                            match_labels: Some(selector_labels(db)),
+                            ..LabelSelector::default()
+                        }),
+                        ..PodAffinityTerm::default()
+                    },
+                },
+            ]),
+            ..PodAntiAffinity::default()
+        }),
+        ..Affinity::default()
+    }
+}
+
+/// Copies the instance manager (the operator's own binary) into the `controller` volume.
+fn install_container(settings: &PodSettings) -> Container {
+    Container {
+        name: "install-instance-manager".to_string(),
+        image: Some(settings.instance_manager_image.clone()),
+        args: Some(
+            ["instance", "install", CONTROLLER_DIR]
+                .map(String::from)
+                .to_vec(),
+        ),
+        security_context: Some(restricted()),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "controller".to_string(),
+            mount_path: CONTROLLER_DIR.to_string(),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    }
+}
+
+fn restricted() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_string()]),
+            ..Capabilities::default()
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+/// Half the volume, for WAL kept for a standby that fell behind; past it the standby's slot
+/// is invalidated (it is cloned again) rather than the primary's disk filling up. From the
+/// claim template, which keeps its size: a grown volume must not restart every Pod.
+fn max_slot_wal_keep_size(claims: &[PersistentVolumeClaim]) -> String {
+    let size = claims
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(DATA_VOLUME))
+        .and_then(|c| {
+            c.spec
+                .as_ref()?
+                .resources
+                .as_ref()?
+                .requests
+                .as_ref()?
+                .get("storage")
+        })
+        .and_then(|q| crate::quantity::bytes(&q.0))
+        .unwrap_or(1 << 30);
+    format!("{}MB", (size / 2 / (1 << 20)).max(64))
+}
+
+fn postgres_container(db: &Database, slot_wal: String) -> Container {
     let secret = names::credentials_secret(&db.name_any());
     let from_secret = |env: &str, key: &str| EnvVar {
         name: env.to_string(),
@@ -205,9 +316,28 @@ fn postgres_container(db: &Database) -> Container {
         mount_path: path.to_string(),
         ..VolumeMount::default()
     };
+    let value = |env: &str, value: String| EnvVar {
+        name: env.to_string(),
+        value: Some(value),
+        ..EnvVar::default()
+    };
+    let field = |env: &str, path: &str| EnvVar {
+        name: env.to_string(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.to_string(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    };
+    let name = db.name_any();
     Container {
         name: "postgres".to_string(),
         image: Some(db.spec.image.clone()),
+        command: Some(vec![format!("{CONTROLLER_DIR}/instance-manager")]),
+        args: Some(["instance", "run"].map(String::from).to_vec()),
         ports: Some(vec![ContainerPort {
             name: Some("postgres".to_string()),
             container_port: names::POSTGRES_PORT,
@@ -224,6 +354,15 @@ fn postgres_container(db: &Database) -> Container {
                 ..EnvVar::default()
             },
             credentials::password_file_env(),
+            field("POD_NAME", "metadata.name"),
+            field("POD_NAMESPACE", "metadata.namespace"),
+            value("PGOP_STATEFULSET", names::statefulset(&name)),
+            value("PGOP_HEADLESS_SERVICE", names::headless_service(&name)),
+            value("PGOP_PRIMARY_SERVICE", names::client_service(&name)),
+            value("PGOP_LEASE", names::primary_lease(&name)),
+            value("PGOP_WORK_DIR", CONTROLLER_DIR.to_string()),
+            value("PGOP_SOCKET_DIR", SOCKET_DIR.to_string()),
+            value("PGOP_MAX_SLOT_WAL_KEEP_SIZE", slot_wal),
         ]),
         resources: db.spec.resources.clone(),
         readiness_probe: Some(credentials::login_probe(db)),
@@ -249,41 +388,17 @@ fn postgres_container(db: &Database) -> Container {
             failure_threshold: Some(60),
             ..Probe::default()
         }),
-        // Kubernetes stops containers with SIGTERM, which PostgreSQL reads as "smart"
-        // shutdown: it waits for every client to disconnect, runs into the grace period and
-        // is killed, and the next start needs crash recovery. A fast shutdown first avoids that.
-        lifecycle: Some(Lifecycle {
-            pre_stop: Some(LifecycleHandler {
-                exec: Some(ExecAction {
-                    command: Some(
-                        [
-                            "pg_ctl", "stop", "-D", PGDATA, "-m", "fast", "-w", "-t", "50",
-                        ]
-                        .map(String::from)
-                        .to_vec(),
-                    ),
-                }),
-                ..LifecycleHandler::default()
-            }),
-            ..Lifecycle::default()
-        }),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            privileged: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".to_string()]),
-                ..Capabilities::default()
-            }),
-            ..SecurityContext::default()
-        }),
+        // No preStop hook: the instance manager is PID 1 and turns SIGTERM into a fast
+        // shutdown (a smart one would wait for every client until the grace period ends),
+        // then gives up the primary's Lease so a standby takes over at once.
+        security_context: Some(restricted()),
         // The root filesystem is read-only; PostgreSQL writes its socket and lock files to
         // /var/run/postgresql and temporary files to /tmp.
         volume_mounts: Some(vec![
             mount(DATA_VOLUME, DATA_MOUNT),
-            mount("run", "/var/run/postgresql"),
+            mount("run", SOCKET_DIR),
             mount("tmp", "/tmp"),
+            mount("controller", CONTROLLER_DIR),
             credentials::mount(),
         ]),
         ..Container::default()

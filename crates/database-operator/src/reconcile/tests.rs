@@ -36,6 +36,12 @@ const RESTORES: &str = "/apis/database.example.com/v1/namespaces/prod/restores";
 const CREATE: &str = "?&fieldManager=database-operator";
 const HEADLESS: &str = "/api/v1/namespaces/prod/services/shop-headless";
 const SERVICE: &str = "/api/v1/namespaces/prod/services/shop";
+const READ_ONLY: &str = "/api/v1/namespaces/prod/services/shop-ro";
+const ANY_INSTANCE: &str = "/api/v1/namespaces/prod/services/shop-r";
+const ACCOUNT: &str = "/api/v1/namespaces/prod/serviceaccounts/shop-instance";
+const ROLE: &str = "/apis/rbac.authorization.k8s.io/v1/namespaces/prod/roles/shop-instance";
+const BINDING: &str =
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/prod/rolebindings/shop-instance";
 const STS: &str = "/apis/apps/v1/namespaces/prod/statefulsets/shop";
 const PODS: &str = "/api/v1/namespaces/prod/pods";
 const SLICES: &str = "/apis/discovery.k8s.io/v1/namespaces/prod/endpointslices";
@@ -94,6 +100,7 @@ impl Harness {
             client,
             caches,
             statuses_written: Default::default(),
+            pod_settings: crate::builders::fixtures::settings(),
         };
         let watches = Mutex::new(Watches {
             secrets: secrets_writer,
@@ -157,9 +164,11 @@ impl Harness {
             "currentReplicas": replicas, "observedGeneration": sts["metadata"]["generation"],
         });
         self.fake.put(STS, sts);
+        // As the instance manager in the Pod labels it.
         let labels = json!({
             "app.kubernetes.io/name": "postgresql", "database.example.com/database": "shop",
             "app.kubernetes.io/managed-by": "database-operator",
+            "database.example.com/role": "primary",
         });
         self.fake.put(
             &format!("{PODS}/shop-0"),
@@ -273,6 +282,11 @@ async fn fresh_database_applies_its_objects_then_reports_deploying() {
             format!("POST {SECRETS}{CREATE}"),
             format!("PATCH {HEADLESS}{APPLY}"),
             format!("PATCH {SERVICE}{APPLY}"),
+            format!("PATCH {READ_ONLY}{APPLY}"),
+            format!("PATCH {ANY_INSTANCE}{APPLY}"),
+            format!("PATCH {ACCOUNT}{APPLY}"),
+            format!("PATCH {ROLE}{APPLY}"),
+            format!("PATCH {BINDING}{APPLY}"),
             format!("PATCH {STS}{APPLY}"),
             format!("PATCH {DB}/status{APPLY}"),
         ]

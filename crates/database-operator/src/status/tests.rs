@@ -23,6 +23,12 @@ fn healthy() -> Observed {
             rolling: false,
         }),
         routed: true,
+        primary: Some("shop-0".to_string()),
+        instances: vec![api::InstanceStatus {
+            name: "shop-0".to_string(),
+            role: Some("primary".to_string()),
+            ready: true,
+        }],
         pod_failure: None,
         pod_note: None,
         restore: InitialRestore::Missing,

@@ -15,6 +15,12 @@ if [[ ! -s $PGDATA/PG_VERSION ]]; then
   echo "set-password: no cluster in $PGDATA yet; the entrypoint's initdb sets the password"
   exit 0
 fi
+# A standby's catalog is the primary's, replayed: writing to it would break replication. The
+# primary's password change reaches it through the WAL.
+if [[ -e $PGDATA/standby.signal ]]; then
+  echo "set-password: $PGDATA is a standby's; the primary sets the password"
+  exit 0
+fi
 password=$(<"$PGOP_PASSWORD_FILE")
 [[ -n $password ]] || {
   echo "set-password: the Secret's password is empty" >&2

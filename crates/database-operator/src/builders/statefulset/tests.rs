@@ -2,7 +2,7 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::builders::fixtures::database;
+use crate::builders::fixtures::{database, settings};
 
 /// The StatefulSet as JSON, so a test reads as "this path has that value".
 fn json_of(sts: &StatefulSet) -> Value {
@@ -24,7 +24,7 @@ fn statefulset_table() {
     db.spec.replicas = 3;
     db.spec.image = "postgres:16".into();
     db.spec.storage.storage_class_name = Some("fast".into());
-    let sts = statefulset(&db, claim_templates(&db, None));
+    let sts = statefulset(&db, claim_templates(&db, None), &settings());
     let doc = json_of(&sts);
     let rows = [
         ("/metadata/name", json!("shop")),
@@ -72,7 +72,48 @@ fn statefulset_table() {
                 {"name": "POSTGRES_DB", "valueFrom": {"secretKeyRef": {"name": "shop-credentials", "key": "database", "optional": false}}},
                 {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
                 {"name": "PGOP_PASSWORD_FILE", "value": "/etc/pgop/credentials/password"},
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "PGOP_STATEFULSET", "value": "shop"},
+                {"name": "PGOP_HEADLESS_SERVICE", "value": "shop-headless"},
+                {"name": "PGOP_PRIMARY_SERVICE", "value": "shop"},
+                {"name": "PGOP_LEASE", "value": "shop-primary"},
+                {"name": "PGOP_WORK_DIR", "value": "/controller"},
+                {"name": "PGOP_SOCKET_DIR", "value": "/var/run/postgresql"},
+                // Half the 1Gi volume.
+                {"name": "PGOP_MAX_SLOT_WAL_KEEP_SIZE", "value": "512MB"},
             ]),
+        ),
+        // The instance manager runs PostgreSQL, from the operator's image.
+        (
+            &format!("{PG}/command"),
+            json!(["/controller/instance-manager"]),
+        ),
+        (&format!("{PG}/args"), json!(["instance", "run"])),
+        (&format!("{POD}/serviceAccountName"), json!("shop-instance")),
+        (
+            &format!("{POD}/initContainers/0"),
+            json!({
+                "name": "install-instance-manager", "image": "pgop/database-operator:test",
+                "args": ["instance", "install", "/controller"],
+                "securityContext": {
+                    "allowPrivilegeEscalation": false, "privileged": false,
+                    "readOnlyRootFilesystem": true, "runAsNonRoot": true,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": [{"name": "controller", "mountPath": "/controller"}],
+            }),
+        ),
+        (
+            &format!(
+                "{POD}/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution/0"
+            ),
+            json!({"weight": 100, "podAffinityTerm": {
+                "topologyKey": "kubernetes.io/hostname",
+                "labelSelector": {"matchLabels": {
+                    "app.kubernetes.io/name": "postgresql", "database.example.com/database": "shop",
+                }},
+            }}),
         ),
         (
             &format!("{PG}/readinessProbe/exec/command/3"),
@@ -87,11 +128,11 @@ fn statefulset_table() {
             json!("shop"),
         ),
         (
-            &format!("{POD}/initContainers/0/name"),
+            &format!("{POD}/initContainers/1/name"),
             json!("set-password"),
         ),
         (
-            &format!("{POD}/initContainers/0/image"),
+            &format!("{POD}/initContainers/1/image"),
             json!("postgres:16"),
         ),
         (&format!("{PG}/livenessProbe/tcpSocket/port"), json!(5432)),
@@ -102,6 +143,7 @@ fn statefulset_table() {
                 {"name": "data", "mountPath": "/var/lib/postgresql/data"},
                 {"name": "run", "mountPath": "/var/run/postgresql"},
                 {"name": "tmp", "mountPath": "/tmp"},
+                {"name": "controller", "mountPath": "/controller"},
                 {"name": "credentials", "mountPath": "/etc/pgop/credentials", "readOnly": true},
             ]),
         ),
@@ -110,6 +152,7 @@ fn statefulset_table() {
             json!([
                 {"name": "run", "emptyDir": {}},
                 {"name": "tmp", "emptyDir": {}},
+                {"name": "controller", "emptyDir": {}},
                 {"name": "credentials", "secret": {
                     "secretName": "shop-credentials", "defaultMode": 0o440, "optional": false,
                     "items": [{"key": "password", "path": "password"}],
@@ -124,7 +167,7 @@ fn statefulset_table() {
 
 #[test]
 fn security_context_is_as_tight_as_the_image_allows() {
-    let doc = json_of(&statefulset(&database("shop"), vec![]));
+    let doc = json_of(&statefulset(&database("shop"), vec![], &settings()));
     assert_rows(
         &doc,
         &[
@@ -157,7 +200,7 @@ fn resources_come_from_the_spec() {
     }))
     .unwrap_or_default();
     db.spec.resources = Some(resources);
-    let doc = json_of(&statefulset(&db, vec![]));
+    let doc = json_of(&statefulset(&db, vec![], &settings()));
     assert_rows(
         &doc,
         &[(
@@ -170,11 +213,15 @@ fn resources_come_from_the_spec() {
 #[test]
 fn existing_claim_size_and_class_are_kept_because_templates_are_immutable() {
     let db = database("shop");
-    let existing = statefulset(&db, claim_templates(&db, None));
+    let existing = statefulset(&db, claim_templates(&db, None), &settings());
     let mut grown = db.clone();
     grown.spec.storage.size = "5Gi".into();
     grown.spec.storage.storage_class_name = Some("other".into());
-    let sts = statefulset(&grown, claim_templates(&grown, Some(&existing)));
+    let sts = statefulset(
+        &grown,
+        claim_templates(&grown, Some(&existing)),
+        &settings(),
+    );
     assert_eq!(claim_size_of(&sts).as_deref(), Some("1Gi"));
     let doc = json_of(&sts);
     assert!(
@@ -187,7 +234,7 @@ fn existing_claim_size_and_class_are_kept_because_templates_are_immutable() {
         json_of(&existing).pointer("/spec/volumeClaimTemplates/0/metadata")
     );
     // Without a StatefulSet the spec decides.
-    let fresh = statefulset(&grown, claim_templates(&grown, None));
+    let fresh = statefulset(&grown, claim_templates(&grown, None), &settings());
     assert_eq!(claim_size_of(&fresh).as_deref(), Some("5Gi"));
     let doc = json_of(&fresh);
     assert_eq!(

@@ -1,0 +1,79 @@
+//! What the instance manager is told by its Pod's environment (set by the database-operator,
+//! `builders::statefulset`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This Pod's name: the instance's identity in the Lease and in slot names.
+    pub pod: String,
+    pub namespace: String,
+    /// The StatefulSet (its replicas are the instances) and its headless Service (their DNS).
+    pub statefulset: String,
+    pub headless_service: String,
+    /// The read-write Service: where standbys clone from and stream from.
+    pub primary_service: String,
+    pub lease: String,
+    pub pgdata: PathBuf,
+    /// The superuser the image's initdb created (POSTGRES_USER); replication uses it too.
+    pub user: String,
+    /// The mounted Secret's password, for the files libpq reads it from (never an argument).
+    pub password_file: PathBuf,
+    /// A directory of the Pod's own (emptyDir): the hba file, the password file for libpq.
+    pub work_dir: PathBuf,
+    /// Where PostgreSQL puts its socket; the manager's own queries connect there.
+    pub socket_dir: PathBuf,
+    /// The limit on WAL kept for a lagging standby's slot (`max_slot_wal_keep_size`).
+    pub max_slot_wal_keep_size: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config> {
+        let var = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set"));
+        Ok(Config {
+            pod: var("POD_NAME")?,
+            namespace: var("POD_NAMESPACE")?,
+            statefulset: var("PGOP_STATEFULSET")?,
+            headless_service: var("PGOP_HEADLESS_SERVICE")?,
+            primary_service: var("PGOP_PRIMARY_SERVICE")?,
+            lease: var("PGOP_LEASE")?,
+            pgdata: var("PGDATA")?.into(),
+            user: var("POSTGRES_USER")?,
+            password_file: var("PGOP_PASSWORD_FILE")?.into(),
+            work_dir: var("PGOP_WORK_DIR")?.into(),
+            socket_dir: var("PGOP_SOCKET_DIR")?.into(),
+            max_slot_wal_keep_size: var("PGOP_MAX_SLOT_WAL_KEEP_SIZE")?,
+        })
+    }
+
+    /// The ordinal of this Pod in its StatefulSet (`<sts>-<n>`).
+    pub fn ordinal(&self) -> Option<u32> {
+        self.pod
+            .strip_prefix(&format!("{}-", self.statefulset))
+            .and_then(|n| n.parse().ok())
+    }
+
+    /// The DNS name of instance `pod`, through the headless Service (it publishes Pods that
+    /// are not ready too).
+    pub fn instance_host(&self, pod: &str) -> String {
+        format!("{pod}.{}.{}.svc", self.headless_service, self.namespace)
+    }
+
+    pub fn primary_host(&self) -> String {
+        format!("{}.{}.svc", self.primary_service, self.namespace)
+    }
+
+    pub fn hba_file(&self) -> PathBuf {
+        self.work_dir.join("pg_hba.conf")
+    }
+
+    pub fn passfile(&self) -> PathBuf {
+        self.work_dir.join("pgpass")
+    }
+
+    pub fn slot(&self) -> String {
+        api::names::replication_slot(&self.pod)
+    }
+}

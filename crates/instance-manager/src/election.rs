@@ -1,0 +1,107 @@
+//! Which standby takes over an expired Lease: the most advanced one that can be reached.
+//!
+//! Every standby that sees the Lease expire asks the others (over SQL, through their Pods'
+//! DNS names) how far they have received WAL. It tries to take the Lease only when nobody
+//! reachable is ahead of it (ties go to the smaller Pod name), and not at all when another
+//! instance is already out of recovery. The conditional write of the Lease makes the final
+//! choice, so two standbys that both think themselves best cannot both win.
+
+use anyhow::Result;
+
+use crate::postgres::{self, parse_lsn};
+use crate::start::Instance;
+
+/// One peer's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub name: String,
+    pub in_recovery: bool,
+    pub received: Option<u64>,
+}
+
+/// Whether `me`, having received up to `mine`, should try to take the Lease, given the peers
+/// that answered (pure).
+pub fn should_try(me: &str, mine: Option<u64>, peers: &[Peer]) -> bool {
+    let Some(mine) = mine else {
+        return false;
+    };
+    peers.iter().all(|peer| {
+        if !peer.in_recovery {
+            return false;
+        }
+        match peer.received {
+            None => true,
+            Some(theirs) => theirs < mine || (theirs == mine && me < peer.name.as_str()),
+        }
+    })
+}
+
+/// How far this standby has received WAL (what it would have if promoted now).
+pub async fn received(instance: &Instance) -> Result<Option<u64>> {
+    let text = postgres::query_local(
+        &instance.config,
+        "SELECT coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())",
+    )
+    .await?;
+    Ok(parse_lsn(&text))
+}
+
+/// Asks every other instance but `lost` (the holder whose Lease expired); those that do not
+/// answer within a second are left out.
+pub async fn peers(instance: &Instance, lost: &str) -> Result<Vec<Peer>> {
+    let config = &instance.config;
+    let names = crate::pods::instances(&instance.client, config).await?;
+    let mut answers = Vec::new();
+    for name in names.into_iter().filter(|n| *n != config.pod && n != lost) {
+        let host = config.instance_host(&name);
+        let sql = "SELECT pg_is_in_recovery(), coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())";
+        match postgres::query_remote(config, &host, sql).await {
+            Ok(line) => {
+                let (recovery, lsn) = line.split_once('|').unwrap_or((line.as_str(), ""));
+                answers.push(Peer {
+                    name,
+                    in_recovery: recovery == "t",
+                    received: parse_lsn(lsn),
+                });
+            }
+            Err(e) => tracing::info!(peer = %name, error = %e, "peer did not answer; left out"),
+        }
+    }
+    Ok(answers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn standby(name: &str, received: u64) -> Peer {
+        Peer {
+            name: name.to_string(),
+            in_recovery: true,
+            received: Some(received),
+        }
+    }
+
+    #[test]
+    fn the_most_advanced_standby_tries_and_ties_go_to_the_smaller_name() {
+        assert!(should_try("db-1", Some(10), &[standby("db-2", 9)]));
+        assert!(!should_try("db-1", Some(10), &[standby("db-2", 11)]));
+        assert!(should_try("db-1", Some(10), &[standby("db-2", 10)]));
+        assert!(!should_try("db-2", Some(10), &[standby("db-1", 10)]));
+        assert!(should_try("db-1", Some(10), &[]));
+    }
+
+    #[test]
+    fn nobody_tries_while_another_instance_is_a_primary() {
+        let primary = Peer {
+            in_recovery: false,
+            ..standby("db-2", 0)
+        };
+        assert!(!should_try("db-1", Some(10), &[primary]));
+    }
+
+    #[test]
+    fn a_standby_that_received_nothing_does_not_try() {
+        assert!(!should_try("db-1", None, &[]));
+    }
+}

@@ -1,0 +1,191 @@
+//! Running as the primary: renew the Lease, keep a replication slot for every other instance,
+//! and fence (stop PostgreSQL at once) as soon as leadership can no longer be proven.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use api::names::ROLE_PRIMARY;
+
+use crate::lease::{FENCE_AFTER, FENCE_CHECK_EVERY, Holder, RENEW_EVERY, Write};
+use crate::postgres::{self, Server};
+use crate::start::Instance;
+
+/// How often the slots are brought in line with the StatefulSet's instances.
+const SLOTS_EVERY: Duration = Duration::from_secs(10);
+
+/// What the renewal task tells the fencing check.
+struct Leadership {
+    /// When the last renewal that succeeded was sent.
+    renewed: Instant,
+    /// Someone else holds the Lease.
+    lost: bool,
+}
+
+pub async fn run(
+    instance: &Instance,
+    server: &mut Server,
+    terminate: &mut crate::stop::StopRequests,
+) -> Result<()> {
+    let config = &instance.config;
+    let leadership = Arc::new(Mutex::new(Leadership {
+        renewed: Instant::now(),
+        lost: false,
+    }));
+    let renewing = tokio::spawn(renew(
+        instance.leases.clone(),
+        config.pod.clone(),
+        leadership.clone(),
+    ));
+    crate::pods::label(&instance.client, config, &config.pod, ROLE_PRIMARY).await?;
+    tracing::info!("running as the primary");
+    let mut fence_check = tokio::time::interval(FENCE_CHECK_EVERY);
+    let mut slots = tokio::time::interval(SLOTS_EVERY);
+    let outcome = loop {
+        tokio::select! {
+            _ = fence_check.tick() => {
+                let (since, lost) = {
+                    let l = leadership.lock().expect("leadership lock");
+                    (l.renewed.elapsed(), l.lost)
+                };
+                if lost || since > FENCE_AFTER {
+                    server.stop_now().await;
+                    break Err(anyhow::anyhow!(if lost {
+                        "fenced: another instance holds the Lease".to_string()
+                    } else {
+                        format!("fenced: the Lease was not renewed for {since:?}")
+                    }));
+                }
+            }
+            _ = slots.tick() => {
+                if let Err(e) = ensure_slots(instance).await {
+                    tracing::warn!(error = %format!("{e:#}"), "could not bring the replication slots in line");
+                }
+            }
+            // A crashed server restarts in place (crash recovery), still holding the Lease:
+            // faster than any failover, and nothing acknowledged is lost.
+            status = server.exited() => {
+                tracing::warn!(%status, "PostgreSQL exited; starting it again");
+                *server = Server::start(config).await?;
+            }
+            _ = terminate.recv() => {
+                server.stop_fast().await;
+                renewing.abort();
+                release(instance).await;
+                break Ok(());
+            }
+        }
+    };
+    renewing.abort();
+    outcome
+}
+
+/// Renews the Lease every [`RENEW_EVERY`], recording when each successful renewal was sent.
+async fn renew(leases: crate::lease::Leases, me: String, leadership: Arc<Mutex<Leadership>>) {
+    let mut tick = tokio::time::interval(RENEW_EVERY);
+    let mut current: Option<Holder> = None;
+    loop {
+        tick.tick().await;
+        let sent = Instant::now();
+        let holder = match current.take() {
+            Some(holder) => Ok(Some(holder)),
+            None => leases.read().await,
+        };
+        let result = match holder {
+            Ok(Some(holder)) if holder.identity == me => leases.write(&holder, &me).await,
+            Ok(Some(_)) | Ok(None) => {
+                leadership.lock().expect("leadership lock").lost = true;
+                return;
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(Write::Done(holder)) => {
+                leadership.lock().expect("leadership lock").renewed = sent;
+                current = Some(holder);
+            }
+            // Someone wrote it: read it again next time and see who.
+            Ok(Write::Lost) => {}
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "could not renew the Lease"),
+        }
+    }
+}
+
+/// Gives the Lease up after a clean stop, so a standby takes over at once instead of waiting
+/// for it to expire. A single instance keeps it: nobody could take over, and its restart leads
+/// at once with its own Lease.
+async fn release(instance: &Instance) {
+    let me = &instance.config.pod;
+    match crate::pods::instances(&instance.client, &instance.config).await {
+        Ok(instances) if instances.iter().any(|pod| pod != me) => {}
+        _ => return,
+    }
+    match instance.leases.read().await {
+        Ok(Some(holder)) if holder.identity == *me => {
+            match instance.leases.write(&holder, "").await {
+                Ok(_) => tracing::info!("released the Lease"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "could not release the Lease"),
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A physical slot for every other instance of the StatefulSet (made reserving WAL at once,
+/// so an instance cloning or rejoining finds it), and none for instances that are gone.
+pub async fn ensure_slots(instance: &Instance) -> Result<()> {
+    let config = &instance.config;
+    let wanted: Vec<String> = crate::pods::instances(&instance.client, config)
+        .await?
+        .iter()
+        .filter(|pod| **pod != config.pod)
+        .map(|pod| api::names::replication_slot(pod))
+        .collect();
+    let prefix = api::names::replication_slot(&format!("{}-", config.statefulset));
+    let existing = postgres::query_local(
+        config,
+        "SELECT string_agg(slot_name || ':' || active, ',') FROM pg_replication_slots WHERE slot_type = 'physical'",
+    )
+    .await?;
+    let existing: Vec<(String, bool)> = existing
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.split_once(':'))
+        .map(|(name, active)| (name.to_string(), active == "t"))
+        .collect();
+    for slot in &wanted {
+        if !existing.iter().any(|(name, _)| name == slot) {
+            check_slot_name(slot)?;
+            postgres::query_local(
+                config,
+                &format!("SELECT pg_create_physical_replication_slot('{slot}', true)"),
+            )
+            .await?;
+            tracing::info!(%slot, "created a replication slot");
+        }
+    }
+    for (slot, active) in &existing {
+        if slot.starts_with(&prefix) && !wanted.contains(slot) && !active {
+            check_slot_name(slot)?;
+            postgres::query_local(
+                config,
+                &format!("SELECT pg_drop_replication_slot('{slot}')"),
+            )
+            .await?;
+            tracing::info!(%slot, "dropped the replication slot of a removed instance");
+        }
+    }
+    Ok(())
+}
+
+/// Slot names go into SQL literals: only what `replication_slot` makes may pass.
+fn check_slot_name(slot: &str) -> Result<()> {
+    if slot.is_empty()
+        || !slot
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        bail!("refusing slot name {slot:?}");
+    }
+    Ok(())
+}

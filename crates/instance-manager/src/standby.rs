@@ -1,0 +1,113 @@
+//! Running as a standby: stream from the primary (PostgreSQL does that by itself, from the
+//! settings), and take over once the primary's Lease has expired and this is the best
+//! candidate (`election`).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use api::names::{ROLE_PRIMARY, ROLE_REPLICA};
+
+use crate::election;
+use crate::lease::{Observer, Write};
+use crate::postgres::{self, Server};
+use crate::start::Instance;
+
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+pub enum Outcome {
+    Promoted,
+    Stopped,
+}
+
+pub async fn run(
+    instance: &Instance,
+    server: &mut Server,
+    terminate: &mut crate::stop::StopRequests,
+) -> Result<Outcome> {
+    let config = &instance.config;
+    crate::pods::label(&instance.client, config, &config.pod, ROLE_REPLICA).await?;
+    tracing::info!("running as a standby");
+    let mut observer = Observer::default();
+    let mut watch = tokio::time::interval(WATCH_EVERY);
+    loop {
+        tokio::select! {
+            _ = watch.tick() => {
+                match take_over_if_due(instance, &mut observer).await {
+                    Ok(true) => {
+                        promote(instance, server).await?;
+                        return Ok(Outcome::Promoted);
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "watching the Lease"),
+                }
+            }
+            status = server.exited() => {
+                tracing::warn!(%status, "PostgreSQL exited; starting it again");
+                *server = Server::start(&instance.config).await?;
+            }
+            _ = terminate.recv() => {
+                server.stop_fast().await;
+                return Ok(Outcome::Stopped);
+            }
+        }
+    }
+}
+
+/// Reads the Lease; when it has expired and this standby is the best candidate, takes it.
+/// True when this instance now holds it.
+async fn take_over_if_due(instance: &Instance, observer: &mut Observer) -> Result<bool> {
+    let Some(holder) = instance.leases.read().await? else {
+        return Ok(false);
+    };
+    if holder.identity == instance.config.pod {
+        // Taken before a crash, promotion unfinished: finish it.
+        return Ok(true);
+    }
+    if !observer.observe(&holder, Instant::now()) {
+        return Ok(false);
+    }
+    let mine = election::received(instance).await?;
+    let peers = election::peers(instance, &holder.identity).await?;
+    if !election::should_try(&instance.config.pod, mine, &peers) {
+        tracing::info!(holder = %holder.identity, ?mine, ?peers, "the Lease expired; another standby is the better candidate");
+        return Ok(false);
+    }
+    match instance.leases.write(&holder, &instance.config.pod).await? {
+        Write::Done(_) => {
+            tracing::info!(previous = %holder.identity, "took over the expired Lease");
+            // The former primary's Pod leaves the read-write Service before this one joins it.
+            if !holder.identity.is_empty() {
+                crate::pods::label(
+                    &instance.client,
+                    &instance.config,
+                    &holder.identity,
+                    ROLE_REPLICA,
+                )
+                .await?;
+            }
+            Ok(true)
+        }
+        Write::Lost => Ok(false),
+    }
+}
+
+async fn promote(instance: &Instance, server: &Server) -> Result<()> {
+    let started = Instant::now();
+    server.promote().await?;
+    // A checkpoint on the new timeline, which pg_rewind of the former primary reads.
+    if let Err(e) = postgres::query_local(&instance.config, "CHECKPOINT").await {
+        tracing::warn!(error = %e, "checkpoint after promotion failed");
+    }
+    crate::pods::label(
+        &instance.client,
+        &instance.config,
+        &instance.config.pod,
+        ROLE_PRIMARY,
+    )
+    .await?;
+    if let Err(e) = crate::primary::ensure_slots(instance).await {
+        tracing::warn!(error = %format!("{e:#}"), "could not make the replication slots after promotion");
+    }
+    tracing::info!(took = ?started.elapsed(), "promoted to primary");
+    Ok(())
+}

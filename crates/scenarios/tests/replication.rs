@@ -1,0 +1,10 @@
+//! Replication on the three-node cluster (`PGOP_NODES=3`, docs/replication.md): one primary
+//! and streaming standbys spread over the nodes, the Services that follow the roles, and
+//! failover with fencing. Built with `--features three-nodes`; `./justw test` runs it once
+//! the cluster has three nodes.
+
+mod replication {
+    mod cluster;
+    mod failover;
+    mod streaming;
+}

@@ -1,0 +1,155 @@
+//! A replicated Database and the questions the tests ask its instances.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use api::Database;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use scenarios::{POD_START, Scenario, connection_env, database_ready, node_database};
+use testenv::Operator;
+
+pub const NAME: &str = "shop";
+
+/// Starts the database-operator and a Database of `replicas` instances, and waits until it
+/// is Ready with every instance ready.
+pub async fn ready_database(scenario: &mut Scenario, replicas: i32) -> Database {
+    scenario.start(Operator::Database).await;
+    scenario
+        .apply(&node_database(NAME).replicas(replicas).manifest())
+        .await;
+    let databases: Api<Database> = scenario.api();
+    let all_ready = |db: &Database| {
+        database_ready(Some(db))
+            && db.status.as_ref().is_some_and(|s| {
+                s.instances.len() == replicas as usize && s.instances.iter().all(|i| i.ready)
+            })
+    };
+    // Polled rather than watched: a replicated Database takes a while, and the wait must not
+    // hinge on one watch surviving.
+    let deadline = Instant::now() + POD_START * 2;
+    loop {
+        match databases.get(NAME).await {
+            Ok(db) if all_ready(&db) => return db,
+            Ok(_) | Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await
+            }
+            Ok(db) => scenario.fail(anyhow::anyhow!(
+                "Database {NAME} with {replicas} ready instances within {:?}; last status: {:?}",
+                POD_START * 2,
+                db.status
+            )),
+            Err(e) => scenario.fail(e.into()),
+        }
+    }
+}
+
+/// Runs `sql` through psql on `host` (a Service name or a Pod IP) as the Database's owner.
+pub async fn psql_on(scenario: &Scenario, host: &str, sql: &str) -> Result<String> {
+    let mut env = connection_env(&scenario.client(), scenario.ns(), NAME).await?;
+    for (key, value) in env.iter_mut() {
+        if *key == "PGHOST" {
+            *value = host.to_string();
+        }
+        if *key == "PGCONNECT_TIMEOUT" {
+            *value = "3".to_string();
+        }
+    }
+    let output = tokio::process::Command::new("psql")
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-tA", "-c", sql])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .await
+        .context("running psql")?;
+    if !output.status.success() {
+        bail!(
+            "psql on {host}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// The ClusterIP of Service `name`.
+pub async fn service_ip(scenario: &Scenario, name: &str) -> String {
+    let services: Api<k8s_openapi::api::core::v1::Service> = scenario.api();
+    services
+        .get(name)
+        .await
+        .ok()
+        .and_then(|s| s.spec?.cluster_ip)
+        .unwrap_or_else(|| panic!("Service {name} has no ClusterIP"))
+}
+
+/// The Pods of the Database, by name.
+pub async fn pods(scenario: &Scenario) -> Vec<Pod> {
+    let pods: Api<Pod> = scenario.api();
+    let mut list = pods
+        .list(&kube::api::ListParams::default().labels(&format!(
+            "app.kubernetes.io/name=postgresql,{}={NAME}",
+            api::names::LABEL_DATABASE
+        )))
+        .await
+        .unwrap()
+        .items;
+    list.sort_by_key(|p| p.metadata.name.clone());
+    list
+}
+
+pub fn ip_of(pod: &Pod) -> String {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .unwrap_or_else(|| panic!("Pod {:?} has no IP", pod.metadata.name))
+}
+
+pub fn node_of(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default()
+}
+
+pub fn role_of(pod: &Pod) -> Option<String> {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(api::names::LABEL_ROLE).cloned())
+}
+
+/// Asks every instance whether it is in recovery; returns (pod, in recovery) for those that
+/// answered.
+pub async fn recovery_states(scenario: &Scenario) -> Vec<(String, bool)> {
+    let mut states = Vec::new();
+    for pod in pods(scenario).await {
+        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
+            continue;
+        };
+        if let Ok(answer) = psql_on(scenario, &ip, "SELECT pg_is_in_recovery()").await {
+            states.push((pod.metadata.name.clone().unwrap_or_default(), answer == "t"));
+        }
+    }
+    states
+}
+
+/// Retries `check` until it returns `Ok(Some(_))` or `within` passes.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + within;
+    let mut last = String::new();
+    loop {
+        match check().await {
+            Ok(Some(value)) => return value,
+            Ok(None) => {}
+            Err(e) => last = format!("{e:#}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} within {within:?} (last error: {last})"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

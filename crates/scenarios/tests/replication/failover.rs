@@ -1,0 +1,102 @@
+//! Losing the primary: a standby takes over, the read-write Service follows it, and the
+//! former primary comes back as a standby.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::DeleteParams;
+use scenarios::Scenario;
+
+use super::cluster::{self, NAME};
+
+#[tokio::test]
+async fn deleting_the_primary_pod_promotes_a_standby_and_the_former_primary_rejoins() {
+    let mut scenario = Scenario::on_node("repl-failover").await;
+    let db = cluster::ready_database(&mut scenario, 3).await;
+    let old_primary = db.status.unwrap_or_default().current_primary.unwrap();
+    let rw = cluster::service_ip(&scenario, NAME).await;
+    cluster::psql_on(
+        &scenario,
+        &rw,
+        "CREATE TABLE orders (id int); INSERT INTO orders SELECT generate_series(1, 100)",
+    )
+    .await
+    .unwrap();
+
+    let pods: Api<Pod> = scenario.api();
+    let old_ip = cluster::ip_of(&pods.get(&old_primary).await.unwrap());
+    pods.delete(&old_primary, &DeleteParams::default())
+        .await
+        .unwrap();
+    let deleted = Instant::now();
+
+    // The first write the read-write Service acknowledges on another server than the former
+    // primary (which takes writes until its fast shutdown, a moment after the deletion).
+    let server = cluster::eventually(
+        Duration::from_secs(60),
+        "a write through the read-write Service on a new primary",
+        || async {
+            let answer = cluster::psql_on(
+                &scenario,
+                &rw,
+                "INSERT INTO orders VALUES (101); SELECT host(inet_server_addr())",
+            )
+            .await?;
+            let server = answer.lines().last().unwrap_or_default().to_string();
+            if server == old_ip {
+                cluster::psql_on(&scenario, &rw, "DELETE FROM orders WHERE id = 101").await?;
+                return Ok(None);
+            }
+            Ok(Some(server))
+        },
+    )
+    .await;
+    eprintln!(
+        "first write on a new primary after the primary's deletion: {:?} ({server})",
+        deleted.elapsed()
+    );
+
+    // Exactly one instance out of recovery, not the former primary's Pod, and every row is
+    // there (a deleted Pod shuts down cleanly: its standbys have all it committed).
+    let promoted = cluster::eventually(
+        Duration::from_secs(120),
+        "one primary and every instance back",
+        || async {
+            let states = cluster::recovery_states(&scenario).await;
+            let primaries: Vec<&String> =
+                states.iter().filter(|(_, r)| !r).map(|(p, _)| p).collect();
+            Ok((states.len() == 3 && primaries.len() == 1).then(|| primaries[0].clone()))
+        },
+    )
+    .await;
+    assert_ne!(promoted, old_primary, "a standby was promoted");
+    assert_eq!(
+        cluster::psql_on(&scenario, &rw, "SELECT count(*) FROM orders")
+            .await
+            .unwrap(),
+        "101"
+    );
+
+    // The former primary's Pod is back, labelled a replica, streaming from the new primary.
+    let back = cluster::eventually(Duration::from_secs(120), "the former primary streaming again", || async {
+        let pods = cluster::pods(&scenario).await;
+        let Some(pod) = pods.iter().find(|p| p.metadata.name.as_deref() == Some(&old_primary)) else {
+            return Ok(None);
+        };
+        if cluster::role_of(pod).as_deref() != Some("replica") {
+            return Ok(None);
+        }
+        let primary_pod = pods.iter().find(|p| p.metadata.name.as_deref() == Some(&promoted)).unwrap();
+        let streaming = cluster::psql_on(
+            &scenario,
+            &cluster::ip_of(primary_pod),
+            &format!("SELECT count(*) FROM pg_stat_replication WHERE application_name = '{old_primary}' AND state = 'streaming'"),
+        )
+        .await?;
+        Ok((streaming == "1").then_some(()))
+    })
+    .await;
+    let () = back;
+    scenario.finish().await;
+}
