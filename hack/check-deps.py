@@ -23,9 +23,10 @@ from collections import defaultdict
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DEPS_DIR = REPO / "hack" / "deps"
 
-# Scripts that run inside an image, not on this machine: their programs come from the
-# image's own packages (hack/images.sh installs those into the rootfs).
-INSIDE_IMAGES = ("hack/images/",)
+# Code that runs inside an image, not on this machine: its programs come from the image's
+# own packages (hack/images.sh installs those into the rootfs). The instance manager runs in
+# each PostgreSQL Pod, with the programs of the PostgreSQL image.
+INSIDE_IMAGES = ("hack/images/", "crates/instance-manager/")
 
 # Wrappers whose first operand (after their own options) is the program they run.
 WRAPPERS = {"exec", "command", "setsid", "nohup", "nice", "time", "sudo", "xargs", "env",
