@@ -168,6 +168,8 @@ def called_programs(found):
     for folder, files, pattern in CALLS:
         for f in sorted((REPO / folder).rglob(files)):
             rel = f.relative_to(REPO).as_posix()
+            if rel.startswith(INSIDE_IMAGES):
+                continue
             for n, line in enumerate(f.read_text().splitlines(), 1):
                 for m in re.finditer(pattern, line):
                     found[m.group(1)].add(f"{rel}:{n}")
