@@ -167,7 +167,12 @@ mod tests {
             // The same value re-applied after it was answered: nothing new.
             (Some("7"), Some("6"), &plain[..], Some("7")),
             // Answered by a Job the status does not know of yet (the operator stopped).
-            (Some("7"), Some("6"), &[answering.clone(), run("r1", true)][..], None),
+            (
+                Some("7"),
+                Some("6"),
+                &[answering.clone(), run("r1", true)][..],
+                None,
+            ),
             (Some("8"), Some("6"), &[answering][..], Some("8")),
         ];
         for (i, (annotation, answered, jobs, pending)) in rows.into_iter().enumerate() {
