@@ -167,3 +167,42 @@ pub fn kubectl_args(target: &Target, pod: &str, interactive: bool, args: &[Strin
     out.extend(args.iter().cloned());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_exec_carries_the_variable_names_and_never_a_password() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let target = Target {
+            client: kube::Client::try_from(config).unwrap(),
+            namespace: "prod".into(),
+            kubeconfig: Some("/k/config".into()),
+            context: None,
+        };
+        let args = kubectl_args(&target, "shop-0", false, &["-c".into(), "select 1".into()]);
+        assert_eq!(
+            args,
+            [
+                "--kubeconfig=/k/config",
+                "--namespace",
+                "prod",
+                "exec",
+                "-i",
+                "shop-0",
+                "-c",
+                "postgres",
+                "--",
+                "sh",
+                "-c",
+                SCRIPT,
+                "psql",
+                "-c",
+                "select 1"
+            ]
+        );
+        assert!(SCRIPT.contains(r#"PGPASSWORD="$POSTGRES_PASSWORD""#));
+        assert!(kubectl_args(&target, "shop-0", true, &[]).contains(&"-t".to_string()));
+    }
+}

@@ -298,6 +298,17 @@ mod tests {
         }
     }
 
+    /// (spec, last scheduled, in flight, run-now request, database, now, decision)
+    type RunNowRow<'a> = (
+        &'a serde_json::Value,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        DatabaseState,
+        &'a str,
+        Decision,
+    );
+
     #[test]
     fn a_run_now_request_starts_exactly_one_run_when_it_can() {
         use DatabaseState::*;
@@ -308,7 +319,7 @@ mod tests {
         let last = Some("2026-01-02T02:00:00Z");
         // (spec, last scheduled, in flight, run-now request, database, now, decision)
         #[rustfmt::skip]
-        let rows: Vec<(&serde_json::Value, Option<&str>, Option<&str>, Option<&str>, DatabaseState, &str, Decision)> = vec![
+        let rows: Vec<RunNowRow> = vec![
             // Between scheduled times: a run now, and the schedule goes on as before.
             (&daily, last, None, Some("1"), Ready, "2026-01-02T10:00:00Z", answering("20260102T100000Z", "1")),
             // No request (or one already answered, which the caller passes as none): nothing.
