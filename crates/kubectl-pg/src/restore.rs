@@ -149,6 +149,9 @@ fn step(restore: &Restore, seconds: u64) -> Step {
         .map(|c| c.message.clone())
         .unwrap_or_default();
     match restore.phase() {
+        RestorePhase::Pending if message.is_empty() => {
+            Step::Progress(format!("pending, {seconds}s"))
+        }
         RestorePhase::Pending => Step::Progress(format!("pending: {message}, {seconds}s")),
         RestorePhase::Running => Step::Progress(format!(
             "restoring run {}, {seconds}s",

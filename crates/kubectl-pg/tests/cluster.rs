@@ -46,12 +46,13 @@ async fn status_psql_report_and_refusals_for_a_ready_a_waiting_and_a_failed_data
     scenario
         .apply(&node_database("waiting").backup_ref("ghost-once").manifest())
         .await;
-    // Failed: initialised from a Backup of itself, a cycle both operators refuse.
-    scenario
-        .apply(&node_database("broken").backup_ref("broken-once").manifest())
-        .await;
+    // Failed: initialised from a Backup of itself, a cycle both operators refuse. The Backup
+    // first, so the Database never reports it missing.
     scenario
         .apply(&testkit::backup("broken-once", "broken").manifest())
+        .await;
+    scenario
+        .apply(&node_database("broken").backup_ref("broken-once").manifest())
         .await;
 
     let databases: Api<Database> = scenario.api();

@@ -139,6 +139,13 @@ pub fn database(view: &DatabaseView, now: DateTime<Utc>, colour: bool) -> String
     field(&mut out, "Endpoint:", or_dash(view.endpoint.clone()));
     field(&mut out, "Secret:", or_dash(view.secret.clone()));
     field(&mut out, "Image:", view.image.clone());
+    if let Some(backup) = &view.initialised_from {
+        field(
+            &mut out,
+            "From:",
+            format!("Backup {backup} (spec.backupRef)"),
+        );
+    }
     field(&mut out, "Age:", or_dash(view.created.map(|c| age(c, now))));
     if !view.reconciled {
         out += "  The database-operator has not reported on the current spec yet: is it running?\n";

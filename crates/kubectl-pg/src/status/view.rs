@@ -24,6 +24,8 @@ pub struct DatabaseView {
     pub image: String,
     pub endpoint: Option<String>,
     pub secret: Option<String>,
+    /// The Backup the Database is initialised from (`spec.backupRef`).
+    pub initialised_from: Option<String>,
     /// False when the operator has not yet reported on the current spec (or at all).
     pub reconciled: bool,
     pub created: Option<DateTime<Utc>>,
@@ -168,6 +170,7 @@ pub fn database(objects: &Objects, _now: DateTime<Utc>) -> DatabaseView {
         image: db.spec.image.clone(),
         endpoint: status.endpoint.clone(),
         secret: status.secret_name.clone(),
+        initialised_from: db.spec.backup_ref.as_ref().map(|r| r.name.clone()),
         reconciled: status.observed_generation.is_some()
             && status.observed_generation == db.metadata.generation,
         created: db.metadata.creation_timestamp.as_ref().map(|t| to_utc(t.0)),
