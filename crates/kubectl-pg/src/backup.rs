@@ -4,7 +4,6 @@
 //! one run for it and records it in `status.lastRunNow`.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use api::conditions::{DEGRADED, WAITING_FOR_DATABASE};
 use api::{Backup, RUN_NOW_ANNOTATION};
@@ -14,17 +13,14 @@ use serde_json::json;
 
 use crate::cli::Target;
 use crate::failure::{Failure, call};
-use crate::follow::{Follow, Step, follow};
-
-/// How long a request may go untaken before the backup-operator counts as not running.
-const PICKUP: Duration = Duration::from_secs(60);
+use crate::follow::{Follow, Step, Timeouts, follow};
 
 pub async fn run(
     target: &Target,
     name: &str,
     now: bool,
     wait: bool,
-    timeout: Duration,
+    timeouts: Timeouts,
 ) -> Result<ExitCode, Failure> {
     if !now {
         return Err(Failure::new(format!(
@@ -59,7 +55,7 @@ pub async fn run(
     let not_picked_up = format!(
         "the backup-operator has not taken up the request within {}s: is it running? \
          (the request stays and is honoured once it runs)",
-        PICKUP.as_secs()
+        timeouts.pickup.as_secs()
     );
     let started = tokio::time::Instant::now();
     let line = follow(
@@ -67,9 +63,9 @@ pub async fn run(
         name,
         Follow {
             what: format!("the run of Backup {name}"),
-            pickup: PICKUP,
+            pickup: timeouts.pickup,
             not_picked_up: &not_picked_up,
-            timeout,
+            timeout: timeouts.total,
         },
         |b| step(b, &request, started.elapsed().as_secs()),
     )

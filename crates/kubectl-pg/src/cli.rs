@@ -73,6 +73,10 @@ pub enum Command {
         /// How long --wait follows the run, e.g. 10m.
         #[arg(long, value_parser = parse_duration, default_value = "30m")]
         timeout: Duration,
+        /// How long --wait gives the backup-operator to take up the request before it
+        /// counts as not running.
+        #[arg(long, value_parser = parse_duration, default_value = "60s")]
+        operator_timeout: Duration,
     },
     /// Restore a Backup's artifact into a Database and follow it to the end.
     Restore {
@@ -95,6 +99,10 @@ pub enum Command {
         /// How long to follow the Restore, e.g. 10m.
         #[arg(long, value_parser = parse_duration, default_value = "30m")]
         timeout: Duration,
+        /// How long to give the backup-operator to take up the Restore before it counts as
+        /// not running.
+        #[arg(long, value_parser = parse_duration, default_value = "60s")]
+        operator_timeout: Duration,
     },
     /// Switch the primary over to another instance (not available in this version).
     Promote { database: String, instance: String },

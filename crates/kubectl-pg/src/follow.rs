@@ -22,6 +22,13 @@ pub enum Step {
     Done(Result<String, Failure>),
 }
 
+/// How long to wait for the operator to take something up, and for it to end.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub pickup: Duration,
+    pub total: Duration,
+}
+
 pub struct Follow<'a> {
     /// Kind and name, for messages.
     pub what: String,

@@ -62,7 +62,14 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             now,
             wait,
             timeout,
-        } => backup::run(&target, &backup, now, wait, timeout).await,
+            operator_timeout,
+        } => {
+            let timeouts = follow::Timeouts {
+                pickup: operator_timeout,
+                total: timeout,
+            };
+            backup::run(&target, &backup, now, wait, timeouts).await
+        }
         Command::Restore {
             backup,
             to,
@@ -71,6 +78,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             name,
             no_wait,
             timeout,
+            operator_timeout,
         } => {
             restore::run(
                 &target,
@@ -81,7 +89,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     time,
                     name,
                     wait: !no_wait,
-                    timeout,
+                    timeouts: follow::Timeouts {
+                        pickup: operator_timeout,
+                        total: timeout,
+                    },
                 },
             )
             .await

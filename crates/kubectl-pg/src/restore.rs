@@ -3,7 +3,6 @@
 //! so the points a restore can reach are the runs themselves.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use api::conditions::RESTORED;
 use api::{Backup, Database, ObjectReference, Restore, RestorePhase, RestoreSpec};
@@ -12,11 +11,7 @@ use kube::{Api, ResourceExt as _};
 
 use crate::cli::Target;
 use crate::failure::{Failure, call};
-use crate::follow::{Follow, Step, follow};
-
-/// How long a new Restore may stay without status before the backup-operator counts as not
-/// running.
-const PICKUP: Duration = Duration::from_secs(60);
+use crate::follow::{Follow, Step, Timeouts, follow};
 
 pub struct Request {
     pub backup: String,
@@ -25,7 +20,7 @@ pub struct Request {
     pub time: Option<String>,
     pub name: Option<String>,
     pub wait: bool,
-    pub timeout: Duration,
+    pub timeouts: Timeouts,
 }
 
 pub async fn run(target: &Target, request: Request) -> Result<ExitCode, Failure> {
@@ -89,7 +84,7 @@ pub async fn run(target: &Target, request: Request) -> Result<ExitCode, Failure>
     let not_picked_up = format!(
         "the backup-operator has not taken up Restore {name} within {}s: is it running? \
          (the Restore stays and runs once it does)",
-        PICKUP.as_secs()
+        request.timeouts.pickup.as_secs()
     );
     let started = tokio::time::Instant::now();
     let line = follow(
@@ -97,9 +92,9 @@ pub async fn run(target: &Target, request: Request) -> Result<ExitCode, Failure>
         &name,
         Follow {
             what: format!("Restore {name}"),
-            pickup: PICKUP,
+            pickup: request.timeouts.pickup,
             not_picked_up: &not_picked_up,
-            timeout: request.timeout,
+            timeout: request.timeouts.total,
         },
         |r| step(r, started.elapsed().as_secs()),
     )

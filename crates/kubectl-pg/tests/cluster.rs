@@ -405,6 +405,18 @@ async fn backup_now_takes_exactly_one_extra_run_and_restore_brings_the_rows_back
         Some(first_run.as_str())
     );
 
+    // With the backup-operator gone, a request is not taken up, and --wait says so.
+    scenario.operator(testenv::Operator::Backup).kill().unwrap();
+    let stopped = run(&[
+        "backup",
+        "yearly",
+        "--now",
+        "--wait",
+        "--operator-timeout",
+        "3s",
+    ]);
+    golden("backup-now-operator-stopped.txt", &stopped.error(), &ns);
+
     scenario.finish().await;
 }
 
