@@ -125,23 +125,11 @@ async fn related(target: &Target, database: Database, shared: &Shared) -> Result
         .filter(|r| r.spec.database_ref.name == name)
         .cloned()
         .collect();
-    let mut owned: Vec<String> = vec![name.clone()];
-    owned.extend(pods.iter().map(|p| p.name_any()));
-    owned.extend(backups.iter().map(|b| b.name_any()));
-    owned.extend(restores.iter().map(|r| r.name_any()));
-    let prefixes: Vec<String> = backups
-        .iter()
-        .map(|b| format!("{}-", b.name_any()))
-        .chain(restores.iter().map(|r| names::restore_job(&r.name_any())))
-        .chain([format!("{name}-"), format!("data-{name}-")])
-        .collect();
+    let about = About::new(&name, &backups, &restores);
     let mut events: Vec<Event> = shared
         .events
         .iter()
-        .filter(|e| {
-            let involved = e.involved_object.name.as_deref().unwrap_or_default();
-            owned.iter().any(|o| o == involved) || prefixes.iter().any(|p| involved.starts_with(p))
-        })
+        .filter(|e| about.matches(e.involved_object.name.as_deref().unwrap_or_default()))
         .cloned()
         .collect();
     events.sort_by_key(event_time);
@@ -164,4 +152,88 @@ pub fn event_time(event: &Event) -> Option<k8s_openapi::jiff::Timestamp> {
         .or(event.event_time.as_ref().map(|t| t.0))
         .or(event.first_timestamp.as_ref().map(|t| t.0))
         .or(event.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// Which objects' Events are about a Database: itself, its StatefulSet, Pods (`<name>-N`),
+/// Secret, Services and volumes (`data-<name>-N`), the Backups of it and their Jobs and Pods
+/// (`<backup>-...`), the Restores into it and theirs. Exact names and ordinal suffixes, so
+/// a Database `shop` does not collect the Events of a Database `shop-copy`.
+struct About {
+    exact: Vec<String>,
+    ordinal_of: Vec<String>,
+    prefixes: Vec<String>,
+}
+
+impl About {
+    fn new(name: &str, backups: &[Backup], restores: &[Restore]) -> About {
+        let mut exact = vec![
+            name.to_string(),
+            names::credentials_secret(name),
+            names::headless_service(name),
+        ];
+        exact.extend(backups.iter().map(|b| b.name_any()));
+        exact.extend(restores.iter().map(|r| r.name_any()));
+        let prefixes = backups
+            .iter()
+            .map(|b| format!("{}-", b.name_any()))
+            .chain(restores.iter().map(|r| names::restore_job(&r.name_any())))
+            .collect();
+        let statefulset = names::statefulset(name);
+        About {
+            exact,
+            ordinal_of: vec![format!("{statefulset}-"), format!("data-{statefulset}-")],
+            prefixes,
+        }
+    }
+
+    fn matches(&self, involved: &str) -> bool {
+        self.exact.iter().any(|e| e == involved)
+            || self
+                .prefixes
+                .iter()
+                .any(|p| involved.starts_with(p.as_str()))
+            || self.ordinal_of.iter().any(|p| {
+                involved
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_of_a_database_and_not_of_its_namesakes() {
+        let backups = [testkit::backup("shop-nightly", "shop").build()];
+        let restores = [testkit::restore("again", "shop-nightly", "shop").build()];
+        let about = About::new("shop", &backups, &restores);
+        for name in [
+            "shop",
+            "shop-0",
+            "shop-12",
+            "data-shop-0",
+            "shop-credentials",
+            "shop-headless",
+            "shop-nightly",
+            "shop-nightly-20260102t020000z",
+            "shop-nightly-20260102t020000z-x7k2p",
+            "again",
+            "restore-again",
+            "restore-again-x7k2p",
+        ] {
+            assert!(about.matches(name), "{name}");
+        }
+        for name in [
+            "shop-copy",
+            "shop-copy-0",
+            "data-shop-copy-0",
+            "shopping",
+            "shop-",
+            "other",
+        ] {
+            assert!(!about.matches(name), "{name}");
+        }
+    }
 }
