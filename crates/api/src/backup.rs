@@ -12,6 +12,15 @@ use crate::database::ObjectReference;
 /// lists every artifact that exists.
 pub const MAX_HISTORY: usize = 100;
 
+/// Annotation that asks the backup-operator for one run of a Backup now, outside its
+/// schedule: `kubectl annotate backup nightly database.example.com/run-now="$(date +%s)"`
+/// (or `kubectl pg backup nightly --now`). The value is the request's identity: the operator
+/// starts one run for each new value and records it in `status.lastRunNow`, so re-applying a
+/// manifest that carries the same value never starts a second run. A request waits while a run
+/// is in flight, while the Database is not Ready and while the Backup is suspended; a
+/// scheduled run that is due at the same moment answers it (one run, never a burst).
+pub const RUN_NOW_ANNOTATION: &str = "database.example.com/run-now";
+
 /// Logical backups (`pg_dump --format=custom`) of a Database, written whole and verified.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -200,6 +209,18 @@ pub struct BackupRecord {
     pub sha256: String,
 }
 
+/// A `database.example.com/run-now` request the backup-operator honoured.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunNowRecord {
+    /// The annotation's value when the run was started.
+    #[schemars(length(max = 253))]
+    pub request: String,
+    /// The run started for it (see `history` once it has written an artifact).
+    #[schemars(length(max = 64))]
+    pub run_id: String,
+}
+
 /// What the backup-operator observed and concluded.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -232,6 +253,9 @@ pub struct BackupStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub history: Vec<BackupRecord>,
+    /// The last `database.example.com/run-now` request honoured, and the run started for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_now: Option<RunNowRecord>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

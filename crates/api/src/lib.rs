@@ -14,7 +14,7 @@ pub mod restore;
 
 pub use backup::{
     Backup, BackupDestination, BackupPhase, BackupRecord, BackupSpec, BackupStatus, DeletionPolicy,
-    PvcDestination, S3Destination,
+    PvcDestination, RUN_NOW_ANNOTATION, RunNowRecord, S3Destination,
 };
 pub use database::{
     Database, DatabasePhase, DatabaseSpec, DatabaseStatus, InstanceStatus, ObjectReference,

@@ -2,7 +2,7 @@
 //! decides anything.
 
 use api::names;
-use api::{Backup, Database};
+use api::{Backup, Database, RUN_NOW_ANNOTATION, RunNowRecord};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt as _;
@@ -63,6 +63,31 @@ impl Gathered {
     }
 }
 
+/// The `run-now` request a Backup carries and no run has answered yet: neither the status
+/// nor a run's Job (which carries the request it answers, for an operator that stopped between
+/// creating the Job and writing status) records its value.
+pub fn pending_run_now(backup: &Backup, jobs: &[RunJob]) -> Option<String> {
+    let request = backup.annotations().get(RUN_NOW_ANNOTATION)?;
+    let in_status = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.last_run_now.as_ref())
+        .is_some_and(|last| &last.request == request);
+    let in_jobs = answered_by_jobs(jobs).is_some_and(|last| &last.request == request);
+    (!in_status && !in_jobs).then(|| request.clone())
+}
+
+/// The newest run whose Job says which `run-now` request it answers.
+pub fn answered_by_jobs(jobs: &[RunJob]) -> Option<RunNowRecord> {
+    jobs.iter().find_map(|j| {
+        let request = j.job.annotations().get(RUN_NOW_ANNOTATION)?;
+        Some(RunNowRecord {
+            request: request.clone(),
+            run_id: j.run_id.clone(),
+        })
+    })
+}
+
 pub fn gather(ctx: &Context, backup: &Backup) -> Result<Gathered, Error> {
     let namespace = backup.namespace().unwrap_or_default();
     let database = ctx
@@ -114,6 +139,48 @@ mod tests {
                 "status": {"conditions": conditions}
             }))
             .unwrap(),
+        }
+    }
+
+    fn backup(annotation: Option<&str>, answered: Option<&str>) -> Backup {
+        let annotations = annotation.map(|a| json!({RUN_NOW_ANNOTATION: a}));
+        let status = answered.map(|r| json!({"lastRunNow": {"request": r, "runId": "r1"}}));
+        serde_json::from_value(json!({
+            "apiVersion": "database.example.com/v1", "kind": "Backup",
+            "metadata": {"name": "nightly", "namespace": "prod", "annotations": annotations},
+            "spec": {"databaseRef": {"name": "shop"}},
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_run_now_request_is_pending_until_status_or_a_job_answers_it() {
+        let mut answering = run("r2", false);
+        answering.job.metadata.annotations =
+            Some([(RUN_NOW_ANNOTATION.to_string(), "7".to_string())].into());
+        let plain = [run("r1", true)];
+        let rows = [
+            (None, None, &plain[..], None),
+            (Some("7"), None, &plain[..], Some("7")),
+            (Some("7"), Some("7"), &plain[..], None),
+            // The same value re-applied after it was answered: nothing new.
+            (Some("7"), Some("6"), &plain[..], Some("7")),
+            // Answered by a Job the status does not know of yet (the operator stopped).
+            (
+                Some("7"),
+                Some("6"),
+                &[answering.clone(), run("r1", true)][..],
+                None,
+            ),
+            (Some("8"), Some("6"), &[answering][..], Some("8")),
+        ];
+        for (i, (annotation, answered, jobs, pending)) in rows.into_iter().enumerate() {
+            assert_eq!(
+                pending_run_now(&backup(annotation, answered), jobs).as_deref(),
+                pending,
+                "row {i}"
+            );
         }
     }
 

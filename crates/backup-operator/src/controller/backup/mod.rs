@@ -112,8 +112,10 @@ async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
         suspended: backup.spec.suspend,
         last_run,
         history: learnt.as_ref().and_then(|l| l.history.clone()),
+        last_run_now: gather::answered_by_jobs(&gathered.jobs),
         ..Observed::default()
     };
+    let run_now = gather::pending_run_now(backup, &gathered.jobs);
 
     let mut started = None;
     match validated {
@@ -124,6 +126,7 @@ async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
                 schedule: schedule.as_ref(),
                 last_scheduled: observed.last_scheduled,
                 in_flight: observed.active_job.as_deref(),
+                run_now: run_now.as_deref(),
                 database,
                 now,
             });
@@ -131,8 +134,20 @@ async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
                 tracing::info!(backup = %backup.name_any(), %missed, "scheduled run skipped: it passed longer ago than startingDeadlineSeconds");
             }
             observed.next = plan.next;
-            if let Decision::Start { run_id, scheduled } = plan.decision {
-                let job = start_run(ctx, backup, &run_id).await?;
+            if let Decision::Start {
+                run_id,
+                scheduled,
+                request,
+            } = plan.decision
+            {
+                let job = start_run(ctx, backup, &run_id, request.as_deref()).await?;
+                if let Some(request) = request {
+                    tracing::info!(backup = %backup.name_any(), %request, %run_id, "run started on request");
+                    observed.last_run_now = Some(api::RunNowRecord {
+                        request,
+                        run_id: run_id.clone(),
+                    });
+                }
                 observed.active_job = Some(job.clone());
                 observed.last_scheduled = observed.last_scheduled.max(Some(scheduled));
                 started = Some((job, run_id));
@@ -151,7 +166,12 @@ async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
 
 /// Creates what a run needs, then its Job. Both are created only if absent, under
 /// deterministic names, so a repeated decision cannot start a second run.
-async fn start_run(ctx: &Context, backup: &Backup, run_id: &str) -> Result<String, Error> {
+async fn start_run(
+    ctx: &Context,
+    backup: &Backup,
+    run_id: &str,
+    request: Option<&str>,
+) -> Result<String, Error> {
     let namespace = backup.namespace().unwrap_or_default();
     if let Some(pvc) = claim::claim(backup) {
         let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -171,7 +191,11 @@ async fn start_run(ctx: &Context, backup: &Backup, run_id: &str) -> Result<Strin
             return Err(error.into());
         }
     }
-    let job = job::backup_job(backup, run_id, &ctx.jobs);
+    let mut job = job::backup_job(backup, run_id, &ctx.jobs);
+    if let Some(request) = request {
+        job.annotations_mut()
+            .insert(api::RUN_NOW_ANNOTATION.into(), request.into());
+    }
     let name = job.name_any();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
     let created = create_if_absent(&jobs, &job)

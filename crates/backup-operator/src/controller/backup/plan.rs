@@ -74,10 +74,12 @@ pub fn validate(backup: &Backup, database: Option<&Database>) -> Result<Option<S
 /// What to do about runs now.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
-    /// Start the run with this id, scheduled for this time.
+    /// Start the run with this id, scheduled for this time; it answers `request`, the
+    /// pending `run-now` request, if there is one.
     Start {
         run_id: String,
         scheduled: DateTime<Utc>,
+        request: Option<String>,
     },
     /// A run is in flight; at most one ever is.
     InFlight {
@@ -108,6 +110,8 @@ pub struct Inputs<'a> {
     /// The scheduled time of the newest run started, from status or from the Jobs found.
     pub last_scheduled: Option<DateTime<Utc>>,
     pub in_flight: Option<&'a str>,
+    /// The value of a `run-now` annotation no run has answered yet.
+    pub run_now: Option<&'a str>,
     pub database: DatabaseState,
     pub now: DateTime<Utc>,
 }
@@ -120,10 +124,13 @@ pub fn decide(inputs: &Inputs) -> Plan {
         next,
         missed: None,
     };
+    // Any run started answers a pending run-now request: the user asked for a run now, and
+    // one run is what they get, never a scheduled one and a requested one back to back.
     let start = |scheduled: DateTime<Utc>| match inputs.database {
         DatabaseState::Ready => Decision::Start {
             run_id: super::super::time::run_id(scheduled),
             scheduled,
+            request: inputs.run_now.map(str::to_owned),
         },
         _ => Decision::WaitForDatabase,
     };
@@ -137,6 +144,7 @@ pub fn decide(inputs: &Inputs) -> Plan {
     let Some(schedule) = inputs.schedule else {
         let decision = match (inputs.in_flight, inputs.last_scheduled) {
             (Some(job), _) => Decision::InFlight { job: job.into() },
+            (None, Some(_)) if inputs.run_now.is_some() => start(now),
             (None, Some(_)) => Decision::Done,
             // The run's time is when it could start, which names it.
             (None, None) => start(now),
@@ -162,9 +170,17 @@ pub fn decide(inputs: &Inputs) -> Plan {
     match due(schedule, since, now, Some(deadline)) {
         Due::Run { scheduled, next } => plan(start(scheduled), next),
         Due::Missed { scheduled, next } => Plan {
-            decision: Decision::WaitForSchedule,
+            decision: match inputs.run_now {
+                Some(_) => start(now),
+                None => Decision::WaitForSchedule,
+            },
             next,
             missed: Some(scheduled),
+        },
+        Due::Wait { next } if inputs.run_now.is_some() => Plan {
+            decision: start(now),
+            next,
+            missed: None,
         },
         Due::Wait { next } => plan(Decision::WaitForSchedule, next),
     }
@@ -196,6 +212,20 @@ mod tests {
         Decision::Start {
             run_id: run_id.into(),
             scheduled: super::super::super::time::scheduled_time(run_id).unwrap(),
+            request: None,
+        }
+    }
+
+    fn answering(run_id: &str, request: &str) -> Decision {
+        match start(run_id) {
+            Decision::Start {
+                run_id, scheduled, ..
+            } => Decision::Start {
+                run_id,
+                scheduled,
+                request: Some(request.into()),
+            },
+            other => other,
         }
     }
 
@@ -255,6 +285,7 @@ mod tests {
                 schedule: schedule.as_ref(),
                 last_scheduled: last.map(utc),
                 in_flight,
+                run_now: None,
                 database,
                 now: utc(now),
             });
@@ -264,6 +295,65 @@ mod tests {
                 missed: missed.map(utc),
             };
             assert_eq!(plan, want, "row {i}");
+        }
+    }
+
+    /// (spec, last scheduled, in flight, run-now request, database, now, decision)
+    type RunNowRow<'a> = (
+        &'a serde_json::Value,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        DatabaseState,
+        &'a str,
+        Decision,
+    );
+
+    #[test]
+    fn a_run_now_request_starts_exactly_one_run_when_it_can() {
+        use DatabaseState::*;
+        let daily = json!({"schedule": "0 2 * * *"});
+        let suspended = json!({"schedule": "0 2 * * *", "suspend": true});
+        let one_shot = json!({});
+        let next = Some(utc("2026-01-03T02:00:00Z"));
+        let last = Some("2026-01-02T02:00:00Z");
+        // (spec, last scheduled, in flight, run-now request, database, now, decision)
+        #[rustfmt::skip]
+        let rows: Vec<RunNowRow> = vec![
+            // Between scheduled times: a run now, and the schedule goes on as before.
+            (&daily, last, None, Some("1"), Ready, "2026-01-02T10:00:00Z", answering("20260102T100000Z", "1")),
+            // No request (or one already answered, which the caller passes as none): nothing.
+            (&daily, last, None, None, Ready, "2026-01-02T10:00:00Z", Decision::WaitForSchedule),
+            // A run in flight answers nothing; the request waits for it to finish.
+            (&daily, last, Some("nightly-a"), Some("1"), Ready, "2026-01-02T10:00:00Z", Decision::InFlight { job: "nightly-a".into() }),
+            // The Database cannot serve it: wait, like a scheduled run.
+            (&daily, last, None, Some("1"), NotReady, "2026-01-02T10:00:00Z", Decision::WaitForDatabase),
+            // Suspended: no runs at all, requested or not.
+            (&suspended, last, None, Some("1"), Ready, "2026-01-02T10:00:00Z", Decision::Suspended),
+            // A scheduled run due at the same moment answers the request: one run, not two.
+            (&daily, last, None, Some("1"), Ready, "2026-01-03T02:00:00Z", answering("20260103T020000Z", "1")),
+            // A Backup without a schedule that took its one run takes another on request.
+            (&one_shot, last, None, Some("1"), Ready, "2026-01-02T10:00:00Z", answering("20260102T100000Z", "1")),
+            (&one_shot, last, None, None, Ready, "2026-01-02T10:00:00Z", Decision::Done),
+        ];
+        for (i, (spec, last, in_flight, run_now, database, now, decision)) in
+            rows.into_iter().enumerate()
+        {
+            let backup = backup(spec.clone());
+            let schedule = validate(&backup, None).unwrap();
+            let plan = decide(&Inputs {
+                backup: &backup,
+                schedule: schedule.as_ref(),
+                last_scheduled: last.map(utc),
+                in_flight,
+                run_now,
+                database,
+                now: utc(now),
+            });
+            assert_eq!(plan.decision, decision, "row {i}");
+            if backup.spec.schedule.is_some() && !backup.spec.suspend && i != 5 {
+                assert_eq!(plan.next, next, "row {i}: the schedule is unchanged");
+            }
         }
     }
 

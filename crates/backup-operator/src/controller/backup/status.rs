@@ -2,7 +2,7 @@
 //! with the previous status so condition transition times move only on a flip.
 
 use api::conditions::{self, BACKUP_READY, DEGRADED, PROGRESSING, WAITING_FOR_DATABASE};
-use api::{Backup, BackupPhase, BackupRecord, BackupStatus};
+use api::{Backup, BackupPhase, BackupRecord, BackupStatus, RunNowRecord};
 use chrono::{DateTime, Utc};
 
 use super::outcome::LastRun;
@@ -28,6 +28,9 @@ pub struct Observed {
     pub last_run: Option<LastRun>,
     /// The artifacts that exist, newest first; `None` keeps the previous history.
     pub history: Option<Vec<BackupRecord>>,
+    /// The newest `run-now` request a run answers, started now or found on a Job; `None`
+    /// keeps the previous record.
+    pub last_run_now: Option<RunNowRecord>,
 }
 
 pub fn build(backup: &Backup, observed: &Observed, now: DateTime<Utc>) -> BackupStatus {
@@ -163,8 +166,21 @@ pub fn build(backup: &Backup, observed: &Observed, now: DateTime<Utc>) -> Backup
         sha256: newest.map(|r| r.sha256.clone()),
         active_job: observed.active_job.clone(),
         history,
+        last_run_now: newest_run_now(observed.last_run_now.clone(), old.last_run_now),
         observed_generation: generation,
         conditions: conds,
+    }
+}
+
+/// The record of the newer run: a Job found may be older than the status's record once that
+/// run's own Job has expired.
+fn newest_run_now(
+    observed: Option<RunNowRecord>,
+    old: Option<RunNowRecord>,
+) -> Option<RunNowRecord> {
+    match (observed, old) {
+        (Some(observed), Some(old)) if old.run_id > observed.run_id => Some(old),
+        (observed, old) => observed.or(old),
     }
 }
 
