@@ -45,8 +45,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     // `promote` needs no cluster: say so even where the kubeconfig is broken.
     if let Command::Promote { database, instance } = &cli.command {
         return Err(Failure::new(format!(
-            "cannot promote {instance} of Database {database}: switchover is not available in this version \
-             (each instance is an independent server until replication lands)"
+            "cannot promote {instance} of Database {database}: a planned switchover is not available in this version \
+             (deleting the primary's Pod makes the most advanced standby take over: docs/replication.md)"
         )));
     }
     let target = cli::connect(&cli.global).await?;

@@ -49,14 +49,26 @@ pub async fn run(
         .get(database)
         .await
         .map_err(call("get", "Database", Some(database), ns))?;
-    if replica {
-        return Err(Failure::new(format!(
-            "Database {database} has no replicas: replication is not available in this version \
-             (each instance is an independent server); leave out --replica"
-        )));
-    }
-    // The client Service sends clients to the first Pod; that is the one to talk to.
-    let pod_name = format!("{}-0", api::names::statefulset(database));
+    let status = db.status.clone().unwrap_or_default();
+    // The primary, as the Database reports it; with --replica, a ready standby.
+    let pod_name = if replica {
+        status
+            .instances
+            .iter()
+            .find(|i| i.ready && i.role.as_deref() == Some(api::names::ROLE_REPLICA))
+            .map(|i| i.name.clone())
+            .ok_or_else(|| {
+                Failure::new(format!(
+                    "Database {database} has no ready replica (replicas: {}): see `kubectl pg status {database}`",
+                    db.spec.replicas
+                ))
+            })?
+    } else {
+        status
+            .current_primary
+            .clone()
+            .unwrap_or_else(|| format!("{}-0", api::names::statefulset(database)))
+    };
     let pods: Api<Pod> = Api::namespaced(target.client.clone(), ns);
     let pod = pods
         .get_opt(&pod_name)

@@ -183,11 +183,10 @@ pub fn database(objects: &Objects, _now: DateTime<Utc>) -> DatabaseView {
     }
 }
 
-/// The role of an instance. The Database status has no roles yet: every Pod is an
-/// independent server. A Database of one instance has one server taking writes, which is its
-/// primary by any definition; with more, no role can be stated, and none is made up.
-fn role(db: &Database, _pod: &Pod) -> Option<String> {
-    (db.spec.replicas == 1).then(|| "primary".to_string())
+/// The role of an instance, as its instance manager labelled its Pod (`primary` or
+/// `replica`); none while it starts.
+fn role(_db: &Database, pod: &Pod) -> Option<String> {
+    pod.labels().get(api::names::LABEL_ROLE).cloned()
 }
 
 fn instance(db: &Database, pod: &Pod) -> Instance {
@@ -332,15 +331,19 @@ mod tests {
     }
 
     #[test]
-    fn a_single_instance_is_the_primary_and_more_have_no_stated_role() {
+    fn an_instance_has_the_role_its_manager_labelled_it_with() {
         let now = Utc::now();
-        let one = database(&objects(1, vec![], vec![]), now);
-        assert_eq!(one.instances[0].role.as_deref(), Some("primary"));
-        assert_eq!(one.instances[0].state, "ImagePullBackOff");
-        assert_eq!(one.instances[0].restarts, 2);
-        assert!(!one.instances[0].ready);
-        let three = database(&objects(3, vec![], vec![]), now);
-        assert_eq!(three.instances[0].role, None);
+        let starting = database(&objects(1, vec![], vec![]), now);
+        assert_eq!(starting.instances[0].role, None, "no label yet");
+        assert_eq!(starting.instances[0].state, "ImagePullBackOff");
+        assert_eq!(starting.instances[0].restarts, 2);
+        assert!(!starting.instances[0].ready);
+        let mut labelled = objects(3, vec![], vec![]);
+        labelled.pods[0]
+            .labels_mut()
+            .insert(api::names::LABEL_ROLE.into(), "replica".into());
+        let three = database(&labelled, now);
+        assert_eq!(three.instances[0].role.as_deref(), Some("replica"));
     }
 
     #[test]
