@@ -13,6 +13,8 @@ use crate::start::Instance;
 
 /// How often the slots are brought in line with the StatefulSet's instances.
 const SLOTS_EVERY: Duration = Duration::from_secs(10);
+/// How long a clean stop tries to give the Lease up.
+const RELEASE_WITHIN: Duration = Duration::from_secs(3);
 
 /// What the renewal task tells the fencing check.
 struct Leadership {
@@ -39,8 +41,10 @@ pub async fn run(
     ));
     crate::pods::label(&instance.client, config, &config.pod, ROLE_PRIMARY).await?;
     tracing::info!("running as the primary");
+    // Everything that talks to the API server or PostgreSQL runs beside this loop, never in
+    // it: the fencing check must not wait behind a request to an unreachable server.
+    let keeping_slots = tokio::spawn(keep_slots(instance.clone()));
     let mut fence_check = tokio::time::interval(FENCE_CHECK_EVERY);
-    let mut slots = tokio::time::interval(SLOTS_EVERY);
     let outcome = loop {
         tokio::select! {
             _ = fence_check.tick() => {
@@ -57,11 +61,6 @@ pub async fn run(
                     }));
                 }
             }
-            _ = slots.tick() => {
-                if let Err(e) = ensure_slots(instance).await {
-                    tracing::warn!(error = %format!("{e:#}"), "could not bring the replication slots in line");
-                }
-            }
             // A crashed server restarts in place (crash recovery), still holding the Lease:
             // faster than any failover, and nothing acknowledged is lost.
             status = server.exited() => {
@@ -71,13 +70,26 @@ pub async fn run(
             _ = terminate.recv() => {
                 server.stop_fast().await;
                 renewing.abort();
-                release(instance).await;
+                // Best effort: cut off from the API server, the Lease simply expires.
+                let _ = tokio::time::timeout(RELEASE_WITHIN, release(instance)).await;
                 break Ok(());
             }
         }
     };
     renewing.abort();
+    keeping_slots.abort();
     outcome
+}
+
+/// Brings the slots in line every [`SLOTS_EVERY`].
+async fn keep_slots(instance: Instance) {
+    let mut tick = tokio::time::interval(SLOTS_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = ensure_slots(&instance).await {
+            tracing::warn!(error = %format!("{e:#}"), "could not bring the replication slots in line");
+        }
+    }
 }
 
 /// Renews the Lease every [`RENEW_EVERY`], recording when each successful renewal was sent.

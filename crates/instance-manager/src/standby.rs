@@ -13,6 +13,7 @@ use crate::postgres::{self, Server};
 use crate::start::Instance;
 
 const WATCH_EVERY: Duration = Duration::from_secs(1);
+const WATCH_WITHIN: Duration = Duration::from_secs(5);
 
 pub enum Outcome {
     Promoted,
@@ -32,13 +33,17 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = watch.tick() => {
-                match take_over_if_due(instance, &mut observer).await {
-                    Ok(true) => {
+                // Bounded, so a stop request or a crashed server is not left waiting behind
+                // an unreachable API server. Cut short after taking the Lease, the next tick
+                // finds this instance the holder and promotes.
+                match tokio::time::timeout(WATCH_WITHIN, take_over_if_due(instance, &mut observer)).await {
+                    Ok(Ok(true)) => {
                         promote(instance, server).await?;
                         return Ok(Outcome::Promoted);
                     }
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "watching the Lease"),
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "watching the Lease"),
+                    Err(_) => tracing::warn!("watching the Lease timed out"),
                 }
             }
             status = server.exited() => {

@@ -16,6 +16,7 @@ const WAIT_POLL: Duration = Duration::from_secs(1);
 /// A minute of attempts at cloning before the container restarts and decides again.
 const CLONE_ATTEMPTS: u32 = 30;
 
+#[derive(Clone)]
 pub struct Instance {
     pub client: kube::Client,
     pub config: Config,
@@ -113,12 +114,23 @@ pub fn plan(
 pub async fn prepare(instance: &Instance) -> Result<Role> {
     let config = &instance.config;
     postgres::write_files(config)?;
+    keep_hint_bits_logged(&config.pgdata)?;
     let first = config.ordinal() == Some(0);
     let mut observer = Observer::default();
     let mut released = Observer::default();
     loop {
         let data = Data::of(&config.pgdata);
-        let lease = instance.leases.read().await?;
+        // Cut off from the API server (a partitioned node), nothing can be decided: read again
+        // rather than exit, so the instance rejoins as soon as the partition heals instead of
+        // after a crash-loop back-off.
+        let lease = match instance.leases.read().await {
+            Ok(lease) => lease,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot read the Lease; trying again");
+                tokio::time::sleep(WAIT_POLL).await;
+                continue;
+            }
+        };
         let now = Instant::now();
         let expired = lease.as_ref().is_some_and(|h| observer.observe(h, now));
         let released_long = lease.as_ref().is_some_and(|h| {
@@ -233,6 +245,30 @@ async fn rejoin(config: &Config) -> Result<()> {
         "pg_rewind failed; cloning the primary instead"
     );
     clone(config).await
+}
+
+/// `wal_log_hints = on` in the data directory's own settings, not only on the command line:
+/// `pg_rewind` first finishes crash recovery of a former primary in single-user mode, with
+/// only the settings the data directory has, and refuses to rewind data written without it.
+/// (New clusters also get data checksums, which serve pg_rewind as well.)
+fn keep_hint_bits_logged(pgdata: &Path) -> Result<()> {
+    if !pgdata.join("PG_VERSION").exists() {
+        return Ok(());
+    }
+    let file = pgdata.join("postgresql.auto.conf");
+    let current = std::fs::read_to_string(&file).unwrap_or_default();
+    if current
+        .lines()
+        .any(|l| l.trim_start().starts_with("wal_log_hints"))
+    {
+        return Ok(());
+    }
+    let mut updated = current;
+    if !updated.is_empty() && !updated.ends_with('\n') {
+        updated.push('\n');
+    }
+    updated.push_str("wal_log_hints = 'on'\n");
+    std::fs::write(&file, updated).with_context(|| format!("writing {}", file.display()))
 }
 
 /// Empties the data directory (not the directory itself: it may be a mount point's child

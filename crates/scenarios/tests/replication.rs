@@ -6,5 +6,6 @@
 mod replication {
     mod cluster;
     mod failover;
+    mod fencing;
     mod streaming;
 }

@@ -363,6 +363,8 @@ fn postgres_container(db: &Database, slot_wal: String) -> Container {
             value("PGOP_WORK_DIR", CONTROLLER_DIR.to_string()),
             value("PGOP_SOCKET_DIR", SOCKET_DIR.to_string()),
             value("PGOP_MAX_SLOT_WAL_KEEP_SIZE", slot_wal),
+            // Checksums catch corruption, and let pg_rewind bring a former primary back.
+            value("POSTGRES_INITDB_ARGS", "--data-checksums".to_string()),
         ]),
         resources: db.spec.resources.clone(),
         readiness_probe: Some(credentials::login_probe(db)),

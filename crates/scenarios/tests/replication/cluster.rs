@@ -11,6 +11,10 @@ use testenv::Operator;
 
 pub const NAME: &str = "shop";
 
+/// One test at a time: the fencing test cuts a node off, which no other test's instances may
+/// run on meanwhile.
+pub static NODES_IN_USE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Starts the database-operator and a Database of `replicas` instances, and waits until it
 /// is Ready with every instance ready.
 pub async fn ready_database(scenario: &mut Scenario, replicas: i32) -> Database {
@@ -64,6 +68,43 @@ pub async fn psql_on(scenario: &Scenario, host: &str, sql: &str) -> Result<Strin
     if !output.status.success() {
         bail!(
             "psql on {host}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// Runs `sql` on `ip` from inside `node`'s own network namespace on this machine: what the
+/// node's own clients see, whatever cuts it off from the others.
+pub async fn psql_inside_node(
+    scenario: &Scenario,
+    node: &str,
+    ip: &str,
+    sql: &str,
+) -> Result<String> {
+    let env = connection_env(&scenario.client(), scenario.ns(), NAME).await?;
+    let netns = scenario.cluster().node_netns(node);
+    let output = tokio::process::Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args([
+            "--",
+            "psql",
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-tA",
+            "-c",
+            sql,
+        ])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("PGHOST", ip)
+        .env("PGCONNECT_TIMEOUT", "2")
+        .output()
+        .await
+        .context("running nsenter psql")?;
+    if !output.status.success() {
+        bail!(
+            "psql on {ip} inside {node}: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }

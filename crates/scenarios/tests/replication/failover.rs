@@ -12,6 +12,7 @@ use super::cluster::{self, NAME};
 
 #[tokio::test]
 async fn deleting_the_primary_pod_promotes_a_standby_and_the_former_primary_rejoins() {
+    let _nodes = cluster::NODES_IN_USE.lock().await;
     let mut scenario = Scenario::on_node("repl-failover").await;
     let db = cluster::ready_database(&mut scenario, 3).await;
     let old_primary = db.status.unwrap_or_default().current_primary.unwrap();

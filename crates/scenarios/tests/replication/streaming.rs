@@ -13,6 +13,7 @@ use super::cluster::{self, NAME};
 
 #[tokio::test]
 async fn three_replicas_are_a_primary_and_two_streaming_standbys_behind_role_services() {
+    let _nodes = cluster::NODES_IN_USE.lock().await;
     let mut scenario = Scenario::on_node("repl-streaming").await;
     let db = cluster::ready_database(&mut scenario, 3).await;
     let status = db.status.clone().unwrap_or_default();

@@ -82,6 +82,7 @@ fn statefulset_table() {
                 {"name": "PGOP_SOCKET_DIR", "value": "/var/run/postgresql"},
                 // Half the 1Gi volume.
                 {"name": "PGOP_MAX_SLOT_WAL_KEEP_SIZE", "value": "512MB"},
+                {"name": "POSTGRES_INITDB_ARGS", "value": "--data-checksums"},
             ]),
         ),
         // The instance manager runs PostgreSQL, from the operator's image.
