@@ -13,6 +13,9 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 /// Database/Backup: something is wrong that needs attention; the reason says what.
 pub const DEGRADED: &str = "Degraded";
+/// Database: every standby streams from the primary and is not far behind; when not, the
+/// reason and message say which standby and why.
+pub const REPLICATION_HEALTHY: &str = "ReplicationHealthy";
 /// Database: provisioning waits for the Backup named in `spec.backupRef`.
 pub const WAITING_FOR_BACKUP: &str = "WaitingForBackup";
 /// Backup: a verified artifact exists that a restore can use.

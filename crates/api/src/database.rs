@@ -197,6 +197,31 @@ pub struct InstanceStatus {
     pub role: Option<String>,
     /// Whether the Pod passes its readiness probe (clients holding the Secret get in).
     pub ready: bool,
+    /// The PostgreSQL timeline the instance is on (it grows with each promotion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<i64>,
+    /// For a standby: how many bytes of WAL it has not replayed yet, as its primary reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_bytes: Option<i64>,
+}
+
+/// What the primary's instance manager reports about its standbys
+/// ([`crate::names::ANNOTATION_REPLICATION`] on its Pod).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationReport {
+    pub timeline: i64,
+    /// By standby Pod name (its `application_name`).
+    pub standbys: std::collections::BTreeMap<String, StandbyReport>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StandbyReport {
+    /// `pg_stat_replication.state`: `streaming` once it has caught up.
+    pub state: String,
+    /// WAL the primary has written and the standby not replayed yet.
+    pub lag_bytes: i64,
 }
 
 impl Database {

@@ -18,7 +18,7 @@ pub use backup::{
 };
 pub use database::{
     Database, DatabasePhase, DatabaseSpec, DatabaseStatus, InstanceStatus, ObjectReference,
-    StorageSpec,
+    ReplicationReport, StandbyReport, StorageSpec,
 };
 pub use restore::{Restore, RestorePhase, RestoreSpec, RestoreStatus};
 /// Lives in its own kube-free crate, which the backup data path uses too.

@@ -32,6 +32,17 @@ pub const LABEL_RUN_ID: &str = "database.example.com/run-id";
 pub const LABEL_ROLE: &str = "database.example.com/role";
 pub const ROLE_PRIMARY: &str = "primary";
 pub const ROLE_REPLICA: &str = "replica";
+/// Annotation each instance's manager keeps on its Pod: the timeline its server is on.
+pub const ANNOTATION_TIMELINE: &str = "database.example.com/timeline";
+/// Annotation the primary's manager keeps on its Pod: a [`crate::ReplicationReport`] of its
+/// standbys, as JSON. Absent on standbys.
+pub const ANNOTATION_REPLICATION: &str = "database.example.com/replication";
+/// Annotations of a Database asking for a switchover, a planned move of the primary that
+/// loses nothing committed: from the primary named in `switchover-from` to the standby named
+/// in `switchover-to`. Only that primary acts on it, so a request left in place never moves
+/// a later primary. Done when `status.currentPrimary` names the target.
+pub const ANNOTATION_SWITCHOVER_FROM: &str = "database.example.com/switchover-from";
+pub const ANNOTATION_SWITCHOVER_TO: &str = "database.example.com/switchover-to";
 /// Standard label naming the operator that manages an object.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod pods;
 pub mod quantity;
 pub mod reconcile;
+pub mod replication;
 pub mod status;
 pub mod validate;
 pub mod volumes;

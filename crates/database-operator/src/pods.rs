@@ -28,18 +28,28 @@ pub struct PodFailure {
     pub message: String,
 }
 
-/// The instances, ordered by Pod name, with the role their managers labelled them with.
-pub fn instances(pods: &[Pod]) -> Vec<api::InstanceStatus> {
+/// The instances, ordered by Pod name, with the role their managers labelled them with, the
+/// timeline they report and, for standbys, their lag as the primary reports it; and that
+/// report.
+pub fn instances(pods: &[Pod]) -> (Vec<api::InstanceStatus>, Option<api::ReplicationReport>) {
     let mut instances: Vec<api::InstanceStatus> = pods
         .iter()
         .map(|pod| api::InstanceStatus {
             name: pod.name_any(),
             role: pod.labels().get(api::names::LABEL_ROLE).cloned(),
             ready: is_ready(pod),
+            timeline: crate::replication::timeline(pod),
+            lag_bytes: None,
         })
         .collect();
     instances.sort_by(|a, b| a.name.cmp(&b.name));
-    instances
+    let report = primary(&instances).and_then(|name| {
+        pods.iter()
+            .find(|p| p.name_any() == name)
+            .and_then(crate::replication::report)
+    });
+    crate::replication::add_lag(&mut instances, report.as_ref());
+    (instances, report)
 }
 
 /// The instance labelled primary; with two so labelled for a moment (a failover relabels the

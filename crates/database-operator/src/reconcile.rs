@@ -70,7 +70,7 @@ pub async fn reconcile(guard: &DeserializeGuard<Database>, ctx: &Context) -> Res
     } else {
         (Provisioned::untouched(&gathered), None)
     };
-    let observed = observe(gate, &gathered, &provisioned, apply_error.as_ref());
+    let observed = observe(db, gate, &gathered, &provisioned, apply_error.as_ref());
 
     let status = status::compute_status(db, &observed, Timestamp::now());
     // The status this operator last wrote, when the cache does not show it yet.
@@ -254,6 +254,7 @@ fn refused_before(db: &Database) -> Option<String> {
 
 /// What the status is computed from.
 fn observe(
+    db: &Database,
     gate: validate::BackupGate,
     g: &Gathered,
     p: &Provisioned,
@@ -268,8 +269,9 @@ fn observe(
         },
         None => Provisioning::Applied,
     };
-    let instances = pods::instances(&g.pods);
+    let (instances, report) = pods::instances(&g.pods);
     let primary = pods::primary(&instances);
+    let replication = crate::replication::health(db.spec.replicas, &instances, report.as_ref());
     Observed {
         gate,
         provisioning,
@@ -281,6 +283,7 @@ fn observe(
             .is_some_and(|p| endpoint_slices::routes_to(&g.client_slices, p)),
         primary,
         instances,
+        replication,
         // Right after a spec change the Pods still run the old template; their failures
         // (say, the bad image that was just replaced) no longer apply.
         pod_failure: (!p.statefulset_changed)

@@ -30,6 +30,8 @@ pub struct Observed {
     /// The Pod labelled primary, if any.
     pub primary: Option<String>,
     pub instances: Vec<api::InstanceStatus>,
+    /// The ReplicationHealthy condition: status, reason, message.
+    pub replication: (bool, &'static str, String),
     pub pod_failure: Option<PodFailure>,
     /// Why a Pod waits for a node or volume, while that may still resolve by itself.
     pub pod_note: Option<String>,
@@ -351,6 +353,11 @@ pub fn compute_status(db: &Database, observed: &Observed, now: Timestamp) -> Dat
         );
     };
     put(conditions::READY, outcome.ready);
+    let (healthy, reason, message) = observed.replication.clone();
+    put(
+        conditions::REPLICATION_HEALTHY,
+        verdict(healthy, reason, message),
+    );
     put(conditions::PROGRESSING, outcome.progressing);
     put(conditions::DEGRADED, outcome.degraded);
     if let Some(backup) = &db.spec.backup_ref {

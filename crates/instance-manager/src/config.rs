@@ -10,6 +10,8 @@ pub struct Config {
     /// This Pod's name: the instance's identity in the Lease and in slot names.
     pub pod: String,
     pub namespace: String,
+    /// The Database this instance belongs to (a switchover is asked for on it).
+    pub database: String,
     /// The StatefulSet (its replicas are the instances) and its headless Service (their DNS).
     pub statefulset: String,
     pub headless_service: String,
@@ -35,6 +37,7 @@ impl Config {
         Ok(Config {
             pod: var("POD_NAME")?,
             namespace: var("POD_NAMESPACE")?,
+            database: var("PGOP_DATABASE")?,
             statefulset: var("PGOP_STATEFULSET")?,
             headless_service: var("PGOP_HEADLESS_SERVICE")?,
             primary_service: var("PGOP_PRIMARY_SERVICE")?,

@@ -26,9 +26,11 @@ pub mod lease;
 mod pods;
 mod postgres;
 mod primary;
+mod report;
 mod standby;
 mod start;
 mod stop;
+mod switchover;
 
 pub use config::Config;
 pub use install::install;

@@ -44,6 +44,9 @@ pub async fn run(
     // Everything that talks to the API server or PostgreSQL runs beside this loop, never in
     // it: the fencing check must not wait behind a request to an unreachable server.
     let keeping_slots = tokio::spawn(keep_slots(instance.clone()));
+    let reporting = tokio::spawn(crate::report::keep_reporting(instance.clone(), true));
+    let (switch_to, mut switch_requests) = tokio::sync::mpsc::channel(1);
+    let watching = tokio::spawn(watch_switchover(instance.clone(), switch_to));
     let mut fence_check = tokio::time::interval(FENCE_CHECK_EVERY);
     let outcome = loop {
         tokio::select! {
@@ -67,6 +70,18 @@ pub async fn run(
                 tracing::warn!(%status, "PostgreSQL exited; starting it again");
                 *server = Server::start(config).await?;
             }
+            Some(target) = switch_requests.recv() => {
+                tracing::info!(%target, "switching over: shutting down, then handing the Lease over");
+                server.stop_fast().await;
+                renewing.abort();
+                match crate::switchover::hand_over(instance, &target).await {
+                    Ok(true) => tracing::info!(%target, "handed the Lease over; starting again as a standby"),
+                    Ok(false) => tracing::warn!(%target, "switchover abandoned; leading again after a restart"),
+                    Err(e) => tracing::warn!(%target, error = %format!("{e:#}"), "switchover failed; leading again after a restart"),
+                }
+                // The container starts again and takes the role the Lease now gives it.
+                break Ok(());
+            }
             _ = terminate.recv() => {
                 server.stop_fast().await;
                 renewing.abort();
@@ -78,7 +93,25 @@ pub async fn run(
     };
     renewing.abort();
     keeping_slots.abort();
+    reporting.abort();
+    watching.abort();
     outcome
+}
+
+/// Reads the Database every second for a switchover request; sends the target once.
+async fn watch_switchover(instance: Instance, requests: tokio::sync::mpsc::Sender<String>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        match crate::switchover::requested(&instance).await {
+            Ok(Some(target)) => {
+                let _ = requests.send(target).await;
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %format!("{e:#}"), "reading the switchover request"),
+        }
+    }
 }
 
 /// Brings the slots in line every [`SLOTS_EVERY`].

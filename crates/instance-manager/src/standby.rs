@@ -28,6 +28,17 @@ pub async fn run(
     let config = &instance.config;
     crate::pods::label(&instance.client, config, &config.pod, ROLE_REPLICA).await?;
     tracing::info!("running as a standby");
+    let reporting = tokio::spawn(crate::report::keep_reporting(instance.clone(), false));
+    let outcome = watch_lease(instance, server, terminate).await;
+    reporting.abort();
+    outcome
+}
+
+async fn watch_lease(
+    instance: &Instance,
+    server: &mut Server,
+    terminate: &mut crate::stop::StopRequests,
+) -> Result<Outcome> {
     let mut observer = Observer::default();
     let mut watch = tokio::time::interval(WATCH_EVERY);
     loop {

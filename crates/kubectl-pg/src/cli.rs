@@ -104,8 +104,15 @@ pub enum Command {
         #[arg(long, value_parser = parse_duration, default_value = "60s")]
         operator_timeout: Duration,
     },
-    /// Switch the primary over to another instance (not available in this version).
-    Promote { database: String, instance: String },
+    /// Switch the primary over to a ready standby (a planned move that loses nothing
+    /// committed), and wait until the Database reports it.
+    Promote {
+        database: String,
+        instance: String,
+        /// How long to wait for the switchover.
+        #[arg(long, value_parser = parse_duration, default_value = "60s")]
+        timeout: Duration,
+    },
     /// Write a support bundle about a Database, Secret values redacted, as one .tar.gz.
     Report {
         database: String,

@@ -9,6 +9,7 @@ mod backup;
 mod cli;
 mod failure;
 mod follow;
+mod promote;
 mod psql;
 mod report;
 mod restore;
@@ -42,13 +43,6 @@ fn fail(failure: Failure) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, Failure> {
-    // `promote` needs no cluster: say so even where the kubeconfig is broken.
-    if let Command::Promote { database, instance } = &cli.command {
-        return Err(Failure::new(format!(
-            "cannot promote {instance} of Database {database}: a planned switchover is not available in this version \
-             (deleting the primary's Pod makes the most advanced standby take over: docs/replication.md)"
-        )));
-    }
     let target = cli::connect(&cli.global).await?;
     match cli.command {
         Command::Status { database, output } => status::run(&target, database, output).await,
@@ -98,6 +92,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             .await
         }
         Command::Report { database, output } => report::run(&target, &database, output).await,
-        Command::Promote { .. } => unreachable!("handled above"),
+        Command::Promote {
+            database,
+            instance,
+            timeout,
+        } => promote::run(&target, &database, &instance, timeout).await,
     }
 }

@@ -7,5 +7,7 @@ mod replication {
     mod cluster;
     mod failover;
     mod fencing;
+    mod process_killed;
     mod streaming;
+    mod switchover;
 }

@@ -5,7 +5,8 @@
 //!   limited to a name);
 //! - the Pods `<db>-0` .. `<db>-(replicas-1)`: read them and set their role label (a new
 //!   primary relabels the former one);
-//! - the StatefulSet `<db>`: read how many instances there are (replication slots, peers).
+//! - the StatefulSet `<db>`: read how many instances there are (replication slots, peers);
+//! - the Database `<db>`: read a switchover request (an annotation).
 
 use api::{Database, names};
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -48,6 +49,12 @@ pub fn role(db: &Database) -> Role {
                 "apps",
                 "statefulsets",
                 vec![names::statefulset(&name)],
+                &["get"],
+            ),
+            rule(
+                "database.example.com",
+                "databases",
+                vec![name.clone()],
                 &["get"],
             ),
         ]),
@@ -108,6 +115,7 @@ mod tests {
                     owned(&["get", "patch"])
                 ),
                 ("statefulsets".into(), owned(&["shop"]), owned(&["get"])),
+                ("databases".into(), owned(&["shop"]), owned(&["get"])),
             ]
         );
         let binding = role_binding(&db);

@@ -356,6 +356,7 @@ fn postgres_container(db: &Database, slot_wal: String) -> Container {
             credentials::password_file_env(),
             field("POD_NAME", "metadata.name"),
             field("POD_NAMESPACE", "metadata.namespace"),
+            value("PGOP_DATABASE", name.clone()),
             value("PGOP_STATEFULSET", names::statefulset(&name)),
             value("PGOP_HEADLESS_SERVICE", names::headless_service(&name)),
             value("PGOP_PRIMARY_SERVICE", names::client_service(&name)),

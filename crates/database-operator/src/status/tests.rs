@@ -28,7 +28,13 @@ fn healthy() -> Observed {
             name: "shop-0".to_string(),
             role: Some("primary".to_string()),
             ready: true,
+            ..api::InstanceStatus::default()
         }],
+        replication: (
+            true,
+            "SingleInstance",
+            "one instance, no standbys".to_string(),
+        ),
         pod_failure: None,
         pod_note: None,
         restore: InitialRestore::Missing,
@@ -572,7 +578,8 @@ fn waiting_for_backup_goes_away_with_the_backup_ref() {
     db.spec.backup_ref = None;
     let status = compute_status(&db, &healthy(), at(1));
     assert!(condition(&status, WAITING_FOR_BACKUP).is_none());
-    assert_eq!(status.conditions.len(), 3);
+    // Ready, Progressing, Degraded and ReplicationHealthy.
+    assert_eq!(status.conditions.len(), 4);
 }
 
 #[test]

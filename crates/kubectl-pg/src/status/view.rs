@@ -59,7 +59,7 @@ pub struct Instance {
     pub state: String,
     pub node: Option<String>,
     pub restarts: i32,
-    /// Replication lag in bytes; `None` until the operators manage replication.
+    /// Replication lag in bytes of a standby, as the Database reports it.
     pub lag_bytes: Option<i64>,
 }
 
@@ -213,7 +213,11 @@ fn instance(db: &Database, pod: &Pod) -> Instance {
         state,
         node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
         restarts: containers.iter().map(|c| c.restart_count).sum(),
-        lag_bytes: None,
+        lag_bytes: db
+            .status
+            .as_ref()
+            .and_then(|s| s.instances.iter().find(|i| i.name == pod.name_any()))
+            .and_then(|i| i.lag_bytes),
     }
 }
 

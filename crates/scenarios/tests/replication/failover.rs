@@ -99,5 +99,24 @@ async fn deleting_the_primary_pod_promotes_a_standby_and_the_former_primary_rejo
     })
     .await;
     let () = back;
+
+    // Every instance reports the new primary's timeline, and replication is healthy again.
+    let databases: kube::Api<api::Database> = scenario.api();
+    cluster::eventually(
+        Duration::from_secs(60),
+        "healthy replication on the new timeline",
+        || async {
+            let status = databases.get(NAME).await?.status.unwrap_or_default();
+            let healthy =
+                api::conditions::is_true(&status.conditions, api::conditions::REPLICATION_HEALTHY);
+            let timelines: Vec<Option<i64>> = status.instances.iter().map(|i| i.timeline).collect();
+            let moved_on = timelines.len() == 3 && timelines.iter().all(|t| *t == Some(2));
+            Ok((healthy
+                && moved_on
+                && status.current_primary.as_deref() == Some(promoted.as_str()))
+            .then_some(()))
+        },
+    )
+    .await;
     scenario.finish().await;
 }

@@ -114,6 +114,27 @@ async fn three_replicas_are_a_primary_and_two_streaming_standbys_behind_role_ser
         "1"
     );
 
+    // The Database reports replication healthy, every instance on the first timeline and each
+    // standby's lag (the managers report every 5 s).
+    let databases: kube::Api<api::Database> = scenario.api();
+    let status = cluster::eventually(
+        Duration::from_secs(30),
+        "replication reported healthy",
+        || async {
+            let status = databases.get(NAME).await?.status.unwrap_or_default();
+            let healthy =
+                api::conditions::find(&status.conditions, api::conditions::REPLICATION_HEALTHY)
+                    .is_some_and(|c| c.status == "True" && c.reason == "Streaming");
+            let reported = status.instances.iter().all(|i| {
+                i.timeline == Some(1)
+                    && (i.role.as_deref() == Some("primary") || i.lag_bytes.is_some())
+            });
+            Ok((healthy && reported).then_some(status))
+        },
+    )
+    .await;
+    assert_eq!(status.instances.len(), 3);
+
     // The Secret names the read-only host.
     let secrets: Api<Secret> = scenario.api();
     let secret = secrets.get(&names::credentials_secret(NAME)).await.unwrap();

@@ -74,6 +74,7 @@ fn statefulset_table() {
                 {"name": "PGOP_PASSWORD_FILE", "value": "/etc/pgop/credentials/password"},
                 {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                 {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "PGOP_DATABASE", "value": "shop"},
                 {"name": "PGOP_STATEFULSET", "value": "shop"},
                 {"name": "PGOP_HEADLESS_SERVICE", "value": "shop-headless"},
                 {"name": "PGOP_PRIMARY_SERVICE", "value": "shop"},
