@@ -164,36 +164,27 @@ impl Server {
     }
 }
 
-/// Runs `sql` on the local server over its socket and returns the first line of output.
+/// Runs `sql` on the local server over its socket and returns its output.
 pub async fn query_local(config: &Config, sql: &str) -> Result<String> {
-    let output = Command::new("psql")
-        .args([
-            "-X",
-            "-Atq",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            "postgres",
-            "-U",
-        ])
-        .arg(&config.user)
-        .arg("-h")
-        .arg(&config.socket_dir)
-        .arg("-c")
-        .arg(sql)
-        .env("PGCONNECT_TIMEOUT", "2")
-        .output()
-        .await
-        .context("running psql")?;
-    if !output.status.success() {
-        bail!("{}", String::from_utf8_lossy(&output.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    let mut psql = psql(config, &config.socket_dir.display().to_string(), sql);
+    psql.env("PGCONNECT_TIMEOUT", "2");
+    run(psql, "the local server").await
 }
 
 /// Runs `sql` on another instance over TCP, with the password from libpq's password file.
 pub async fn query_remote(config: &Config, host: &str, sql: &str) -> Result<String> {
-    let output = Command::new("psql")
+    let mut psql = psql(config, host, sql);
+    psql.arg("-w")
+        .env("PGPASSFILE", config.passfile())
+        .env("PGCONNECT_TIMEOUT", "1");
+    run(psql, host).await
+}
+
+/// psql as the Database's superuser on `host` (a socket directory or a host name), quiet,
+/// unaligned, stopping at the first error.
+fn psql(config: &Config, host: &str, sql: &str) -> Command {
+    let mut command = Command::new("psql");
+    command
         .args([
             "-X",
             "-Atq",
@@ -201,21 +192,23 @@ pub async fn query_remote(config: &Config, host: &str, sql: &str) -> Result<Stri
             "ON_ERROR_STOP=1",
             "-d",
             "postgres",
-            "-w",
             "-U",
         ])
         .arg(&config.user)
         .arg("-h")
         .arg(host)
         .arg("-c")
-        .arg(sql)
-        .env("PGPASSFILE", config.passfile())
-        .env("PGCONNECT_TIMEOUT", "1")
-        .output()
-        .await
-        .context("running psql")?;
+        .arg(sql);
+    command
+}
+
+async fn run(mut psql: Command, server: &str) -> Result<String> {
+    let output = psql.output().await.context("running psql")?;
     if !output.status.success() {
-        bail!("{host}: {}", String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "{server}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }

@@ -173,6 +173,27 @@ pub async fn recovery_states(scenario: &Scenario) -> Vec<(String, bool)> {
     states
 }
 
+/// Waits until `standby` streams from `primary` (as the primary's pg_stat_replication says).
+pub async fn wait_streaming(scenario: &Scenario, primary: &str, standby: &str, within: Duration) {
+    let what = format!("{standby} streaming from {primary}");
+    eventually(within, &what, || async {
+        let pods = pods(scenario).await;
+        let Some(pod) = pods.iter().find(|p| p.metadata.name.as_deref() == Some(primary)) else {
+            return Ok(None);
+        };
+        let streaming = psql_on(
+            scenario,
+            &ip_of(pod),
+            &format!(
+                "SELECT count(*) FROM pg_stat_replication WHERE application_name = '{standby}' AND state = 'streaming'"
+            ),
+        )
+        .await?;
+        Ok((streaming == "1").then_some(()))
+    })
+    .await
+}
+
 /// Retries `check` until it returns `Ok(Some(_))` or `within` passes.
 pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
 where

@@ -80,25 +80,13 @@ async fn deleting_the_primary_pod_promotes_a_standby_and_the_former_primary_rejo
     );
 
     // The former primary's Pod is back, labelled a replica, streaming from the new primary.
-    let back = cluster::eventually(Duration::from_secs(120), "the former primary streaming again", || async {
-        let pods = cluster::pods(&scenario).await;
-        let Some(pod) = pods.iter().find(|p| p.metadata.name.as_deref() == Some(&old_primary)) else {
-            return Ok(None);
-        };
-        if cluster::role_of(pod).as_deref() != Some("replica") {
-            return Ok(None);
-        }
-        let primary_pod = pods.iter().find(|p| p.metadata.name.as_deref() == Some(&promoted)).unwrap();
-        let streaming = cluster::psql_on(
-            &scenario,
-            &cluster::ip_of(primary_pod),
-            &format!("SELECT count(*) FROM pg_stat_replication WHERE application_name = '{old_primary}' AND state = 'streaming'"),
-        )
-        .await?;
-        Ok((streaming == "1").then_some(()))
-    })
-    .await;
-    let () = back;
+    cluster::wait_streaming(&scenario, &promoted, &old_primary, Duration::from_secs(120)).await;
+    let pods = cluster::pods(&scenario).await;
+    let former = pods
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some(&old_primary))
+        .unwrap();
+    assert_eq!(cluster::role_of(former).as_deref(), Some("replica"));
 
     // Every instance reports the new primary's timeline, and replication is healthy again.
     let databases: kube::Api<api::Database> = scenario.api();

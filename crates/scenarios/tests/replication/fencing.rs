@@ -115,19 +115,12 @@ async fn a_partitioned_primary_stops_taking_writes_before_a_standby_is_promoted(
 
     // Healed, the former primary comes back as a standby of the new one.
     cluster_handle.node_fault(NodeFault::Heal, &node).unwrap();
-    cluster::eventually(Duration::from_secs(180), "the former primary streaming from the new one", || async {
-        let pods = cluster::pods(&scenario).await;
-        let Some(new) = pods.iter().find(|p| p.metadata.name.as_deref() == Some(&new_primary)) else {
-            return Ok(None);
-        };
-        let streaming = cluster::psql_on(
-            &scenario,
-            &cluster::ip_of(new),
-            &format!("SELECT count(*) FROM pg_stat_replication WHERE application_name = '{old_primary}' AND state = 'streaming'"),
-        )
-        .await?;
-        Ok((streaming == "1").then_some(()))
-    })
+    cluster::wait_streaming(
+        &scenario,
+        &new_primary,
+        &old_primary,
+        Duration::from_secs(180),
+    )
     .await;
     let states = cluster::recovery_states(&scenario).await;
     let primaries: Vec<&String> = states.iter().filter(|(_, r)| !r).map(|(p, _)| p).collect();

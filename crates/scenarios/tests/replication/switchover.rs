@@ -127,19 +127,6 @@ async fn a_switchover_moves_the_primary_and_loses_no_acknowledged_commit() {
     );
 
     // The former primary follows the new one.
-    cluster::eventually(Duration::from_secs(120), "the former primary streaming from the new one", || async {
-        let pods = cluster::pods(&scenario).await;
-        let Some(new) = pods.iter().find(|p| p.metadata.name.as_deref() == Some(&target)) else {
-            return Ok(None);
-        };
-        let streaming = cluster::psql_on(
-            &scenario,
-            &cluster::ip_of(new),
-            &format!("SELECT count(*) FROM pg_stat_replication WHERE application_name = '{old_primary}' AND state = 'streaming'"),
-        )
-        .await?;
-        Ok((streaming == "1").then_some(()))
-    })
-    .await;
+    cluster::wait_streaming(&scenario, &target, &old_primary, Duration::from_secs(120)).await;
     scenario.finish().await;
 }
