@@ -127,28 +127,8 @@ start_host_kube_proxy() {
   [[ -s $PGOP_PKI_DIR/kube-proxy.crt ]] || pki_cert "$PGOP_PKI_DIR" kube-proxy system:kube-proxy "" client
   pki_kubeconfig "$SHARED_DIR/kube-proxy.kubeconfig" "$PGOP_APISERVER" "$PGOP_PKI_DIR/ca.crt" \
     system:kube-proxy "$PGOP_PKI_DIR/kube-proxy.crt" "$PGOP_PKI_DIR/kube-proxy.key"
-  cat >"$SHARED_DIR/kube-proxy.yaml" <<EOC
-# Written by hack/node-up.sh: Services for the host itself.
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-mode: iptables
-clusterCIDR: $CLUSTER_CIDR
-hostnameOverride: pgop-node-1
-clientConnection:
-  kubeconfig: $SHARED_DIR/kube-proxy.kubeconfig
-metricsBindAddress: 127.0.0.1:10249
-healthzBindAddress: 127.0.0.1:10256
-# NodePorts on the bridge address only, not on the machine's other interfaces; and no
-# route_localnet for NodePorts on 127.0.0.1.
-nodePortAddresses: ["$HOST_IP/32"]
-iptables:
-  localhostNodePorts: false
-oomScoreAdj: 0
-conntrack:
-  maxPerCore: 0
-  tcpEstablishedTimeout: 0s
-  tcpCloseWaitTimeout: 0s
-EOC
+  write_kube_proxy_config "$SHARED_DIR/kube-proxy.yaml" pgop-node-1 \
+    "$SHARED_DIR/kube-proxy.kubeconfig" "$HOST_IP"
   proc_start kube-proxy "$SHARED_PID_DIR" "$SHARED_LOG_DIR/kube-proxy.log" "$K8S_BIN/kube-proxy" \
     --config="$SHARED_DIR/kube-proxy.yaml"
 }

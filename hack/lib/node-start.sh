@@ -230,19 +230,22 @@ oomScoreAdj: 0
 EOF
 }
 
-node_write_kube_proxy_config() {
-  cat >"$NODE_HOST_DIR/kube-proxy.yaml" <<EOF
-# Written by hack/node-up.sh for $NODE_NAME.
+# write_kube_proxy_config FILE NAME KUBECONFIG ADDRESS: a kube-proxy configuration, for a node
+# or the host, acting as Node NAME with NodePorts on ADDRESS only (not on the machine's other
+# interfaces; no route_localnet for NodePorts on 127.0.0.1).
+write_kube_proxy_config() {
+  cat >"$1" <<EOF
+# Written by hack/node-up.sh.
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
 clusterCIDR: $CLUSTER_CIDR
-hostnameOverride: $NODE_NAME
+hostnameOverride: $2
 clientConnection:
-  kubeconfig: $NODE_SELF_DIR/kube-proxy.kubeconfig
+  kubeconfig: $3
 metricsBindAddress: 127.0.0.1:10249
 healthzBindAddress: 127.0.0.1:10256
-nodePortAddresses: ["$NODE_IP/32"]
+nodePortAddresses: ["$4/32"]
 iptables:
   localhostNodePorts: false
 # As for the kubelet: no CAP_SYS_RESOURCE to lower it with.
@@ -253,6 +256,11 @@ conntrack:
   tcpEstablishedTimeout: 0s
   tcpCloseWaitTimeout: 0s
 EOF
+}
+
+node_write_kube_proxy_config() {
+  write_kube_proxy_config "$NODE_HOST_DIR/kube-proxy.yaml" "$NODE_NAME" \
+    "$NODE_SELF_DIR/kube-proxy.kubeconfig" "$NODE_IP"
 }
 
 # node_make: everything but the daemons, idempotent: a node that exists keeps its

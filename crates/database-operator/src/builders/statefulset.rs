@@ -94,7 +94,12 @@ fn data_template(sts: &StatefulSet) -> Option<&PersistentVolumeClaim> {
 
 /// Size requested by the `data` claim template of an existing StatefulSet.
 pub fn claim_size_of(sts: &StatefulSet) -> Option<String> {
-    data_template(sts)?
+    requested_storage(data_template(sts)?)
+}
+
+/// The storage a claim (or claim template) requests.
+fn requested_storage(claim: &PersistentVolumeClaim) -> Option<String> {
+    claim
         .spec
         .as_ref()?
         .resources
@@ -283,16 +288,8 @@ fn max_slot_wal_keep_size(claims: &[PersistentVolumeClaim]) -> String {
     let size = claims
         .iter()
         .find(|c| c.metadata.name.as_deref() == Some(DATA_VOLUME))
-        .and_then(|c| {
-            c.spec
-                .as_ref()?
-                .resources
-                .as_ref()?
-                .requests
-                .as_ref()?
-                .get("storage")
-        })
-        .and_then(|q| crate::quantity::bytes(&q.0))
+        .and_then(requested_storage)
+        .and_then(|size| crate::quantity::bytes(&size))
         .unwrap_or(1 << 30);
     format!("{}MB", (size / 2 / (1 << 20)).max(64))
 }
