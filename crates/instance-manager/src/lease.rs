@@ -70,18 +70,7 @@ impl Observer {
     /// Records what was just read; returns whether the Lease has now expired: released, or
     /// unchanged for [`DURATION`] since this observer first saw its current version.
     pub fn observe(&mut self, holder: &Holder, now: Instant) -> bool {
-        if holder.is_released() {
-            return true;
-        }
-        match &self.last {
-            Some((version, since)) if *version == holder.resource_version => {
-                now.duration_since(*since) >= DURATION
-            }
-            _ => {
-                self.last = Some((holder.resource_version.clone(), now));
-                false
-            }
-        }
+        holder.is_released() || self.unchanged_for(holder, now) >= DURATION
     }
 
     /// Records what was just read; returns how long this observer has seen it unchanged.
