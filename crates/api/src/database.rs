@@ -22,6 +22,7 @@ pub const DEFAULT_IMAGE: &str = "postgres:17";
     status = "DatabaseStatus",
     derive = "PartialEq",
     cel,
+    validation = Rule::new("self.spec.synchronousStandbys < self.spec.replicas").message("spec.synchronousStandbys must be less than spec.replicas: a primary cannot wait for more standbys than there are"),
     validation = Rule::new("size(self.metadata.name) <= 52").message("a Database name may have at most 52 characters: its StatefulSet's Pods carry the name plus a hash in a label"),
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Ready","type":"integer","jsonPath":".status.readyReplicas"}"#,
@@ -36,12 +37,26 @@ pub struct DatabaseSpec {
     #[schemars(length(min = 1, max = 512))]
     pub image: String,
 
-    /// Number of PostgreSQL Pods. Each Pod is an independent server with its own volume;
-    /// clients reach the first one (`<name>-0`) through the client Service. Streaming
-    /// replication between them is not managed by this operator.
+    /// Number of PostgreSQL instances, each a Pod with its own volume: one primary and
+    /// `replicas - 1` hot standbys streaming from it. Clients write through the `<name>`
+    /// Service (the primary) and read through `<name>-ro` (standbys) or `<name>-r` (any).
+    /// Scaling down removes standbys, never the primary.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 1, max = 16))]
     pub replicas: i32,
+
+    /// How many standbys must have a transaction on disk before its commit returns
+    /// (quorum commit: any N of them). 0 (the default) is asynchronous replication: fastest,
+    /// but a failover may lose the last transactions, which it reports. With N > 0 a failover
+    /// loses no acknowledged transaction, and writes wait while fewer than N standbys stream.
+    /// Less than `replicas`.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 15))]
+    pub synchronous_standbys: i32,
+
+    /// How the instances are spread over the cluster.
+    #[serde(default)]
+    pub spread: SpreadSpec,
 
     /// Name of the database created on first start. A lowercase PostgreSQL identifier
     /// (letters, digits, underscore; at most 63 characters); `postgres`, `template0`,
@@ -78,6 +93,38 @@ pub struct DatabaseSpec {
     /// wait for it forever).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_ref: Option<ObjectReference>,
+}
+
+/// Where instances may run relative to each other.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SpreadSpec {
+    /// The failure domain instances are kept apart across: `Node` (the default) or `Zone`
+    /// (the `topology.kubernetes.io/zone` label of the nodes).
+    #[serde(default)]
+    pub across: SpreadDomain,
+    /// `false` (the default) prefers separate domains but places an instance anyway when
+    /// there are too few; `true` leaves it Pending instead.
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// A failure domain.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SpreadDomain {
+    #[default]
+    Node,
+    Zone,
+}
+
+impl SpreadDomain {
+    /// The node label that names the domain.
+    pub fn topology_key(self) -> &'static str {
+        match self {
+            SpreadDomain::Node => "kubernetes.io/hostname",
+            SpreadDomain::Zone => "topology.kubernetes.io/zone",
+        }
+    }
 }
 
 /// The persistent volume of each PostgreSQL Pod.
@@ -174,6 +221,12 @@ pub struct DatabaseStatus {
     /// The Pod whose PostgreSQL is the primary (the one the read-write Service reaches).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_primary: Option<String>,
+    /// The last failover: an unplanned promotion after the primary was lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failover: Option<FailoverReport>,
+    /// Failovers this Database has had.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failovers: i64,
     /// Every PostgreSQL instance: its Pod, role and readiness.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
@@ -224,6 +277,27 @@ pub struct StandbyReport {
     pub lag_bytes: i64,
 }
 
+/// A failover as the promoted instance's manager reports it
+/// ([`crate::names::ANNOTATION_FAILOVER`] on its Pod), and as the Database status keeps it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverReport {
+    /// When the promoted instance took the primary's Lease (RFC 3339).
+    pub time: String,
+    /// The instance that was lost.
+    pub from: String,
+    /// The instance promoted.
+    pub to: String,
+    /// WAL the lost primary had written, as it last told the Lease, beyond what the promoted
+    /// instance had received: an estimate of what the failover lost (it may be short by what
+    /// was written in the last two seconds). Absent when the lost primary had not told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_bytes: Option<i64>,
+    /// Whether synchronous standbys were required: then no acknowledged transaction is lost,
+    /// whatever `lostBytes` says (those bytes were never acknowledged).
+    pub synchronous: bool,
+}
+
 impl Database {
     /// The phase, `Pending` until the operator has written one.
     pub fn phase(&self) -> DatabasePhase {
@@ -245,6 +319,10 @@ impl Database {
 
 fn default_image() -> String {
     DEFAULT_IMAGE.to_string()
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 fn default_replicas() -> i32 {

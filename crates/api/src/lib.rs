@@ -17,8 +17,8 @@ pub use backup::{
     PvcDestination, RUN_NOW_ANNOTATION, RunNowRecord, S3Destination,
 };
 pub use database::{
-    Database, DatabasePhase, DatabaseSpec, DatabaseStatus, InstanceStatus, ObjectReference,
-    ReplicationReport, StandbyReport, StorageSpec,
+    Database, DatabasePhase, DatabaseSpec, DatabaseStatus, FailoverReport, InstanceStatus,
+    ObjectReference, ReplicationReport, SpreadDomain, SpreadSpec, StandbyReport, StorageSpec,
 };
 pub use restore::{Restore, RestorePhase, RestoreSpec, RestoreStatus};
 /// Lives in its own kube-free crate, which the backup data path uses too.

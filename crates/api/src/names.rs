@@ -37,6 +37,13 @@ pub const ANNOTATION_TIMELINE: &str = "database.example.com/timeline";
 /// Annotation the primary's manager keeps on its Pod: a [`crate::ReplicationReport`] of its
 /// standbys, as JSON. Absent on standbys.
 pub const ANNOTATION_REPLICATION: &str = "database.example.com/replication";
+/// Annotation the manager of a standby that took over after the primary was lost writes on its
+/// own Pod: a [`crate::FailoverReport`] as JSON, which the database-operator turns into the
+/// Database's `status.lastFailover`, an Event and a metric.
+pub const ANNOTATION_FAILOVER: &str = "database.example.com/failover";
+/// Annotation on the primary's Lease: how far the primary had written WAL when it last
+/// renewed (an LSN as a number), for the estimate of what a failover lost.
+pub const ANNOTATION_PRIMARY_POSITION: &str = "database.example.com/primary-position";
 /// Annotations of a Database asking for a switchover, a planned move of the primary that
 /// loses nothing committed: from the primary named in `switchover-from` to the standby named
 /// in `switchover-to`. Only that primary acts on it, so a request left in place never moves

@@ -145,6 +145,18 @@ fn database_names_longer_than_a_statefulset_allows_are_refused() {
     assert_eq!(errors(db.validate_cel()), "");
 }
 
+#[test]
+fn synchronous_standbys_must_be_fewer_than_the_instances() {
+    let db = database().replicas(2).synchronous_standbys(2).build();
+    let message = errors(db.validate_cel());
+    assert!(
+        message.contains("synchronousStandbys must be less than spec.replicas"),
+        "{message}"
+    );
+    let db = database().replicas(3).synchronous_standbys(2).build();
+    assert_eq!(errors(db.validate_cel()), "");
+}
+
 fn backup() -> testkit::BackupFixture {
     testkit::backup("b", "db")
 }

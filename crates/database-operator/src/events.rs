@@ -54,6 +54,40 @@ pub fn announcement(old: Option<&DatabaseStatus>, new: &DatabaseStatus) -> Optio
     })
 }
 
+/// The Warning for a failover recorded since `old`: who took over from whom, and what may
+/// have been lost.
+pub fn failover(old: Option<&DatabaseStatus>, new: &DatabaseStatus) -> Option<Announcement> {
+    let report = new.last_failover.as_ref()?;
+    if old.and_then(|o| o.last_failover.as_ref()) == Some(report) {
+        return None;
+    }
+    let loss = match (report.synchronous, report.lost_bytes) {
+        (true, _) => "with synchronous standbys no acknowledged transaction was lost".to_string(),
+        (false, Some(0)) => {
+            "the promoted standby had received all the WAL the lost primary last reported"
+                .to_string()
+        }
+        (false, Some(bytes)) => format!(
+            "asynchronous replication: about {bytes} bytes of WAL written by {} may be lost              (with their transactions)",
+            report.from
+        ),
+        (false, None) => format!(
+            "asynchronous replication: {} had not reported its position, so what was lost is unknown",
+            report.from
+        ),
+    };
+    Some(Announcement {
+        warning: true,
+        reason: "Failover".to_string(),
+        note: events::note(&format!(
+            "{} took over as primary from {}, which was lost; {loss}",
+            report.to, report.from
+        ))
+        .to_string(),
+        related: None,
+    })
+}
+
 /// The Warning for an owned object put back after someone changed `field` by hand.
 pub fn drift_reverted(object: ObjectReference, field: &str) -> Announcement {
     let kind = object.kind.clone().unwrap_or_default();
@@ -158,5 +192,38 @@ mod tests {
         new.conditions[0].message = "é".repeat(2000);
         let note = announcement(None, &new).map(|a| a.note).unwrap_or_default();
         assert!(!note.is_empty() && note.len() <= events::NOTE_MAX_BYTES);
+    }
+
+    #[test]
+    fn a_failover_is_announced_once_with_what_it_lost() {
+        let before = DatabaseStatus::default();
+        let mut after = before.clone();
+        after.last_failover = Some(api::FailoverReport {
+            time: "2026-12-06T03:00:00Z".into(),
+            from: "shop-0".into(),
+            to: "shop-1".into(),
+            lost_bytes: Some(8192),
+            synchronous: false,
+        });
+        let event = failover(Some(&before), &after).expect("an Event");
+        assert!(event.warning);
+        assert_eq!(event.reason, "Failover");
+        assert!(
+            event
+                .note
+                .contains("shop-1 took over as primary from shop-0")
+        );
+        assert!(event.note.contains("about 8192 bytes"), "{}", event.note);
+        assert_eq!(failover(Some(&after), &after), None);
+
+        let mut synchronous = after.clone();
+        if let Some(report) = synchronous.last_failover.as_mut() {
+            report.synchronous = true;
+        }
+        let note = failover(Some(&before), &synchronous).unwrap().note;
+        assert!(
+            note.contains("no acknowledged transaction was lost"),
+            "{note}"
+        );
     }
 }

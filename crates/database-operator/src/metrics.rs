@@ -1,19 +1,24 @@
 //! Prometheus metrics: reconcile counts, errors by category, reconcile durations, the
-//! number of Databases per phase, and whether this replica is the leader.
+//! number of Databases per phase, whether this replica is the leader; and, per instance,
+//! its role and replication lag, and per Database its failovers.
 //!
-//! Labels are low-cardinality on purpose: a result, an error category, a phase; never a
-//! Database name. The phase gauge is computed from the controller's cache at scrape time,
-//! so it is never stale and costs nothing between scrapes.
+//! Operator-wide labels are low-cardinality: a result, an error category, a phase. The
+//! replication series name the Database and instance, as a user alerting on one needs; a
+//! Database has at most 16 instances, so they grow with the Databases and no faster. All of
+//! them except the reconcile counters are computed from the controller's cache at scrape
+//! time, so they are never stale, vanish with their Database, and cost nothing between
+//! scrapes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use api::{Database, DatabasePhase};
+use kube::ResourceExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::Store;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
 use runtime::{ReconcileError as _, ReconcileMetrics};
 
 use crate::controller::CONTROLLER;
@@ -39,7 +44,8 @@ impl Metrics {
             Error::CATEGORIES,
         )?;
         if let Some(store) = store {
-            registry.register(Box::new(PhaseGauge::new(store)?))?;
+            registry.register(Box::new(PhaseGauge::new(store.clone())?))?;
+            registry.register(Box::new(ReplicationGauges::new(store)?))?;
         }
         Ok(Metrics {
             registry,
@@ -96,6 +102,88 @@ impl Collector for PhaseGauge {
             self.gauge.with_label_values(&[phase.as_str()]).set(count);
         }
         self.gauge.collect()
+    }
+}
+
+/// `database_operator_instance_role{namespace,database,instance,role}` (1 for the role the
+/// instance has), `database_operator_instance_lag_bytes{...}` for standbys, and
+/// `database_operator_failovers_total{namespace,database}`, from the Databases' status.
+struct ReplicationGauges {
+    store: DatabaseStore,
+    role: IntGaugeVec,
+    lag: IntGaugeVec,
+    failovers: IntCounterVec,
+}
+
+impl ReplicationGauges {
+    fn new(store: DatabaseStore) -> prometheus::Result<ReplicationGauges> {
+        let instance = ["namespace", "database", "instance"];
+        Ok(ReplicationGauges {
+            store,
+            role: IntGaugeVec::new(
+                Opts::new(
+                    "database_operator_instance_role",
+                    "1 for each PostgreSQL instance's role (primary or replica)",
+                ),
+                &["namespace", "database", "instance", "role"],
+            )?,
+            lag: IntGaugeVec::new(
+                Opts::new(
+                    "database_operator_instance_lag_bytes",
+                    "WAL a standby has not replayed yet, as its primary last reported",
+                ),
+                &instance,
+            )?,
+            failovers: IntCounterVec::new(
+                Opts::new(
+                    "database_operator_failovers_total",
+                    "Failovers (unplanned promotions after the primary was lost) per Database",
+                ),
+                &["namespace", "database"],
+            )?,
+        })
+    }
+
+    fn fill(&self, db: &Database) {
+        let (namespace, name) = (db.namespace().unwrap_or_default(), db.name_any());
+        let Some(status) = &db.status else { return };
+        for instance in &status.instances {
+            let labels = [namespace.as_str(), name.as_str(), instance.name.as_str()];
+            if let Some(role) = &instance.role {
+                let with_role = [labels[0], labels[1], labels[2], role.as_str()];
+                self.role.with_label_values(&with_role).set(1);
+            }
+            if let Some(lag) = instance.lag_bytes {
+                self.lag.with_label_values(&labels).set(lag);
+            }
+        }
+        if status.failovers > 0 {
+            self.failovers
+                .with_label_values(&[namespace.as_str(), name.as_str()])
+                .inc_by(status.failovers.unsigned_abs());
+        }
+    }
+}
+
+impl Collector for ReplicationGauges {
+    fn desc(&self) -> Vec<&Desc> {
+        [self.role.desc(), self.lag.desc(), self.failovers.desc()].concat()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.role.reset();
+        self.lag.reset();
+        self.failovers.reset();
+        let state = self.store.state();
+        for db in state.iter().filter_map(|g| g.0.as_ref().ok()) {
+            self.fill(db);
+        }
+        [
+            self.role.collect(),
+            self.lag.collect(),
+            self.failovers.collect(),
+        ]
+        .concat()
     }
 }
 
@@ -157,6 +245,35 @@ mod tests {
         for phase in DatabasePhase::ALL {
             assert!(text.contains(&format!("phase=\"{}\"", phase.as_str())));
         }
+        // Per instance and per Database, from the status.
+        let (reader, mut writer) = store::<DeserializeGuard<Database>>();
+        let mut db = with_phase("shop", Some(DatabasePhase::Ready));
+        let status = db.status.as_mut().unwrap();
+        status.failovers = 2;
+        status.instances = vec![
+            api::InstanceStatus {
+                name: "shop-0".into(),
+                role: Some("primary".into()),
+                ..Default::default()
+            },
+            api::InstanceStatus {
+                name: "shop-1".into(),
+                role: Some("replica".into()),
+                lag_bytes: Some(4096),
+                ..Default::default()
+            },
+        ];
+        writer.apply_watcher_event(&watcher::Event::Apply(DeserializeGuard(Ok(db))));
+        let text = Metrics::new(Some(reader)).unwrap().render();
+        for line in [
+            r#"database_operator_instance_role{database="shop",instance="shop-0",namespace="prod",role="primary"} 1"#,
+            r#"database_operator_instance_role{database="shop",instance="shop-1",namespace="prod",role="replica"} 1"#,
+            r#"database_operator_instance_lag_bytes{database="shop",instance="shop-1",namespace="prod"} 4096"#,
+            r#"database_operator_failovers_total{database="shop",namespace="prod"} 2"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert!(!text.contains(r#"instance_lag_bytes{database="shop",instance="shop-0""#));
         metrics.reconciles.set_leader(true);
         assert!(metrics.render().contains("database_operator_leader 1"));
     }

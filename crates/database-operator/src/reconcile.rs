@@ -82,6 +82,9 @@ pub async fn reconcile(guard: &DeserializeGuard<Database>, ctx: &Context) -> Res
         if let Some(announcement) = events::announcement(old, &status) {
             events::publish(&ctx.recorder, db, announcement).await;
         }
+        if let Some(announcement) = events::failover(old, &status) {
+            events::publish(&ctx.recorder, db, announcement).await;
+        }
     }
     for announcement in provisioned.reverted {
         events::publish(&ctx.recorder, db, announcement).await;
@@ -283,6 +286,7 @@ fn observe(
             .is_some_and(|p| endpoint_slices::routes_to(&g.client_slices, p)),
         primary,
         instances,
+        failover: crate::replication::newest_failover(&g.pods),
         replication,
         // Right after a spec change the Pods still run the old template; their failures
         // (say, the bad image that was just replaced) no longer apply.

@@ -1,8 +1,11 @@
 //! What the instances' managers report about replication, read from their Pods, and whether
 //! it is healthy (pure).
 
-use api::names::{ANNOTATION_REPLICATION, ANNOTATION_TIMELINE, ROLE_PRIMARY, ROLE_REPLICA};
-use api::{InstanceStatus, ReplicationReport};
+use api::k8s_openapi::jiff::Timestamp;
+use api::names::{
+    ANNOTATION_FAILOVER, ANNOTATION_REPLICATION, ANNOTATION_TIMELINE, ROLE_PRIMARY, ROLE_REPLICA,
+};
+use api::{DatabaseStatus, FailoverReport, InstanceStatus, ReplicationReport};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
@@ -18,6 +21,33 @@ pub fn timeline(pod: &Pod) -> Option<i64> {
 /// The primary's report of its standbys, if its Pod carries a readable one.
 pub fn report(pod: &Pod) -> Option<ReplicationReport> {
     serde_json::from_str(pod.annotations().get(ANNOTATION_REPLICATION)?).ok()
+}
+
+/// The newest failover the instances' managers recorded on their Pods.
+pub fn newest_failover(pods: &[Pod]) -> Option<FailoverReport> {
+    pods.iter()
+        .filter_map(|pod| pod.annotations().get(ANNOTATION_FAILOVER))
+        .filter_map(|text| serde_json::from_str::<FailoverReport>(text).ok())
+        .filter_map(|report| Some((report.time.parse::<Timestamp>().ok()?, report)))
+        .max_by_key(|(time, _)| *time)
+        .map(|(_, report)| report)
+}
+
+/// `status.lastFailover` and `status.failovers` given what the status said before and the
+/// newest failover recorded on the Pods: a newer one replaces the last and counts one more.
+pub fn failover_history(
+    old: Option<&DatabaseStatus>,
+    newest: Option<&FailoverReport>,
+) -> (Option<FailoverReport>, i64) {
+    let last = old.and_then(|o| o.last_failover.clone());
+    let count = old.map(|o| o.failovers).unwrap_or(0);
+    let time = |r: &FailoverReport| r.time.parse::<Timestamp>().ok();
+    match newest {
+        Some(newest) if last.as_ref().and_then(time) < time(newest) => {
+            (Some(newest.clone()), count + 1)
+        }
+        _ => (last, count),
+    }
 }
 
 /// Fills in each standby's lag from the primary's report.
@@ -121,6 +151,61 @@ pub fn health(
 mod tests {
     use super::*;
     use api::StandbyReport;
+
+    fn failover(time: &str, to: &str) -> FailoverReport {
+        FailoverReport {
+            time: time.to_string(),
+            from: "shop-0".to_string(),
+            to: to.to_string(),
+            lost_bytes: Some(8192),
+            synchronous: false,
+        }
+    }
+
+    fn pod_with_failover(name: &str, report: &FailoverReport) -> Pod {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some(name.to_string());
+        pod.metadata.annotations = Some(
+            [(
+                ANNOTATION_FAILOVER.to_string(),
+                serde_json::to_string(report).unwrap(),
+            )]
+            .into(),
+        );
+        pod
+    }
+
+    #[test]
+    fn the_newest_failover_on_the_pods_is_counted_once() {
+        let older = failover("2026-12-06T03:00:00.5Z", "shop-1");
+        let newer = failover("2026-12-06T03:00:01Z", "shop-2");
+        let pods = [
+            pod_with_failover("shop-2", &newer),
+            pod_with_failover("shop-1", &older),
+            Pod::default(),
+        ];
+        let newest = newest_failover(&pods);
+        assert_eq!(newest.as_ref(), Some(&newer));
+
+        let (last, count) = failover_history(None, newest.as_ref());
+        assert_eq!((last.as_ref(), count), (Some(&newer), 1));
+        let status = DatabaseStatus {
+            last_failover: last,
+            failovers: count,
+            ..DatabaseStatus::default()
+        };
+        // Seen again: nothing new.
+        assert_eq!(
+            failover_history(Some(&status), newest.as_ref()),
+            (Some(newer.clone()), 1)
+        );
+        // An older record (a Pod that kept it) does not replace the newer one.
+        assert_eq!(
+            failover_history(Some(&status), Some(&older)),
+            (Some(newer), 1)
+        );
+        assert_eq!(failover_history(Some(&status), None).1, 1);
+    }
 
     fn instance(name: &str, role: &str) -> InstanceStatus {
         InstanceStatus {

@@ -30,6 +30,8 @@ pub struct Observed {
     /// The Pod labelled primary, if any.
     pub primary: Option<String>,
     pub instances: Vec<api::InstanceStatus>,
+    /// The newest failover an instance's manager recorded on its Pod.
+    pub failover: Option<api::FailoverReport>,
     /// The ReplicationHealthy condition: status, reason, message.
     pub replication: (bool, &'static str, String),
     pub pod_failure: Option<PodFailure>,
@@ -385,6 +387,8 @@ pub fn compute_status(db: &Database, observed: &Observed, now: Timestamp) -> Dat
 
     let name = db.name_any();
     let namespace = db.namespace().unwrap_or_default();
+    let (last_failover, failovers) =
+        crate::replication::failover_history(db.status.as_ref(), observed.failover.as_ref());
     DatabaseStatus {
         phase: Some(outcome.phase),
         ready_replicas: observed.workload.map(|w| w.ready).unwrap_or(0),
@@ -397,6 +401,8 @@ pub fn compute_status(db: &Database, observed: &Observed, now: Timestamp) -> Dat
         observed_generation: generation,
         current_primary: observed.primary.clone(),
         instances: observed.instances.clone(),
+        last_failover,
+        failovers,
         conditions: conds,
     }
 }

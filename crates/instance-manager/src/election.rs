@@ -46,11 +46,21 @@ pub async fn received(instance: &Instance) -> Result<Option<u64>> {
     Ok(parse_lsn(&text))
 }
 
+/// The other standbys' answers, and how many standbys (this one included) there are.
+#[derive(Debug)]
+pub struct Candidates {
+    pub answered: Vec<Peer>,
+    pub standbys: usize,
+}
+
 /// Asks every other instance but `lost` (the holder whose Lease expired); those that do not
 /// answer within a second are left out.
-pub async fn peers(instance: &Instance, lost: &str) -> Result<Vec<Peer>> {
+pub async fn peers(instance: &Instance, lost: &str) -> Result<Candidates> {
     let config = &instance.config;
     let names = crate::pods::instances(&instance.client, config).await?;
+    // One instance was the primary (`lost`, or whoever released the Lease); the others were
+    // its standbys.
+    let standbys = names.len().saturating_sub(1);
     let mut answers = Vec::new();
     for name in names.into_iter().filter(|n| *n != config.pod && n != lost) {
         let host = config.instance_host(&name);
@@ -67,7 +77,10 @@ pub async fn peers(instance: &Instance, lost: &str) -> Result<Vec<Peer>> {
             Err(e) => tracing::info!(peer = %name, error = %e, "peer did not answer; left out"),
         }
     }
-    Ok(answers)
+    Ok(Candidates {
+        answered: answers,
+        standbys,
+    })
 }
 
 #[cfg(test)]

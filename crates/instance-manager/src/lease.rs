@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use api::names::ANNOTATION_PRIMARY_POSITION;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
@@ -41,6 +42,8 @@ pub struct Holder {
     pub identity: String,
     pub resource_version: String,
     pub transitions: i32,
+    /// How far the holder had written WAL at its last renewal, when it said.
+    pub position: Option<u64>,
 }
 
 impl Holder {
@@ -52,6 +55,12 @@ impl Holder {
                 .unwrap_or_default(),
             resource_version: lease.metadata.resource_version.clone().unwrap_or_default(),
             transitions: spec.and_then(|s| s.lease_transitions).unwrap_or(0),
+            position: lease
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_PRIMARY_POSITION))
+                .and_then(|p| p.parse().ok()),
         }
     }
 
@@ -138,6 +147,15 @@ impl Leases {
     /// Writes `identity` as holder (renewing when it already is, taking over or releasing
     /// otherwise), only if the Lease is still at `current`'s version.
     pub async fn write(&self, current: &Holder, identity: &str) -> Result<Write> {
+        self.put(current, identity, None).await
+    }
+
+    /// Renews the Lease held by `me`, telling how far it has written WAL (`position`).
+    pub async fn renew(&self, current: &Holder, me: &str, position: Option<u64>) -> Result<Write> {
+        self.put(current, me, position).await
+    }
+
+    async fn put(&self, current: &Holder, identity: &str, position: Option<u64>) -> Result<Write> {
         let transitions = if current.identity == identity {
             current.transitions
         } else {
@@ -147,6 +165,8 @@ impl Leases {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
                 resource_version: Some(current.resource_version.clone()),
+                annotations: position
+                    .map(|p| [(ANNOTATION_PRIMARY_POSITION.to_string(), p.to_string())].into()),
                 ..ObjectMeta::default()
             },
             spec: Some(spec(identity, transitions)),
@@ -183,6 +203,7 @@ mod tests {
             identity: identity.to_string(),
             resource_version: version.to_string(),
             transitions: 0,
+            position: None,
         }
     }
 

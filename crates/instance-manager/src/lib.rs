@@ -21,6 +21,7 @@
 
 mod config;
 mod election;
+mod failover;
 mod install;
 pub mod lease;
 mod pods;
@@ -31,6 +32,7 @@ mod standby;
 mod start;
 mod stop;
 mod switchover;
+mod synchronous;
 
 pub use config::Config;
 pub use install::install;

@@ -1,6 +1,7 @@
 //! Running as the primary: renew the Lease, keep a replication slot for every other instance,
 //! and fence (stop PostgreSQL at once) as soon as leadership can no longer be proven.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,8 @@ use crate::start::Instance;
 
 /// How often the slots are brought in line with the StatefulSet's instances.
 const SLOTS_EVERY: Duration = Duration::from_secs(10);
+/// How often the WAL position told with each renewal is read.
+const POSITION_EVERY: Duration = Duration::from_millis(500);
 /// How long a clean stop tries to give the Lease up.
 const RELEASE_WITHIN: Duration = Duration::from_secs(3);
 
@@ -34,16 +37,20 @@ pub async fn run(
         renewed: Instant::now(),
         lost: false,
     }));
+    let position = Arc::new(AtomicU64::new(0));
+    let sampling = tokio::spawn(sample_position(instance.clone(), position.clone()));
     let renewing = tokio::spawn(renew(
         instance.leases.clone(),
         config.pod.clone(),
         leadership.clone(),
+        position,
     ));
     crate::pods::label(&instance.client, config, &config.pod, ROLE_PRIMARY).await?;
     tracing::info!("running as the primary");
     // Everything that talks to the API server or PostgreSQL runs beside this loop, never in
     // it: the fencing check must not wait behind a request to an unreachable server.
     let keeping_slots = tokio::spawn(keep_slots(instance.clone()));
+    let keeping_synchronous = tokio::spawn(crate::synchronous::keep_in_line(instance.clone()));
     let reporting = tokio::spawn(crate::report::keep_reporting(instance.clone(), true));
     let (switch_to, mut switch_requests) = tokio::sync::mpsc::channel(1);
     let watching = tokio::spawn(watch_switchover(instance.clone(), switch_to));
@@ -92,7 +99,9 @@ pub async fn run(
         }
     };
     renewing.abort();
+    sampling.abort();
     keeping_slots.abort();
+    keeping_synchronous.abort();
     reporting.abort();
     watching.abort();
     outcome
@@ -125,8 +134,29 @@ async fn keep_slots(instance: Instance) {
     }
 }
 
+/// Keeps `position` at how far this primary has written WAL (0 until known), for the
+/// renewals to tell: a standby that takes over after this instance is lost compares it with
+/// what it received, which is what the failover lost.
+async fn sample_position(instance: Instance, position: Arc<AtomicU64>) {
+    let mut tick = tokio::time::interval(POSITION_EVERY);
+    loop {
+        tick.tick().await;
+        if let Ok(text) =
+            postgres::query_local(&instance.config, "SELECT pg_current_wal_lsn()").await
+            && let Some(lsn) = postgres::parse_lsn(&text)
+        {
+            position.store(lsn, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Renews the Lease every [`RENEW_EVERY`], recording when each successful renewal was sent.
-async fn renew(leases: crate::lease::Leases, me: String, leadership: Arc<Mutex<Leadership>>) {
+async fn renew(
+    leases: crate::lease::Leases,
+    me: String,
+    leadership: Arc<Mutex<Leadership>>,
+    position: Arc<AtomicU64>,
+) {
     let mut tick = tokio::time::interval(RENEW_EVERY);
     let mut current: Option<Holder> = None;
     loop {
@@ -137,7 +167,10 @@ async fn renew(leases: crate::lease::Leases, me: String, leadership: Arc<Mutex<L
             None => leases.read().await,
         };
         let result = match holder {
-            Ok(Some(holder)) if holder.identity == me => leases.write(&holder, &me).await,
+            Ok(Some(holder)) if holder.identity == me => {
+                let written = Some(position.load(Ordering::Relaxed)).filter(|p| *p > 0);
+                leases.renew(&holder, &me, written).await
+            }
             Ok(Some(_)) | Ok(None) => {
                 leadership.lock().expect("leadership lock").lost = true;
                 return;

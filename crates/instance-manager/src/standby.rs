@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use api::FailoverReport;
 use api::names::{ROLE_PRIMARY, ROLE_REPLICA};
+use k8s_openapi::jiff::Timestamp;
 
 use crate::election;
 use crate::lease::{Observer, Write};
@@ -48,11 +50,16 @@ async fn watch_lease(
                 // an unreachable API server. Cut short after taking the Lease, the next tick
                 // finds this instance the holder and promotes.
                 match tokio::time::timeout(WATCH_WITHIN, take_over_if_due(instance, &mut observer)).await {
-                    Ok(Ok(true)) => {
+                    Ok(Ok(Due::Promote(failover))) => {
                         promote(instance, server).await?;
+                        if let Some(report) = failover
+                            && let Err(e) = crate::failover::announce(instance, &report).await
+                        {
+                            tracing::warn!(error = %format!("{e:#}"), "could not record the failover");
+                        }
                         return Ok(Outcome::Promoted);
                     }
-                    Ok(Ok(false)) => {}
+                    Ok(Ok(Due::No)) => {}
                     Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "watching the Lease"),
                     Err(_) => tracing::warn!("watching the Lease timed out"),
                 }
@@ -69,28 +76,52 @@ async fn watch_lease(
     }
 }
 
+/// What the Lease watch concluded.
+enum Due {
+    No,
+    /// This instance holds the Lease: promote, and record the failover when it was one.
+    Promote(Option<FailoverReport>),
+}
+
 /// Reads the Lease; when it has expired and this standby is the best candidate, takes it.
-/// True when this instance now holds it.
-async fn take_over_if_due(instance: &Instance, observer: &mut Observer) -> Result<bool> {
+async fn take_over_if_due(instance: &Instance, observer: &mut Observer) -> Result<Due> {
     let Some(holder) = instance.leases.read().await? else {
-        return Ok(false);
+        return Ok(Due::No);
     };
     if holder.identity == instance.config.pod {
-        // Taken before a crash, promotion unfinished: finish it.
-        return Ok(true);
+        // Handed over (a switchover), or taken before a crash with the promotion unfinished.
+        return Ok(Due::Promote(None));
     }
     if !observer.observe(&holder, Instant::now()) {
-        return Ok(false);
+        return Ok(Due::No);
     }
     let mine = election::received(instance).await?;
-    let peers = election::peers(instance, &holder.identity).await?;
-    if !election::should_try(&instance.config.pod, mine, &peers) {
+    let candidates = election::peers(instance, &holder.identity).await?;
+    let peers = &candidates.answered;
+    if !election::should_try(&instance.config.pod, mine, peers) {
         tracing::info!(holder = %holder.identity, ?mine, ?peers, "the Lease expired; another standby is the better candidate");
-        return Ok(false);
+        return Ok(Due::No);
+    }
+    let synchronous = crate::synchronous::wanted(instance).await?;
+    let answered = 1 + peers.iter().filter(|p| p.received.is_some()).count();
+    if !crate::synchronous::quorum_reached(candidates.standbys, synchronous, answered) {
+        tracing::warn!(holder = %holder.identity, answered, standbys = candidates.standbys, synchronous,
+            "the Lease expired, but too few standbys answered to be sure of having every acknowledged commit; waiting");
+        return Ok(Due::No);
     }
     match instance.leases.write(&holder, &instance.config.pod).await? {
         Write::Done(_) => {
             tracing::info!(previous = %holder.identity, "took over the expired Lease");
+            let failover = (!holder.identity.is_empty()).then(|| {
+                crate::failover::report(
+                    &holder.identity,
+                    &instance.config.pod,
+                    Timestamp::now(),
+                    holder.position,
+                    mine,
+                    synchronous > 0,
+                )
+            });
             // The former primary's Pod leaves the read-write Service before this one joins it.
             if !holder.identity.is_empty() {
                 crate::pods::label(
@@ -101,19 +132,16 @@ async fn take_over_if_due(instance: &Instance, observer: &mut Observer) -> Resul
                 )
                 .await?;
             }
-            Ok(true)
+            Ok(Due::Promote(failover))
         }
-        Write::Lost => Ok(false),
+        Write::Lost => Ok(Due::No),
     }
 }
 
 async fn promote(instance: &Instance, server: &Server) -> Result<()> {
     let started = Instant::now();
     server.promote().await?;
-    // A checkpoint on the new timeline, which pg_rewind of the former primary reads.
-    if let Err(e) = postgres::query_local(&instance.config, "CHECKPOINT").await {
-        tracing::warn!(error = %e, "checkpoint after promotion failed");
-    }
+    // Into the read-write Service first: clients wait for nothing else.
     crate::pods::label(
         &instance.client,
         &instance.config,
@@ -121,6 +149,10 @@ async fn promote(instance: &Instance, server: &Server) -> Result<()> {
         ROLE_PRIMARY,
     )
     .await?;
+    // A checkpoint on the new timeline, which pg_rewind of the former primary reads.
+    if let Err(e) = postgres::query_local(&instance.config, "CHECKPOINT").await {
+        tracing::warn!(error = %e, "checkpoint after promotion failed");
+    }
     if let Err(e) = crate::primary::ensure_slots(instance).await {
         tracing::warn!(error = %format!("{e:#}"), "could not make the replication slots after promotion");
     }

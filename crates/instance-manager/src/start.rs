@@ -298,6 +298,7 @@ mod tests {
             identity: by.to_string(),
             resource_version: "1".to_string(),
             transitions: 0,
+            position: None,
         }
     }
 

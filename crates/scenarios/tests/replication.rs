@@ -7,6 +7,7 @@ mod replication {
     mod cluster;
     mod failover;
     mod fencing;
+    mod node_loss;
     mod process_killed;
     mod streaming;
     mod switchover;

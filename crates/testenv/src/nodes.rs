@@ -35,6 +35,47 @@ impl NodeFault {
     }
 }
 
+impl NodeFault {
+    /// The fault that undoes this one (itself for the undoing ones).
+    pub fn undo(self) -> NodeFault {
+        match self {
+            NodeFault::Stop => NodeFault::Start,
+            NodeFault::Partition => NodeFault::Heal,
+            NodeFault::Freeze => NodeFault::Thaw,
+            undoing => undoing,
+        }
+    }
+}
+
+/// A fault in place on a node until this is dropped, also when a test fails on the way, so
+/// the tests after it find every node up.
+#[must_use]
+pub struct FaultInPlace {
+    cluster: &'static Cluster,
+    node: String,
+    undo: Option<NodeFault>,
+}
+
+impl FaultInPlace {
+    /// Undoes the fault now, failing with `hack/node.sh`'s output when that fails.
+    pub fn undo(mut self) -> Result<()> {
+        match self.undo.take() {
+            Some(undo) => self.cluster.node_fault(undo, &self.node),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for FaultInPlace {
+    fn drop(&mut self) {
+        if let Some(undo) = self.undo.take()
+            && let Err(e) = self.cluster.node_fault(undo, &self.node)
+        {
+            eprintln!("undoing a fault on {}: {e:#}", self.node);
+        }
+    }
+}
+
 /// A process of a node, with its state letter from `/proc/<pid>/stat` (`T` when stopped).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeProcess {
@@ -43,6 +84,16 @@ pub struct NodeProcess {
 }
 
 impl Cluster {
+    /// Puts `fault` on `node` until the returned guard is dropped or undone.
+    pub fn fault_in_place(&'static self, fault: NodeFault, node: &str) -> Result<FaultInPlace> {
+        self.node_fault(fault, node)?;
+        Ok(FaultInPlace {
+            cluster: self,
+            node: node.to_string(),
+            undo: Some(fault.undo()),
+        })
+    }
+
     /// Runs `hack/node.sh <fault> <node>`; fails with its output when it does.
     pub fn node_fault(&self, fault: NodeFault, node: &str) -> Result<()> {
         let output = Command::new(self.repo().join("hack/node.sh"))

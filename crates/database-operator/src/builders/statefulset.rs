@@ -223,26 +223,36 @@ fn pod_spec(db: &Database, settings: &PodSettings, slot_wal: String) -> PodSpec 
     }
 }
 
-/// Instances prefer nodes no other instance of the Database runs on: losing a node then loses
-/// one instance.
+/// Instances kept apart across nodes (or zones): losing one loses one instance. Preferred by
+/// default, so a cluster with too few domains still runs every instance; required on request.
 fn spread(db: &Database) -> Affinity {
-    Affinity {
-        pod_anti_affinity: Some(PodAntiAffinity {
+    let spread = &db.spec.spread;
+    let term = PodAffinityTerm {
+        topology_key: spread.across.topology_key().to_string(),
+        label_selector: Some(LabelSelector {
+            match_labels: Some(selector_labels(db)),
+            ..LabelSelector::default()
+        }),
+        ..PodAffinityTerm::default()
+    };
+    let anti_affinity = if spread.required {
+        PodAntiAffinity {
+            required_during_scheduling_ignored_during_execution: Some(vec![term]),
+            ..PodAntiAffinity::default()
+        }
+    } else {
+        PodAntiAffinity {
             preferred_during_scheduling_ignored_during_execution: Some(vec![
                 WeightedPodAffinityTerm {
                     weight: 100,
-                    pod_affinity_term: PodAffinityTerm {
-                        topology_key: "kubernetes.io/hostname".to_string(),
-                        label_selector: Some(LabelSelector {
-                            match_labels: Some(selector_labels(db)),
-                            ..LabelSelector::default()
-                        }),
-                        ..PodAffinityTerm::default()
-                    },
+                    pod_affinity_term: term,
                 },
             ]),
             ..PodAntiAffinity::default()
-        }),
+        }
+    };
+    Affinity {
+        pod_anti_affinity: Some(anti_affinity),
         ..Affinity::default()
     }
 }

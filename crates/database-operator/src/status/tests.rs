@@ -30,6 +30,7 @@ fn healthy() -> Observed {
             ready: true,
             ..api::InstanceStatus::default()
         }],
+        failover: None,
         replication: (
             true,
             "SingleInstance",

@@ -1,5 +1,7 @@
 //! A replicated Database and the questions the tests ask its instances.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -18,10 +20,16 @@ pub static NODES_IN_USE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(
 /// Starts the database-operator and a Database of `replicas` instances, and waits until it
 /// is Ready with every instance ready.
 pub async fn ready_database(scenario: &mut Scenario, replicas: i32) -> Database {
+    ready(scenario, replicas, 0).await
+}
+
+/// [`ready_database`] whose commits wait for `synchronous` standbys.
+pub async fn ready(scenario: &mut Scenario, replicas: i32, synchronous: i32) -> Database {
     scenario.start(Operator::Database).await;
-    scenario
-        .apply(&node_database(NAME).replicas(replicas).manifest())
-        .await;
+    let db = node_database(NAME)
+        .replicas(replicas)
+        .synchronous_standbys(synchronous);
+    scenario.apply(&db.manifest()).await;
     let databases: Api<Database> = scenario.api();
     let all_ready = |db: &Database| {
         database_ready(Some(db))
@@ -192,6 +200,90 @@ pub async fn wait_streaming(scenario: &Scenario, primary: &str, standby: &str, w
         Ok((streaming == "1").then_some(()))
     })
     .await
+}
+
+/// A client numbering its commits through the read-write Service `rw`, one at a time, into
+/// the table `commits`, which it creates: what an application sees of a failover.
+pub struct Writer {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Written>,
+}
+
+/// What the [`Writer`] saw.
+#[derive(Debug)]
+pub struct Written {
+    /// The numbers whose commit returned successfully.
+    pub acknowledged: Vec<i32>,
+    /// The longest time between two acknowledged commits.
+    pub longest_gap: Duration,
+}
+
+impl Writer {
+    pub async fn start(scenario: &Scenario, rw: &str) -> Writer {
+        psql_on(scenario, rw, "CREATE TABLE commits (n int primary key)")
+            .await
+            .unwrap();
+        let env = connection_env(&scenario.client(), scenario.ns(), NAME)
+            .await
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let rw = rw.to_string();
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut written = Written {
+                acknowledged: Vec::new(),
+                longest_gap: Duration::ZERO,
+            };
+            let mut last = Instant::now();
+            let mut n = 0;
+            while !stopped.load(Ordering::Relaxed) {
+                n += 1;
+                let insert = tokio::process::Command::new("psql")
+                    .args(["-X", "-v", "ON_ERROR_STOP=1", "-tA", "-c"])
+                    .arg(format!("INSERT INTO commits VALUES ({n})"))
+                    .envs(env.iter().map(|(k, v)| (k, v)))
+                    .env("PGHOST", &rw)
+                    .env("PGCONNECT_TIMEOUT", "1")
+                    .kill_on_drop(true)
+                    .output();
+                // A commit sent to a server that vanished gets no answer: unacknowledged.
+                match tokio::time::timeout(Duration::from_secs(3), insert).await {
+                    Ok(Ok(output)) if output.status.success() => {
+                        written.acknowledged.push(n);
+                        written.longest_gap = written.longest_gap.max(last.elapsed());
+                        last = Instant::now();
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            written.longest_gap = written.longest_gap.max(last.elapsed());
+            written
+        });
+        Writer { stop, task }
+    }
+
+    pub async fn stop(self) -> Written {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap()
+    }
+}
+
+/// The acknowledged commits that are not in `commits` on the server behind `rw`.
+pub async fn lost_commits(scenario: &Scenario, rw: &str, acknowledged: &[i32]) -> Vec<i32> {
+    let present = psql_on(
+        scenario,
+        rw,
+        "SELECT string_agg(n::text, ',' ORDER BY n) FROM commits",
+    )
+    .await
+    .unwrap();
+    let present: std::collections::BTreeSet<i32> =
+        present.split(',').filter_map(|n| n.parse().ok()).collect();
+    acknowledged
+        .iter()
+        .filter(|n| !present.contains(n))
+        .copied()
+        .collect()
 }
 
 /// Retries `check` until it returns `Ok(Some(_))` or `within` passes.

@@ -35,7 +35,10 @@ user=$(literal "$POSTGRES_USER")
 secret=$(literal "$password")
 sql="DO \$$tag\$ BEGIN IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = $user) THEN EXECUTE format('ALTER ROLE %I WITH LOGIN PASSWORD %L', $user, $secret); ELSE EXECUTE format('CREATE ROLE %I WITH LOGIN SUPERUSER PASSWORD %L', $user, $secret); END IF; END \$$tag\$;"
 echo "set-password: setting the password of role $POSTGRES_USER from the Secret"
+# synchronous_commit=local: a former primary's settings may ask for synchronous standbys, and
+# a single-user backend has none, so its commit would wait forever.
 # exec: the backend becomes PID 1 of this container, which PostgreSQL's stale-lock check
 # expects when a crashed server left its postmaster.pid (also written by a PID 1).
 exec postgres --single -D "$PGDATA" -c exit_on_error=on -c log_min_error_statement=panic \
+  -c synchronous_commit=local \
   postgres <<<"$sql" >/dev/null

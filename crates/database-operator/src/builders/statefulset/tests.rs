@@ -244,3 +244,24 @@ fn existing_claim_size_and_class_are_kept_because_templates_are_immutable() {
         Some(&json!("other"))
     );
 }
+
+#[test]
+fn required_spread_across_zones_is_a_hard_anti_affinity_on_the_zone_label() {
+    let mut db = database("shop");
+    db.spec.spread = api::SpreadSpec {
+        across: api::SpreadDomain::Zone,
+        required: true,
+    };
+    let doc = json_of(&statefulset(&db, claim_templates(&db, None), &settings()));
+    let anti = doc
+        .pointer(&format!("{POD}/affinity/podAntiAffinity"))
+        .unwrap();
+    assert_eq!(
+        anti.pointer("/requiredDuringSchedulingIgnoredDuringExecution/0/topologyKey"),
+        Some(&json!("topology.kubernetes.io/zone"))
+    );
+    assert_eq!(
+        anti.get("preferredDuringSchedulingIgnoredDuringExecution"),
+        None
+    );
+}
