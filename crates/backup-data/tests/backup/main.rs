@@ -6,6 +6,7 @@
 use backup_test_support as support;
 
 mod corruption;
+mod drill;
 mod interrupted;
 mod retention;
 mod round_trip;
