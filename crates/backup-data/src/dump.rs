@@ -104,9 +104,12 @@ pub async fn dump(
     tracing::info!(%run, %server_version, location = %storage.artifact_location(&run), "dump starting");
 
     // The counts and the dump see one snapshot, so a restore drill can compare them exactly.
-    let session = SnapshotSession::open(&request.tools, &request.connection)
-        .await
-        .map_err(DumpError::RowCounts)?;
+    let session = tokio::select! {
+        session = SnapshotSession::open(&request.tools, &request.connection) => {
+            session.map_err(DumpError::RowCounts)?
+        }
+        () = cancel.cancelled() => return Err(DumpError::Cancelled),
+    };
     let stored = store_dump(storage, request, &run, Some(session.id()), cancel).await;
     let row_counts = session.close().await;
     let committed = stored?;

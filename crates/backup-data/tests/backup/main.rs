@@ -10,5 +10,6 @@ mod drill;
 mod interrupted;
 mod retention;
 mod round_trip;
+mod row_counts;
 mod unreachable;
 mod verification;
