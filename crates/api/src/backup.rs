@@ -39,6 +39,7 @@ pub const RUN_NOW_ANNOTATION: &str = "database.example.com/run-now";
     printcolumn = r#"{"name":"Schedule","type":"string","jsonPath":".spec.schedule"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Last Backup","type":"date","jsonPath":".status.lastBackupTime"}"#,
+    printcolumn = r#"{"name":"Verified","type":"string","jsonPath":".status.conditions[?(@.type==\"Verified\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -90,6 +91,37 @@ pub struct BackupSpec {
     /// `Delete` removes them from storage first.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// Restore drills that prove the newest artifact restores. A drill is a Job that runs
+    /// the Database's PostgreSQL image with a throwaway server of its own on an emptyDir
+    /// (the Database itself is never touched): it restores the artifact after checking its
+    /// SHA-256, checks that every table of the archive exists with the rows counted at dump
+    /// time, and runs `query` if set. The result is in `status.lastVerification`, the
+    /// `Verified` condition and the artifact's `history` entry; the Job is deleted once its
+    /// result is recorded. A failed drill never deletes an artifact. Drills need room in the
+    /// node's ephemeral storage for the artifact and the restored database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationSpec>,
+}
+
+/// When restore drills run and what they check beyond tables and row counts.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationSpec {
+    /// When to drill the newest artifact: a 5-field cron expression read in `timeZone`
+    /// like `schedule`, e.g. `0 5 * * 0` for Sundays at 05:00. When not set, every artifact
+    /// is drilled after the run that wrote it succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    #[x_kube(validation = Rule::new("self.matches('^\\\\s*@(yearly|annually|monthly|weekly|daily|midnight|hourly)\\\\s*$') || self.matches('^\\\\s*\\\\S+\\\\s+\\\\S+\\\\s+\\\\S+\\\\s+\\\\S+\\\\s+\\\\S+\\\\s*$')").message(Message::Expression("'verification.schedule \"' + self + '\" is not a standard 5-field cron expression (minute hour day-of-month month day-of-week), e.g. \"0 5 * * 0\"; a seconds field is not supported'".into())))]
+    pub schedule: Option<String>,
+
+    /// SQL run on the restored database after the restore, which must return one row with
+    /// the single value true, e.g. `SELECT count(*) > 0 FROM orders`. It runs as a superuser
+    /// of the throwaway server; nothing it does leaves the drill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub query: Option<String>,
 }
 
 /// Exactly one place artifacts are written to.
@@ -207,6 +239,54 @@ pub struct BackupRecord {
     pub size_bytes: i64,
     /// SHA-256 of the artifact, hex.
     pub sha256: String,
+    /// Whether a restore drill proved this artifact restores: true once one passed, false
+    /// when the last one failed (the artifact is kept), absent when none ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+}
+
+/// How a restore drill ended.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerificationResult {
+    /// Restored, every table present with the rows counted at dump time, the query true.
+    Passed,
+    /// `error` says what went wrong.
+    Failed,
+}
+
+/// The newest restore drill's result.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LastVerification {
+    /// The run whose artifact was drilled.
+    #[schemars(length(max = 64))]
+    pub run_id: String,
+    /// When the drill finished.
+    pub time: Time,
+    pub result: VerificationResult,
+    /// The drill's Job (deleted once this was recorded).
+    #[schemars(length(max = 253))]
+    pub job: String,
+    /// The scheduled time of the drill when `verification.schedule` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_time: Option<Time>,
+    /// How long the drill took, from the start of its Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<i64>,
+    /// Tables of the archive found after the restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables_checked: Option<i64>,
+    /// Rows restored; each table's count matched the one recorded at dump time unless
+    /// `rowCountsCompared` is false (artifacts written before counts were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_checked: Option<i64>,
+    /// Whether each table's rows were compared with the count recorded at dump time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_counts_compared: Option<bool>,
+    /// Why the drill failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub error: Option<String>,
 }
 
 /// A `database.example.com/run-now` request the backup-operator honoured.
@@ -256,10 +336,17 @@ pub struct BackupStatus {
     /// The last `database.example.com/run-now` request honoured, and the run started for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run_now: Option<RunNowRecord>,
+    /// The newest restore drill's result (`spec.verification`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verification: Option<LastVerification>,
+    /// When a restore drill last passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_time: Option<Time>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// BackupReady, WaitingForDatabase, Progressing and Degraded.
+    /// BackupReady, WaitingForDatabase, Progressing, Degraded, and Verified with
+    /// `spec.verification`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -22,6 +22,8 @@ pub const WAITING_FOR_BACKUP: &str = "WaitingForBackup";
 pub const BACKUP_READY: &str = "BackupReady";
 /// Backup: runs wait because the Database is missing or not Ready.
 pub const WAITING_FOR_DATABASE: &str = "WaitingForDatabase";
+/// Backup with `spec.verification`: the newest restore drill passed.
+pub const VERIFIED: &str = "Verified";
 /// Restore: the artifact was restored into the target Database.
 pub const RESTORED: &str = "Restored";
 

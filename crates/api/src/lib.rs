@@ -14,7 +14,8 @@ pub mod restore;
 
 pub use backup::{
     Backup, BackupDestination, BackupPhase, BackupRecord, BackupSpec, BackupStatus, DeletionPolicy,
-    PvcDestination, RUN_NOW_ANNOTATION, RunNowRecord, S3Destination,
+    LastVerification, PvcDestination, RUN_NOW_ANNOTATION, RunNowRecord, S3Destination,
+    VerificationResult, VerificationSpec,
 };
 pub use database::{
     Database, DatabasePhase, DatabaseSpec, DatabaseStatus, FailoverReport, InstanceStatus,

@@ -134,6 +134,12 @@ pub fn restore_job(restore: &str) -> String {
     bounded(&format!("restore-{restore}"))
 }
 
+/// Job of one restore drill of a Backup; `drill` is the drilled run id, or the scheduled
+/// time's run id with `verification.schedule`.
+pub fn verify_job(backup: &str, drill: &str) -> String {
+    bounded(&format!("{backup}-verify-{}", drill.to_ascii_lowercase()))
+}
+
 /// Job that removes a Backup's artifacts from a PVC when the Backup is deleted.
 pub fn cleanup_job(backup: &str) -> String {
     bounded(&format!("{backup}-cleanup"))

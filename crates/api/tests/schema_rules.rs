@@ -188,6 +188,35 @@ fn schedules_with_a_seconds_field_or_too_few_fields_are_refused() {
 }
 
 #[test]
+fn verification_schedules_are_checked_like_backup_schedules() {
+    for (schedule, accepted) in [
+        ("0 5 * * 0", true),
+        ("@weekly", true),
+        ("0 0 5 * * 0", false),
+    ] {
+        let b = backup()
+            .set(
+                "/spec/verification",
+                json!({"schedule": schedule, "query": "SELECT true"}),
+            )
+            .build();
+        let message = errors(b.validate_cel());
+        assert_eq!(
+            message.contains("verification.schedule")
+                && message.contains("not a standard 5-field cron expression"),
+            !accepted,
+            "schedule {schedule:?}: {message}"
+        );
+    }
+    let after_each_run = backup().set("/spec/verification", json!({})).build();
+    assert_eq!(errors(after_each_run.validate_cel()), "");
+    assert_eq!(
+        after_each_run.spec.verification,
+        Some(api::VerificationSpec::default())
+    );
+}
+
+#[test]
 fn destination_needs_exactly_one_target() {
     let none = backup().set("/spec/destination", json!({})).build();
     assert!(errors(none.validate_cel()).contains("exactly one of pvc or s3"));

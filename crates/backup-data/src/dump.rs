@@ -6,6 +6,7 @@
 //! back removes what the run wrote.
 
 use crate::pg::{PgConnection, PgError, PgTools, RunningTool};
+use crate::row_counts::SnapshotSession;
 use crate::storage::{
     self, ArtifactWriter, BackupRef, CommittedArtifact, Manifest, RunId, RunRef, Storage,
     StorageError, Verification, Verified,
@@ -56,6 +57,9 @@ pub enum DumpError {
     #[error("cannot query the database server before dumping")]
     Connect(#[source] PgError),
 
+    #[error("counting the rows of each table in the dump's snapshot failed, so nothing was dumped")]
+    RowCounts(#[source] PgError),
+
     #[error("the backup destination cannot be written")]
     Storage(#[source] StorageError),
 
@@ -99,7 +103,16 @@ pub async fn dump(
         .map_err(DumpError::Connect)?;
     tracing::info!(%run, %server_version, location = %storage.artifact_location(&run), "dump starting");
 
-    let committed = store_dump(storage, request, &run, cancel).await?;
+    // The counts and the dump see one snapshot, so a restore drill can compare them exactly.
+    let session = tokio::select! {
+        session = SnapshotSession::open(&request.tools, &request.connection) => {
+            session.map_err(DumpError::RowCounts)?
+        }
+        () = cancel.cancelled() => return Err(DumpError::Cancelled),
+    };
+    let stored = store_dump(storage, request, &run, Some(session.id()), cancel).await;
+    let row_counts = session.close().await;
+    let committed = stored?;
     let location = storage.artifact_location(&run);
     let verified = match storage
         .verify_artifact(&run, &committed, request.verification)
@@ -111,7 +124,8 @@ pub async fn dump(
             return Err(DumpError::Verify { location, reason });
         }
     };
-    let manifest = Manifest::new(&run, started, &server_version, &committed.digest);
+    let mut manifest = Manifest::new(&run, started, &server_version, &committed.digest);
+    manifest.row_counts = Some(row_counts);
     if let Err(error) = storage.put_manifest(&manifest).await {
         delete_logged(storage, &run).await;
         return Err(DumpError::Manifest(error));
@@ -164,13 +178,14 @@ async fn store_dump(
     storage: &Storage,
     request: &DumpRequest,
     run: &RunRef,
+    snapshot: Option<&str>,
     cancel: &CancellationToken,
 ) -> Result<CommittedArtifact, DumpError> {
     let mut writer = storage
         .begin_artifact(run)
         .await
         .map_err(DumpError::Storage)?;
-    let mut pg_dump = match request.tools.spawn_pg_dump(&request.connection) {
+    let mut pg_dump = match request.tools.spawn_pg_dump(&request.connection, snapshot) {
         Ok(pg_dump) => pg_dump,
         Err(error) => {
             storage::abort_logged(writer).await;

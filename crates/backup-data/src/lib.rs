@@ -6,9 +6,11 @@
 //! `backup_job::env`, and the result leaves as a `backup_job::report::RunSummary`.
 
 pub mod digest;
+pub mod drill;
 pub mod dump;
 pub mod pg;
 pub mod purge;
 pub mod restore;
+pub mod row_counts;
 pub mod run_summary;
 pub mod storage;

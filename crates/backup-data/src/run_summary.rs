@@ -36,3 +36,17 @@ fn of_manifest(manifest: &Manifest, location: &str) -> RunSummary {
         warnings: Vec::new(),
     }
 }
+
+impl From<&crate::drill::DrillReport> for backup_job::verify_report::VerifySummary {
+    fn from(report: &crate::drill::DrillReport) -> Self {
+        Self {
+            run_id: report.manifest.run_id.clone(),
+            location: report.location.clone(),
+            tables_checked: report.tables_checked as u64,
+            rows_checked: report.rows_checked,
+            row_counts_compared: report.row_counts_compared,
+            query_checked: report.query_checked,
+            duration_seconds: report.duration.as_secs(),
+        }
+    }
+}

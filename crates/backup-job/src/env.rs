@@ -29,6 +29,11 @@ pub const BACKUP_STALE_AFTER_SECONDS: &str = "BACKUP_STALE_AFTER_SECONDS";
 /// Where `restore` downloads the artifact before checking it.
 pub const BACKUP_TEMP_DIR: &str = "BACKUP_TEMP_DIR";
 
+/// SQL a restore drill runs on the restored database; it must return true.
+pub const VERIFY_QUERY: &str = "VERIFY_QUERY";
+/// The scratch directory a restore drill creates its throwaway server in.
+pub const VERIFY_WORK_DIR: &str = "VERIFY_WORK_DIR";
+
 /// Directory destination: the mount path of a PersistentVolumeClaim.
 pub const BACKUP_DESTINATION_PATH: &str = "BACKUP_DESTINATION_PATH";
 

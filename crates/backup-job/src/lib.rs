@@ -10,6 +10,9 @@ pub mod entry;
 pub mod env;
 pub mod report;
 pub mod request;
+pub mod verify_report;
 
 pub use entry::{EnvEntry, EnvValue, SecretKey};
-pub use request::{Connection, Destination, DumpJob, PurgeJob, RestoreJob, S3Destination, Series};
+pub use request::{
+    Connection, Destination, DumpJob, PurgeJob, RestoreJob, S3Destination, Series, VerifyJob,
+};

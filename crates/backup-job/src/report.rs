@@ -88,23 +88,27 @@ impl Outcome {
     /// that file can be opened for writing (it exists inside a Kubernetes
     /// container; elsewhere it is silently skipped).
     pub fn publish(&self, termination_log: &Path) {
-        let line = self.render();
-        println!("{line}");
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(termination_log)
-            .and_then(|mut file| file.write_all(line.as_bytes()));
-        if let Err(error) = written {
-            tracing::debug!(path = %termination_log.display(), %error, "termination log not written");
-        }
+        publish_line(&self.render(), termination_log);
+    }
+}
+
+/// Prints a result line and writes it to the termination log when that can be opened.
+pub(crate) fn publish_line(line: &str, termination_log: &Path) {
+    println!("{line}");
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(termination_log)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    if let Err(error) = written {
+        tracing::debug!(path = %termination_log.display(), %error, "termination log not written");
     }
 }
 
 /// Drops characters from the front of `text` until its JSON form is at
 /// least `excess` bytes shorter, room for the `...` marker included. Counted
 /// in escaped bytes: a newline costs two in JSON, a control character six.
-fn keep_end(text: &str, excess: usize) -> String {
+pub(crate) fn keep_end(text: &str, excess: usize) -> String {
     let target = excess + "...".len();
     let mut removed = 0;
     let mut start = text.len();

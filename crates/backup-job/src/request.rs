@@ -29,6 +29,17 @@ pub struct RestoreJob {
     pub destination: Destination,
 }
 
+/// A `verify` run: a restore drill of one run of the series into a throwaway server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyJob {
+    pub series: Series,
+    /// Chosen by the controller, which records the result against it.
+    pub run_id: String,
+    pub destination: Destination,
+    pub query: Option<String>,
+    pub work_dir: String,
+}
+
 /// A `purge` run: deletes the whole series. It needs no database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PurgeJob {
@@ -99,6 +110,21 @@ impl RestoreJob {
                 .map(|run_id| EnvEntry::plain(BACKUP_RUN_ID, run_id)),
         );
         env.extend(self.destination.env());
+        env
+    }
+}
+
+impl VerifyJob {
+    pub fn env(&self) -> Vec<EnvEntry> {
+        let mut env = self.series.env();
+        env.push(EnvEntry::plain(BACKUP_RUN_ID, &self.run_id));
+        env.extend(self.destination.env());
+        env.push(EnvEntry::plain(VERIFY_WORK_DIR, &self.work_dir));
+        env.extend(
+            self.query
+                .as_ref()
+                .map(|q| EnvEntry::plain(VERIFY_QUERY, q)),
+        );
         env
     }
 }

@@ -32,6 +32,12 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Delete every artifact of one Backup (its folder under the destination).
     Purge(PurgeArgs),
+    /// Restore drill: restore a backup into a throwaway server in a scratch directory and
+    /// check its tables, row counts and an optional query. Needs the PostgreSQL server programs.
+    Verify(VerifyArgs),
+    /// Copy this binary into DIR, for a container of another image (a drill runs in the
+    /// Database's PostgreSQL image).
+    Install(InstallArgs),
     /// Run the controller.
     Run(backup_operator::controller::RunArgs),
 }
@@ -213,6 +219,41 @@ pub struct RestoreArgs {
     pub temp_dir: Option<PathBuf>,
     #[arg(long, env = TERMINATION_LOG_PATH, default_value = DEFAULT_TERMINATION_LOG)]
     pub termination_log: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    #[command(flatten)]
+    pub series: SeriesArgs,
+    /// An empty directory for the throwaway server, its socket and the download.
+    #[arg(long, env = VERIFY_WORK_DIR)]
+    pub work_dir: PathBuf,
+    /// SQL that must return true on the restored database, e.g. `SELECT count(*) > 0 FROM orders`.
+    #[arg(long, env = VERIFY_QUERY)]
+    pub query: Option<String>,
+    /// Directory of initdb, postgres, pg_ctl, pg_restore and psql; PATH is searched when unset.
+    #[arg(long, env = PG_BIN_DIR)]
+    pub pg_bin_dir: Option<PathBuf>,
+    #[arg(long, env = TERMINATION_LOG_PATH, default_value = DEFAULT_TERMINATION_LOG)]
+    pub termination_log: PathBuf,
+}
+
+impl VerifyArgs {
+    /// The series to drill. It has no database connection to default the name from.
+    pub fn backup(&self) -> anyhow::Result<BackupRef> {
+        let Some(database) = &self.series.backup_database else {
+            bail!("verify needs {BACKUP_DATABASE}: the database name the backups are filed under");
+        };
+        self.series.backup(database)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Directory to copy the binary into, e.g. an emptyDir shared with the next container.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

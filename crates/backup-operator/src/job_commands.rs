@@ -2,12 +2,15 @@
 //! request for the data path (`backup-data`), and the result left where the controller
 //! reads it (`backup_job::report`).
 
-use crate::cli::{Command, DumpArgs, PurgeArgs, RestoreArgs};
+use crate::cli::{Command, DumpArgs, PurgeArgs, RestoreArgs, VerifyArgs};
 use anyhow::Context as _;
+use backup_data::drill::server::ServerSettings;
+use backup_data::drill::{DrillRequest, drill};
 use backup_data::dump::{DumpRequest, dump};
 use backup_data::restore::{RestoreRequest, restore};
 use backup_data::storage::Storage;
 use backup_job::report::{DEFAULT_TERMINATION_LOG, Outcome, RunSummary};
+use backup_job::verify_report::{VerifyOutcome, VerifySummary};
 use error_text::describe;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,6 +34,32 @@ pub async fn run(command: Command) -> ExitCode {
                 Err(error) => finish(Err(error), &termination_log),
             }
         }
+        Command::Verify(args) => {
+            let termination_log = args.termination_log.clone();
+            let outcome = match run_verify(args).await {
+                Ok(summary) => VerifyOutcome::Passed(summary),
+                Err(error) => {
+                    let error = describe(error.as_ref());
+                    tracing::error!("{error}");
+                    VerifyOutcome::Failed { error }
+                }
+            };
+            outcome.publish(&termination_log);
+            match outcome {
+                VerifyOutcome::Passed(_) => ExitCode::SUCCESS,
+                VerifyOutcome::Failed { .. } => ExitCode::FAILURE,
+            }
+        }
+        Command::Install(args) => match crate::install::install(&args.dir) {
+            Ok(target) => {
+                println!("installed {}", target.display());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("backup-operator install: {}", describe(&error));
+                ExitCode::FAILURE
+            }
+        },
         Command::Run(_) => unreachable!("the controller is started before logging is set up"),
     }
 }
@@ -76,6 +105,23 @@ async fn run_restore(args: RestoreArgs) -> anyhow::Result<RunSummary> {
     let storage = Storage::open(args.storage.config()?).await?;
     let report = restore(&storage, &request, &cancel_on_signal()?).await?;
     Ok(RunSummary::from(&report))
+}
+
+/// A restore drill of one run into a throwaway server; the result says what it checked.
+async fn run_verify(args: VerifyArgs) -> anyhow::Result<VerifySummary> {
+    let request = DrillRequest {
+        backup: args.backup()?,
+        run_id: args.series.run_id()?,
+        server: ServerSettings {
+            bin_dir: args.pg_bin_dir.clone(),
+            work_dir: args.work_dir.clone(),
+            run_as: None,
+        },
+        query: args.query.clone(),
+    };
+    let storage = Storage::open(args.storage.config()?).await?;
+    let report = drill(&storage, &request, &cancel_on_signal()?).await?;
+    Ok(VerifySummary::from(&report))
 }
 
 fn finish(result: anyhow::Result<RunSummary>, termination_log: &Path) -> ExitCode {

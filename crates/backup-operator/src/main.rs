@@ -1,7 +1,9 @@
 //! The `backup-operator` binary: `run` starts the controller, `dump`, `restore` and
-//! `purge` are what its Jobs run (job_commands.rs). One binary, so one image serves both.
+//! `purge` are what its Jobs run (job_commands.rs), `verify` a restore drill and `install`
+//! its init container. One binary, so one image serves both.
 
 mod cli;
+mod install;
 mod job_commands;
 
 use clap::Parser as _;

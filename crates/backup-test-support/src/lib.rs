@@ -6,6 +6,8 @@ pub mod postgres;
 pub mod s3;
 mod tamper;
 
+use backup_data::drill::DrillRequest;
+use backup_data::drill::server::ServerSettings;
 use backup_data::dump::{DumpReport, DumpRequest};
 use backup_data::restore::RestoreRequest;
 use backup_data::storage::{BackupRef, RunId, Storage, StorageConfig, Verification};
@@ -153,6 +155,26 @@ pub fn restore_request(server: &PgServer, target_db: &str, temp_dir: &Path) -> R
         run_id: None,
         temp_dir: temp_dir.to_owned(),
     }
+}
+
+/// A drill of the newest run of [`backup_ref`] with a throwaway server from the same
+/// programs as `server`, in `work` (a fresh directory this returns with it).
+pub fn drill_request(server: &PgServer, query: Option<&str>) -> (DrillRequest, TempDir) {
+    let work = tempfile::Builder::new().prefix("drill-").tempdir().unwrap();
+    if let Some((uid, gid)) = server.run_as() {
+        std::os::unix::fs::chown(work.path(), Some(uid), Some(gid)).unwrap();
+    }
+    let request = DrillRequest {
+        backup: backup_ref(),
+        run_id: None,
+        server: ServerSettings {
+            bin_dir: Some(server.bin_dir().to_owned()),
+            work_dir: work.path().to_owned(),
+            run_as: server.run_as(),
+        },
+        query: query.map(str::to_owned),
+    };
+    (request, work)
 }
 
 /// Rows covering the types whose text form is easy to get wrong, plus two

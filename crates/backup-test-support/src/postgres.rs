@@ -96,6 +96,13 @@ impl PgServer {
         &self.bin_dir
     }
 
+    /// The uid and gid the server programs run as when the tests run as root.
+    pub fn run_as(&self) -> Option<(u32, u32)> {
+        self.run_as
+            .as_ref()
+            .map(|user| (user.uid.as_raw(), user.gid.as_raw()))
+    }
+
     pub fn tools(&self) -> PgTools {
         PgTools::new(Some(self.bin_dir.clone()))
     }

@@ -9,6 +9,7 @@ mod e2e {
 
     mod backup_and_restore;
     mod backup_operator_killed;
+    mod backup_verification;
     mod deletion_policy;
     mod helm_charts;
     mod image_missing;

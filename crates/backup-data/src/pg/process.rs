@@ -3,7 +3,7 @@ use super::stderr_tail::read_tail;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
 /// A version query that takes longer than this is a server in trouble.
@@ -183,10 +183,16 @@ impl PgTools {
     /// `pg_dump` in the custom format, writing to its stdout. The custom
     /// format is compressed, keeps large objects, and lets `pg_restore`
     /// clean and reorder.
-    pub fn spawn_pg_dump(&self, connection: &PgConnection) -> Result<RunningTool, PgError> {
+    /// With `snapshot` it dumps what that exported snapshot sees (see `crate::row_counts`).
+    pub fn spawn_pg_dump(
+        &self,
+        connection: &PgConnection,
+        snapshot: Option<&str>,
+    ) -> Result<RunningTool, PgError> {
         let mut command = self.command("pg_dump", connection);
         command
             .args(["--format=custom", "--no-password"])
+            .args(snapshot.map(|id| format!("--snapshot={id}")))
             .stdout(Stdio::piped());
         self.spawn("pg_dump", command, connection)
     }
@@ -209,6 +215,42 @@ impl PgTools {
             .stdout(Stdio::null());
         self.spawn("pg_restore", command, connection)
     }
+
+    /// `psql` reading SQL from its stdin, for a session that must stay open between
+    /// statements (a transaction whose snapshot pg_dump shares). Stops at the first error.
+    pub fn spawn_psql_session(&self, connection: &PgConnection) -> Result<RunningTool, PgError> {
+        let mut command = self.command("psql", connection);
+        command
+            .args(["--no-psqlrc", "--tuples-only", "--no-align", "--quiet"])
+            .args(["--set", "ON_ERROR_STOP=1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        self.spawn("psql", command, connection)
+    }
+
+    /// Runs one SQL text and returns its unaligned, tuples-only output. For short outputs.
+    pub async fn query(&self, connection: &PgConnection, sql: &str) -> Result<String, PgError> {
+        let mut command = self.command("psql", connection);
+        command
+            .args(["--no-psqlrc", "--tuples-only", "--no-align", "--quiet"])
+            .args(["--set", "ON_ERROR_STOP=1", "--command", sql])
+            .stdout(Stdio::piped());
+        let output = self
+            .spawn("psql", command, connection)?
+            .wait_with_stdout()
+            .await?;
+        Ok(String::from_utf8_lossy(&output).trim().to_owned())
+    }
+
+    /// `pg_restore --list`: the table of contents of the archive it reads from stdin.
+    pub fn spawn_pg_restore_list(&self, connection: &PgConnection) -> Result<RunningTool, PgError> {
+        let mut command = self.command("pg_restore", connection);
+        command
+            .arg("--list")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        self.spawn("pg_restore", command, connection)
+    }
 }
 
 /// A started client program whose stderr is being collected.
@@ -222,6 +264,10 @@ pub struct RunningTool {
 impl RunningTool {
     pub fn take_stdout(&mut self) -> Option<ChildStdout> {
         self.child.stdout.take()
+    }
+
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.child.stdin.take()
     }
 
     /// Stops the program now; used when its output can no longer be stored.
@@ -254,7 +300,7 @@ impl RunningTool {
     }
 
     /// For short outputs only: buffers all of stdout.
-    async fn wait_with_stdout(mut self) -> Result<Vec<u8>, PgError> {
+    pub async fn wait_with_stdout(mut self) -> Result<Vec<u8>, PgError> {
         use tokio::io::AsyncReadExt as _;
         let mut output = Vec::new();
         if let Some(mut stdout) = self.take_stdout() {

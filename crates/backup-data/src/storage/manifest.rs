@@ -22,6 +22,11 @@ pub struct Manifest {
     pub size_bytes: u64,
     pub sha256: String,
     pub format: String,
+    /// Rows of each user table (`schema.table`), counted in the snapshot the dump was taken
+    /// from; a restore drill compares them. Absent in manifests written before they were
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_counts: Option<crate::row_counts::RowCounts>,
 }
 
 impl Manifest {
@@ -40,6 +45,7 @@ impl Manifest {
             size_bytes: digest.size_bytes,
             sha256: digest.sha256.clone(),
             format: FORMAT_PG_DUMP_CUSTOM.to_owned(),
+            row_counts: None,
         }
     }
 
@@ -127,6 +133,21 @@ mod tests {
     fn round_trips_through_json() {
         let manifest = sample("r1", 2);
         assert_eq!(Manifest::from_json(&manifest.to_json()).unwrap(), manifest);
+    }
+
+    #[test]
+    fn manifests_without_row_counts_still_parse() {
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&sample("r1", 2).to_json()).unwrap();
+        assert!(json.get("rowCounts").is_none(), "absent when not recorded");
+        json["rowCounts"] = serde_json::json!({"public.t": 3});
+        let with_counts = Manifest::from_json(json.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            with_counts.row_counts,
+            Some([("public.t".to_string(), 3)].into())
+        );
+        let old = Manifest::from_json(&sample("r1", 2).to_json()).unwrap();
+        assert_eq!(old.row_counts, None);
     }
 
     #[test]

@@ -6,8 +6,10 @@
 use backup_test_support as support;
 
 mod corruption;
+mod drill;
 mod interrupted;
 mod retention;
 mod round_trip;
+mod row_counts;
 mod unreachable;
 mod verification;

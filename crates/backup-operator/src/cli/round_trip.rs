@@ -8,7 +8,7 @@ use super::{Cli, Command};
 use backup_data::storage::{BackupRef, RunId, StorageConfig};
 use backup_job::{
     Connection, Destination, DumpJob, EnvEntry, EnvValue, PurgeJob, RestoreJob, S3Destination,
-    SecretKey, Series,
+    SecretKey, Series, VerifyJob,
 };
 use clap::Parser as _;
 
@@ -189,5 +189,40 @@ fn a_purge_job_parses_into_the_series_it_was_rendered_from() {
         panic!("parsed as {command:?}");
     };
     assert_eq!(args.backup().unwrap(), backup_ref(&job.series));
+    assert_destination(args.storage.config().unwrap(), &job.destination);
+}
+
+#[test]
+fn a_verify_job_parses_into_the_drill_it_was_rendered_from() {
+    let job = VerifyJob {
+        series: series(),
+        run_id: "20260102T020000Z".into(),
+        destination: Destination::S3(S3Destination {
+            endpoint: "https://s3.example".into(),
+            bucket: "backups".into(),
+            prefix: Some("team".into()),
+            region: Some("eu-west-1".into()),
+            force_path_style: true,
+            allow_http: false,
+            access_key_id: SecretKey::new("s3-creds", "accessKeyId"),
+            secret_access_key: SecretKey::new("s3-creds", "secretAccessKey"),
+        }),
+        query: Some("SELECT count(*) > 0 FROM \"order lines\"".into()),
+        work_dir: "/work".into(),
+    };
+    let test = "a_verify_job_parses_into_the_drill_it_was_rendered_from";
+    let Some(command) = parsed_in_child(test, "verify", &job.env()) else {
+        return;
+    };
+    let Command::Verify(args) = command else {
+        panic!("parsed as {command:?}");
+    };
+    assert_eq!(args.backup().unwrap(), backup_ref(&job.series));
+    assert_eq!(
+        args.series.run_id().unwrap(),
+        Some(RunId::new(&job.run_id).unwrap())
+    );
+    assert_eq!(args.query, job.query);
+    assert_eq!(args.work_dir, std::path::PathBuf::from("/work"));
     assert_destination(args.storage.config().unwrap(), &job.destination);
 }

@@ -162,6 +162,7 @@ fn record(storage: &Storage, manifest: &Manifest) -> Option<BackupRecord> {
         location: storage.artifact_location(&run),
         size_bytes: i64::try_from(manifest.size_bytes).unwrap_or(i64::MAX),
         sha256: manifest.sha256.clone(),
+        verified: None,
     })
 }
 

@@ -30,6 +30,7 @@ pub struct Caches {
     pub backup_jobs: Cached<Job>,
     pub restore_jobs: Cached<Job>,
     pub cleanup_jobs: Cached<Job>,
+    pub verify_jobs: Cached<Job>,
     /// Backups and Restores as their last status patch left them.
     pub backup_statuses: Written<Backup>,
     pub restore_statuses: Written<Restore>,
@@ -44,6 +45,7 @@ pub struct Stores {
     pub backup_jobs: Store<Packed<Job>>,
     pub restore_jobs: Store<Packed<Job>>,
     pub cleanup_jobs: Store<Packed<Job>>,
+    pub verify_jobs: Store<Packed<Job>>,
 }
 
 impl Caches {
@@ -55,6 +57,7 @@ impl Caches {
             .of(&stores.backup_jobs)
             .of(&stores.restore_jobs)
             .of(&stores.cleanup_jobs)
+            .of(&stores.verify_jobs)
             .shared();
         Arc::new(Caches {
             databases: stores.databases,
@@ -62,6 +65,7 @@ impl Caches {
             backup_jobs: Cached::new(stores.backup_jobs),
             restore_jobs: Cached::new(stores.restore_jobs),
             cleanup_jobs: Cached::new(stores.cleanup_jobs),
+            verify_jobs: Cached::new(stores.verify_jobs),
             backup_statuses: Written::default(),
             restore_statuses: Written::default(),
             synced,

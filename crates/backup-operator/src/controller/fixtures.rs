@@ -100,6 +100,7 @@ pub fn scenario(script: impl Into<Script>) -> (Arc<Context>, MockApi) {
         backup_jobs: delivered::<Packed<Job>>(&jobs_of("backup")),
         restore_jobs: delivered::<Packed<Job>>(&jobs_of("restore")),
         cleanup_jobs: delivered::<Packed<Job>>(&jobs_of("cleanup")),
+        verify_jobs: delivered::<Packed<Job>>(&jobs_of("verify")),
     });
     let ctx = Context::new(
         client,

@@ -12,6 +12,7 @@ use std::fmt::Debug;
 
 use super::time::from_time;
 use backup_job::report::{Outcome, RunSummary};
+use backup_job::verify_report::{VerifyOutcome, VerifySummary};
 
 /// Label the Job controller puts on its Pods.
 const LABEL_JOB_NAME: &str = "batch.kubernetes.io/job-name";
@@ -20,20 +21,53 @@ const ERROR_TAIL: usize = 1024;
 
 /// What a Job ended with, as far as the operator can tell.
 #[derive(Clone, Debug, PartialEq)]
-pub enum JobResult {
-    Succeeded(RunSummary),
+pub enum JobResult<S = RunSummary> {
+    Succeeded(S),
     Failed(String),
+}
+
+/// The one-line result a kind of Job leaves in its termination message.
+pub trait Report: Sized {
+    type Summary;
+    fn parse(message: &str) -> Option<Self>;
+    fn into_result(self) -> Result<Self::Summary, String>;
+}
+
+impl Report for Outcome {
+    type Summary = RunSummary;
+    fn parse(message: &str) -> Option<Self> {
+        Outcome::parse(message).ok()
+    }
+    fn into_result(self) -> Result<RunSummary, String> {
+        match self {
+            Outcome::Succeeded(summary) => Ok(summary),
+            Outcome::Failed { error } => Err(error),
+        }
+    }
+}
+
+impl Report for VerifyOutcome {
+    type Summary = VerifySummary;
+    fn parse(message: &str) -> Option<Self> {
+        VerifyOutcome::parse(message).ok()
+    }
+    fn into_result(self) -> Result<VerifySummary, String> {
+        match self {
+            VerifyOutcome::Passed(summary) => Ok(summary),
+            VerifyOutcome::Failed { error } => Err(error),
+        }
+    }
 }
 
 /// A Job that is no longer running.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Finished {
-    pub result: JobResult,
+pub struct Finished<S = RunSummary> {
+    pub result: JobResult<S>,
     pub started: Option<DateTime<Utc>>,
     pub finished: Option<DateTime<Utc>>,
 }
 
-impl Finished {
+impl<S> Finished<S> {
     pub fn duration_seconds(&self) -> Option<f64> {
         let (started, finished) = (self.started?, self.finished?);
         Some((finished - started).num_milliseconds().max(0) as f64 / 1000.0)
@@ -73,13 +107,22 @@ pub fn is_active(job: &Job) -> bool {
 /// subcommands write); `None` while the Job runs. A Job whose result cannot be read counts
 /// as failed, with whatever Kubernetes says about it.
 pub fn finished(job: &Job, pods: &[Pod], container: &str) -> Option<Finished> {
+    finished_as::<Outcome>(job, pods, container)
+}
+
+/// [`finished`] for a kind of Job whose result is an `R`.
+pub fn finished_as<R: Report>(
+    job: &Job,
+    pods: &[Pod],
+    container: &str,
+) -> Option<Finished<R::Summary>> {
     let (succeeded, job_reason, at) = terminal_condition(job)?;
     let name = job.metadata.name.as_deref().unwrap_or_default();
     let message = termination_message(pods, container);
-    let parsed = message.as_deref().map(Outcome::parse);
+    let parsed = message.as_deref().and_then(R::parse).map(R::into_result);
     let result = match (succeeded, parsed) {
-        (true, Some(Ok(Outcome::Succeeded(summary)))) => JobResult::Succeeded(summary),
-        (_, Some(Ok(Outcome::Failed { error }))) => JobResult::Failed(tail(&error)),
+        (true, Some(Ok(summary))) => JobResult::Succeeded(summary),
+        (_, Some(Err(error))) => JobResult::Failed(tail(&error)),
         (true, _) => JobResult::Failed(format!(
             "Job {name} succeeded but left no readable result in its Pod's termination message; \
              was its Pod deleted? The artifact was not recorded"

@@ -5,6 +5,8 @@
 //! is one PromQL line (`time() - backup_operator_last_success_timestamp_seconds > 86400`).
 //! It is filled from the Backups' `status.lastBackupTime` at scrape time, so it survives an
 //! operator restart and a deleted Backup's series disappears with it.
+//! `backup_operator_last_verified_timestamp_seconds` is its twin for restore drills, with a
+//! series only for Backups with `spec.verification`.
 
 use std::sync::{Arc, Mutex};
 
@@ -30,10 +32,13 @@ pub struct Metrics {
     pub bytes_written: IntCounter,
     /// Restores by result, one of [`RESULTS`].
     pub restores: IntCounterVec,
+    /// Restore drills by result, one of [`RESULTS`].
+    pub verifications: IntCounterVec,
     /// Reconciles by controller and result, errors by category, the reconcile timer and the
     /// leader gauge.
     pub reconciles: Arc<ReconcileMetrics>,
     last_success: GaugeVec,
+    last_verified: GaugeVec,
     /// Scrapes reset and refill `last_success`; one at a time.
     render: Mutex<()>,
 }
@@ -80,11 +85,29 @@ impl Metrics {
             &["namespace", "backup"],
         )
         .expect("valid metric");
+        let verifications = IntCounterVec::new(
+            Opts::new(
+                "backup_operator_verifications_total",
+                "Restore drills finished, by result",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let last_verified = GaugeVec::new(
+            Opts::new(
+                "backup_operator_last_verified_timestamp_seconds",
+                "Unix time a restore drill of each Backup with spec.verification last passed; \
+                 the Backup's creation time until the first passes",
+            ),
+            &["namespace", "backup"],
+        )
+        .expect("valid metric");
         // Every result's series exists from the start, at 0, so increase() and rate() see the
         // first failure instead of a series that appears at 1.
         for result in RESULTS {
             runs.with_label_values(&[result]);
             restores.with_label_values(&[result]);
+            verifications.with_label_values(&[result]);
         }
         for collector in [
             Box::new(runs.clone()) as Box<dyn prometheus::core::Collector>,
@@ -92,6 +115,8 @@ impl Metrics {
             Box::new(bytes_written.clone()),
             Box::new(restores.clone()),
             Box::new(last_success.clone()),
+            Box::new(verifications.clone()),
+            Box::new(last_verified.clone()),
         ] {
             registry
                 .register(collector)
@@ -110,8 +135,10 @@ impl Metrics {
             run_duration,
             bytes_written,
             restores,
+            verifications,
             reconciles: Arc::new(reconciles),
             last_success,
+            last_verified,
             render: Mutex::new(()),
         }
     }
@@ -120,7 +147,14 @@ impl Metrics {
     pub fn render<'a>(&self, backups: impl IntoIterator<Item = &'a Backup>) -> String {
         let _one_at_a_time = self.render.lock().unwrap_or_else(|e| e.into_inner());
         self.last_success.reset();
+        self.last_verified.reset();
         for backup in backups {
+            if let Some(at) = last_verified(backup) {
+                let namespace = backup.namespace().unwrap_or_default();
+                self.last_verified
+                    .with_label_values(&[namespace.as_str(), backup.name_any().as_str()])
+                    .set(at as f64);
+            }
             let last = backup
                 .status
                 .as_ref()
@@ -134,6 +168,20 @@ impl Metrics {
         }
         runtime::metrics::render(&self.registry)
     }
+}
+
+/// When a drill of `backup` last passed; its creation until one has, so "no verified
+/// backup for 48 hours" also fires for a Backup whose drills never pass. `None` without
+/// `spec.verification`.
+fn last_verified(backup: &Backup) -> Option<i64> {
+    backup.spec.verification.as_ref()?;
+    let passed = backup
+        .status
+        .as_ref()
+        .and_then(|s| s.last_verified_time.as_ref());
+    passed
+        .or(backup.metadata.creation_timestamp.as_ref())
+        .map(|at| from_time(at).timestamp())
 }
 
 impl Default for Metrics {
@@ -154,6 +202,8 @@ mod tests {
             r#"backup_operator_runs_total{result="succeeded"} 0"#,
             r#"backup_operator_restores_total{result="failed"} 0"#,
             r#"backup_operator_restores_total{result="succeeded"} 0"#,
+            r#"backup_operator_verifications_total{result="failed"} 0"#,
+            r#"backup_operator_verifications_total{result="succeeded"} 0"#,
             "backup_operator_leader 0",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
@@ -197,5 +247,45 @@ mod tests {
         // A deleted Backup's series goes with it.
         let text = metrics.render(std::iter::empty());
         assert!(!text.contains("backup=\"nightly\""));
+    }
+
+    #[test]
+    fn last_verified_has_a_series_per_backup_with_verification() {
+        let metrics = Metrics::new();
+        let backup = |name: &str, verification: bool, passed: Option<&str>| {
+            let mut spec = serde_json::json!({"databaseRef": {"name": "shop"}});
+            if verification {
+                spec["verification"] = serde_json::json!({});
+            }
+            let status = match passed {
+                Some(at) => serde_json::json!({"lastVerifiedTime": at}),
+                None => serde_json::json!({}),
+            };
+            serde_json::from_value::<Backup>(serde_json::json!({
+                "apiVersion": "database.example.com/v1", "kind": "Backup",
+                "metadata": {"name": name, "namespace": "prod", "creationTimestamp": "2026-01-01T00:00:00Z"},
+                "spec": spec, "status": status
+            }))
+            .unwrap()
+        };
+        let text = metrics.render(&[
+            backup("drilled", true, Some("2026-01-02T02:00:00Z")),
+            backup("never", true, None),
+            backup("plain", false, Some("2026-01-02T02:00:00Z")),
+        ]);
+        let series = |name: &str, value: &str| {
+            format!(
+                "backup_operator_last_verified_timestamp_seconds{{backup=\"{name}\",namespace=\"prod\"}} {value}"
+            )
+        };
+        assert!(text.contains(&series("drilled", "1767319200")), "{text}");
+        assert!(
+            text.contains(&series("never", "1767225600")),
+            "creation time: {text}"
+        );
+        assert!(
+            !text.contains("last_verified_timestamp_seconds{backup=\"plain\""),
+            "{text}"
+        );
     }
 }

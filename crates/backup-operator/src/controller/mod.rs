@@ -1,6 +1,7 @@
 //! The `run` subcommand: three controllers and an HTTP server in one process.
 //!
-//! - Backups: runs on schedule, one Job per run, status from verified results.
+//! - Backups: runs on schedule, one Job per run, status from verified results; restore
+//!   drills (`spec.verification`), one Job per drill, deleted once recorded.
 //! - Restores: one Job per Restore, never two.
 //! - Initial restores: a Database created with a `backupRef` gets its Restore.
 //!
@@ -78,6 +79,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (backup_jobs, backup_job_changes) = jobs(backup::COMPONENT_BACKUP);
     let (restore_jobs, restore_job_changes) = jobs(restore::COMPONENT_RESTORE);
     let (cleanup_jobs, cleanup_job_changes) = jobs(backup::COMPONENT_CLEANUP);
+    let (verify_jobs, verify_job_changes) = jobs(backup::COMPONENT_VERIFY);
     let (databases, database_changes) = reflected(
         process.api::<DeserializeGuard<Database>>(),
         Config::default(),
@@ -92,6 +94,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let store = backup_store.clone();
     let backups = backups
         .owns_stream(backup_job_changes)
+        .owns_stream(verify_job_changes)
         .owns(
             process.api::<PersistentVolumeClaim>(),
             Config::default().labels(&managed),
@@ -138,6 +141,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         backup_jobs,
         restore_jobs,
         cleanup_jobs,
+        verify_jobs,
     });
     let ctx = Arc::new(Context::new(
         process.client.clone(),

@@ -7,3 +7,4 @@ mod killed;
 mod run;
 mod s3_verify;
 mod store_outage;
+mod verify;

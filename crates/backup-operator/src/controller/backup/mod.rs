@@ -1,10 +1,11 @@
 //! The Backup controller. Each reconcile is one pass of the pipeline: gather (Database,
 //! Jobs) → validate and decide (pure) → apply (claim, run Job, old Jobs) → status → Events.
 //! Runs are triggered by the schedule (the only time-based requeue) and by watches on the
-//! Database and the Jobs.
+//! Database and the Jobs; restore drills ([`drill`]) follow as a step of the same pass.
 
 mod claim;
 mod cleanup;
+mod drill;
 mod gather;
 mod job;
 mod notify;
@@ -29,6 +30,7 @@ use kube::{Api, Resource as _, ResourceExt as _};
 use serde_json::json;
 
 pub use cleanup::FINALIZER;
+pub use drill::COMPONENT_VERIFY;
 pub use job::{COMPONENT_BACKUP, COMPONENT_CLEANUP};
 
 use super::artifacts;
@@ -156,12 +158,23 @@ async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
     }
     delete_expired_jobs(ctx, backup, &gathered.jobs).await?;
 
-    let new = status::build(backup, &observed, now);
+    let mut new = status::build(backup, &observed, now);
+    let drills = drill::step(
+        ctx,
+        backup,
+        gathered.database.as_ref(),
+        &mut new,
+        observed.active_job.is_some(),
+        now,
+    )
+    .await?;
     if api::conditions::status_changed(backup.status.as_ref(), &new) {
         patch_status(ctx, backup, &new).await?;
     }
     notify::notify(ctx, backup, &new, learnt.as_ref(), started.as_ref()).await;
-    Ok(requeue_at(observed.next, now))
+    notify::drills(ctx, backup, &new, &drills).await;
+    let next = [observed.next, drills.next].into_iter().flatten().min();
+    Ok(requeue_at(next, now))
 }
 
 /// Creates what a run needs, then its Job. Both are created only if absent, under

@@ -1,10 +1,11 @@
-//! Events and run metrics, from the difference between the old status and the new one, so
+//! Events and run metrics (of runs and of restore drills), from the difference between the old status and the new one, so
 //! each outcome is announced and counted once even though reconciles repeat.
 
 use api::conditions::{self, DEGRADED, WAITING_FOR_DATABASE};
-use api::{Backup, BackupStatus};
+use api::{Backup, BackupStatus, VerificationResult};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
+use super::drill;
 use super::outcome::{LastRun, Learnt};
 use super::status::{BACKUP_FAILED, DATABASE_NOT_FOUND};
 use crate::controller::context::Context;
@@ -82,4 +83,43 @@ fn record_metrics(ctx: &Context, old: Option<&BackupStatus>, new: &BackupStatus,
     if let Some(seconds) = learnt.duration_seconds {
         metrics.run_duration.observe(seconds);
     }
+}
+
+/// Events and metrics of restore drills: a started drill, and a result recorded now. A
+/// failure is a Warning naming the artifact, which stays in storage and in the history.
+pub async fn drills(ctx: &Context, backup: &Backup, new: &BackupStatus, step: &drill::Step) {
+    if let Some((job, run_id)) = &step.started {
+        ctx.event(
+            backup,
+            false,
+            "VerificationStarted",
+            format!("started Job {job} to restore run {run_id} into a throwaway server"),
+        )
+        .await;
+    }
+    let (Some(result), Some(last)) = (step.recorded, new.last_verification.as_ref()) else {
+        return;
+    };
+    let label = match result {
+        VerificationResult::Passed => {
+            let note = format!(
+                "run {} restored: {} tables and {} rows checked",
+                last.run_id,
+                last.tables_checked.unwrap_or_default(),
+                last.rows_checked.unwrap_or_default()
+            );
+            ctx.event(backup, false, "VerificationPassed", note).await;
+            "succeeded"
+        }
+        VerificationResult::Failed => {
+            let note = format!(
+                "restore drill of run {} failed; the artifact is kept but marked unverified: {}",
+                last.run_id,
+                last.error.as_deref().unwrap_or_default()
+            );
+            ctx.event(backup, true, "VerificationFailed", note).await;
+            "failed"
+        }
+    };
+    ctx.metrics.verifications.with_label_values(&[label]).inc();
 }

@@ -143,6 +143,7 @@ pub fn claim_record(summary: &RunSummary, claim: &str) -> Result<BackupRecord, S
         location: format!("pvc://{claim}/{path}"),
         size_bytes: i64::try_from(summary.size_bytes).unwrap_or(i64::MAX),
         sha256: summary.sha256.clone(),
+        verified: None,
     })
 }
 
@@ -183,6 +184,7 @@ mod tests {
             location: format!("pvc://c/shop/nightly/{run_id}/dump.pgdump"),
             size_bytes: 1,
             sha256: "ab".into(),
+            verified: None,
         }
     }
 

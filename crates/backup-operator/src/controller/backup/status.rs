@@ -37,7 +37,10 @@ pub fn build(backup: &Backup, observed: &Observed, now: DateTime<Utc>) -> Backup
     let old = backup.status.clone().unwrap_or_default();
     let generation = backup.metadata.generation;
     let database = &backup.spec.database_ref.name;
-    let history = observed.history.clone().unwrap_or(old.history.clone());
+    let history = match &observed.history {
+        Some(new) => keep_verified(new, &old.history),
+        None => old.history.clone(),
+    };
     let newest = history.first();
     let waiting = matches!(
         observed.database,
@@ -167,9 +170,26 @@ pub fn build(backup: &Backup, observed: &Observed, now: DateTime<Utc>) -> Backup
         active_job: observed.active_job.clone(),
         history,
         last_run_now: newest_run_now(observed.last_run_now.clone(), old.last_run_now),
+        // Drills are recorded by their own step (`drill::status`).
+        last_verification: old.last_verification,
+        last_verified_time: old.last_verified_time,
         observed_generation: generation,
         conditions: conds,
     }
+}
+
+/// A history read anew (from storage, or merged after a run) knows nothing of drills: each
+/// artifact keeps what the previous status said about it.
+fn keep_verified(new: &[BackupRecord], old: &[BackupRecord]) -> Vec<BackupRecord> {
+    new.iter()
+        .map(|record| {
+            let before = old.iter().find(|o| o.run_id == record.run_id);
+            BackupRecord {
+                verified: record.verified.or(before.and_then(|o| o.verified)),
+                ..record.clone()
+            }
+        })
+        .collect()
 }
 
 /// The record of the newer run: a Job found may be older than the status's record once that
@@ -208,6 +228,7 @@ mod tests {
             location: format!("pvc://nightly-artifacts/shop/nightly/{run_id}/dump.pgdump"),
             size_bytes: 10,
             sha256: "ab".into(),
+            verified: None,
         }
     }
 
