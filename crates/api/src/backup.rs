@@ -90,6 +90,72 @@ pub struct BackupSpec {
     /// `Delete` removes them from storage first.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// How pg_dump compresses the backup. When not set: zstd where the Database's server and
+    /// the backup tools are PostgreSQL 16 or newer, which is faster than gzip and at least as
+    /// small; gzip otherwise, and the run's `status.history` entry says why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<BackupCompression>,
+
+    /// Parallel jobs of pg_dump, and of pg_restore when restoring from this Backup: 1 to 16,
+    /// each one database connection. Default 1, which streams the dump straight to storage
+    /// and restores in one transaction. More than 1 dumps tables in parallel (it helps when
+    /// several tables are large) into the Job's /tmp, an emptyDir on the node that needs
+    /// room for one compressed dump, then stores it as one tar artifact; a restore with more
+    /// than 1 job is not one transaction, and one that fails must be run again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 16))]
+    pub jobs: Option<i32>,
+}
+
+/// A compression algorithm and, optionally, its level.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.level) || (self.algorithm == 'zstd' && self.level >= 1 && self.level <= 22) || (self.algorithm == 'lz4' && self.level >= 1 && self.level <= 12) || (self.algorithm == 'gzip' && self.level >= 1 && self.level <= 9)").message(Message::Expression("'compression level ' + string(self.level) + ' is out of range for ' + self.algorithm + ': zstd takes 1 to 22, lz4 1 to 12, gzip 1 to 9, none no level'".into())))]
+pub struct BackupCompression {
+    /// `zstd`, `lz4`, `gzip` or `none`. zstd and lz4 need PostgreSQL 16 or newer tools to
+    /// restore; gzip is what plain `pg_dump -Fc` writes.
+    pub algorithm: CompressionAlgorithm,
+    /// Higher is smaller and slower: zstd 1 to 22 (default 3), lz4 1 to 12, gzip 1 to 9
+    /// (default 6); none takes no level. pg_dump's default when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<i32>,
+}
+
+/// How pg_dump compresses.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CompressionAlgorithm {
+    Zstd,
+    Lz4,
+    Gzip,
+    None,
+}
+
+impl BackupCompression {
+    /// The `ALGORITHM[:LEVEL]` form the backup Jobs read.
+    pub fn to_setting(&self) -> String {
+        let algorithm = match self.algorithm {
+            CompressionAlgorithm::Zstd => "zstd",
+            CompressionAlgorithm::Lz4 => "lz4",
+            CompressionAlgorithm::Gzip => "gzip",
+            CompressionAlgorithm::None => "none",
+        };
+        match self.level {
+            Some(level) => format!("{algorithm}:{level}"),
+            None => algorithm.to_owned(),
+        }
+    }
+}
+
+impl BackupSpec {
+    /// Parallel jobs of the dump and of restores; the schema keeps the setting within 1..=16.
+    pub fn jobs(&self) -> u32 {
+        self.jobs
+            .and_then(|jobs| u32::try_from(jobs).ok())
+            .unwrap_or(1)
+            .clamp(1, 16)
+    }
 }
 
 /// Exactly one place artifacts are written to.
@@ -207,6 +273,13 @@ pub struct BackupRecord {
     pub size_bytes: i64,
     /// SHA-256 of the artifact, hex.
     pub sha256: String,
+    /// How the artifact is compressed, e.g. `zstd` or `gzip:6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// Why the artifact is not compressed as by default, when the run fell back (an older
+    /// server or older backup tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression_note: Option<String>,
 }
 
 /// A `database.example.com/run-now` request the backup-operator honoured.

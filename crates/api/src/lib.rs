@@ -13,8 +13,9 @@ pub mod names;
 pub mod restore;
 
 pub use backup::{
-    Backup, BackupDestination, BackupPhase, BackupRecord, BackupSpec, BackupStatus, DeletionPolicy,
-    PvcDestination, RUN_NOW_ANNOTATION, RunNowRecord, S3Destination,
+    Backup, BackupCompression, BackupDestination, BackupPhase, BackupRecord, BackupSpec,
+    BackupStatus, CompressionAlgorithm, DeletionPolicy, PvcDestination, RUN_NOW_ANNOTATION,
+    RunNowRecord, S3Destination,
 };
 pub use database::{
     Database, DatabasePhase, DatabaseSpec, DatabaseStatus, InstanceStatus, ObjectReference,

@@ -5,6 +5,8 @@
 //! artifact was verified, and anything that fails before the manifest is read
 //! back removes what the run wrote.
 
+use crate::compression::Compression;
+use crate::dump_plan::{self, DumpPlan, PlanError};
 use crate::pg::{PgConnection, PgError, PgTools, RunningTool};
 use crate::storage::{
     self, ArtifactWriter, BackupRef, CommittedArtifact, Manifest, RunId, RunRef, Storage,
@@ -13,6 +15,7 @@ use crate::storage::{
 use chrono::{SubsecRound as _, Utc};
 use error_text::describe;
 use futures::StreamExt as _;
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::io::ReaderStream;
 use tokio_util::sync::CancellationToken;
@@ -33,10 +36,17 @@ pub struct DumpRequest {
     pub stale_after: Duration,
     /// How an S3 upload is verified; a directory's artifact is always read back.
     pub verification: Verification,
+    /// `None` chooses: zstd where the server and pg_dump allow it, else gzip.
+    pub compression: Option<Compression>,
+    /// pg_dump's parallel jobs; more than 1 dumps the directory format into `scratch_dir`
+    /// first, which needs room for the compressed dump.
+    pub jobs: u32,
+    pub scratch_dir: PathBuf,
 }
 
 #[derive(Debug, Clone)]
 pub struct DumpReport {
+    /// Also says how the artifact was compressed, and why not as by default when it fell back.
     pub manifest: Manifest,
     pub location: String,
     /// How the artifact was verified before the manifest was written.
@@ -59,8 +69,27 @@ pub enum DumpError {
     #[error("the backup destination cannot be written")]
     Storage(#[source] StorageError),
 
+    #[error("cannot find out which version pg_dump is")]
+    PgDumpVersion(#[source] PgError),
+
+    #[error("cannot dump with these settings")]
+    Plan(#[source] PlanError),
+
     #[error("pg_dump failed, so no backup was stored")]
     PgDump(#[source] PgError),
+
+    #[error(
+        "could not make room for pg_dump's directory in {dir}; give it room for one compressed dump or choose another directory with {}",
+        backup_job::env::BACKUP_TEMP_DIR
+    )]
+    Scratch {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("packing pg_dump's directory into the artifact failed, so no backup was stored")]
+    Pack(#[source] crate::tar_stream::PackError),
 
     #[error("reading pg_dump's output failed, so no backup was stored")]
     ReadOutput(#[source] std::io::Error),
@@ -97,9 +126,18 @@ pub async fn dump(
         .server_version(&request.connection)
         .await
         .map_err(DumpError::Connect)?;
-    tracing::info!(%run, %server_version, location = %storage.artifact_location(&run), "dump starting");
+    let plan = plan_dump(request).await?;
+    if let Some(note) = &plan.note {
+        tracing::warn!("{note}");
+    }
+    tracing::info!(%run, %server_version, compression = %plan.compression, jobs = plan.jobs,
+        format = plan.format(), location = %storage.artifact_location(&run), "dump starting");
 
-    let committed = store_dump(storage, request, &run, cancel).await?;
+    let committed = if plan.jobs > 1 {
+        store_directory_dump(storage, request, &plan, &run, cancel).await?
+    } else {
+        store_dump(storage, request, &plan, &run, cancel).await?
+    };
     let location = storage.artifact_location(&run);
     let verified = match storage
         .verify_artifact(&run, &committed, request.verification)
@@ -111,7 +149,8 @@ pub async fn dump(
             return Err(DumpError::Verify { location, reason });
         }
     };
-    let manifest = Manifest::new(&run, started, &server_version, &committed.digest);
+    let manifest =
+        Manifest::new(&run, started, &server_version, &committed.digest).with_dump(plan.record());
     if let Err(error) = storage.put_manifest(&manifest).await {
         delete_logged(storage, &run).await;
         return Err(DumpError::Manifest(error));
@@ -158,11 +197,27 @@ pub async fn dump(
     })
 }
 
+/// Asks the server and pg_dump for their versions, which decide the compression.
+async fn plan_dump(request: &DumpRequest) -> Result<DumpPlan, DumpError> {
+    let server = request
+        .tools
+        .server_version_num(&request.connection)
+        .await
+        .map_err(DumpError::Connect)?;
+    let pg_dump = request
+        .tools
+        .tool_version("pg_dump")
+        .await
+        .map_err(DumpError::PgDumpVersion)?;
+    dump_plan::plan(request.compression, request.jobs, pg_dump, &server).map_err(DumpError::Plan)
+}
+
 /// Streams pg_dump into a new artifact and commits it once pg_dump succeeded;
 /// on any failure the partial artifact is discarded.
 async fn store_dump(
     storage: &Storage,
     request: &DumpRequest,
+    plan: &DumpPlan,
     run: &RunRef,
     cancel: &CancellationToken,
 ) -> Result<CommittedArtifact, DumpError> {
@@ -170,7 +225,13 @@ async fn store_dump(
         .begin_artifact(run)
         .await
         .map_err(DumpError::Storage)?;
-    let mut pg_dump = match request.tools.spawn_pg_dump(&request.connection) {
+    let spawned = request.tools.spawn_pg_dump(
+        &request.connection,
+        &plan.compression,
+        &plan.pg_dump,
+        plan.output(&request.scratch_dir),
+    );
+    let mut pg_dump = match spawned {
         Ok(pg_dump) => pg_dump,
         Err(error) => {
             storage::abort_logged(writer).await;
@@ -196,6 +257,58 @@ async fn store_dump(
     tracing::debug!(
         bytes = writer.bytes_written(),
         "pg_dump finished; committing the artifact"
+    );
+    writer.commit().await.map_err(DumpError::Storage)
+}
+
+/// pg_dump with several jobs into a scratch directory, then the directory packed into a
+/// new artifact. The scratch directory is removed whatever happens.
+async fn store_directory_dump(
+    storage: &Storage,
+    request: &DumpRequest,
+    plan: &DumpPlan,
+    run: &RunRef,
+    cancel: &CancellationToken,
+) -> Result<CommittedArtifact, DumpError> {
+    let scratch_error = |source| DumpError::Scratch {
+        dir: request.scratch_dir.clone(),
+        source,
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("pg_dump-")
+        .tempdir_in(&request.scratch_dir)
+        .map_err(scratch_error)?;
+    let mut pg_dump = request
+        .tools
+        .spawn_pg_dump(
+            &request.connection,
+            &plan.compression,
+            &plan.pg_dump,
+            plan.output(scratch.path()),
+        )
+        .map_err(DumpError::PgDump)?;
+    tokio::select! {
+        finished = pg_dump.wait() => finished.map_err(DumpError::PgDump)?,
+        () = cancel.cancelled() => {
+            pg_dump.kill().await;
+            return Err(DumpError::Cancelled);
+        }
+    }
+    let mut writer = storage
+        .begin_artifact(run)
+        .await
+        .map_err(DumpError::Storage)?;
+    let packed = tokio::select! {
+        packed = crate::tar_stream::pack_directory(scratch.path(), &mut writer) => packed.map_err(DumpError::Pack),
+        () = cancel.cancelled() => Err(DumpError::Cancelled),
+    };
+    if let Err(error) = packed {
+        storage::abort_logged(writer).await;
+        return Err(error);
+    }
+    tracing::debug!(
+        bytes = writer.bytes_written(),
+        "pg_dump's directory packed; committing the artifact"
     );
     writer.commit().await.map_err(DumpError::Storage)
 }

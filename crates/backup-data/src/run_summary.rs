@@ -31,6 +31,8 @@ fn of_manifest(manifest: &Manifest, location: &str) -> RunSummary {
         run_id: manifest.run_id.clone(),
         time: manifest.time.to_rfc3339_opts(SecondsFormat::Secs, true),
         server_version: manifest.server_version.clone(),
+        compression: Some(manifest.compression.to_string()),
+        compression_note: manifest.compression_note.clone(),
         pruned: None,
         pruned_omitted: None,
         warnings: Vec::new(),

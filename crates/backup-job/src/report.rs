@@ -23,6 +23,12 @@ pub struct RunSummary {
     /// RFC 3339, UTC.
     pub time: String,
     pub server_version: String,
+    /// How the artifact is compressed, `ALGORITHM[:LEVEL]`; absent from older Jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// Why the compression is not the default, when the Job fell back (older server or tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression_note: Option<String>,
     /// Run ids deleted by retention; present for `dump` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pruned: Option<Vec<String>>,
@@ -138,6 +144,8 @@ mod tests {
             run_id: "r1".into(),
             time: "2025-01-01T02:00:00Z".into(),
             server_version: "15.8".into(),
+            compression: Some("zstd".into()),
+            compression_note: None,
             pruned: Some(
                 (0..pruned)
                     .map(|i| format!("20250101T0200{i:04}Z"))

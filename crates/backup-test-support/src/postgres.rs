@@ -210,16 +210,19 @@ impl Drop for PgServer {
 
 /// `PG_BIN_DIR` when set, else the newest `/usr/lib/postgresql/<major>/bin`
 /// that has the server programs (Debian's layout).
+/// `PG_BIN_DIR`, else the newest PostgreSQL found: hack/postgres-tools.sh's (17, like the
+/// backup image; Debian 12's 15 writes no lz4 or zstd) or Debian's.
 fn server_bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+    let mut candidates: Vec<(u32, PathBuf)> = ["/var/lib/pgop-postgresql", "/usr/lib/postgresql"]
         .into_iter()
-        .flatten()
-        .flatten()
+        .flat_map(|root| std::fs::read_dir(root).into_iter().flatten().flatten())
         .filter_map(|entry| {
-            let major = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            // `17` under Debian's directory, `17.11.0` under hack/postgres-tools.sh's.
+            let name = entry.file_name();
+            let major = name.to_str()?.split('.').next()?.parse::<u32>().ok()?;
             let bin = entry.path().join("bin");
             bin.join("initdb").exists().then_some((major, bin))
         })
@@ -229,8 +232,8 @@ fn server_bin_dir() -> PathBuf {
         Some((_, bin)) => bin,
         None => panic!(
             "PostgreSQL server programs (initdb, pg_ctl, postgres) were not found under \
-             /usr/lib/postgresql/*/bin. Install them with `apt-get install postgresql` \
-             (Debian package; it also creates the `postgres` user) or set PG_BIN_DIR."
+             /var/lib/pgop-postgresql/*/bin or /usr/lib/postgresql/*/bin. Run \
+             hack/postgres-tools.sh (PostgreSQL 17, as in the backup image) or set PG_BIN_DIR."
         ),
     }
 }

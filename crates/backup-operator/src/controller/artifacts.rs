@@ -162,6 +162,8 @@ fn record(storage: &Storage, manifest: &Manifest) -> Option<BackupRecord> {
         location: storage.artifact_location(&run),
         size_bytes: i64::try_from(manifest.size_bytes).unwrap_or(i64::MAX),
         sha256: manifest.sha256.clone(),
+        compression: Some(manifest.compression.to_string()),
+        compression_note: manifest.compression_note.clone(),
     })
 }
 
@@ -218,6 +220,8 @@ mod tests {
             run_id: run_id.into(),
             time: "2026-01-01T02:00:00Z".into(),
             server_version: "17".into(),
+            compression: None,
+            compression_note: None,
             pruned: None,
             pruned_omitted: None,
             warnings: Vec::new(),

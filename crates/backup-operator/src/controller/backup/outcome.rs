@@ -143,6 +143,8 @@ pub fn claim_record(summary: &RunSummary, claim: &str) -> Result<BackupRecord, S
         location: format!("pvc://{claim}/{path}"),
         size_bytes: i64::try_from(summary.size_bytes).unwrap_or(i64::MAX),
         sha256: summary.sha256.clone(),
+        compression: summary.compression.clone(),
+        compression_note: summary.compression_note.clone(),
     })
 }
 
@@ -183,6 +185,8 @@ mod tests {
             location: format!("pvc://c/shop/nightly/{run_id}/dump.pgdump"),
             size_bytes: 1,
             sha256: "ab".into(),
+            compression: None,
+            compression_note: None,
         }
     }
 
@@ -213,7 +217,9 @@ mod tests {
             sha256: "ab".repeat(32),
             run_id: "20260102T020000Z".into(),
             time: "2026-01-02T02:00:03Z".into(),
-            server_version: "17.2".into(),
+            server_version: "14.12".into(),
+            compression: Some("gzip".into()),
+            compression_note: Some("compressed with gzip instead of the default zstd".into()),
             pruned: Some(vec![]),
             pruned_omitted: None,
             warnings: vec![],
@@ -227,5 +233,8 @@ mod tests {
             (record.size_bytes, record.time),
             (42, to_time(parse_rfc3339("2026-01-02T02:00:03Z").unwrap()))
         );
+        // A fallback the Job made reaches the Backup's status with the record.
+        assert_eq!(record.compression.as_deref(), Some("gzip"));
+        assert_eq!(record.compression_note, summary.compression_note);
     }
 }

@@ -208,6 +208,8 @@ mod tests {
             location: format!("pvc://nightly-artifacts/shop/nightly/{run_id}/dump.pgdump"),
             size_bytes: 10,
             sha256: "ab".into(),
+            compression: None,
+            compression_note: None,
         }
     }
 
