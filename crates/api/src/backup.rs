@@ -21,7 +21,7 @@ pub const MAX_HISTORY: usize = 100;
 /// scheduled run that is due at the same moment answers it (one run, never a burst).
 pub const RUN_NOW_ANNOTATION: &str = "database.example.com/run-now";
 
-/// Logical backups (`pg_dump --format=custom`) of a Database, written whole and verified.
+/// Logical backups (`pg_dump`) of a Database, written whole and verified.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "database.example.com",
@@ -91,9 +91,10 @@ pub struct BackupSpec {
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 
-    /// How pg_dump compresses the backup. When not set: zstd where the Database's server and
-    /// the backup tools are PostgreSQL 16 or newer, which is faster than gzip and at least as
-    /// small; gzip otherwise, and the run's `status.history` entry says why.
+    /// How pg_dump compresses the backup. When not set: zstd at level 1 where the Database's
+    /// server and the backup tools are PostgreSQL 16 or newer, which is faster than gzip and
+    /// smaller; gzip otherwise, and the run's `status.history` entry says why
+    /// (`compressionNote`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<BackupCompression>,
 

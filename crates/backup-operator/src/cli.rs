@@ -191,7 +191,7 @@ pub struct DumpArgs {
     /// when they disagree; `read` always reads it back. A directory is always read back.
     #[arg(long = "s3-verify", env = S3_VERIFY, value_enum, default_value_t = Verification::Etag)]
     pub s3_verify: Verification,
-    /// ALGORITHM[:LEVEL] with zstd, lz4, gzip or none. When unset: zstd where the server and
+    /// ALGORITHM[:LEVEL] with zstd, lz4, gzip or none. When unset: zstd:1 where the server and
     /// pg_dump are PostgreSQL 16 or newer, else gzip.
     #[arg(long, env = BACKUP_COMPRESSION)]
     pub compression: Option<Compression>,

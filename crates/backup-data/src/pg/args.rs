@@ -75,7 +75,7 @@ mod tests {
         let args = pg_dump_args(&Compression::DEFAULT, 17, DumpOutput::Stdout);
         assert_eq!(
             strings(args),
-            ["--format=custom", "--compress=zstd", "--no-password"]
+            ["--format=custom", "--compress=zstd:1", "--no-password"]
         );
     }
 

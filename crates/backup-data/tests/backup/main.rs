@@ -6,6 +6,7 @@
 use backup_test_support as support;
 
 mod corruption;
+mod formats;
 mod interrupted;
 mod retention;
 mod round_trip;

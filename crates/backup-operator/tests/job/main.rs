@@ -6,4 +6,5 @@ mod command_line;
 mod killed;
 mod run;
 mod s3_verify;
+mod settings;
 mod store_outage;
