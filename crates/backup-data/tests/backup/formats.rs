@@ -315,8 +315,9 @@ async fn the_default_falls_back_to_gzip_with_a_note_on_a_server_older_than_16() 
         "{note}"
     );
     let summary = backup_job::report::RunSummary::from(&report);
-    assert_eq!(summary.compression.as_deref(), Some("gzip"));
-    assert_eq!(summary.compression_note.as_deref(), Some(note));
+    let reported = summary.compression.expect("the compression is reported");
+    assert_eq!(reported.setting, "gzip");
+    assert_eq!(reported.note.as_deref(), Some(note));
 
     // pg_restore 17 cannot restore into an older server in one transaction (it sets
     // transaction_timeout, which older servers reject), so the artifact is checked by

@@ -221,7 +221,6 @@ mod tests {
             time: "2026-01-01T02:00:00Z".into(),
             server_version: "17".into(),
             compression: None,
-            compression_note: None,
             pruned: None,
             pruned_omitted: None,
             warnings: Vec::new(),

@@ -21,8 +21,8 @@ async fn a_parallel_lz4_dump_restores_with_the_same_jobs() {
     let Outcome::Succeeded(summary) = dumped.outcome() else {
         panic!("dump failed: {}\n{}", dumped.stdout, dumped.stderr);
     };
-    assert_eq!(summary.compression.as_deref(), Some("lz4:4"));
-    assert_eq!(summary.compression_note, None);
+    let reported = summary.compression.expect("the compression is reported");
+    assert_eq!((reported.setting.as_str(), reported.note), ("lz4:4", None));
     let manifest = std::fs::read_to_string(
         destination.file_of(&format!("app/nightly/{}/manifest.json", summary.run_id)),
     )

@@ -143,8 +143,8 @@ pub fn claim_record(summary: &RunSummary, claim: &str) -> Result<BackupRecord, S
         location: format!("pvc://{claim}/{path}"),
         size_bytes: i64::try_from(summary.size_bytes).unwrap_or(i64::MAX),
         sha256: summary.sha256.clone(),
-        compression: summary.compression.clone(),
-        compression_note: summary.compression_note.clone(),
+        compression: summary.compression.as_ref().map(|c| c.setting.clone()),
+        compression_note: summary.compression.as_ref().and_then(|c| c.note.clone()),
     })
 }
 
@@ -176,6 +176,7 @@ pub fn merge_history(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use backup_job::report::CompressionReport;
 
     fn record(run_id: &str, hour: u32) -> BackupRecord {
         let time = parse_rfc3339(&format!("2026-01-0{hour}T02:00:00Z")).unwrap();
@@ -218,8 +219,10 @@ mod tests {
             run_id: "20260102T020000Z".into(),
             time: "2026-01-02T02:00:03Z".into(),
             server_version: "14.12".into(),
-            compression: Some("gzip".into()),
-            compression_note: Some("compressed with gzip instead of the default zstd".into()),
+            compression: Some(Box::new(CompressionReport {
+                setting: "gzip".into(),
+                note: Some("compressed with gzip instead of the default zstd".into()),
+            })),
             pruned: Some(vec![]),
             pruned_omitted: None,
             warnings: vec![],
@@ -235,6 +238,9 @@ mod tests {
         );
         // A fallback the Job made reaches the Backup's status with the record.
         assert_eq!(record.compression.as_deref(), Some("gzip"));
-        assert_eq!(record.compression_note, summary.compression_note);
+        assert_eq!(
+            record.compression_note.as_deref(),
+            Some("compressed with gzip instead of the default zstd")
+        );
     }
 }

@@ -145,7 +145,6 @@ mod tests {
             time: "2026-01-02T02:00:00Z".into(),
             server_version: "17".into(),
             compression: None,
-            compression_note: None,
             pruned: None,
             pruned_omitted: None,
             warnings: vec![],
