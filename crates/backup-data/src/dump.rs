@@ -262,7 +262,8 @@ async fn store_dump(
 }
 
 /// pg_dump with several jobs into a scratch directory, then the directory packed into a
-/// new artifact. The scratch directory is removed whatever happens.
+/// new artifact. The artifact is begun first, so a run id that is already complete is
+/// refused before the dump; the scratch directory is removed whatever happens.
 async fn store_directory_dump(
     storage: &Storage,
     request: &DumpRequest,
@@ -270,14 +271,42 @@ async fn store_directory_dump(
     run: &RunRef,
     cancel: &CancellationToken,
 ) -> Result<CommittedArtifact, DumpError> {
-    let scratch_error = |source| DumpError::Scratch {
-        dir: request.scratch_dir.clone(),
-        source,
+    let mut writer = storage
+        .begin_artifact(run)
+        .await
+        .map_err(DumpError::Storage)?;
+    let packed = match dump_into_scratch(request, plan, cancel).await {
+        Ok(scratch) => tokio::select! {
+            packed = crate::tar_stream::pack_directory(scratch.path(), &mut writer) => packed.map_err(DumpError::Pack),
+            () = cancel.cancelled() => Err(DumpError::Cancelled),
+        },
+        Err(error) => Err(error),
     };
+    if let Err(error) = packed {
+        storage::abort_logged(writer).await;
+        return Err(error);
+    }
+    tracing::debug!(
+        bytes = writer.bytes_written(),
+        "pg_dump's directory packed; committing the artifact"
+    );
+    writer.commit().await.map_err(DumpError::Storage)
+}
+
+/// Runs pg_dump into a new directory under the scratch directory, which is deleted when
+/// the returned handle is dropped (or at once, on failure).
+async fn dump_into_scratch(
+    request: &DumpRequest,
+    plan: &DumpPlan,
+    cancel: &CancellationToken,
+) -> Result<tempfile::TempDir, DumpError> {
     let scratch = tempfile::Builder::new()
         .prefix("pg_dump-")
         .tempdir_in(&request.scratch_dir)
-        .map_err(scratch_error)?;
+        .map_err(|source| DumpError::Scratch {
+            dir: request.scratch_dir.clone(),
+            source,
+        })?;
     let mut pg_dump = request
         .tools
         .spawn_pg_dump(
@@ -294,23 +323,7 @@ async fn store_directory_dump(
             return Err(DumpError::Cancelled);
         }
     }
-    let mut writer = storage
-        .begin_artifact(run)
-        .await
-        .map_err(DumpError::Storage)?;
-    let packed = tokio::select! {
-        packed = crate::tar_stream::pack_directory(scratch.path(), &mut writer) => packed.map_err(DumpError::Pack),
-        () = cancel.cancelled() => Err(DumpError::Cancelled),
-    };
-    if let Err(error) = packed {
-        storage::abort_logged(writer).await;
-        return Err(error);
-    }
-    tracing::debug!(
-        bytes = writer.bytes_written(),
-        "pg_dump's directory packed; committing the artifact"
-    );
-    writer.commit().await.map_err(DumpError::Storage)
+    Ok(scratch)
 }
 
 async fn copy_output(

@@ -335,3 +335,47 @@ async fn the_default_falls_back_to_gzip_with_a_note_on_a_server_older_than_16() 
         support::fingerprint(&server, SOURCE_DB).await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_dump_cancelled_midway_leaves_no_backup_and_no_scratch_files() {
+    let server = PgServer::start().await;
+    support::seed_big_table(&server).await;
+    let destination = Destination::s3().await;
+    let storage = destination.storage().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let mut request = support::dump_request(&server, "cancelled", 3);
+    request.jobs = 2;
+    request.scratch_dir = scratch.path().to_owned();
+    let cancel = CancellationToken::new();
+
+    let dumping = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { dump(&storage, &request, &cancel).await.map(|_| ()) }
+    });
+    // Cancel once pg_dump is writing table data into its directory.
+    let scratch_path = scratch.path().to_owned();
+    support::wait_until("pg_dump writing table data", || {
+        support::files_under(&scratch_path)
+            .iter()
+            .any(|file| file.file_name().is_some_and(|name| name != "toc.dat"))
+    })
+    .await;
+    cancel.cancel();
+    let result = dumping.await.unwrap();
+
+    assert!(
+        matches!(result, Err(backup_data::dump::DumpError::Cancelled)),
+        "{result:?}"
+    );
+    assert!(
+        support::files_under(scratch.path()).is_empty(),
+        "pg_dump's directory was left behind"
+    );
+    support::assert_no_complete_run(&destination.storage().await).await;
+    assert_eq!(destination.stored_files(), Vec::<String>::new());
+    assert_eq!(
+        destination.s3_server().pending_upload_parts(),
+        Vec::<std::path::PathBuf>::new(),
+        "upload not aborted"
+    );
+}
