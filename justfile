@@ -34,9 +34,11 @@ lint:
     shellcheck -x .ci/run justw hack/*.sh hack/lib/*.sh hack/images/*/*.sh crates/*/src/*/scripts/*.sh
     hack/check-deps.py
 
-# Install what the tests, the cluster and the image builds need (hack/deps/*.list).
+# Install what the tests, the cluster and the image builds need (hack/deps/*.list), and the
+# PostgreSQL 17 programs the backup tests run (hack/postgres-tools.sh).
 deps:
     hack/deps.sh machine lint cluster node image test
+    hack/postgres-tools.sh >/dev/null
 
 # Build every binary of the workspace (dev profile).
 build:

@@ -4,6 +4,7 @@
 #   hack/bench-backup.sh     # pgbench scales 10 and 70 (150 MiB, 1 GiB), 512 MiB of random bytes
 #   BENCH_SCALES="70" BENCH_RANDOM_MIB=0 BENCH_RUNS=1 hack/bench-backup.sh
 #   BENCH_METHODS="raw s3" hack/bench-backup.sh      # skip the directory destination
+#   BENCH_RESTORE=0 hack/bench-backup.sh             # dumps only
 #   BENCH_BASELINE=/tmp/backup-operator-before BENCH_METHODS="s3 s3-baseline" hack/bench-backup.sh
 #
 # BENCH_BASELINE names another backup-operator binary (say, a copy built before a change),
@@ -12,14 +13,26 @@
 # two separate runs minutes apart do not. BENCH_OPERATOR measures a given binary as it is
 # instead of building target/release/backup-operator.
 #
-# Starts a private PostgreSQL server (Debian's /usr/lib/postgresql/<newest>/bin, initdb in a
-# temporary directory, 127.0.0.1 on a free port, as the `postgres` user because initdb refuses
-# root), fills one database per data set (`pgbench -i -s <scale>`; a table of random bytes,
-# which unlike pgbench's rows does not compress), then times for each:
+# Starts a private PostgreSQL 17 server (hack/postgres-tools.sh's, the version of the backup
+# image's tools, which the default zstd compression needs; initdb in a temporary directory,
+# 127.0.0.1 on a free port, as the `postgres` user because initdb refuses root), fills one
+# database per data set (`pgbench -i -s <scale>`; a table of random bytes, which unlike
+# pgbench's rows hardly compresses), then times for each:
 #
-#   raw        pg_dump -Fc -f <file>
-#   directory  target/release/backup-operator dump to BACKUP_DESTINATION_PATH
-#   s3         the same to an S3 server on 127.0.0.1 (the s3s-fs binary, plain HTTP)
+#   raw           pg_dump -Fc -f <file> (gzip, pg_dump's default): the reference
+#   raw-none      pg_dump -Fc -Z none -f <file>: no compression at all, so about the time the
+#                 server needs to COPY the data out, which no compression can beat
+#   directory     target/release/backup-operator dump to BACKUP_DESTINATION_PATH, with the
+#                 default Backup's settings (no BACKUP_COMPRESSION, no BACKUP_JOBS)
+#   s3            the same to an S3 server on 127.0.0.1 (the s3s-fs binary, plain HTTP)
+#   directory-j2  the directory method with BACKUP_JOBS=2 (pg_dump's directory format, packed)
+#
+# and, for the pgbench data sets (unless BENCH_RESTORE=0), restores of one dump into a new
+# database, in turn BENCH_RUNS times:
+#
+#   pg_restore    pg_restore -d <db> of the raw method's file: one job, as plain tools do
+#   restore       backup-operator restore of the directory method's artifact (default jobs)
+#   restore-j2    backup-operator restore with BACKUP_JOBS=2 of directory-j2's artifact
 #
 # each under /usr/bin/time -v (wall time; CPU time and peak RSS of the process tree, that is
 # of backup-operator with its pg_dump child) while sampling the backup-operator's own CPU time
@@ -36,19 +49,20 @@ source "$REPO/hack/lib/deps.sh"
 SCALES=${BENCH_SCALES-10 70}
 RANDOM_MIB=${BENCH_RANDOM_MIB-512}
 RUNS=${BENCH_RUNS:-3}
+RESTORE=${BENCH_RESTORE:-1}
 BASELINE=${BENCH_BASELINE-}
 # raw is always measured: the other methods are reported against it.
-default_methods="raw directory s3${BASELINE:+ directory-baseline s3-baseline}"
+default_methods="raw raw-none directory s3 directory-j2${BASELINE:+ directory-baseline s3-baseline}"
 METHODS="raw ${BENCH_METHODS:-$default_methods}"
 METHODS=$(tr ' ' '\n' <<<"$METHODS" | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 for method in $METHODS; do
   case $method in
-    raw | directory | s3) ;;
+    raw | raw-none | directory | s3 | directory-j2) ;;
     directory-baseline | s3-baseline)
       [[ -x $BASELINE ]] || { echo "bench-backup: $method needs BENCH_BASELINE, an executable" >&2 && exit 1; }
       ;;
     *)
-      echo "bench-backup: BENCH_METHODS: unknown method $method (raw, directory, s3, directory-baseline, s3-baseline)" >&2
+      echo "bench-backup: BENCH_METHODS: unknown method $method (raw, raw-none, directory, s3, directory-j2, directory-baseline, s3-baseline)" >&2
       exit 1
       ;;
   esac
@@ -57,7 +71,7 @@ done
 S3S_FS_VERSION=${S3S_FS_VERSION:-0.14.1}
 CACHE_ROOT="${PGOP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pg-operators}"
 S3S_FS="$CACHE_ROOT/tools/s3s-fs-$S3S_FS_VERSION/bin/s3s-fs"
-OPERATOR=${BENCH_OPERATOR:-$REPO/target/release/backup-operator}
+OPERATOR=${BENCH_OPERATOR:-${CARGO_TARGET_DIR:-$REPO/target}/release/backup-operator}
 S3_ACCESS_KEY=bench-access-key
 S3_SECRET_KEY=bench-secret-key-0c41
 S3_BUCKET=bench
@@ -67,10 +81,8 @@ source "$REPO/hack/lib/log.sh"
 
 # --- tools -------------------------------------------------------------------------------
 
-newest_pg_bin() { compgen -G "/usr/lib/postgresql/*/bin/initdb" | sort -V | tail -n 1 | xargs -r dirname; }
-
 deps_ensure bench machine || die "cannot install what the benchmark needs"
-PG_BIN=$(newest_pg_bin)
+PG_BIN=$("$REPO/hack/postgres-tools.sh")
 [[ -x $PG_BIN/pgbench ]] || die "no pgbench in $PG_BIN"
 command -v python3 >/dev/null || die "python3 is needed to pick free ports and read reports"
 
@@ -221,6 +233,50 @@ run_raw() {
   timed "$1" "$PG_BIN/pg_dump" -Fc -f "$WORK/raw.dump" -d "$2"
   stat -c %s "$WORK/raw.dump" >"$1.size"
 }
+run_raw-none() {
+  timed "$1" "$PG_BIN/pg_dump" -Fc -Z none -f "$WORK/raw.dump" -d "$2"
+  stat -c %s "$WORK/raw.dump" >"$1.size"
+}
+run_directory-j2() {
+  operator_dump "$OPERATOR" "$1" "$2" BACKUP_DESTINATION_PATH="$WORK/destination" BACKUP_JOBS=2 \
+    BACKUP_TEMP_DIR="$WORK/scratch"
+  report_size "$1"
+}
+
+# operator_restore OUT SOURCE-DB TARGET-DB DESTINATION JOBS: the operator's restore of the
+# newest run of SOURCE-DB's series in the directory DESTINATION, timed into OUT.
+operator_restore() {
+  timed "$1" env BACKUP_DESTINATION_PATH="$4" BACKUP_DATABASE="$2" BACKUP_JOBS="$5" \
+    BACKUP_TEMP_DIR="$WORK/scratch" "$OPERATOR" restore --dbname "$3" --pg-bin-dir "$PG_BIN" \
+    --backup-name bench --termination-log /dev/null
+}
+
+# restores DATASET DB: the restore methods, each into a new database, BENCH_RUNS times.
+restores() {
+  local dataset=$1 db=$2 run method out
+  log "$dataset: dumping once for the restores"
+  rm -rf "$WORK/restore"
+  mkdir -p "$WORK/restore/default" "$WORK/restore/j2"
+  "$PG_BIN/pg_dump" -Fc -f "$WORK/restore/raw.dump" -d "$db"
+  operator_dump "$OPERATOR" "$WORK/restore/dump-default" "$db" BACKUP_DESTINATION_PATH="$WORK/restore/default"
+  operator_dump "$OPERATOR" "$WORK/restore/dump-j2" "$db" BACKUP_DESTINATION_PATH="$WORK/restore/j2" \
+    BACKUP_JOBS=2 BACKUP_TEMP_DIR="$WORK/scratch"
+  for run in $(seq "$RUNS"); do
+    for method in pg_restore restore restore-j2; do
+      psql_value "DROP DATABASE IF EXISTS restored" >/dev/null
+      psql_value "CREATE DATABASE restored" >/dev/null
+      out=$WORK/restored.$dataset.$method.$run
+      case $method in
+        pg_restore) timed "$out" "$PG_BIN/pg_restore" --no-owner -d restored "$WORK/restore/raw.dump" ;;
+        restore) operator_restore "$out" "$db" restored "$WORK/restore/default" 1 ;;
+        restore-j2) operator_restore "$out" "$db" restored "$WORK/restore/j2" 2 ;;
+      esac
+      log "$dataset restore run $run $method: $(cat "$out") (wall s, tree CPU s, tree KiB, own CPU s, own KiB)"
+    done
+  done
+  psql_value "DROP DATABASE IF EXISTS restored" >/dev/null
+  rm -rf "$WORK/restore"
+}
 run_directory() {
   operator_dump "${3:-$OPERATOR}" "$1" "$2" BACKUP_DESTINATION_PATH="$WORK/destination"
   report_size "$1"
@@ -272,8 +328,8 @@ for dataset in "${datasets[@]}"; do
   psql_value "SELECT pg_database_size('$db')" >"$WORK/dbsize.$dataset"
   for run in $(seq "$RUNS"); do
     for method in $METHODS; do
-      rm -rf "$WORK/raw.dump" "$WORK/destination" "${WORK:?}/s3/$S3_BUCKET"
-      mkdir -p "$WORK/destination" "$WORK/s3/$S3_BUCKET"
+      rm -rf "$WORK/raw.dump" "$WORK/destination" "${WORK:?}/s3/$S3_BUCKET" "$WORK/scratch"
+      mkdir -p "$WORK/destination" "$WORK/s3/$S3_BUCKET" "$WORK/scratch"
       case $method in
         *-baseline) "run_${method%-baseline}" "$WORK/result.$dataset.$method.$run" "$db" "$BASELINE" ;;
         *) "run_$method" "$WORK/result.$dataset.$method.$run" "$db" ;;
@@ -281,6 +337,10 @@ for dataset in "${datasets[@]}"; do
       log "$dataset run $run $method: $(cat "$WORK/result.$dataset.$method.$run") (wall s, tree CPU s, tree KiB, own CPU s, own KiB, S3 server CPU s)"
     done
   done
+  if ((RESTORE)) && [[ $dataset == s* ]]; then
+    mkdir -p "$WORK/scratch"
+    restores "$dataset" "$db"
+  fi
   # One database at a time: the next one needs the disk and the page cache.
   psql_value "DROP DATABASE $db" >/dev/null
 done
@@ -292,6 +352,8 @@ echo "Started $started_at on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB
   "$(if [[ -n ${BENCH_OPERATOR-} ]]; then echo "the backup-operator binary $OPERATOR"; else
     echo "commit $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- crates/backup-operator crates/backup-data crates/backup-job crates/secret crates/error-text || echo ' with uncommitted changes to the backup-operator')"; fi)${BASELINE:+; the *-baseline methods ran $BASELINE}."
 echo
+echo "Throughput is the database's size on disk over the wall time; \"vs. raw\" is raw pg_dump -Fc's wall time over the method's."
+echo
 echo "| data | method | dump size | wall time | throughput | vs. raw pg_dump | CPU, process tree | CPU, backup-operator | CPU, S3 server | peak RSS, process tree | peak RSS, backup-operator |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 mib() { awk -v b="$1" -v d="$2" 'BEGIN {printf "%.*f MiB", d, b / 1048576}'; }
@@ -301,22 +363,50 @@ for dataset in "${datasets[@]}"; do
     *) label="${dataset#random} MiB random bytes" ;;
   esac
   label="$label ($(mib "$(cat "$WORK/dbsize.$dataset")" 0))"
-  raw_rate=
+  dbsize=$(cat "$WORK/dbsize.$dataset")
+  raw_seconds=
   for method in $METHODS; do
     # One file per run (result.<dataset>.<method>.<run>), not their .size companions.
     mapfile -t files < <(compgen -G "$WORK/result.$dataset.$method.*[0-9]")
     seconds=$(printf "%.2f" "$(median 1 "${files[@]}")")
     size=$(median 1 "${files[@]/%/.size}")
-    rate=$(awk -v s="$size" -v t="$seconds" 'BEGIN {printf "%.1f", s / 1e6 / t}')
+    rate=$(awk -v s="$dbsize" -v t="$seconds" 'BEGIN {printf "%.1f", s / 1e6 / t}')
     own_cpu="$(median 4 "${files[@]}") s" own_rss=$(mib $(($(median 5 "${files[@]}") * 1024)) 1)
     server_cpu="$(median 6 "${files[@]}") s"
     case $method in
-      raw) raw_rate=$rate ratio="1.00" own_cpu="(pg_dump)" own_rss="(pg_dump)" server_cpu="" ;;
+      raw) raw_seconds=$seconds ratio="1.00" own_cpu="(pg_dump)" own_rss="(pg_dump)" server_cpu="" ;;
+      raw-none) own_cpu="(pg_dump)" own_rss="(pg_dump)" server_cpu="" ;;
       directory*) server_cpu="" ;;
     esac
-    [[ $method == raw ]] || ratio=$(awk -v r="$rate" -v b="$raw_rate" 'BEGIN {printf "%.2f", r / b}')
+    [[ $method == raw ]] || ratio=$(awk -v t="$seconds" -v b="$raw_seconds" 'BEGIN {printf "%.2f", b / t}')
     printf '| %s | %s | %s | %s s | %s MB/s | %s | %s s | %s | %s | %s | %s |\n' "$label" \
       "$method" "$(mib "$size" 1)" "$seconds" "$rate" "$ratio" "$(median 2 "${files[@]}")" \
       "$own_cpu" "$server_cpu" "$(mib $(($(median 3 "${files[@]}") * 1024)) 1)" "$own_rss"
+  done
+done
+
+((RESTORE)) || exit 0
+restored_sets=()
+for dataset in "${datasets[@]}"; do [[ $dataset == s* ]] && restored_sets+=("$dataset"); done
+((${#restored_sets[@]})) || exit 0
+echo
+echo "### Restore"
+echo
+echo "One dump of each pgbench data set restored into a new database; median of $RUNS runs. \"vs. pg_restore\" is single-job pg_restore's wall time of the raw -Fc file over the method's."
+echo
+echo "| data | method | wall time | vs. pg_restore | CPU, process tree | peak RSS, process tree | peak RSS, backup-operator |"
+echo "|---|---|---|---|---|---|---|"
+for dataset in "${restored_sets[@]}"; do
+  label="pgbench -s ${dataset#s} ($(mib "$(cat "$WORK/dbsize.$dataset")" 0))"
+  base=
+  for method in pg_restore restore restore-j2; do
+    mapfile -t files < <(compgen -G "$WORK/restored.$dataset.$method.*[0-9]")
+    seconds=$(printf "%.2f" "$(median 1 "${files[@]}")")
+    [[ -n $base ]] || base=$seconds
+    own_rss=$(mib $(($(median 5 "${files[@]}") * 1024)) 1)
+    [[ $method == pg_restore ]] && own_rss="(pg_restore)"
+    printf '| %s | %s | %s s | %s | %s s | %s | %s |\n' "$label" "$method" "$seconds" \
+      "$(awk -v t="$seconds" -v b="$base" 'BEGIN {printf "%.2f", b / t}')" \
+      "$(median 2 "${files[@]}")" "$(mib $(($(median 3 "${files[@]}") * 1024)) 1)" "$own_rss"
   done
 done

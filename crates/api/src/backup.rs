@@ -21,7 +21,7 @@ pub const MAX_HISTORY: usize = 100;
 /// scheduled run that is due at the same moment answers it (one run, never a burst).
 pub const RUN_NOW_ANNOTATION: &str = "database.example.com/run-now";
 
-/// Logical backups (`pg_dump --format=custom`) of a Database, written whole and verified.
+/// Logical backups (`pg_dump`) of a Database, written whole and verified.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "database.example.com",
@@ -102,6 +102,23 @@ pub struct BackupSpec {
     /// node's ephemeral storage for the artifact and the restored database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationSpec>,
+
+    /// How pg_dump compresses the backup. When not set: zstd at level 1 where the Database's
+    /// server and the backup tools are PostgreSQL 16 or newer, which is faster than gzip and
+    /// smaller; gzip otherwise, and the run's `status.history` entry says why
+    /// (`compressionNote`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<BackupCompression>,
+
+    /// Parallel jobs of pg_dump, and of pg_restore when restoring from this Backup: 1 to 16,
+    /// each one database connection. Default 1, which streams the dump straight to storage
+    /// and restores in one transaction. More than 1 dumps tables in parallel (it helps when
+    /// several tables are large) into the Job's /tmp, an emptyDir on the node that needs
+    /// room for one compressed dump, then stores it as one tar artifact; a restore with more
+    /// than 1 job is not one transaction, and one that fails must be run again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 16))]
+    pub jobs: Option<i32>,
 }
 
 /// When restore drills run and what they check beyond tables and row counts.
@@ -122,6 +139,56 @@ pub struct VerificationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 4096))]
     pub query: Option<String>,
+}
+
+/// A compression algorithm and, optionally, its level.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.level) || (self.algorithm == 'zstd' && self.level >= 1 && self.level <= 22) || (self.algorithm == 'lz4' && self.level >= 1 && self.level <= 12) || (self.algorithm == 'gzip' && self.level >= 1 && self.level <= 9)").message(Message::Expression("'compression level ' + string(self.level) + ' is out of range for ' + self.algorithm + ': zstd takes 1 to 22, lz4 1 to 12, gzip 1 to 9, none no level'".into())))]
+pub struct BackupCompression {
+    /// `zstd`, `lz4`, `gzip` or `none`. zstd and lz4 need PostgreSQL 16 or newer tools to
+    /// restore; gzip is what plain `pg_dump -Fc` writes.
+    pub algorithm: CompressionAlgorithm,
+    /// Higher is smaller and slower: zstd 1 to 22 (default 3), lz4 1 to 12, gzip 1 to 9
+    /// (default 6); none takes no level. pg_dump's default when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<i32>,
+}
+
+/// How pg_dump compresses.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CompressionAlgorithm {
+    Zstd,
+    Lz4,
+    Gzip,
+    None,
+}
+
+impl BackupCompression {
+    /// The `ALGORITHM[:LEVEL]` form the backup Jobs read.
+    pub fn to_setting(&self) -> String {
+        let algorithm = match self.algorithm {
+            CompressionAlgorithm::Zstd => "zstd",
+            CompressionAlgorithm::Lz4 => "lz4",
+            CompressionAlgorithm::Gzip => "gzip",
+            CompressionAlgorithm::None => "none",
+        };
+        match self.level {
+            Some(level) => format!("{algorithm}:{level}"),
+            None => algorithm.to_owned(),
+        }
+    }
+}
+
+impl BackupSpec {
+    /// Parallel jobs of the dump and of restores; the schema keeps the setting within 1..=16.
+    pub fn jobs(&self) -> u32 {
+        self.jobs
+            .and_then(|jobs| u32::try_from(jobs).ok())
+            .unwrap_or(1)
+            .clamp(1, 16)
+    }
 }
 
 /// Exactly one place artifacts are written to.
@@ -243,6 +310,13 @@ pub struct BackupRecord {
     /// when the last one failed (the artifact is kept), absent when none ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
+    /// How the artifact is compressed, e.g. `zstd` or `gzip:6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// Why the artifact is not compressed as by default, when the run fell back (an older
+    /// server or older backup tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression_note: Option<String>,
 }
 
 /// How a restore drill ended.

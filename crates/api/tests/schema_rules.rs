@@ -311,3 +311,68 @@ fn every_field_is_documented_for_kubectl_explain() {
         );
     }
 }
+
+#[test]
+fn compression_levels_outside_each_algorithms_range_are_refused() {
+    let refused = [
+        ("zstd", 0),
+        ("zstd", 23),
+        ("lz4", 0),
+        ("lz4", 13),
+        ("gzip", 0),
+        ("gzip", 10),
+        ("none", 1),
+    ];
+    for (algorithm, level) in refused {
+        let b = backup()
+            .set(
+                "/spec/compression",
+                json!({"algorithm": algorithm, "level": level}),
+            )
+            .build();
+        let message = errors(b.validate_cel());
+        assert!(
+            message.contains(&format!(
+                "compression level {level} is out of range for {algorithm}"
+            )),
+            "{algorithm}:{level}: {message:?}"
+        );
+    }
+    let accepted = [
+        json!({"algorithm": "zstd", "level": 1}),
+        json!({"algorithm": "zstd", "level": 22}),
+        json!({"algorithm": "lz4", "level": 12}),
+        json!({"algorithm": "gzip", "level": 9}),
+        json!({"algorithm": "none"}),
+        json!({"algorithm": "zstd"}),
+    ];
+    for compression in accepted {
+        let b = backup()
+            .set("/spec/compression", compression.clone())
+            .build();
+        assert_eq!(errors(b.validate_cel()), "", "{compression}");
+    }
+}
+
+#[test]
+fn jobs_bounds_and_compression_algorithms_are_in_the_schema() {
+    let backup_crd = serde_json::to_value(Backup::crd()).unwrap();
+    let spec =
+        &backup_crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let jobs = &spec["properties"]["jobs"];
+    assert_eq!(
+        (jobs["minimum"].as_f64(), jobs["maximum"].as_f64()),
+        (Some(1.0), Some(16.0))
+    );
+    let compression = &spec["properties"]["compression"];
+    assert_eq!(
+        compression["properties"]["algorithm"]["enum"],
+        json!(["zstd", "lz4", "gzip", "none"])
+    );
+    assert_eq!(compression["required"], json!(["algorithm"]));
+    // Unset, the operator decides: zstd:1 where PostgreSQL allows it, and 1 job.
+    let default = backup().build();
+    assert_eq!((&default.spec.compression, default.spec.jobs()), (&None, 1));
+    let parallel = backup().set("/spec/jobs", json!(8)).build();
+    assert_eq!(parallel.spec.jobs(), 8);
+}

@@ -5,6 +5,8 @@
 //! artifact was verified, and anything that fails before the manifest is read
 //! back removes what the run wrote.
 
+use crate::compression::Compression;
+use crate::dump_plan::{self, DumpPlan, PlanError};
 use crate::pg::{PgConnection, PgError, PgTools, RunningTool};
 use crate::row_counts::SnapshotSession;
 use crate::storage::{
@@ -14,6 +16,7 @@ use crate::storage::{
 use chrono::{SubsecRound as _, Utc};
 use error_text::describe;
 use futures::StreamExt as _;
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::io::ReaderStream;
 use tokio_util::sync::CancellationToken;
@@ -34,10 +37,17 @@ pub struct DumpRequest {
     pub stale_after: Duration,
     /// How an S3 upload is verified; a directory's artifact is always read back.
     pub verification: Verification,
+    /// `None` chooses: zstd where the server and pg_dump allow it, else gzip.
+    pub compression: Option<Compression>,
+    /// pg_dump's parallel jobs; more than 1 dumps the directory format into `scratch_dir`
+    /// first, which needs room for the compressed dump.
+    pub jobs: u32,
+    pub scratch_dir: PathBuf,
 }
 
 #[derive(Debug, Clone)]
 pub struct DumpReport {
+    /// Also says how the artifact was compressed, and why not as by default when it fell back.
     pub manifest: Manifest,
     pub location: String,
     /// How the artifact was verified before the manifest was written.
@@ -63,8 +73,27 @@ pub enum DumpError {
     #[error("the backup destination cannot be written")]
     Storage(#[source] StorageError),
 
+    #[error("cannot find out which version pg_dump is")]
+    PgDumpVersion(#[source] PgError),
+
+    #[error("cannot dump with these settings")]
+    Plan(#[source] PlanError),
+
     #[error("pg_dump failed, so no backup was stored")]
     PgDump(#[source] PgError),
+
+    #[error(
+        "could not make room for pg_dump's directory in {dir}; give it room for one compressed dump or choose another directory with {}",
+        backup_job::env::BACKUP_TEMP_DIR
+    )]
+    Scratch {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("packing pg_dump's directory into the artifact failed, so no backup was stored")]
+    Pack(#[source] crate::tar_stream::PackError),
 
     #[error("reading pg_dump's output failed, so no backup was stored")]
     ReadOutput(#[source] std::io::Error),
@@ -101,7 +130,12 @@ pub async fn dump(
         .server_version(&request.connection)
         .await
         .map_err(DumpError::Connect)?;
-    tracing::info!(%run, %server_version, location = %storage.artifact_location(&run), "dump starting");
+    let plan = plan_dump(request).await?;
+    if let Some(note) = &plan.note {
+        tracing::warn!("{note}");
+    }
+    tracing::info!(%run, %server_version, compression = %plan.compression, jobs = plan.jobs,
+        format = plan.format(), location = %storage.artifact_location(&run), "dump starting");
 
     // The counts and the dump see one snapshot, so a restore drill can compare them exactly.
     let session = tokio::select! {
@@ -110,7 +144,12 @@ pub async fn dump(
         }
         () = cancel.cancelled() => return Err(DumpError::Cancelled),
     };
-    let stored = store_dump(storage, request, &run, Some(session.id()), cancel).await;
+    let snapshot = Some(session.id());
+    let stored = if plan.jobs > 1 {
+        store_directory_dump(storage, request, &plan, &run, snapshot, cancel).await
+    } else {
+        store_dump(storage, request, &plan, &run, snapshot, cancel).await
+    };
     let row_counts = session.close().await;
     let committed = stored?;
     let location = storage.artifact_location(&run);
@@ -124,7 +163,8 @@ pub async fn dump(
             return Err(DumpError::Verify { location, reason });
         }
     };
-    let mut manifest = Manifest::new(&run, started, &server_version, &committed.digest);
+    let mut manifest =
+        Manifest::new(&run, started, &server_version, &committed.digest).with_dump(plan.record());
     manifest.row_counts = Some(row_counts);
     if let Err(error) = storage.put_manifest(&manifest).await {
         delete_logged(storage, &run).await;
@@ -172,11 +212,27 @@ pub async fn dump(
     })
 }
 
+/// Asks the server and pg_dump for their versions, which decide the compression.
+async fn plan_dump(request: &DumpRequest) -> Result<DumpPlan, DumpError> {
+    let server = request
+        .tools
+        .server_version_num(&request.connection)
+        .await
+        .map_err(DumpError::Connect)?;
+    let pg_dump = request
+        .tools
+        .tool_version("pg_dump")
+        .await
+        .map_err(DumpError::PgDumpVersion)?;
+    dump_plan::plan(request.compression, request.jobs, pg_dump, &server).map_err(DumpError::Plan)
+}
+
 /// Streams pg_dump into a new artifact and commits it once pg_dump succeeded;
 /// on any failure the partial artifact is discarded.
 async fn store_dump(
     storage: &Storage,
     request: &DumpRequest,
+    plan: &DumpPlan,
     run: &RunRef,
     snapshot: Option<&str>,
     cancel: &CancellationToken,
@@ -185,7 +241,14 @@ async fn store_dump(
         .begin_artifact(run)
         .await
         .map_err(DumpError::Storage)?;
-    let mut pg_dump = match request.tools.spawn_pg_dump(&request.connection, snapshot) {
+    let spawned = request.tools.spawn_pg_dump(
+        &request.connection,
+        &plan.compression,
+        &plan.pg_dump,
+        plan.output(&request.scratch_dir),
+        snapshot,
+    );
+    let mut pg_dump = match spawned {
         Ok(pg_dump) => pg_dump,
         Err(error) => {
             storage::abort_logged(writer).await;
@@ -213,6 +276,74 @@ async fn store_dump(
         "pg_dump finished; committing the artifact"
     );
     writer.commit().await.map_err(DumpError::Storage)
+}
+
+/// pg_dump with several jobs into a scratch directory, then the directory packed into a
+/// new artifact. The artifact is begun first, so a run id that is already complete is
+/// refused before the dump; the scratch directory is removed whatever happens.
+async fn store_directory_dump(
+    storage: &Storage,
+    request: &DumpRequest,
+    plan: &DumpPlan,
+    run: &RunRef,
+    snapshot: Option<&str>,
+    cancel: &CancellationToken,
+) -> Result<CommittedArtifact, DumpError> {
+    let mut writer = storage
+        .begin_artifact(run)
+        .await
+        .map_err(DumpError::Storage)?;
+    let packed = match dump_into_scratch(request, plan, snapshot, cancel).await {
+        Ok(scratch) => tokio::select! {
+            packed = crate::tar_stream::pack_directory(scratch.path(), &mut writer) => packed.map_err(DumpError::Pack),
+            () = cancel.cancelled() => Err(DumpError::Cancelled),
+        },
+        Err(error) => Err(error),
+    };
+    if let Err(error) = packed {
+        storage::abort_logged(writer).await;
+        return Err(error);
+    }
+    tracing::debug!(
+        bytes = writer.bytes_written(),
+        "pg_dump's directory packed; committing the artifact"
+    );
+    writer.commit().await.map_err(DumpError::Storage)
+}
+
+/// Runs pg_dump into a new directory under the scratch directory, which is deleted when
+/// the returned handle is dropped (or at once, on failure).
+async fn dump_into_scratch(
+    request: &DumpRequest,
+    plan: &DumpPlan,
+    snapshot: Option<&str>,
+    cancel: &CancellationToken,
+) -> Result<tempfile::TempDir, DumpError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("pg_dump-")
+        .tempdir_in(&request.scratch_dir)
+        .map_err(|source| DumpError::Scratch {
+            dir: request.scratch_dir.clone(),
+            source,
+        })?;
+    let mut pg_dump = request
+        .tools
+        .spawn_pg_dump(
+            &request.connection,
+            &plan.compression,
+            &plan.pg_dump,
+            plan.output(scratch.path()),
+            snapshot,
+        )
+        .map_err(DumpError::PgDump)?;
+    tokio::select! {
+        finished = pg_dump.wait() => finished.map_err(DumpError::PgDump)?,
+        () = cancel.cancelled() => {
+            pg_dump.kill().await;
+            return Err(DumpError::Cancelled);
+        }
+    }
+    Ok(scratch)
 }
 
 async fn copy_output(

@@ -6,11 +6,12 @@
 
 use crate::digest::{ContentDigest, DigestWriter};
 use crate::pg::{PgConnection, PgError, PgTools};
-use crate::storage::manifest::FORMAT_PG_DUMP_CUSTOM;
+use crate::storage::manifest::FORMAT_PG_DUMP_DIRECTORY_TAR;
 use crate::storage::{BackupRef, Manifest, RunId, Storage, StorageError};
 use futures::StreamExt as _;
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
+use tempfile::TempDir;
 use tokio::io::AsyncWriteExt as _;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +26,9 @@ pub struct RestoreRequest {
     pub run_id: Option<RunId>,
     /// Where the artifact is downloaded; it needs room for one backup.
     pub temp_dir: PathBuf,
+    /// pg_restore's parallel jobs. With 1 the restore is one transaction; with more it is
+    /// not, and a failed run leaves a partly restored target that a repeat replaces.
+    pub jobs: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -41,10 +45,18 @@ pub enum RestoreError {
     #[error("could not find the backup to restore")]
     Find(#[source] StorageError),
 
-    #[error(
-        "{location} has format {format:?}; this version restores only {FORMAT_PG_DUMP_CUSTOM:?}"
-    )]
-    UnsupportedFormat { location: String, format: String },
+    #[error("cannot restore {location}: {reason}; the target database was not touched")]
+    Unreadable { location: String, reason: String },
+
+    #[error("cannot find out which version pg_restore is; the target database was not touched")]
+    PgRestoreVersion(#[source] PgError),
+
+    #[error("could not unpack {location} for pg_restore; the target database was not touched")]
+    Unpack {
+        location: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("could not download {location}; the target database was not touched")]
     Download {
@@ -78,11 +90,25 @@ pub enum RestoreError {
     )]
     PgRestore(#[source] PgError),
 
+    #[error(
+        "pg_restore with {jobs} jobs failed; a parallel restore is not one transaction, so the target database may be partly restored: run the restore again (it replaces what it restored) or restore with 1 job"
+    )]
+    PgRestoreParallel {
+        jobs: u32,
+        #[source]
+        source: PgError,
+    },
+
     #[error("cannot reach the target database; it was not touched")]
     Connect(#[source] PgError),
 
     #[error("cancelled; the target database was left as it was")]
     Cancelled,
+
+    #[error(
+        "cancelled during a restore with {jobs} jobs; the target database may be partly restored: run the restore again"
+    )]
+    CancelledParallel { jobs: u32 },
 }
 
 pub async fn restore(
@@ -95,11 +121,13 @@ pub async fn restore(
         .run()
         .map_err(|error| RestoreError::Find(error.into()))?;
     let location = storage.artifact_location(&run);
-    if manifest.format != FORMAT_PG_DUMP_CUSTOM {
-        return Err(RestoreError::UnsupportedFormat {
-            location,
-            format: manifest.format.clone(),
-        });
+    let pg_restore_version = request
+        .tools
+        .tool_version("pg_restore")
+        .await
+        .map_err(RestoreError::PgRestoreVersion)?;
+    if let Some(reason) = crate::readable::refusal(&manifest, &pg_restore_version) {
+        return Err(RestoreError::Unreadable { location, reason });
     }
     // Reach the server before the download, so a target that is not up yet waits (within
     // the connect patience) instead of failing after minutes of downloading.
@@ -108,13 +136,14 @@ pub async fn restore(
         .server_version(&request.connection)
         .await
         .map_err(RestoreError::Connect)?;
-    tracing::info!(%run, %location, "downloading");
+    tracing::info!(%run, %location, format = %manifest.format, "downloading");
     let download = tokio::select! {
         download = download_checked(storage, &manifest, &location, &request.temp_dir) => download?,
         () = cancel.cancelled() => return Err(RestoreError::Cancelled),
     };
 
-    tracing::info!(target = %request.connection.describe(), "artifact verified, restoring");
+    let jobs = request.jobs.max(1);
+    tracing::info!(target = %request.connection.describe(), jobs, "artifact verified, restoring");
     // pg_restore runs in one transaction, so a run that lost its connection changed nothing
     // and can be repeated: a Service briefly without endpoints (a readiness probe that timed
     // out on a busy node) must not fail the restore. Other failures end it at once.
@@ -122,14 +151,14 @@ pub async fn restore(
     loop {
         let mut pg_restore = request
             .tools
-            .spawn_pg_restore(&request.connection, download.path())
+            .spawn_pg_restore(&request.connection, download.path(), jobs)
             .map_err(RestoreError::PgRestore)?;
         // Killing pg_restore mid-way aborts its single transaction.
         let finished = tokio::select! {
             finished = pg_restore.wait() => finished,
             () = cancel.cancelled() => {
                 pg_restore.kill().await;
-                return Err(RestoreError::Cancelled);
+                return Err(if jobs > 1 { RestoreError::CancelledParallel { jobs } } else { RestoreError::Cancelled });
             }
         };
         match finished {
@@ -141,6 +170,9 @@ pub async fn restore(
                     .server_version(&request.connection)
                     .await
                     .map_err(RestoreError::Connect)?;
+            }
+            Err(source) if jobs > 1 => {
+                return Err(RestoreError::PgRestoreParallel { jobs, source });
             }
             Err(error) => return Err(RestoreError::PgRestore(error)),
         }
@@ -167,9 +199,80 @@ async fn choose_run(storage: &Storage, request: &RestoreRequest) -> Result<Manif
     }
 }
 
-/// Downloads into a temporary file, hashing on the way, and returns it only
-/// when it matches the manifest. The file is deleted when dropped.
+/// What pg_restore reads: a custom-format file or a pg_dump directory. Deleted when dropped.
+enum Download {
+    File(NamedTempFile),
+    Directory(TempDir),
+}
+
+impl Download {
+    fn path(&self) -> &Path {
+        match self {
+            Self::File(file) => file.path(),
+            Self::Directory(dir) => dir.path(),
+        }
+    }
+}
+
+/// Downloads the artifact, hashing on the way, and returns it only when it matches the
+/// manifest: a custom-format dump into a file (pg_restore with several jobs needs to seek
+/// in it), a packed directory unpacked into a directory.
 async fn download_checked(
+    storage: &Storage,
+    manifest: &Manifest,
+    location: &str,
+    temp_dir: &Path,
+) -> Result<Download, RestoreError> {
+    if manifest.format == FORMAT_PG_DUMP_DIRECTORY_TAR {
+        download_unpacked(storage, manifest, location, temp_dir).await
+    } else {
+        download_file(storage, manifest, location, temp_dir)
+            .await
+            .map(Download::File)
+    }
+}
+
+async fn download_unpacked(
+    storage: &Storage,
+    manifest: &Manifest,
+    location: &str,
+    temp_dir: &Path,
+) -> Result<Download, RestoreError> {
+    let run = manifest
+        .run()
+        .map_err(|error| RestoreError::Find(error.into()))?;
+    let download_error = |source| RestoreError::Download {
+        location: location.to_owned(),
+        source,
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("restore-")
+        .tempdir_in(temp_dir)
+        .map_err(|source| RestoreError::TempFile {
+            dir: temp_dir.to_owned(),
+            source,
+        })?;
+    let stream = storage.open_artifact(&run).await.map_err(download_error)?;
+    let unpacked = crate::tar_stream::unpack_stream(stream, dir.path())
+        .await
+        .map_err(download_error)?;
+    let expected = manifest.digest();
+    if unpacked.digest != expected {
+        return Err(RestoreError::Corrupt {
+            location: location.to_owned(),
+            expected,
+            actual: unpacked.digest,
+        });
+    }
+    unpacked.unpacked.map_err(|source| RestoreError::Unpack {
+        location: location.to_owned(),
+        source,
+    })?;
+    Ok(Download::Directory(dir))
+}
+
+/// Downloads into a temporary file; the file is deleted when dropped.
+async fn download_file(
     storage: &Storage,
     manifest: &Manifest,
     location: &str,

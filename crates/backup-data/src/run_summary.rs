@@ -4,7 +4,7 @@
 use crate::dump::DumpReport;
 use crate::restore::RestoreReport;
 use crate::storage::Manifest;
-use backup_job::report::RunSummary;
+use backup_job::report::{CompressionReport, RunSummary};
 use chrono::SecondsFormat;
 
 impl From<&DumpReport> for RunSummary {
@@ -31,6 +31,10 @@ fn of_manifest(manifest: &Manifest, location: &str) -> RunSummary {
         run_id: manifest.run_id.clone(),
         time: manifest.time.to_rfc3339_opts(SecondsFormat::Secs, true),
         server_version: manifest.server_version.clone(),
+        compression: Some(Box::new(CompressionReport {
+            setting: manifest.compression.to_string(),
+            note: manifest.compression_note.clone(),
+        })),
         pruned: None,
         pruned_omitted: None,
         warnings: Vec::new(),

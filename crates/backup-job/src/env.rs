@@ -26,8 +26,14 @@ pub const BACKUP_RUN_ID: &str = "BACKUP_RUN_ID";
 pub const BACKUP_RETENTION: &str = "BACKUP_RETENTION";
 /// Leftovers of dead runs older than this many seconds are deleted after a dump.
 pub const BACKUP_STALE_AFTER_SECONDS: &str = "BACKUP_STALE_AFTER_SECONDS";
-/// Where `restore` downloads the artifact before checking it.
+/// Where `restore` downloads the artifact before checking it, and where `dump` with more
+/// than one job lets pg_dump write its directory before packing it.
 pub const BACKUP_TEMP_DIR: &str = "BACKUP_TEMP_DIR";
+/// `dump`'s compression, `ALGORITHM[:LEVEL]` (zstd, lz4, gzip, none); when unset, zstd:1 where
+/// the server and pg_dump are PostgreSQL 16 or newer, else gzip.
+pub const BACKUP_COMPRESSION: &str = "BACKUP_COMPRESSION";
+/// Parallel jobs of pg_dump and pg_restore, 1 to 16; default 1.
+pub const BACKUP_JOBS: &str = "BACKUP_JOBS";
 
 /// SQL a restore drill runs on the restored database; it must return true.
 pub const VERIFY_QUERY: &str = "VERIFY_QUERY";

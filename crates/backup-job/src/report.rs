@@ -23,6 +23,10 @@ pub struct RunSummary {
     /// RFC 3339, UTC.
     pub time: String,
     pub server_version: String,
+    /// How the artifact is compressed; absent from older Jobs. Boxed: the summary travels
+    /// inside enums whose other variants are small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Box<CompressionReport>>,
     /// Run ids deleted by retention; present for `dump` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pruned: Option<Vec<String>>,
@@ -31,6 +35,17 @@ pub struct RunSummary {
     pub pruned_omitted: Option<usize>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+/// How a run's artifact is compressed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompressionReport {
+    /// `ALGORITHM[:LEVEL]`, e.g. `zstd:1`.
+    pub setting: String,
+    /// Why it is not the default, when the Job fell back (an older server or older tools).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// What a run ended with. Untagged: a success has the summary's fields, a
@@ -142,6 +157,10 @@ mod tests {
             run_id: "r1".into(),
             time: "2025-01-01T02:00:00Z".into(),
             server_version: "15.8".into(),
+            compression: Some(Box::new(CompressionReport {
+                setting: "zstd:1".into(),
+                note: None,
+            })),
             pruned: Some(
                 (0..pruned)
                     .map(|i| format!("20250101T0200{i:04}Z"))

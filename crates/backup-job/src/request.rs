@@ -16,6 +16,10 @@ pub struct DumpJob {
     /// Complete runs to keep, this one included.
     pub retention: u32,
     pub destination: Destination,
+    /// `ALGORITHM[:LEVEL]`; `None` lets the Job choose from the versions it finds.
+    pub compression: Option<String>,
+    /// pg_dump's parallel jobs.
+    pub jobs: u32,
 }
 
 /// A `restore` run: one run of the series into the connection's database.
@@ -27,6 +31,8 @@ pub struct RestoreJob {
     /// The newest complete run when unset.
     pub run_id: Option<String>,
     pub destination: Destination,
+    /// pg_restore's parallel jobs; 1 restores in one transaction.
+    pub jobs: u32,
 }
 
 /// A `verify` run: a restore drill of one run of the series into a throwaway server.
@@ -96,6 +102,12 @@ impl DumpJob {
             self.retention.to_string(),
         ));
         env.extend(self.destination.env());
+        env.extend(
+            self.compression
+                .as_ref()
+                .map(|compression| EnvEntry::plain(BACKUP_COMPRESSION, compression)),
+        );
+        env.push(EnvEntry::plain(BACKUP_JOBS, self.jobs.to_string()));
         env
     }
 }
@@ -110,6 +122,7 @@ impl RestoreJob {
                 .map(|run_id| EnvEntry::plain(BACKUP_RUN_ID, run_id)),
         );
         env.extend(self.destination.env());
+        env.push(EnvEntry::plain(BACKUP_JOBS, self.jobs.to_string()));
         env
     }
 }

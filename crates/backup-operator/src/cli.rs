@@ -3,6 +3,8 @@
 //! controller's Jobs pass settings and Secrets.
 
 use anyhow::{Context as _, bail};
+use backup_data::compression::Compression;
+use backup_data::dump_plan::MAX_JOBS;
 use backup_data::pg::{PgConnection, PgTools};
 use backup_data::storage::{BackupRef, RunId, S3Config, StorageConfig, Verification};
 use backup_job::env::*;
@@ -195,6 +197,17 @@ pub struct DumpArgs {
     /// when they disagree; `read` always reads it back. A directory is always read back.
     #[arg(long = "s3-verify", env = S3_VERIFY, value_enum, default_value_t = Verification::Etag)]
     pub s3_verify: Verification,
+    /// ALGORITHM[:LEVEL] with zstd, lz4, gzip or none. When unset: zstd:1 where the server and
+    /// pg_dump are PostgreSQL 16 or newer, else gzip.
+    #[arg(long, env = BACKUP_COMPRESSION)]
+    pub compression: Option<Compression>,
+    /// pg_dump's parallel jobs; more than 1 writes pg_dump's directory format into
+    /// --temp-dir first and stores it as one tar artifact.
+    #[arg(long, env = BACKUP_JOBS, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_JOBS)))]
+    pub jobs: u32,
+    /// Where pg_dump's directory is written when jobs > 1; defaults to $TMPDIR.
+    #[arg(long, env = BACKUP_TEMP_DIR)]
+    pub temp_dir: Option<PathBuf>,
     #[arg(long, env = TERMINATION_LOG_PATH, default_value = DEFAULT_TERMINATION_LOG)]
     pub termination_log: PathBuf,
 }
@@ -217,6 +230,10 @@ pub struct RestoreArgs {
     /// Where the artifact is downloaded and checked; defaults to $TMPDIR.
     #[arg(long, env = BACKUP_TEMP_DIR)]
     pub temp_dir: Option<PathBuf>,
+    /// pg_restore's parallel jobs. 1 restores in one transaction; more do not, and a
+    /// failed restore leaves the target partly restored until it is run again.
+    #[arg(long, env = BACKUP_JOBS, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_JOBS)))]
+    pub jobs: u32,
     #[arg(long, env = TERMINATION_LOG_PATH, default_value = DEFAULT_TERMINATION_LOG)]
     pub termination_log: PathBuf,
 }

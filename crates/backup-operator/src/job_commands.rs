@@ -88,6 +88,9 @@ async fn run_dump(args: DumpArgs) -> anyhow::Result<RunSummary> {
         retention: args.retention as usize,
         stale_after: args.stale_after(),
         verification: args.s3_verify,
+        compression: args.compression,
+        jobs: args.jobs,
+        scratch_dir: args.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
     };
     let storage = Storage::open(args.storage.config()?).await?;
     let report = dump(&storage, &request, &cancel_on_signal()?).await?;
@@ -101,6 +104,7 @@ async fn run_restore(args: RestoreArgs) -> anyhow::Result<RunSummary> {
         backup: args.series.backup(&args.pg.dbname)?,
         run_id: args.series.run_id()?,
         temp_dir: args.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
+        jobs: args.jobs,
     };
     let storage = Storage::open(args.storage.config()?).await?;
     let report = restore(&storage, &request, &cancel_on_signal()?).await?;

@@ -129,6 +129,9 @@ pub fn dump_request(server: &PgServer, run_id: &str, retention: usize) -> DumpRe
         retention,
         stale_after: Duration::from_secs(3600),
         verification: Verification::default(),
+        compression: None,
+        jobs: 1,
+        scratch_dir: std::env::temp_dir(),
     }
 }
 
@@ -154,6 +157,7 @@ pub fn restore_request(server: &PgServer, target_db: &str, temp_dir: &Path) -> R
         backup: backup_ref(),
         run_id: None,
         temp_dir: temp_dir.to_owned(),
+        jobs: 1,
     }
 }
 

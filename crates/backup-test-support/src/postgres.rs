@@ -22,7 +22,25 @@ pub struct PgServer {
 
 impl PgServer {
     pub async fn start() -> Self {
-        let bin_dir = server_bin_dir();
+        Self::start_in(server_bin_dir()).await
+    }
+
+    /// A server of a major version older than 16, whose pg_dump and pg_restore know neither
+    /// lz4 nor zstd (Debian 12's PostgreSQL 15, which hack/deps/test.list installs).
+    pub async fn start_older_than_16() -> Self {
+        let old = installed()
+            .into_iter()
+            .filter(|(major, _)| *major < 16)
+            .max()
+            .map(|(_, bin)| bin)
+            .expect(
+                "no PostgreSQL server older than 16 under /usr/lib/postgresql: install Debian 12's \
+                 postgresql (15) with `apt-get install postgresql`",
+            );
+        Self::start_in(old).await
+    }
+
+    async fn start_in(bin_dir: PathBuf) -> Self {
         let run_as = unprivileged_user();
         let dir = tempfile::Builder::new()
             .prefix("pg-fixture-")
@@ -217,29 +235,43 @@ impl Drop for PgServer {
 
 /// `PG_BIN_DIR` when set, else the newest `/usr/lib/postgresql/<major>/bin`
 /// that has the server programs (Debian's layout).
+/// `PG_BIN_DIR`, else the newest PostgreSQL found: hack/postgres-tools.sh's (17, like the
+/// backup image; Debian 12's 15 writes no lz4 or zstd) or Debian's.
 fn server_bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let major = entry.file_name().to_str()?.parse::<u32>().ok()?;
-            let bin = entry.path().join("bin");
-            bin.join("initdb").exists().then_some((major, bin))
-        })
-        .collect();
+    let mut candidates = installed();
     candidates.sort();
     match candidates.pop() {
         Some((_, bin)) => bin,
         None => panic!(
             "PostgreSQL server programs (initdb, pg_ctl, postgres) were not found under \
-             /usr/lib/postgresql/*/bin. Install them with `apt-get install postgresql` \
-             (Debian package; it also creates the `postgres` user) or set PG_BIN_DIR."
+             /var/lib/pgop-postgresql/*/bin or /usr/lib/postgresql/*/bin. Run \
+             hack/postgres-tools.sh (PostgreSQL 17, as in the backup image) or set PG_BIN_DIR."
         ),
     }
+}
+
+/// Every PostgreSQL server installed, with its major version: `17` under Debian's directory,
+/// `17.11.0` under hack/postgres-tools.sh's.
+fn installed() -> Vec<(u32, PathBuf)> {
+    ["/var/lib/pgop-postgresql", "/usr/lib/postgresql"]
+        .into_iter()
+        .flat_map(|root| std::fs::read_dir(root).into_iter().flatten().flatten())
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let major = name.to_str()?.split('.').next()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((major, bin))
+        })
+        .collect()
+}
+
+/// The newest PostgreSQL installed, whose client programs the data path runs in the tests
+/// (the backup image has PostgreSQL 17's).
+pub fn newest_bin_dir() -> PathBuf {
+    server_bin_dir()
 }
 
 fn unprivileged_user() -> Option<nix::unistd::User> {

@@ -4,9 +4,11 @@
 
 use crate::pg::{PgConnection, PgError, PgTools};
 use crate::row_counts::RowCounts;
+use crate::storage::manifest::FORMAT_PG_DUMP_DIRECTORY_TAR;
 use crate::storage::{RunRef, Storage, StorageError};
 use futures::StreamExt as _;
 use std::collections::BTreeSet;
+use std::path::Path;
 use tokio::io::AsyncWriteExt as _;
 
 /// Mismatches named in an error; the rest are counted.
@@ -24,15 +26,23 @@ pub enum ListError {
     Read(#[source] StorageError),
     #[error("pg_restore --list failed")]
     PgRestore(#[source] PgError),
+    #[error("could not unpack the artifact to list it")]
+    Unpack(#[source] std::io::Error),
 }
 
-/// The tables of the archive's table of contents, as `schema.table`.
+/// The tables of the archive's table of contents, as `schema.table`. A packed directory
+/// (`format`) is unpacked under `scratch` first: pg_restore lists only a directory.
 pub async fn archive_tables(
     storage: &Storage,
     run: &RunRef,
+    format: &str,
+    scratch: &Path,
     tools: &PgTools,
     connection: &PgConnection,
 ) -> Result<BTreeSet<String>, ListError> {
+    if format == FORMAT_PG_DUMP_DIRECTORY_TAR {
+        return directory_tables(storage, run, scratch, tools, connection).await;
+    }
     let mut list = tools
         .spawn_pg_restore_list(connection)
         .map_err(ListError::PgRestore)?;
@@ -70,6 +80,29 @@ pub async fn archive_tables(
         })
     })?;
     Ok(tables_in_listing(&String::from_utf8_lossy(&text)))
+}
+
+async fn directory_tables(
+    storage: &Storage,
+    run: &RunRef,
+    scratch: &Path,
+    tools: &PgTools,
+    connection: &PgConnection,
+) -> Result<BTreeSet<String>, ListError> {
+    let dir = tempfile::Builder::new()
+        .prefix("list-")
+        .tempdir_in(scratch)
+        .map_err(ListError::Unpack)?;
+    let stream = storage.open_artifact(run).await.map_err(ListError::Read)?;
+    let unpacked = crate::tar_stream::unpack_stream(stream, dir.path())
+        .await
+        .map_err(ListError::Read)?;
+    unpacked.unpacked.map_err(ListError::Unpack)?;
+    let listing = tools
+        .list_directory(connection, dir.path())
+        .await
+        .map_err(ListError::PgRestore)?;
+    Ok(tables_in_listing(&listing))
 }
 
 /// The `TABLE` entries of a `pg_restore --list` output. An entry reads

@@ -125,6 +125,8 @@ async fn check(
             backup: request.backup.clone(),
             run_id: request.run_id.clone(),
             temp_dir: server.download_dir(),
+            // One transaction: a drill measures whether the artifact restores, not how fast.
+            jobs: 1,
         },
         cancel,
     )
@@ -135,12 +137,19 @@ async fn check(
         .run()
         .map_err(|error| DrillError::Unexpected(error.to_string()))?;
 
-    let archive = contents::archive_tables(storage, &run, &tools, &connection)
-        .await
-        .map_err(|source| DrillError::List {
-            location: location.clone(),
-            source,
-        })?;
+    let archive = contents::archive_tables(
+        storage,
+        &run,
+        &manifest.format,
+        &server.download_dir(),
+        &tools,
+        &connection,
+    )
+    .await
+    .map_err(|source| DrillError::List {
+        location: location.clone(),
+        source,
+    })?;
     let tables = tools
         .query(&connection, contents::TABLES_SQL)
         .await

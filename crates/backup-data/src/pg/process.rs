@@ -1,5 +1,7 @@
-use super::PgConnection;
+use super::args::{self, DumpOutput};
 use super::stderr_tail::read_tail;
+use super::{PgConnection, PgVersion};
+use crate::compression::Compression;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -33,6 +35,13 @@ pub enum PgError {
     Timeout {
         program: &'static str,
         target: String,
+    },
+
+    #[error("{program} reported a version that cannot be read")]
+    Version {
+        program: &'static str,
+        #[source]
+        source: super::UnreadableVersion,
     },
 
     #[error("could not talk to {program}")]
@@ -180,38 +189,93 @@ impl PgTools {
         Ok(String::from_utf8_lossy(&output).trim().to_owned())
     }
 
-    /// `pg_dump` in the custom format, writing to its stdout. The custom
-    /// format is compressed, keeps large objects, and lets `pg_restore`
-    /// clean and reorder.
+    /// `SHOW server_version_num`: what the server can do, as a number. Call it after
+    /// [`PgTools::server_version`], which waits for the server; this one tries once.
+    pub async fn server_version_num(
+        &self,
+        connection: &PgConnection,
+    ) -> Result<PgVersion, PgError> {
+        let mut command = self.command("psql", connection);
+        command
+            .args(["--no-psqlrc", "--tuples-only", "--no-align", "--quiet"])
+            .args(["--command", "SHOW server_version_num"])
+            .stdout(Stdio::piped());
+        let tool = self.spawn("psql", command, connection)?;
+        let target = tool.target.clone();
+        let output = tokio::time::timeout(VERSION_QUERY_TIMEOUT, tool.wait_with_stdout())
+            .await
+            .map_err(|_| PgError::Timeout {
+                program: "psql",
+                target,
+            })??;
+        PgVersion::from_version_num(&String::from_utf8_lossy(&output)).map_err(|source| {
+            PgError::Version {
+                program: "psql",
+                source,
+            }
+        })
+    }
+
+    /// `<program> --version`, e.g. `pg_dump (PostgreSQL) 17.2`: the version of the client
+    /// program that will run, which decides what it can write or read.
+    pub async fn tool_version(&self, program: &'static str) -> Result<PgVersion, PgError> {
+        let path = match &self.bin_dir {
+            Some(dir) => dir.join(program),
+            None => PathBuf::from(program),
+        };
+        let output = Command::new(path)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|source| PgError::Spawn {
+                program: self.display_path(program),
+                source,
+            })?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        PgVersion::from_tool_output(&text).map_err(|source| PgError::Version { program, source })
+    }
+
+    /// `pg_dump` with `compression`, writing the custom format to its stdout or the
+    /// directory format with several jobs into a directory. The custom format is
+    /// compressed, keeps large objects, and lets `pg_restore` clean and reorder.
     /// With `snapshot` it dumps what that exported snapshot sees (see `crate::row_counts`).
     pub fn spawn_pg_dump(
         &self,
         connection: &PgConnection,
+        compression: &Compression,
+        client: &PgVersion,
+        output: DumpOutput<'_>,
         snapshot: Option<&str>,
     ) -> Result<RunningTool, PgError> {
         let mut command = self.command("pg_dump", connection);
         command
-            .args(["--format=custom", "--no-password"])
-            .args(snapshot.map(|id| format!("--snapshot={id}")))
-            .stdout(Stdio::piped());
+            .args(args::pg_dump_args(compression, client.major, output))
+            .args(snapshot.map(|id| format!("--snapshot={id}")));
+        match output {
+            DumpOutput::Stdout => command.stdout(Stdio::piped()),
+            DumpOutput::Directory { .. } => command.stdout(Stdio::null()),
+        };
         self.spawn("pg_dump", command, connection)
     }
 
-    /// `pg_restore` of a custom-format file into the connection's database,
-    /// replacing the objects the dump contains.
+    /// `pg_restore` of a custom-format file or a directory into the connection's database,
+    /// replacing the objects the dump contains; in one transaction unless `jobs` > 1.
     pub fn spawn_pg_restore(
         &self,
         connection: &PgConnection,
-        file: &Path,
+        input: &Path,
+        jobs: u32,
     ) -> Result<RunningTool, PgError> {
         let mut command = self.command("pg_restore", connection);
         command
-            .args(["--clean", "--if-exists", "--no-owner", "--no-password"])
-            // All or nothing: a restore that fails halfway rolls back and
-            // leaves the target as it was, instead of half old, half new.
-            .arg("--single-transaction")
-            .arg(format!("--dbname={}", connection.dbname_conninfo()))
-            .arg(file)
+            .args(args::pg_restore_args(
+                jobs,
+                &connection.dbname_conninfo(),
+                input,
+            ))
             .stdout(Stdio::null());
         self.spawn("pg_restore", command, connection)
     }
@@ -240,6 +304,24 @@ impl PgTools {
             .wait_with_stdout()
             .await?;
         Ok(String::from_utf8_lossy(&output).trim().to_owned())
+    }
+
+    /// `pg_restore --list` of an unpacked directory-format dump (it reads its `toc.dat`).
+    pub async fn list_directory(
+        &self,
+        connection: &PgConnection,
+        dir: &Path,
+    ) -> Result<String, PgError> {
+        let mut command = self.command("pg_restore", connection);
+        command
+            .args(["--list", "--format=directory"])
+            .arg(dir)
+            .stdout(Stdio::piped());
+        let output = self
+            .spawn("pg_restore", command, connection)?
+            .wait_with_stdout()
+            .await?;
+        Ok(String::from_utf8_lossy(&output).into_owned())
     }
 
     /// `pg_restore --list`: the table of contents of the archive it reads from stdin.

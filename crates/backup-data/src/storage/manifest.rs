@@ -1,12 +1,18 @@
 //! `manifest.json`: written last, its presence is what makes a run complete.
 
 use super::layout::{BackupRef, InvalidName, RunId, RunRef};
+use crate::compression::Compression;
 use crate::digest::ContentDigest;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The only artifact format this version writes and restores.
+/// `pg_dump --format=custom` written to stdout: the artifact is pg_dump's output as it is.
 pub const FORMAT_PG_DUMP_CUSTOM: &str = "pg_dump-custom";
+/// `pg_dump --format=directory --jobs=N`: the artifact is a tar stream of that directory's
+/// files (no subdirectories), which a restore unpacks for pg_restore.
+pub const FORMAT_PG_DUMP_DIRECTORY_TAR: &str = "pg_dump-directory-tar";
+/// Every format this version restores.
+pub const KNOWN_FORMATS: [&str; 2] = [FORMAT_PG_DUMP_CUSTOM, FORMAT_PG_DUMP_DIRECTORY_TAR];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -27,6 +33,38 @@ pub struct Manifest {
     /// recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_counts: Option<crate::row_counts::RowCounts>,
+    /// How pg_dump compressed the data; manifests written before this field existed are
+    /// pg_dump -Fc's default, gzip.
+    #[serde(default = "legacy_compression")]
+    pub compression: Compression,
+    /// Why `compression` is not the default, when it fell back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression_note: Option<String>,
+    /// pg_dump's parallel jobs; the directory format when more than 1.
+    #[serde(default = "one_job")]
+    pub jobs: u32,
+    /// `major.minor` of the pg_dump that wrote the artifact; a pg_restore of an older major
+    /// may not read it. Absent in manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_dump_version: Option<String>,
+}
+
+fn legacy_compression() -> Compression {
+    Compression::LEGACY
+}
+
+fn one_job() -> u32 {
+    1
+}
+
+/// How a run's artifact was made, as its manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpFormat {
+    pub format: &'static str,
+    pub compression: Compression,
+    pub compression_note: Option<String>,
+    pub jobs: u32,
+    pub pg_dump_version: String,
 }
 
 impl Manifest {
@@ -46,7 +84,21 @@ impl Manifest {
             sha256: digest.sha256.clone(),
             format: FORMAT_PG_DUMP_CUSTOM.to_owned(),
             row_counts: None,
+            compression: Compression::LEGACY,
+            compression_note: None,
+            jobs: 1,
+            pg_dump_version: None,
         }
+    }
+
+    /// Records how the artifact was made.
+    pub fn with_dump(mut self, dump: DumpFormat) -> Self {
+        self.format = dump.format.to_owned();
+        self.compression = dump.compression;
+        self.compression_note = dump.compression_note;
+        self.jobs = dump.jobs;
+        self.pg_dump_version = Some(dump.pg_dump_version);
+        self
     }
 
     /// The run this manifest describes; fails when the file was edited into
@@ -114,7 +166,14 @@ mod tests {
             sha256: "ab".repeat(32),
         };
         let time = Utc.with_ymd_and_hms(2025, 1, 1, hour, 0, 0).unwrap();
-        Manifest::new(&run, time, "15.8", &digest)
+        let dump = DumpFormat {
+            format: FORMAT_PG_DUMP_DIRECTORY_TAR,
+            compression: "zstd:5".parse().unwrap(),
+            compression_note: None,
+            jobs: 4,
+            pg_dump_version: "17.2".into(),
+        };
+        Manifest::new(&run, time, "15.8", &digest).with_dump(dump)
     }
 
     #[test]
@@ -126,7 +185,27 @@ mod tests {
         assert_eq!(json["time"], "2025-01-01T02:00:00Z");
         assert_eq!(json["serverVersion"], "15.8");
         assert_eq!(json["sizeBytes"], 42);
-        assert_eq!(json["format"], "pg_dump-custom");
+        assert_eq!(json["format"], "pg_dump-directory-tar");
+        assert_eq!(
+            json["compression"],
+            serde_json::json!({"algorithm": "zstd", "level": 5})
+        );
+        assert_eq!(json["jobs"], 4);
+        assert_eq!(json["pgDumpVersion"], "17.2");
+        assert!(json.get("compressionNote").is_none());
+    }
+
+    #[test]
+    fn manifests_written_before_the_format_fields_read_as_custom_gzip() {
+        let old = r#"{"database": "app", "backupName": "nightly", "runId": "r1",
+            "time": "2025-01-01T02:00:00Z", "serverVersion": "15.8", "sizeBytes": 42,
+            "sha256": "ab", "format": "pg_dump-custom"}"#;
+        let manifest = Manifest::from_json(old.as_bytes()).unwrap();
+        assert_eq!(manifest.format, FORMAT_PG_DUMP_CUSTOM);
+        assert_eq!(manifest.compression, Compression::LEGACY);
+        assert_eq!(manifest.compression.to_string(), "gzip");
+        assert_eq!(manifest.jobs, 1);
+        assert_eq!(manifest.pg_dump_version, None);
     }
 
     #[test]

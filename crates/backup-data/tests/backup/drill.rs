@@ -74,6 +74,36 @@ async fn a_good_artifact_passes_in_s3() {
     a_good_artifact_passes(Destination::s3().await).await;
 }
 
+/// A parallel dump is a packed directory: the drill lists its tables from the unpacked
+/// directory and compares the rows as for a single file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_dump_passes_its_drill() {
+    let destination = Destination::directory().await;
+    let server = PgServer::start().await;
+    support::seed_sample_data(&server).await;
+    let request = backup_data::dump::DumpRequest {
+        jobs: 2,
+        ..support::dump_request(&server, "r1", 3)
+    };
+    backup_data::dump::dump(
+        &destination.storage().await,
+        &request,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("dump failed: {}", describe(&error)));
+
+    let report = run_drill(&destination, &server, None)
+        .await
+        .unwrap_or_else(|error| panic!("drill failed: {}", describe(&error)));
+    assert_eq!(
+        report.manifest.format,
+        backup_data::storage::manifest::FORMAT_PG_DUMP_DIRECTORY_TAR
+    );
+    assert_eq!((report.tables_checked, report.rows_checked), (1, 2000));
+    assert!(report.row_counts_compared);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_artifact_fails_before_anything_is_restored() {
     let destination = Destination::directory().await;

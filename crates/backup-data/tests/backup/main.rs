@@ -7,6 +7,7 @@ use backup_test_support as support;
 
 mod corruption;
 mod drill;
+mod formats;
 mod interrupted;
 mod retention;
 mod round_trip;

@@ -2,6 +2,8 @@
 //! was exported are in neither the counts nor the dump.
 
 use crate::support::{self, postgres::PgServer};
+use backup_data::compression::Compression;
+use backup_data::pg::DumpOutput;
 use backup_data::row_counts::SnapshotSession;
 use tokio::io::AsyncReadExt as _;
 
@@ -19,8 +21,15 @@ async fn counts_and_dump_share_one_snapshot_while_writes_go_on() {
             "INSERT INTO samples (id) SELECT g FROM generate_series(5001, 5005) g",
         )
         .await;
+    let pg_dump_version = tools.tool_version("pg_dump").await.unwrap();
     let mut pg_dump = tools
-        .spawn_pg_dump(&connection, Some(session.id()))
+        .spawn_pg_dump(
+            &connection,
+            &Compression::LEGACY,
+            &pg_dump_version,
+            DumpOutput::Stdout,
+            Some(session.id()),
+        )
         .unwrap();
     let mut archive = Vec::new();
     pg_dump
@@ -37,7 +46,7 @@ async fn counts_and_dump_share_one_snapshot_while_writes_go_on() {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &archive).unwrap();
     tools
-        .spawn_pg_restore(&server.connection("copy"), file.path())
+        .spawn_pg_restore(&server.connection("copy"), file.path(), 1)
         .unwrap()
         .wait()
         .await

@@ -130,6 +130,8 @@ fn a_dump_job_to_s3_parses_into_the_request_it_was_rendered_from() {
             access_key_id: SecretKey::new("s3-creds", "accessKeyId"),
             secret_access_key: SecretKey::new("s3-creds", "secretAccessKey"),
         }),
+        compression: Some("zstd:7".into()),
+        jobs: 4,
     };
     let test = "a_dump_job_to_s3_parses_into_the_request_it_was_rendered_from";
     let Some(command) = parsed_in_child(test, "dump", &job.env()) else {
@@ -148,6 +150,8 @@ fn a_dump_job_to_s3_parses_into_the_request_it_was_rendered_from() {
         Some(RunId::new(&job.run_id).unwrap())
     );
     assert_eq!(args.retention, job.retention);
+    assert_eq!(args.compression.map(|c| c.to_string()), job.compression);
+    assert_eq!(args.jobs, job.jobs);
     assert_destination(args.storage.config().unwrap(), &job.destination);
 }
 
@@ -158,6 +162,7 @@ fn a_restore_job_from_a_directory_parses_into_the_request_it_was_rendered_from()
         series: series(),
         run_id: None,
         destination: directory(),
+        jobs: 3,
     };
     let test = "a_restore_job_from_a_directory_parses_into_the_request_it_was_rendered_from";
     let Some(command) = parsed_in_child(test, "restore", &job.env()) else {
@@ -172,6 +177,7 @@ fn a_restore_job_from_a_directory_parses_into_the_request_it_was_rendered_from()
         backup_ref(&job.series)
     );
     assert_eq!(args.series.run_id().unwrap(), None, "the newest run");
+    assert_eq!(args.jobs, job.jobs);
     assert_destination(args.storage.config().unwrap(), &job.destination);
 }
 

@@ -163,6 +163,8 @@ fn record(storage: &Storage, manifest: &Manifest) -> Option<BackupRecord> {
         size_bytes: i64::try_from(manifest.size_bytes).unwrap_or(i64::MAX),
         sha256: manifest.sha256.clone(),
         verified: None,
+        compression: Some(manifest.compression.to_string()),
+        compression_note: manifest.compression_note.clone(),
     })
 }
 
@@ -219,6 +221,7 @@ mod tests {
             run_id: run_id.into(),
             time: "2026-01-01T02:00:00Z".into(),
             server_version: "17".into(),
+            compression: None,
             pruned: None,
             pruned_omitted: None,
             warnings: Vec::new(),

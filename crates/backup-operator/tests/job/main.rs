@@ -6,5 +6,6 @@ mod command_line;
 mod killed;
 mod run;
 mod s3_verify;
+mod settings;
 mod store_outage;
 mod verify;

@@ -33,6 +33,12 @@ pub fn backup_job(backup: &Backup, run_id: &str, settings: &JobSettings) -> Job 
         // which setting is wrong instead of keeping some other number of runs.
         retention: u32::try_from(backup.spec.retention).unwrap_or(0),
         destination: job_destination(&destination),
+        compression: backup
+            .spec
+            .compression
+            .as_ref()
+            .map(|compression| compression.to_setting()),
+        jobs: backup.spec.jobs(),
     }
     .env();
     let (volumes, mounts) = destination_volumes(&destination, false);
@@ -163,6 +169,7 @@ mod tests {
                 "BACKUP_RUN_ID=20260102T020000Z",
                 "BACKUP_RETENTION=3",
                 "BACKUP_DESTINATION_PATH=/backups",
+                "BACKUP_JOBS=1",
                 "TMPDIR=/tmp",
             ]
         );
@@ -170,6 +177,27 @@ mod tests {
         let claim = volumes[1].persistent_volume_claim.as_ref().unwrap();
         assert_eq!(claim.claim_name, "nightly-artifacts");
         assert_eq!(claim.read_only, None);
+    }
+
+    #[test]
+    fn backup_job_passes_compression_and_jobs() {
+        let mut backup = backup(json!({"pvc": {}}));
+        backup.spec.compression = Some(api::BackupCompression {
+            algorithm: api::CompressionAlgorithm::Lz4,
+            level: Some(9),
+        });
+        backup.spec.jobs = Some(6);
+        let rendered = env(&backup_job(&backup, "20260102T020000Z", &settings()));
+        for want in ["BACKUP_COMPRESSION=lz4:9", "BACKUP_JOBS=6"] {
+            assert!(
+                rendered.contains(&want.to_string()),
+                "{want} missing from {rendered:?}"
+            );
+        }
+        // Without a setting the Job chooses from the versions it finds.
+        backup.spec.compression = None;
+        let rendered = env(&backup_job(&backup, "20260102T020000Z", &settings()));
+        assert!(!rendered.iter().any(|e| e.starts_with("BACKUP_COMPRESSION")));
     }
 
     #[test]

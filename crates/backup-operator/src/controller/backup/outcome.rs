@@ -144,6 +144,8 @@ pub fn claim_record(summary: &RunSummary, claim: &str) -> Result<BackupRecord, S
         size_bytes: i64::try_from(summary.size_bytes).unwrap_or(i64::MAX),
         sha256: summary.sha256.clone(),
         verified: None,
+        compression: summary.compression.as_ref().map(|c| c.setting.clone()),
+        compression_note: summary.compression.as_ref().and_then(|c| c.note.clone()),
     })
 }
 
@@ -175,6 +177,7 @@ pub fn merge_history(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use backup_job::report::CompressionReport;
 
     fn record(run_id: &str, hour: u32) -> BackupRecord {
         let time = parse_rfc3339(&format!("2026-01-0{hour}T02:00:00Z")).unwrap();
@@ -185,6 +188,8 @@ mod tests {
             size_bytes: 1,
             sha256: "ab".into(),
             verified: None,
+            compression: None,
+            compression_note: None,
         }
     }
 
@@ -215,7 +220,11 @@ mod tests {
             sha256: "ab".repeat(32),
             run_id: "20260102T020000Z".into(),
             time: "2026-01-02T02:00:03Z".into(),
-            server_version: "17.2".into(),
+            server_version: "14.12".into(),
+            compression: Some(Box::new(CompressionReport {
+                setting: "gzip".into(),
+                note: Some("compressed with gzip instead of the default zstd".into()),
+            })),
             pruned: Some(vec![]),
             pruned_omitted: None,
             warnings: vec![],
@@ -228,6 +237,12 @@ mod tests {
         assert_eq!(
             (record.size_bytes, record.time),
             (42, to_time(parse_rfc3339("2026-01-02T02:00:03Z").unwrap()))
+        );
+        // A fallback the Job made reaches the Backup's status with the record.
+        assert_eq!(record.compression.as_deref(), Some("gzip"));
+        assert_eq!(
+            record.compression_note.as_deref(),
+            Some("compressed with gzip instead of the default zstd")
         );
     }
 }

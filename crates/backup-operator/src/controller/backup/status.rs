@@ -229,6 +229,8 @@ mod tests {
             size_bytes: 10,
             sha256: "ab".into(),
             verified: None,
+            compression: None,
+            compression_note: None,
         }
     }
 

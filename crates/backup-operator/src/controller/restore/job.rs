@@ -32,6 +32,8 @@ pub fn restore_job(
         series: series(&backup.spec.database_ref.name, &backup.name_any()),
         run_id: run_id.map(str::to_owned),
         destination: job_destination(&destination),
+        // The Backup's parallelism: what its artifacts were made for.
+        jobs: backup.spec.jobs(),
     }
     .env();
     // Read-only: a restore never writes to the artifacts.
@@ -74,7 +76,7 @@ mod tests {
         let backup: Backup = serde_json::from_value(json!({
             "apiVersion": "database.example.com/v1", "kind": "Backup",
             "metadata": {"name": "nightly", "namespace": "prod"},
-            "spec": {"databaseRef": {"name": "shop"}}
+            "spec": {"databaseRef": {"name": "shop"}, "jobs": 4}
         }))
         .unwrap();
         let settings = JobSettings {
@@ -118,6 +120,7 @@ mod tests {
                 "BACKUP_NAME=nightly",
                 "BACKUP_RUN_ID=20260102T020000Z",
                 "BACKUP_DESTINATION_PATH=/backups",
+                "BACKUP_JOBS=4",
                 "TMPDIR=/tmp",
             ]
         );

@@ -144,6 +144,7 @@ mod tests {
             run_id: "r9".into(),
             time: "2026-01-02T02:00:00Z".into(),
             server_version: "17".into(),
+            compression: None,
             pruned: None,
             pruned_omitted: None,
             warnings: vec![],

@@ -106,6 +106,8 @@ mod tests {
             size_bytes: 10,
             sha256: "ab".into(),
             verified,
+            compression: None,
+            compression_note: None,
         }
     }
 

@@ -162,6 +162,8 @@ mod tests {
             size_bytes: 10,
             sha256: "ab".into(),
             verified: None,
+            compression: None,
+            compression_note: None,
         };
         BackupStatus {
             history: vec![record("r2"), record("r1")],
