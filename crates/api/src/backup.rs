@@ -144,7 +144,7 @@ pub struct VerificationSpec {
 /// A compression algorithm and, optionally, its level.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.level) || (self.algorithm == 'zstd' && self.level >= 1 && self.level <= 22) || (self.algorithm == 'lz4' && self.level >= 1 && self.level <= 12) || (self.algorithm == 'gzip' && self.level >= 1 && self.level <= 9)").message(Message::Expression("'compression level ' + string(self.level) + ' is out of range for ' + self.algorithm + ': zstd takes 1 to 22, lz4 1 to 12, gzip 1 to 9, none no level'".into())))]
+#[x_kube(validation = Rule::new("!has(self.level) || (self.algorithm == 'zstd' && self.level >= 1 && self.level <= 22) || (self.algorithm == 'lz4' && self.level >= 1 && self.level <= 12) || (self.algorithm == 'gzip' && self.level >= 1 && self.level <= 9)").message("compression level is out of range for its algorithm: zstd takes 1 to 22, lz4 1 to 12, gzip 1 to 9, none no level"))]
 pub struct BackupCompression {
     /// `zstd`, `lz4`, `gzip` or `none`. zstd and lz4 need PostgreSQL 16 or newer tools to
     /// restore; gzip is what plain `pg_dump -Fc` writes.
