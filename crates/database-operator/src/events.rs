@@ -88,6 +88,16 @@ pub fn failover(old: Option<&DatabaseStatus>, new: &DatabaseStatus) -> Option<An
     })
 }
 
+/// The Normal Event for a switchover the operator asked for before scaling down.
+pub fn switchover_for_scale_down(note: String) -> Announcement {
+    Announcement {
+        warning: false,
+        reason: "SwitchoverBeforeScaleDown".to_string(),
+        note: events::note(&note).to_string(),
+        related: None,
+    }
+}
+
 /// The Warning for an owned object put back after someone changed `field` by hand.
 pub fn drift_reverted(object: ObjectReference, field: &str) -> Announcement {
     let kind = object.kind.clone().unwrap_or_default();

@@ -25,6 +25,7 @@ pub mod pods;
 pub mod quantity;
 pub mod reconcile;
 pub mod replication;
+pub mod scale_down;
 pub mod status;
 pub mod validate;
 pub mod volumes;

@@ -6,6 +6,7 @@
 //! compares equal and no Event is due.
 
 use api::k8s_openapi::jiff::Timestamp;
+use api::names::{ANNOTATION_SWITCHOVER_FROM, ANNOTATION_SWITCHOVER_TO};
 use api::{Database, DatabaseStatus, conditions};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::api::Patch;
@@ -27,6 +28,7 @@ use crate::events;
 use crate::gather::{self, Gathered};
 use crate::instance_rbac;
 use crate::pods;
+use crate::scale_down;
 use crate::status::{self, InitialRestore, Observed, Provisioning, Volumes, Workload};
 use crate::validate;
 use crate::volumes;
@@ -184,6 +186,15 @@ async fn provision(
     let claims = builders::claim_templates(db, g.statefulset.as_ref());
     let mut desired = builders::statefulset(db, claims, &ctx.pod_settings);
     instance_rbac::record(&mut desired, rbac_hash);
+    let scale = scale_plan(db, g);
+    if let Some(spec) = desired.spec.as_mut() {
+        spec.replicas = Some(scale.replicas);
+    }
+    if let Some((from, to)) = &scale.switchover
+        && let Err(e) = request_switchover(ctx, db, namespace, from, to).await
+    {
+        return (done, Some(e));
+    }
     let observed = g.statefulset.as_ref();
     match apply(client, namespace, desired, observed, Stage::StatefulSet).await {
         Ok(Applied::Unchanged(sts)) => done.statefulset = Some(sts),
@@ -200,6 +211,63 @@ async fn provision(
     let (volumes, error) = grow_volumes(client, db, namespace, g).await;
     done.volumes = volumes;
     (done, error)
+}
+
+/// The StatefulSet's size now: the Database's, unless that would remove the primary.
+fn scale_plan(db: &Database, g: &Gathered) -> scale_down::ScalePlan {
+    let (instances, _) = pods::instances(&g.pods);
+    let primary = pods::primary(&instances);
+    let current = g
+        .statefulset
+        .as_ref()
+        .and_then(|s| s.spec.as_ref()?.replicas);
+    scale_down::plan(db, current, primary.as_deref(), &instances)
+}
+
+/// Asks the primary `from` to switch over to `to` (the annotations `kubectl pg promote`
+/// writes), once: a request already in place is left alone.
+async fn request_switchover(
+    ctx: &Context,
+    db: &Database,
+    namespace: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), ApplyError> {
+    let annotations = db.annotations();
+    if annotations
+        .get(ANNOTATION_SWITCHOVER_FROM)
+        .map(String::as_str)
+        == Some(from)
+        && annotations
+            .get(ANNOTATION_SWITCHOVER_TO)
+            .map(String::as_str)
+            == Some(to)
+    {
+        return Ok(());
+    }
+    let name = db.name_any();
+    let patch = json!({"metadata": {"annotations": {
+        ANNOTATION_SWITCHOVER_FROM: from,
+        ANNOTATION_SWITCHOVER_TO: to,
+    }}});
+    Api::<Database>::namespaced(ctx.client.clone(), namespace)
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|source| ApplyError::Apply {
+            stage: Stage::StatefulSet,
+            name: name.clone(),
+            source,
+        })?;
+    let note = format!(
+        "scaling down to {} removes the primary {from}: switching over to {to} first",
+        db.spec.replicas
+    );
+    events::publish(&ctx.recorder, db, events::switchover_for_scale_down(note)).await;
+    Ok(())
 }
 
 /// Keeps what an apply wrote until the watch of its kind delivers it.

@@ -9,6 +9,7 @@ mod replication {
     mod fencing;
     mod node_loss;
     mod process_killed;
+    mod scaling;
     mod streaming;
     mod switchover;
 }

@@ -1,0 +1,109 @@
+//! Scaling: down never removes the primary (it is switched over to a standby that stays
+//! first, no failover), and up adds standbys that stream.
+
+use std::time::Duration;
+
+use api::Database;
+use api::names::{ANNOTATION_SWITCHOVER_FROM, ANNOTATION_SWITCHOVER_TO};
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use scenarios::Scenario;
+use serde_json::json;
+
+use super::cluster::{self, NAME};
+
+async fn primary_becomes(databases: &Api<Database>, pod: &str) -> api::DatabaseStatus {
+    cluster::eventually(
+        Duration::from_secs(90),
+        &format!("{pod} primary"),
+        || async {
+            let status = databases.get(NAME).await?.status.unwrap_or_default();
+            Ok((status.current_primary.as_deref() == Some(pod)).then_some(status))
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn scaling_down_moves_the_primary_first_and_scaling_up_adds_a_streaming_standby() {
+    let _nodes = cluster::NODES_IN_USE.lock().await;
+    let mut scenario = Scenario::on_node("repl-scaling").await;
+    let db = cluster::ready_database(&mut scenario, 3).await;
+    let databases: Api<Database> = scenario.api();
+    // The last instance is made the primary, so that scaling down would remove it.
+    let primary = db.status.unwrap_or_default().current_primary.unwrap();
+    if primary != "shop-2" {
+        let patch = json!({"metadata": {"annotations": {
+            ANNOTATION_SWITCHOVER_FROM: primary,
+            ANNOTATION_SWITCHOVER_TO: "shop-2",
+        }}});
+        databases
+            .patch(NAME, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        primary_becomes(&databases, "shop-2").await;
+    }
+    let rw = cluster::service_ip(&scenario, NAME).await;
+    cluster::psql_on(
+        &scenario,
+        &rw,
+        "CREATE TABLE kept (n int); INSERT INTO kept VALUES (1)",
+    )
+    .await
+    .unwrap();
+
+    let scale = |replicas: i32| json!({"spec": {"replicas": replicas}});
+    databases
+        .patch(NAME, &PatchParams::default(), &Patch::Merge(&scale(2)))
+        .await
+        .unwrap();
+    let status = cluster::eventually(
+        Duration::from_secs(120),
+        "two instances, the primary among them",
+        || async {
+            let status = databases.get(NAME).await?.status.unwrap_or_default();
+            let names: Vec<&str> = status.instances.iter().map(|i| i.name.as_str()).collect();
+            let primary_stays = status
+                .current_primary
+                .as_deref()
+                .is_some_and(|p| p == "shop-0" || p == "shop-1");
+            Ok((names == ["shop-0", "shop-1"] && primary_stays).then_some(status))
+        },
+    )
+    .await;
+    assert_eq!(
+        status.failovers, 0,
+        "a switchover, not a failover: {status:?}"
+    );
+    let events: Api<Event> = scenario.api();
+    let reasons: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r == "SwitchoverBeforeScaleDown"),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        cluster::psql_on(&scenario, &rw, "SELECT count(*) FROM kept")
+            .await
+            .unwrap(),
+        "1"
+    );
+
+    databases
+        .patch(NAME, &PatchParams::default(), &Patch::Merge(&scale(3)))
+        .await
+        .unwrap();
+    let primary = status.current_primary.unwrap();
+    cluster::wait_streaming(&scenario, &primary, "shop-2", Duration::from_secs(180)).await;
+    let states = cluster::recovery_states(&scenario).await;
+    let primaries: Vec<&String> = states.iter().filter(|(_, r)| !r).map(|(p, _)| p).collect();
+    assert_eq!(primaries, vec![&primary], "one primary: {states:?}");
+    scenario.finish().await;
+}
