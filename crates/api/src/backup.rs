@@ -119,6 +119,21 @@ pub struct BackupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 16))]
     pub jobs: Option<i32>,
+
+    /// Which instance of a replicated Database the dump reads from. `PreferStandby` (the
+    /// default): a standby, through the `<database>-ro` Service, when the Database reports
+    /// replication healthy and a ready standby, so backups do not load the primary; the
+    /// primary otherwise. `Primary`: always the primary.
+    #[serde(default)]
+    pub source: BackupSource,
+}
+
+/// Where a Backup's dumps read from.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BackupSource {
+    #[default]
+    PreferStandby,
+    Primary,
 }
 
 /// When restore drills run and what they check beyond tables and row counts.

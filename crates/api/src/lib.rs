@@ -13,9 +13,10 @@ pub mod names;
 pub mod restore;
 
 pub use backup::{
-    Backup, BackupCompression, BackupDestination, BackupPhase, BackupRecord, BackupSpec,
-    BackupStatus, CompressionAlgorithm, DeletionPolicy, LastVerification, PvcDestination,
-    RUN_NOW_ANNOTATION, RunNowRecord, S3Destination, VerificationResult, VerificationSpec,
+    Backup, BackupCompression, BackupDestination, BackupPhase, BackupRecord, BackupSource,
+    BackupSpec, BackupStatus, CompressionAlgorithm, DeletionPolicy, LastVerification,
+    PvcDestination, RUN_NOW_ANNOTATION, RunNowRecord, S3Destination, VerificationResult,
+    VerificationSpec,
 };
 pub use database::{
     Database, DatabasePhase, DatabaseSpec, DatabaseStatus, FailoverReport, InstanceStatus,

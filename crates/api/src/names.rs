@@ -112,6 +112,11 @@ pub fn service_host(database: &str, namespace: &str) -> String {
     format!("{}.{namespace}.svc", client_service(database))
 }
 
+/// The in-cluster DNS name of the read-only Service (the standbys).
+pub fn read_only_host(database: &str, namespace: &str) -> String {
+    format!("{}.{namespace}.svc", read_only_service(database))
+}
+
 /// Restore the backup-operator creates to initialise a Database that has a `backupRef`.
 /// The database-operator waits for it by this name before it reports the Database Ready.
 pub fn initial_restore(database: &str) -> String {

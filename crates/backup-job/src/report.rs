@@ -62,15 +62,7 @@ impl Outcome {
     /// an error keeps its end, where tools print the reason; too long a
     /// success drops pruned run ids and warnings and counts what it dropped.
     pub fn render(&self) -> String {
-        let mut outcome = self.clone();
-        loop {
-            let line = serde_json::to_string(&outcome).expect("outcomes always serialize");
-            let excess = line.len().saturating_sub(TERMINATION_MESSAGE_LIMIT);
-            if excess == 0 {
-                return line;
-            }
-            outcome.shrink(excess);
-        }
+        render_within_limit(self, Self::shrink)
     }
 
     fn shrink(&mut self, excess: usize) {
@@ -104,6 +96,23 @@ impl Outcome {
     /// container; elsewhere it is silently skipped).
     pub fn publish(&self, termination_log: &Path) {
         publish_line(&self.render(), termination_log);
+    }
+}
+
+/// `value` as one JSON line of at most [`TERMINATION_MESSAGE_LIMIT`] bytes: `shrink` is told
+/// how many bytes too long the line is until it fits.
+pub(crate) fn render_within_limit<T: Serialize + Clone>(
+    value: &T,
+    mut shrink: impl FnMut(&mut T, usize),
+) -> String {
+    let mut value = value.clone();
+    loop {
+        let line = serde_json::to_string(&value).expect("outcomes always serialize");
+        let excess = line.len().saturating_sub(TERMINATION_MESSAGE_LIMIT);
+        if excess == 0 {
+            return line;
+        }
+        shrink(&mut value, excess);
     }
 }
 

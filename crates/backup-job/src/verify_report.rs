@@ -2,7 +2,7 @@
 //! like the result of `dump` ([`crate::report`]), which the controller records in the
 //! Backup's `status.lastVerification`.
 
-use crate::report::{TERMINATION_MESSAGE_LIMIT, keep_end, publish_line};
+use crate::report::{keep_end, publish_line, render_within_limit};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -31,21 +31,13 @@ pub enum VerifyOutcome {
 }
 
 impl VerifyOutcome {
-    /// One JSON line of at most [`TERMINATION_MESSAGE_LIMIT`] bytes; a long error keeps its
-    /// end. A summary is small; only an absurd location is cut.
+    /// One JSON line of at most [`crate::report::TERMINATION_MESSAGE_LIMIT`] bytes; a long
+    /// error keeps its end. A summary is small; only an absurd location is cut.
     pub fn render(&self) -> String {
-        let mut outcome = self.clone();
-        loop {
-            let line = serde_json::to_string(&outcome).expect("outcomes always serialize");
-            let excess = line.len().saturating_sub(TERMINATION_MESSAGE_LIMIT);
-            if excess == 0 {
-                return line;
-            }
-            match &mut outcome {
-                Self::Failed { error } => *error = keep_end(error, excess),
-                Self::Passed(summary) => summary.location = keep_end(&summary.location, excess),
-            }
-        }
+        render_within_limit(self, |outcome, excess| match outcome {
+            Self::Failed { error } => *error = keep_end(error, excess),
+            Self::Passed(summary) => summary.location = keep_end(&summary.location, excess),
+        })
     }
 
     pub fn parse(message: &str) -> Result<Self, serde_json::Error> {
@@ -60,6 +52,7 @@ impl VerifyOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::TERMINATION_MESSAGE_LIMIT;
 
     fn summary() -> VerifySummary {
         VerifySummary {

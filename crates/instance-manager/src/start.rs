@@ -32,6 +32,16 @@ impl Instance {
             leases,
         }
     }
+
+    /// The Database this instance belongs to, as the API server has it now.
+    pub async fn database(&self) -> Result<api::Database> {
+        let databases: kube::Api<api::Database> =
+            kube::Api::namespaced(self.client.clone(), &self.config.namespace);
+        databases
+            .get(&self.config.database)
+            .await
+            .with_context(|| format!("reading Database {}", self.config.database))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

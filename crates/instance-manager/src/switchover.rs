@@ -12,10 +12,8 @@
 //!    no-op after a clean shutdown) and follows as a standby.
 
 use anyhow::{Context, Result};
-use api::Database;
 use api::names::{ANNOTATION_SWITCHOVER_FROM, ANNOTATION_SWITCHOVER_TO};
 use kube::ResourceExt;
-use kube::api::Api;
 
 use crate::postgres;
 use crate::start::Instance;
@@ -24,11 +22,7 @@ use crate::start::Instance;
 /// that streams from it right now.
 pub async fn requested(instance: &Instance) -> Result<Option<String>> {
     let config = &instance.config;
-    let databases: Api<Database> = Api::namespaced(instance.client.clone(), &config.namespace);
-    let database = databases
-        .get(&config.database)
-        .await
-        .with_context(|| format!("reading Database {}", config.database))?;
+    let database = instance.database().await?;
     let annotations = database.annotations();
     let (Some(from), Some(target)) = (
         annotations.get(ANNOTATION_SWITCHOVER_FROM),

@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use api::Database;
-use kube::api::Api;
+use anyhow::Result;
 
 use crate::postgres;
 use crate::start::Instance;
@@ -41,13 +39,7 @@ pub fn quorum_reached(standbys: usize, n: i32, answered: usize) -> bool {
 
 /// How many synchronous standbys the Database asks for.
 pub async fn wanted(instance: &Instance) -> Result<i32> {
-    let config = &instance.config;
-    let databases: Api<Database> = Api::namespaced(instance.client.clone(), &config.namespace);
-    let database = databases
-        .get(&config.database)
-        .await
-        .with_context(|| format!("reading Database {}", config.database))?;
-    Ok(database.spec.synchronous_standbys)
+    Ok(instance.database().await?.spec.synchronous_standbys)
 }
 
 /// As the primary: keeps `synchronous_standby_names` in line, every [`EVERY`], until aborted.

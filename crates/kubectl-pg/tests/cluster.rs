@@ -28,8 +28,9 @@ async fn status_psql_report_and_refusals_for_a_ready_a_waiting_and_a_failed_data
     set_kubectl(scenario.cluster());
     let ns = scenario.ns().to_owned();
     let admin = scenario.cluster().admin_kubeconfig().to_path_buf();
-    scenario.start_both().await;
 
+    // Every object exists before the operators start, so neither sees one without the other
+    // (a Warning that would depend on timing, and the golden files could not).
     // Ready, with a Backup that ran once and waits a year for the next run.
     scenario.apply(&node_database("ready").manifest()).await;
     scenario
@@ -46,14 +47,14 @@ async fn status_psql_report_and_refusals_for_a_ready_a_waiting_and_a_failed_data
     scenario
         .apply(&node_database("waiting").backup_ref("ghost-once").manifest())
         .await;
-    // Failed: initialised from a Backup of itself, a cycle both operators refuse. The Backup
-    // first, so the Database never reports it missing.
+    // Failed: initialised from a Backup of itself, a cycle both operators refuse.
     scenario
         .apply(&testkit::backup("broken-once", "broken").manifest())
         .await;
     scenario
         .apply(&node_database("broken").backup_ref("broken-once").manifest())
         .await;
+    scenario.start_both().await;
 
     let databases: Api<Database> = scenario.api();
     let backups: Api<Backup> = scenario.api();

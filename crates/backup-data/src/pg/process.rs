@@ -85,6 +85,10 @@ pub struct PgTools {
     connect_patience: Duration,
 }
 
+/// `application_name` of the session whose snapshot a dump shares, as `pg_stat_activity`
+/// shows it beside pg_dump's own.
+pub const SNAPSHOT_SESSION_NAME: &str = "pg_dump snapshot";
+
 impl PgTools {
     /// `None` searches `PATH`. Connections are tried once.
     pub fn new(bin_dir: Option<PathBuf>) -> Self {
@@ -285,6 +289,7 @@ impl PgTools {
     pub fn spawn_psql_session(&self, connection: &PgConnection) -> Result<RunningTool, PgError> {
         let mut command = self.command("psql", connection);
         command
+            .env("PGAPPNAME", SNAPSHOT_SESSION_NAME)
             .args(["--no-psqlrc", "--tuples-only", "--no-align", "--quiet"])
             .args(["--set", "ON_ERROR_STOP=1"])
             .stdin(Stdio::piped())

@@ -181,9 +181,14 @@ pub fn job(parts: JobParts, settings: &JobSettings) -> Job {
 /// The connection to a Database's client Service as the user the database-operator created;
 /// the credentials stay in the Secret and reach the Pod through `secretKeyRef`.
 pub fn connection(database: &str, namespace: &str) -> backup_job::Connection {
+    connection_to(names::service_host(database, namespace), database)
+}
+
+/// [`connection`] to `host`, one of the Database's Services.
+pub fn connection_to(host: String, database: &str) -> backup_job::Connection {
     let secret = names::credentials_secret(database);
     backup_job::Connection {
-        host: names::service_host(database, namespace),
+        host,
         port: u16::try_from(names::POSTGRES_PORT).expect("POSTGRES_PORT is a TCP port"),
         user: SecretKey::new(&secret, names::SECRET_USERNAME),
         password: SecretKey::new(&secret, names::SECRET_PASSWORD),

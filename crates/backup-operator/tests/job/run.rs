@@ -3,7 +3,7 @@
 
 use backup_job::report::{Outcome, TERMINATION_MESSAGE_LIMIT};
 use backup_test_support::{self as support, postgres, postgres::PgServer};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tempfile::TempDir;
 
@@ -93,7 +93,16 @@ impl Finished {
 
 /// The `backup-operator` binary with a clean environment plus `env`.
 pub fn operator(args: &[&str], env: &[(&str, String)]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_backup-operator"));
+    operator_at(Path::new(env!("CARGO_BIN_EXE_backup-operator")), args, env)
+}
+
+/// [`operator`] from a copy of the binary at `binary`.
+pub fn operator_at(
+    binary: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(binary);
     command
         .args(args)
         .env_clear()

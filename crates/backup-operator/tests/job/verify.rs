@@ -7,7 +7,7 @@ use backup_job::verify_report::VerifyOutcome;
 use backup_test_support::{self as support, Destination, postgres::PgServer};
 use std::os::unix::fs::chown;
 
-use crate::run::operator;
+use crate::run::{operator, operator_at};
 
 /// Runs `verify` on the newest run of the sample data dumped to S3, with `query`, as the
 /// server's user: initdb refuses root. Returns the exit status and the outcome.
@@ -37,10 +37,19 @@ async fn verify(query: &str) -> (bool, VerifyOutcome) {
         ("PG_BIN_DIR", server.bin_dir().display().to_string()),
         ("TERMINATION_LOG_PATH", log.display().to_string()),
     ]);
-    let mut command = operator(&["verify"], &env);
-    if let Some((uid, gid)) = run_as {
-        command.uid(uid).gid(gid);
-    }
+    let mut command = match run_as {
+        // The build's directory may be closed to other users (a checkout in a private
+        // temporary directory): the server's user runs a copy it can reach.
+        Some((uid, gid)) => {
+            let copy = dir.path().join("backup-operator");
+            std::fs::copy(env!("CARGO_BIN_EXE_backup-operator"), &copy).unwrap();
+            chown(&copy, Some(uid), Some(gid)).unwrap();
+            let mut command = operator_at(&copy, &["verify"], &env);
+            command.uid(uid).gid(gid);
+            command
+        }
+        None => operator(&["verify"], &env),
+    };
     let output = command.output().await.unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let message = std::fs::read_to_string(&log).unwrap();

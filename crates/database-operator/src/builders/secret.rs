@@ -48,7 +48,7 @@ pub fn credentials_secret(db: &Database, password: &SecretString) -> Secret {
         (names::SECRET_PORT, names::POSTGRES_PORT.to_string()),
         (
             names::SECRET_READ_ONLY_HOST,
-            format!("{}.{namespace}.svc", names::read_only_service(&name)),
+            names::read_only_host(&name, &namespace),
         ),
     ];
     Secret {

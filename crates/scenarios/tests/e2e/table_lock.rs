@@ -79,11 +79,13 @@ impl TableLock {
     }
 }
 
-/// Waits until pg_dump is connected to `database` and waiting for a lock: a dump is in
-/// progress and cannot finish until the lock is released.
+/// Waits until a dump is connected to `database` and waiting for a lock: pg_dump itself, or
+/// the session counting rows in the snapshot pg_dump then shares. A dump is in progress and
+/// cannot finish until the lock is released.
 pub async fn wait_for_pg_dump_blocked(client: &Client, ns: &str, database: &str) -> Result<()> {
     let blocked = "SELECT count(*) > 0 FROM pg_stat_activity \
-                   WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'";
+                   WHERE application_name IN ('pg_dump', 'pg_dump snapshot') \
+                   AND wait_event_type = 'Lock'";
     wait_for_sql(
         client,
         ns,

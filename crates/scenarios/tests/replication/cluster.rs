@@ -286,6 +286,24 @@ pub async fn lost_commits(scenario: &Scenario, rw: &str, acknowledged: &[i32]) -
         .collect()
 }
 
+/// Runs `sql` through the read-write Service `rw` until a server other than `old_ip` answers
+/// it; returns that server's address.
+pub async fn answered_elsewhere(
+    scenario: &Scenario,
+    rw: &str,
+    old_ip: &str,
+    sql: &str,
+    within: Duration,
+) -> String {
+    let sql = format!("{sql}; SELECT host(inet_server_addr())");
+    eventually(within, "an answer from a new primary", || async {
+        let answer = psql_on(scenario, rw, &sql).await?;
+        let server = answer.lines().last().unwrap_or_default().to_string();
+        Ok((server != old_ip).then_some(server))
+    })
+    .await
+}
+
 /// Retries `check` until it returns `Ok(Some(_))` or `within` passes.
 pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
 where

@@ -93,19 +93,12 @@ async fn a_partitioned_primary_stops_taking_writes_before_a_standby_is_promoted(
     }
 
     // The read-write Service takes writes on the new primary while the old one is cut off.
-    let server = cluster::eventually(
+    let server = cluster::answered_elsewhere(
+        &scenario,
+        &rw,
+        &old_ip,
+        "INSERT INTO probes VALUES (now())",
         Duration::from_secs(60),
-        "a write on the new primary",
-        || async {
-            let answer = cluster::psql_on(
-                &scenario,
-                &rw,
-                "INSERT INTO probes VALUES (now()); SELECT host(inet_server_addr())",
-            )
-            .await?;
-            let server = answer.lines().last().unwrap_or_default().to_string();
-            Ok((server != old_ip).then_some(server))
-        },
     )
     .await;
     eprintln!(

@@ -38,19 +38,12 @@ async fn primary_node_lost(
     let cluster_handle = scenario.cluster();
     let in_place = cluster_handle.fault_in_place(fault, &node).unwrap();
     let cut = Instant::now();
-    let server = cluster::eventually(
+    let server = cluster::answered_elsewhere(
+        &scenario,
+        &rw,
+        &old_ip,
+        "SELECT count(*) FROM commits",
         Duration::from_secs(90),
-        "a write through the read-write Service on a new primary",
-        || async {
-            let answer = cluster::psql_on(
-                &scenario,
-                &rw,
-                "SELECT count(*) FROM commits; SELECT host(inet_server_addr())",
-            )
-            .await?;
-            let server = answer.lines().last().unwrap_or_default().to_string();
-            Ok((server != old_ip).then_some(server))
-        },
     )
     .await;
     eprintln!(

@@ -7,7 +7,7 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::{Resource as _, ResourceExt as _};
 
 use crate::controller::pod_template::{
-    self, Destination, JobParts, JobSettings, connection, destination_volumes, job_destination,
+    self, Destination, JobParts, JobSettings, connection_to, destination_volumes, job_destination,
     series,
 };
 use backup_job::{DumpJob, PurgeJob};
@@ -18,15 +18,16 @@ pub const COMPONENT_CLEANUP: &str = "cleanup";
 pub const BACKUP_CONTAINER: &str = "backup";
 pub const CLEANUP_CONTAINER: &str = "cleanup";
 
-/// The Job of run `run_id`. Its name is derived from the run id, so a restarted operator
-/// that decides on the same run finds this Job instead of starting a second one.
-pub fn backup_job(backup: &Backup, run_id: &str, settings: &JobSettings) -> Job {
+/// The Job of run `run_id`, dumping from `host` (`source::dump_host`). Its name is derived
+/// from the run id, so a restarted operator that decides on the same run finds this Job
+/// instead of starting a second one.
+pub fn backup_job(backup: &Backup, run_id: &str, host: &str, settings: &JobSettings) -> Job {
     let name = backup.name_any();
     let namespace = backup.namespace().unwrap_or_default();
     let database = &backup.spec.database_ref.name;
     let destination = Destination::of(backup);
     let env = DumpJob {
-        connection: connection(database, &namespace),
+        connection: connection_to(host.to_string(), database),
         series: series(database, &name),
         run_id: run_id.into(),
         // The schema keeps it within 1..=100; were it negative, 0 makes the Job fail saying
@@ -106,6 +107,8 @@ mod tests {
     use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
     use serde_json::json;
 
+    const HOST: &str = "shop-ro.prod.svc";
+
     fn settings() -> JobSettings {
         JobSettings {
             image: "pgop/backup-operator:dev".into(),
@@ -151,7 +154,12 @@ mod tests {
 
     #[test]
     fn backup_job_env_to_a_claim_the_operator_made() {
-        let job = backup_job(&backup(json!({"pvc": {}})), "20260102T020000Z", &settings());
+        let job = backup_job(
+            &backup(json!({"pvc": {}})),
+            "20260102T020000Z",
+            HOST,
+            &settings(),
+        );
         assert_eq!(
             job.metadata.name.as_deref(),
             Some("nightly-20260102t020000z")
@@ -159,7 +167,7 @@ mod tests {
         assert_eq!(
             env(&job),
             [
-                "PGHOST=shop.prod.svc",
+                "PGHOST=shop-ro.prod.svc",
                 "PGPORT=5432",
                 "PGUSER=shop-credentials/username",
                 "PGPASSWORD=shop-credentials/password",
@@ -187,7 +195,7 @@ mod tests {
             level: Some(9),
         });
         backup.spec.jobs = Some(6);
-        let rendered = env(&backup_job(&backup, "20260102T020000Z", &settings()));
+        let rendered = env(&backup_job(&backup, "20260102T020000Z", HOST, &settings()));
         for want in ["BACKUP_COMPRESSION=lz4:9", "BACKUP_JOBS=6"] {
             assert!(
                 rendered.contains(&want.to_string()),
@@ -196,7 +204,7 @@ mod tests {
         }
         // Without a setting the Job chooses from the versions it finds.
         backup.spec.compression = None;
-        let rendered = env(&backup_job(&backup, "20260102T020000Z", &settings()));
+        let rendered = env(&backup_job(&backup, "20260102T020000Z", HOST, &settings()));
         assert!(!rendered.iter().any(|e| e.starts_with("BACKUP_COMPRESSION")));
     }
 
@@ -204,7 +212,7 @@ mod tests {
     fn backup_job_env_to_s3() {
         let s3 = json!({"s3": {"endpoint": "http://minio:9000", "bucket": "b", "prefix": "team",
             "region": "eu-west-1", "credentialsSecret": {"name": "s3-creds"}}});
-        let job = backup_job(&backup(s3), "20260102T020000Z", &settings());
+        let job = backup_job(&backup(s3), "20260102T020000Z", HOST, &settings());
         let env = env(&job);
         for want in [
             "S3_ENDPOINT=http://minio:9000",
@@ -230,6 +238,7 @@ mod tests {
         let job = backup_job(
             &backup(json!({"pvc": {"claimName": "mine"}})),
             "20260102T020000Z",
+            HOST,
             &settings(),
         );
         let spec = job.spec.as_ref().unwrap();

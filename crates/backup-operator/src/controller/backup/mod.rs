@@ -11,6 +11,7 @@ mod job;
 mod notify;
 mod outcome;
 mod plan;
+mod source;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -142,7 +143,12 @@ async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
                 request,
             } = plan.decision
             {
-                let job = start_run(ctx, backup, &run_id, request.as_deref()).await?;
+                let host = source::dump_host(
+                    backup,
+                    gathered.database.as_ref(),
+                    &backup.namespace().unwrap_or_default(),
+                );
+                let job = start_run(ctx, backup, &run_id, &host, request.as_deref()).await?;
                 if let Some(request) = request {
                     tracing::info!(backup = %backup.name_any(), %request, %run_id, "run started on request");
                     observed.last_run_now = Some(api::RunNowRecord {
@@ -183,6 +189,7 @@ async fn start_run(
     ctx: &Context,
     backup: &Backup,
     run_id: &str,
+    host: &str,
     request: Option<&str>,
 ) -> Result<String, Error> {
     let namespace = backup.namespace().unwrap_or_default();
@@ -204,7 +211,7 @@ async fn start_run(
             return Err(error.into());
         }
     }
-    let mut job = job::backup_job(backup, run_id, &ctx.jobs);
+    let mut job = job::backup_job(backup, run_id, host, &ctx.jobs);
     if let Some(request) = request {
         job.annotations_mut()
             .insert(api::RUN_NOW_ANNOTATION.into(), request.into());
