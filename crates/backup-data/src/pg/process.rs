@@ -177,10 +177,15 @@ impl PgTools {
     }
 
     async fn query_server_version(&self, connection: &PgConnection) -> Result<String, PgError> {
+        self.show(connection, "server_version").await
+    }
+
+    /// `SHOW <setting>` (a fixed name), given [`VERSION_QUERY_TIMEOUT`] to answer.
+    async fn show(&self, connection: &PgConnection, setting: &str) -> Result<String, PgError> {
         let mut command = self.command("psql", connection);
         command
             .args(["--no-psqlrc", "--tuples-only", "--no-align", "--quiet"])
-            .args(["--command", "SHOW server_version"])
+            .args(["--command", &format!("SHOW {setting}")])
             .stdout(Stdio::piped());
         let tool = self.spawn("psql", command, connection)?;
         let target = tool.target.clone();
@@ -199,24 +204,10 @@ impl PgTools {
         &self,
         connection: &PgConnection,
     ) -> Result<PgVersion, PgError> {
-        let mut command = self.command("psql", connection);
-        command
-            .args(["--no-psqlrc", "--tuples-only", "--no-align", "--quiet"])
-            .args(["--command", "SHOW server_version_num"])
-            .stdout(Stdio::piped());
-        let tool = self.spawn("psql", command, connection)?;
-        let target = tool.target.clone();
-        let output = tokio::time::timeout(VERSION_QUERY_TIMEOUT, tool.wait_with_stdout())
-            .await
-            .map_err(|_| PgError::Timeout {
-                program: "psql",
-                target,
-            })??;
-        PgVersion::from_version_num(&String::from_utf8_lossy(&output)).map_err(|source| {
-            PgError::Version {
-                program: "psql",
-                source,
-            }
+        let output = self.show(connection, "server_version_num").await?;
+        PgVersion::from_version_num(&output).map_err(|source| PgError::Version {
+            program: "psql",
+            source,
         })
     }
 
