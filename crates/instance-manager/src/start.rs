@@ -202,6 +202,9 @@ async fn clone(config: &Config) -> Result<()> {
             .arg("-U")
             .arg(&config.user)
             .env("PGPASSFILE", config.passfile())
+            // A route that drops packets (a node just back, its Service rules not synced yet)
+            // fails this attempt in seconds instead of hanging it.
+            .env("PGCONNECT_TIMEOUT", "5")
             .output()
             .await
             .context("running pg_basebackup")?;

@@ -44,14 +44,19 @@ async fn scaling_down_moves_the_primary_first_and_scaling_up_adds_a_streaming_st
             .unwrap();
         primary_becomes(&databases, "shop-2").await;
     }
+    // The status names the new primary as soon as its Pod is labelled; the Service's routes
+    // follow a moment later.
     let rw = cluster::service_ip(&scenario, NAME).await;
-    cluster::psql_on(
-        &scenario,
-        &rw,
-        "CREATE TABLE kept (n int); INSERT INTO kept VALUES (1)",
+    cluster::eventually(
+        Duration::from_secs(30),
+        "a write through the read-write Service",
+        || async {
+            let sql = "CREATE TABLE IF NOT EXISTS kept AS SELECT 1 AS n";
+            cluster::psql_on(&scenario, &rw, sql).await?;
+            Ok(Some(()))
+        },
     )
-    .await
-    .unwrap();
+    .await;
 
     let scale = |replicas: i32| json!({"spec": {"replicas": replicas}});
     databases
@@ -89,12 +94,16 @@ async fn scaling_down_moves_the_primary_first_and_scaling_up_adds_a_streaming_st
         reasons.iter().any(|r| r == "SwitchoverBeforeScaleDown"),
         "{reasons:?}"
     );
-    assert_eq!(
-        cluster::psql_on(&scenario, &rw, "SELECT count(*) FROM kept")
-            .await
-            .unwrap(),
-        "1"
-    );
+    let rows = cluster::eventually(
+        Duration::from_secs(30),
+        "a read through the read-write Service",
+        || async {
+            let rows = cluster::psql_on(&scenario, &rw, "SELECT count(*) FROM kept").await?;
+            Ok(Some(rows))
+        },
+    )
+    .await;
+    assert_eq!(rows, "1", "the row written before the switchover");
 
     databases
         .patch(NAME, &PatchParams::default(), &Patch::Merge(&scale(3)))
