@@ -181,6 +181,17 @@ pub async fn recovery_states(scenario: &Scenario) -> Vec<(String, bool)> {
     states
 }
 
+/// Asserts that of the instances that answer, `primary` alone is out of recovery.
+pub async fn assert_only_primary(scenario: &Scenario, primary: &str) {
+    let states = recovery_states(scenario).await;
+    let primaries: Vec<&str> = states
+        .iter()
+        .filter(|(_, in_recovery)| !in_recovery)
+        .map(|(pod, _)| pod.as_str())
+        .collect();
+    assert_eq!(primaries, [primary], "exactly one primary: {states:?}");
+}
+
 /// Waits until `standby` streams from `primary` (as the primary's pg_stat_replication says).
 pub async fn wait_streaming(scenario: &Scenario, primary: &str, standby: &str, within: Duration) {
     let what = format!("{standby} streaming from {primary}");

@@ -30,8 +30,8 @@ async fn a_partitioned_primary_stops_taking_writes_before_a_standby_is_promoted(
         .unwrap();
 
     let cluster_handle = scenario.cluster();
-    cluster_handle
-        .node_fault(NodeFault::Partition, &node)
+    let partition = cluster_handle
+        .fault_in_place(NodeFault::Partition, &node)
         .unwrap();
     let cut = Instant::now();
 
@@ -107,7 +107,7 @@ async fn a_partitioned_primary_stops_taking_writes_before_a_standby_is_promoted(
     );
 
     // Healed, the former primary comes back as a standby of the new one.
-    cluster_handle.node_fault(NodeFault::Heal, &node).unwrap();
+    partition.undo().unwrap();
     cluster::wait_streaming(
         &scenario,
         &new_primary,
@@ -115,12 +115,6 @@ async fn a_partitioned_primary_stops_taking_writes_before_a_standby_is_promoted(
         Duration::from_secs(180),
     )
     .await;
-    let states = cluster::recovery_states(&scenario).await;
-    let primaries: Vec<&String> = states.iter().filter(|(_, r)| !r).map(|(p, _)| p).collect();
-    assert_eq!(
-        primaries,
-        vec![&new_primary],
-        "exactly one primary: {states:?}"
-    );
+    cluster::assert_only_primary(&scenario, &new_primary).await;
     scenario.finish().await;
 }

@@ -109,9 +109,7 @@ async fn primary_node_lost(
         Duration::from_secs(180),
     )
     .await;
-    let states = cluster::recovery_states(&scenario).await;
-    let primaries: Vec<&String> = states.iter().filter(|(_, r)| !r).map(|(p, _)| p).collect();
-    assert_eq!(primaries, vec![&new_primary], "one primary: {states:?}");
+    cluster::assert_only_primary(&scenario, &new_primary).await;
     scenario.finish().await;
     (report, lost)
 }

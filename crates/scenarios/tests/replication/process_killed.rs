@@ -67,12 +67,7 @@ async fn a_killed_primary_postgres_comes_back_in_place_with_every_row() {
         Some("501"),
         "every committed row is there"
     );
-    let states = cluster::recovery_states(&scenario).await;
-    let primaries: Vec<&String> = states.iter().filter(|(_, r)| !r).map(|(p, _)| p).collect();
-    assert_eq!(
-        primaries,
-        vec![&primary],
-        "the same instance is still the only primary: {states:?}"
-    );
+    // The same instance is still the only primary.
+    cluster::assert_only_primary(&scenario, &primary).await;
     scenario.finish().await;
 }

@@ -111,8 +111,6 @@ async fn scaling_down_moves_the_primary_first_and_scaling_up_adds_a_streaming_st
         .unwrap();
     let primary = status.current_primary.unwrap();
     cluster::wait_streaming(&scenario, &primary, "shop-2", Duration::from_secs(180)).await;
-    let states = cluster::recovery_states(&scenario).await;
-    let primaries: Vec<&String> = states.iter().filter(|(_, r)| !r).map(|(p, _)| p).collect();
-    assert_eq!(primaries, vec![&primary], "one primary: {states:?}");
+    cluster::assert_only_primary(&scenario, &primary).await;
     scenario.finish().await;
 }
