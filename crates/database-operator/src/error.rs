@@ -12,6 +12,8 @@ pub enum Stage {
     /// The ServiceAccount, Role and RoleBinding of the PostgreSQL Pods.
     InstanceAccount,
     StatefulSet,
+    /// Replacing a Pod with one of the newest spec.
+    Rollout,
     Volumes,
 }
 
@@ -22,6 +24,7 @@ impl Stage {
             Stage::Services => "Service",
             Stage::InstanceAccount => "ServiceAccount",
             Stage::StatefulSet => "StatefulSet",
+            Stage::Rollout => "Pod",
             Stage::Volumes => "PersistentVolumeClaim",
         }
     }

@@ -98,6 +98,17 @@ pub fn switchover_for_scale_down(note: String) -> Announcement {
     }
 }
 
+/// The Normal Event for a step of a rollout: a Pod replaced with the newest spec (`pod` is
+/// named, so each replacement is its own series), or the one switchover before the primary's.
+pub fn rollout_step(note: String, pod: Option<ObjectReference>) -> Announcement {
+    Announcement {
+        warning: false,
+        reason: "RollingUpdate".to_string(),
+        note: events::note(&note).to_string(),
+        related: pod,
+    }
+}
+
 /// The Warning for an owned object put back after someone changed `field` by hand.
 pub fn drift_reverted(object: ObjectReference, field: &str) -> Announcement {
     let kind = object.kind.clone().unwrap_or_default();

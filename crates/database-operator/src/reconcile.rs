@@ -6,7 +6,6 @@
 //! compares equal and no Event is due.
 
 use api::k8s_openapi::jiff::Timestamp;
-use api::names::{ANNOTATION_SWITCHOVER_FROM, ANNOTATION_SWITCHOVER_TO};
 use api::{Database, DatabaseStatus, conditions};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::api::Patch;
@@ -26,8 +25,10 @@ use crate::endpoint_slices;
 use crate::error::{ApplyError, Error, Stage, StatusError};
 use crate::events;
 use crate::gather::{self, Gathered};
+use crate::instance_actions;
 use crate::instance_rbac;
 use crate::pods;
+use crate::rollout::{self, RolloutStep};
 use crate::scale_down;
 use crate::status::{self, InitialRestore, Observed, Provisioning, Volumes, Workload};
 use crate::validate;
@@ -190,10 +191,15 @@ async fn provision(
     if let Some(spec) = desired.spec.as_mut() {
         spec.replicas = Some(scale.replicas);
     }
-    if let Some((from, to)) = &scale.switchover
-        && let Err(e) = request_switchover(ctx, db, namespace, from, to).await
-    {
-        return (done, Some(e));
+    if let Some((from, to)) = &scale.switchover {
+        let note = format!(
+            "scaling down to {} removes the primary {from}: switching over to {to} first",
+            db.spec.replicas
+        );
+        let why = events::switchover_for_scale_down(note);
+        if let Err(e) = instance_actions::request_switchover(ctx, db, from, to, why).await {
+            return (done, Some(e));
+        }
     }
     let observed = g.statefulset.as_ref();
     match apply(client, namespace, desired, observed, Stage::StatefulSet).await {
@@ -206,6 +212,13 @@ async fn provision(
             done.statefulset_changed = true;
         }
         Err(e) => return (done, Some(e)),
+    }
+
+    if scale.switchover.is_none()
+        && let Some(sts) = &done.statefulset
+        && let Err(e) = roll_out(ctx, db, sts, g).await
+    {
+        return (done, Some(e));
     }
 
     let (volumes, error) = grow_volumes(client, db, namespace, g).await;
@@ -224,50 +237,44 @@ fn scale_plan(db: &Database, g: &Gathered) -> scale_down::ScalePlan {
     scale_down::plan(db, current, primary.as_deref(), &instances)
 }
 
-/// Asks the primary `from` to switch over to `to` (the annotations `kubectl pg promote`
-/// writes), once: a request already in place is left alone.
-async fn request_switchover(
+/// Takes the next step of bringing the instances to the StatefulSet's newest spec, standbys
+/// first ([`rollout`]), and forgets a switchover request that has been carried out.
+async fn roll_out(
     ctx: &Context,
     db: &Database,
-    namespace: &str,
-    from: &str,
-    to: &str,
+    sts: &StatefulSet,
+    g: &Gathered,
 ) -> Result<(), ApplyError> {
-    let annotations = db.annotations();
-    if annotations
-        .get(ANNOTATION_SWITCHOVER_FROM)
-        .map(String::as_str)
-        == Some(from)
-        && annotations
-            .get(ANNOTATION_SWITCHOVER_TO)
-            .map(String::as_str)
-            == Some(to)
-    {
-        return Ok(());
+    let (instances, _) = pods::instances(&g.pods);
+    let primary = pods::primary(&instances);
+    let ready_primary = primary
+        .as_deref()
+        .filter(|p| instances.iter().any(|i| i.name == *p && i.ready));
+    instance_actions::forget_finished_switchover(ctx, db, ready_primary).await?;
+    match rollout::plan(sts, &g.pods, &instances, primary.as_deref()) {
+        None => Ok(()),
+        Some(RolloutStep::Switchover { from, to }) => {
+            let note = format!(
+                "rolling out the new spec: the standbys run it; switching over from {from} to {to} before replacing {from}"
+            );
+            let why = events::rollout_step(note, None);
+            instance_actions::request_switchover(ctx, db, &from, &to, why).await
+        }
+        Some(RolloutStep::Replace { pod, uid }) => {
+            let role = match primary.as_deref() == Some(pod.as_str()) {
+                true => "the only instance",
+                false => "a standby",
+            };
+            let note = format!("rolling out the new spec: replacing Pod {pod} ({role})");
+            let related = g
+                .pods
+                .iter()
+                .find(|p| p.name_any() == pod)
+                .map(|p| p.object_ref(&()));
+            let why = events::rollout_step(note, related);
+            instance_actions::replace_pod(ctx, db, &pod, &uid, why).await
+        }
     }
-    let name = db.name_any();
-    let patch = json!({"metadata": {"annotations": {
-        ANNOTATION_SWITCHOVER_FROM: from,
-        ANNOTATION_SWITCHOVER_TO: to,
-    }}});
-    Api::<Database>::namespaced(ctx.client.clone(), namespace)
-        .patch(
-            &name,
-            &kube::api::PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(|source| ApplyError::Apply {
-            stage: Stage::StatefulSet,
-            name: name.clone(),
-            source,
-        })?;
-    let note = format!(
-        "scaling down to {} removes the primary {from}: switching over to {to} first",
-        db.spec.replicas
-    );
-    events::publish(&ctx.recorder, db, events::switchover_for_scale_down(note)).await;
-    Ok(())
 }
 
 /// Keeps what an apply wrote until the watch of its kind delivers it.

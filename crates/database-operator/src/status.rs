@@ -239,7 +239,7 @@ fn outcome(db: &Database, o: &Observed) -> Outcome {
         let phase = match stage {
             Stage::Secret => DatabasePhase::Provisioning,
             Stage::Services | Stage::InstanceAccount => DatabasePhase::Configuring,
-            Stage::StatefulSet | Stage::Volumes => DatabasePhase::Deploying,
+            Stage::StatefulSet | Stage::Rollout | Stage::Volumes => DatabasePhase::Deploying,
         };
         let mut outcome = progressing(phase, message.clone());
         outcome.degraded = verdict(

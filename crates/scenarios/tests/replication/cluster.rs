@@ -23,12 +23,16 @@ pub async fn ready_database(scenario: &mut Scenario, replicas: i32) -> Database 
     ready(scenario, replicas, 0).await
 }
 
-/// [`ready_database`] whose commits wait for `synchronous` standbys.
+/// [`ready_database`] whose commits wait for `synchronous` standbys. Each instance runs on
+/// its own node, so that losing a node loses one instance: with only a preferred spread, the
+/// scheduler may put two on one node (as it did while a node was coming back from a previous
+/// test), and a test that stops that node would lose the primary and a standby at once.
 pub async fn ready(scenario: &mut Scenario, replicas: i32, synchronous: i32) -> Database {
     scenario.start(Operator::Database).await;
     let db = node_database(NAME)
         .replicas(replicas)
-        .synchronous_standbys(synchronous);
+        .synchronous_standbys(synchronous)
+        .one_instance_per_node();
     scenario.apply(&db.manifest()).await;
     let databases: Api<Database> = scenario.api();
     let all_ready = |db: &Database| {

@@ -31,6 +31,16 @@ async fn primary_node_lost(
         .find(|p| p.metadata.name.as_deref() == Some(&old_primary))
         .unwrap();
     let (old_ip, node) = (cluster::ip_of(pod), cluster::node_of(pod));
+    let on_that_node: Vec<_> = pods
+        .iter()
+        .filter(|p| cluster::node_of(p) == node)
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    assert_eq!(
+        on_that_node,
+        std::slice::from_ref(&old_primary),
+        "only the primary on {node}"
+    );
     let rw = cluster::service_ip(&scenario, NAME).await;
     let writer = Writer::start(&scenario, &rw).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
