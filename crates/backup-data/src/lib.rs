@@ -18,3 +18,4 @@ pub mod row_counts;
 pub mod run_summary;
 pub mod storage;
 pub mod tar_stream;
+pub mod wal;
