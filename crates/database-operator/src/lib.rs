@@ -22,7 +22,6 @@ pub mod gather;
 pub mod instance_rbac;
 pub mod metrics;
 pub mod pods;
-pub mod quantity;
 pub mod reconcile;
 pub mod replication;
 pub mod scale_down;
