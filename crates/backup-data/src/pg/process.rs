@@ -111,7 +111,8 @@ impl PgTools {
         self.connect_patience
     }
 
-    fn command(&self, program: &'static str, connection: &PgConnection) -> Command {
+    /// A command for one of the client programs with the connection in its environment.
+    pub(crate) fn command(&self, program: &'static str, connection: &PgConnection) -> Command {
         let path = match &self.bin_dir {
             Some(dir) => dir.join(program),
             None => PathBuf::from(program),
@@ -320,6 +321,25 @@ impl PgTools {
         Ok(String::from_utf8_lossy(&output).into_owned())
     }
 
+    /// `pg_basebackup` writing one tar stream of the data directory to its stdout, without
+    /// WAL (the archiver ships it), `compress` being e.g. `client-lz4` or `none`. `-v` makes
+    /// it print the WAL start and end points, which the manifest records.
+    pub fn spawn_pg_basebackup(
+        &self,
+        connection: &PgConnection,
+        compress: &str,
+        label: &str,
+    ) -> Result<RunningTool, PgError> {
+        let mut command = self.command("pg_basebackup", connection);
+        command
+            .args(["--pgdata=-", "--format=tar", "--wal-method=none", "--verbose"])
+            .arg(format!("--compress={compress}"))
+            .arg(format!("--label={label}"))
+            .arg("--checkpoint=fast")
+            .stdout(Stdio::piped());
+        self.spawn("pg_basebackup", command, connection)
+    }
+
     /// `pg_restore --list`: the table of contents of the archive it reads from stdin.
     pub fn spawn_pg_restore_list(&self, connection: &PgConnection) -> Result<RunningTool, PgError> {
         let mut command = self.command("pg_restore", connection);
@@ -367,6 +387,25 @@ impl RunningTool {
                 tracing::info!(program = self.program, %stderr, "finished with messages");
             }
             Ok(())
+        } else {
+            Err(PgError::Failed {
+                program: self.program,
+                target: self.target.clone(),
+                status,
+                stderr,
+            })
+        }
+    }
+
+    /// Like [`RunningTool::wait`], returning the end of stderr on success too.
+    pub async fn wait_with_stderr(&mut self) -> Result<String, PgError> {
+        let status = self.child.wait().await.map_err(|source| PgError::Io {
+            program: self.program,
+            source,
+        })?;
+        let stderr = (&mut self.stderr).await.unwrap_or_default();
+        if status.success() {
+            Ok(stderr)
         } else {
             Err(PgError::Failed {
                 program: self.program,

@@ -1,0 +1,516 @@
+//! The streaming WAL archiver: supervises `pg_receivewal` writing into a local spool and
+//! ships what it writes to the Backup's WAL area. Complete segments and history files are
+//! hashed, stored, and only then removed from the spool; the segment being written is
+//! uploaded as a `.partial` every sync interval when it changed, bounding what a lost
+//! primary takes with it.
+//!
+//! It never touches the database's Pods: it is a replication client of the read-write
+//! Service with a physical slot, so the server keeps WAL until it was received. On start
+//! it lists the archive and, with an empty spool, makes pg_receivewal resume right after
+//! the newest archived segment: a restart leaves no gap as long as the slot kept the WAL.
+//! A gap that does happen is reported (status, metric), never papered over.
+
+mod receiver;
+pub mod server;
+pub mod spool;
+pub mod status;
+
+use crate::pg::{PgConnection, PgTools};
+use crate::storage::{BackupRef, Storage};
+use crate::wal::{SegmentSize, StoredWal, WalFile, WalSegment};
+use crate::wal_store::{WalStore, WalStoreError};
+use chrono::Utc;
+use server::SharedStatus;
+use spool::SpoolContents;
+use status::{ErrorCategory, GapReport};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// pg_receivewal is started again after this, doubling up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often the spool is looked at for completed segments.
+const POLL: Duration = Duration::from_millis(500);
+
+pub struct ArchiverConfig {
+    pub tools: PgTools,
+    /// A role with REPLICATION (the superuser) through the read-write Service.
+    pub connection: PgConnection,
+    pub slot: String,
+    /// A local directory for pg_receivewal, e.g. an emptyDir.
+    pub spool: PathBuf,
+    /// How often the current `.partial` is uploaded when it changed.
+    pub sync_interval: Duration,
+    pub backup: BackupRef,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiverError {
+    #[error("the spool directory {path} cannot be used")]
+    Spool {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs until `cancel`, then ships what pg_receivewal completed and the current partial.
+pub async fn run(
+    config: ArchiverConfig,
+    storage: &Storage,
+    status: SharedStatus,
+    cancel: CancellationToken,
+) -> Result<(), ArchiverError> {
+    let spool_error = |source| ArchiverError::Spool {
+        path: config.spool.clone(),
+        source,
+    };
+    tokio::fs::create_dir_all(&config.spool)
+        .await
+        .map_err(spool_error)?;
+    let Some(size) = segment_size(&config, &status, &cancel).await else {
+        return Ok(());
+    };
+    let mut shipper = Shipper {
+        wal: WalStore::new(storage, config.backup.clone(), size),
+        spool: config.spool.clone(),
+        archived: BTreeMap::new(),
+        newest: None,
+        partial_sha: None,
+        last_partial_sync: None,
+        sync_interval: config.sync_interval,
+        status: status.clone(),
+        listed: false,
+    };
+    let mut backoff = FIRST_BACKOFF;
+    let mut next_start = Instant::now();
+    let mut seed_allowed = true;
+    let mut started_once = false;
+    let mut running: Option<(receiver::Receiver, Instant)> = None;
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if running.is_none() && Instant::now() >= next_start {
+            // Listing first: where to resume depends on what the archive holds.
+            // Listed, so that a restart resumes after the newest archived segment; shipping
+            // may still fail, and the spool then holds WAL until the store is back.
+            if shipper.ensure_listed().await {
+                shipper.ship(false).await;
+                match start(&config, &mut shipper, seed_allowed).await {
+                    Ok(receiver) => {
+                        let mut status = status.lock().expect("status lock");
+                        if started_once {
+                            status.restarts += 1;
+                        }
+                        status.streaming = true;
+                        status.clear_error(ErrorCategory::ServerUnreachable);
+                        started_once = true;
+                        running = Some((receiver, Instant::now()));
+                    }
+                    Err(message) => {
+                        record(&status, ErrorCategory::ServerUnreachable, message);
+                        next_start = Instant::now() + backoff;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            } else {
+                next_start = Instant::now() + backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+        let exited = async {
+            match running.as_mut() {
+                Some((receiver, _)) => receiver.child.wait().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            exit = exited => {
+                let (receiver, since) = running.take().expect("it was running");
+                let stderr = receiver.stderr.await.unwrap_or_default();
+                status.lock().expect("status lock").streaming = false;
+                let category = receiver::classify_exit(&stderr);
+                let message = format!(
+                    "pg_receivewal stopped ({}): {stderr}",
+                    exit.map_or("unknown status".to_owned(), |s| s.to_string())
+                );
+                tracing::warn!(%message, "WAL streaming stopped; starting again");
+                shipper.ship(true).await;
+                if category == ErrorCategory::Gap {
+                    shipper.record_gap(None, message).await;
+                    // The stream cannot resume where the spool stands; resume from the
+                    // slot's position, after the gap.
+                    shipper.clear_spool_partials().await;
+                    seed_allowed = false;
+                } else {
+                    record(&status, category, message);
+                }
+                if since.elapsed() > MAX_BACKOFF {
+                    backoff = FIRST_BACKOFF;
+                }
+                next_start = Instant::now() + backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            _ = poll.tick() => {
+                if shipper.ensure_listed().await {
+                    shipper.ship(false).await;
+                }
+                if running.is_some() {
+                    seed_allowed = true;
+                }
+            }
+            _ = cancel.cancelled() => {
+                if let Some((mut receiver, _)) = running.take() {
+                    let _ = receiver.child.kill().await;
+                    let _ = receiver.stderr.await;
+                }
+                status.lock().expect("status lock").streaming = false;
+                if shipper.ensure_listed().await {
+                    shipper.ship(true).await;
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn record(status: &SharedStatus, category: ErrorCategory, message: String) {
+    status
+        .lock()
+        .expect("status lock")
+        .record_error(category, message);
+}
+
+/// Asks the server until it answers: file names cannot be read without the segment size.
+async fn segment_size(
+    config: &ArchiverConfig,
+    status: &SharedStatus,
+    cancel: &CancellationToken,
+) -> Option<SegmentSize> {
+    let mut delay = FIRST_BACKOFF;
+    loop {
+        match crate::base_backup::store::segment_size(&config.tools, &config.connection).await {
+            Ok(size) => return Some(size),
+            Err(error) => record(
+                status,
+                ErrorCategory::ServerUnreachable,
+                error_text::describe(&error),
+            ),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = cancel.cancelled() => return None,
+        }
+        delay = (delay * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn start(
+    config: &ArchiverConfig,
+    shipper: &mut Shipper<'_>,
+    seed_allowed: bool,
+) -> Result<receiver::Receiver, String> {
+    receiver::ensure_slot(&config.tools, &config.connection, &config.slot)
+        .await
+        .map_err(|error| error_text::describe(&error))?;
+    if seed_allowed {
+        shipper.seed().await?;
+    }
+    receiver::spawn(&config.tools, &config.connection, &config.slot, &config.spool)
+        .map_err(|error| error_text::describe(&error))
+}
+
+struct Shipper<'a> {
+    wal: WalStore<'a>,
+    spool: PathBuf,
+    /// What the WAL area holds, kept in step with what this archiver stores.
+    archived: BTreeMap<WalFile, StoredWal>,
+    newest: Option<WalSegment>,
+    /// SHA-256 of the partial uploaded last, to skip uploads of an unchanged file.
+    partial_sha: Option<String>,
+    last_partial_sync: Option<Instant>,
+    sync_interval: Duration,
+    status: SharedStatus,
+    listed: bool,
+}
+
+impl Shipper<'_> {
+    fn size(&self) -> SegmentSize {
+        self.wal.size()
+    }
+
+    /// Lists the archive once (again after a failure); false while the store is unreachable.
+    async fn ensure_listed(&mut self) -> bool {
+        if self.listed {
+            return true;
+        }
+        match self.wal.list().await {
+            Ok(listing) => {
+                for name in &listing.ignored {
+                    tracing::warn!(%name, "not an archived WAL file; left alone");
+                }
+                self.newest = listing.newest_segment();
+                self.archived = listing.entries;
+                self.listed = true;
+                let mut status = self.status.lock().expect("status lock");
+                if let Some(newest) = self.newest {
+                    status.last_archived_segment = Some(newest.file_name(self.wal.size()));
+                    status.last_archived_time = self
+                        .archived
+                        .get(&WalFile::Segment(newest))
+                        .map(|s| s.archived_at);
+                    status.timeline = Some(newest.timeline.get());
+                }
+                status.clear_error(ErrorCategory::StoreUnreachable);
+                true
+            }
+            Err(error) => {
+                self.store_error(error);
+                false
+            }
+        }
+    }
+
+    fn store_error(&self, error: WalStoreError) {
+        record(
+            &self.status,
+            ErrorCategory::StoreUnreachable,
+            error_text::describe(&error),
+        );
+    }
+
+    /// With nothing in the spool, a zero-filled `.partial` of the segment after the newest
+    /// archived one makes pg_receivewal resume there rather than at the slot's position,
+    /// which may be past WAL that was received but never archived.
+    async fn seed(&self) -> Result<(), String> {
+        let files = spool::scan(&self.spool)
+            .await
+            .map_err(|e| format!("could not list the spool: {e}"))?;
+        let contents = spool::classify(files.iter().map(|(n, s)| (n.as_str(), *s)), self.size());
+        let empty = contents.segments.is_empty() && contents.current_partial.is_none();
+        let Some(next) = self.newest.and_then(|s| s.next(self.size())) else {
+            return Ok(());
+        };
+        if !empty {
+            return Ok(());
+        }
+        let path = self.spool.join(spool::seed_name(next, self.size()));
+        let file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| format!("could not create {}: {e}", path.display()))?;
+        file.set_len(self.size().bytes())
+            .await
+            .map_err(|e| format!("could not size {}: {e}", path.display()))?;
+        tracing::info!(segment = %next.file_name(self.size()), "resuming after the newest archived segment");
+        Ok(())
+    }
+
+    /// Ships what the spool holds; `force_partial` uploads the current partial now. Returns
+    /// false when something could not be shipped (it stays in the spool for the next try).
+    async fn ship(&mut self, force_partial: bool) -> bool {
+        let files = match spool::scan(&self.spool).await {
+            Ok(files) => files,
+            Err(error) => {
+                tracing::warn!(%error, "could not list the spool");
+                return false;
+            }
+        };
+        let contents = spool::classify(files.iter().map(|(n, s)| (n.as_str(), *s)), self.size());
+        match self.ship_contents(&contents, force_partial).await {
+            Ok(()) => {
+                self.status
+                    .lock()
+                    .expect("status lock")
+                    .clear_error(ErrorCategory::StoreUnreachable);
+                true
+            }
+            Err(ShipError::Store(error)) => {
+                self.store_error(error);
+                false
+            }
+            Err(ShipError::Refused(message)) => {
+                record(&self.status, ErrorCategory::SegmentRefused, message);
+                false
+            }
+        }
+    }
+
+    async fn ship_contents(
+        &mut self,
+        contents: &SpoolContents,
+        force_partial: bool,
+    ) -> Result<(), ShipError> {
+        for file in &contents.histories {
+            self.ship_complete(*file).await?;
+        }
+        for segment in &contents.segments {
+            if !spool::follows(self.newest, *segment) {
+                let after = self.newest.map(|s| s.file_name(self.size()));
+                let next = segment.file_name(self.size());
+                let message = format!(
+                    "the spool's next segment {next} does not follow the newest archived one ({}): the WAL between them is not in the archive",
+                    after.as_deref().unwrap_or("none")
+                );
+                self.record_gap(Some(next), message).await;
+            }
+            self.ship_complete(WalFile::Segment(*segment)).await?;
+        }
+        for segment in &contents.abandoned_partials {
+            self.ship_partial(*segment).await?;
+            self.remove_local(&WalFile::Partial(*segment).file_name(self.size()))
+                .await;
+        }
+        if let Some(segment) = contents.current_partial {
+            let due = self
+                .last_partial_sync
+                .is_none_or(|at| at.elapsed() >= self.sync_interval);
+            if force_partial || due {
+                self.last_partial_sync = Some(Instant::now());
+                self.ship_partial(segment).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a complete segment or history file unless already there, then removes it
+    /// from the spool.
+    async fn ship_complete(&mut self, file: WalFile) -> Result<(), ShipError> {
+        let name = file.file_name(self.size());
+        let path = self.spool.join(&name);
+        let Ok(data) = tokio::fs::read(&path).await else {
+            return Ok(());
+        };
+        let data = bytes::Bytes::from(data);
+        if let Some(stored) = self.archived.get(&file) {
+            let sha = sha256(&data);
+            if sha != stored.sha256 {
+                return Err(ShipError::Refused(format!(
+                    "{name} is already archived with SHA-256 {} at {}, but the spool's copy has {sha}; neither is overwritten",
+                    stored.sha256,
+                    self.wal.location(stored)
+                )));
+            }
+        } else {
+            let bytes = data.len() as u64;
+            let stored = self
+                .wal
+                .put(file, data, None, Utc::now())
+                .await
+                .map_err(ShipError::Store)?;
+            let archived_at = stored.archived_at;
+            self.archived.insert(file, stored);
+            let mut status = self.status.lock().expect("status lock");
+            status.archived_bytes += bytes;
+            if let WalFile::Segment(segment) = file {
+                status.archived_segments += 1;
+                status.last_archived_segment = Some(name.clone());
+                status.last_archived_time = Some(archived_at);
+                status.timeline = Some(segment.timeline.get());
+            }
+        }
+        if let WalFile::Segment(segment) = file {
+            if self
+                .newest
+                .is_none_or(|n| (segment.number, segment.timeline) > (n.number, n.timeline))
+            {
+                self.newest = Some(segment);
+            }
+            // The complete segment replaces its streaming partial.
+            if let Some(partial) = self.archived.remove(&WalFile::Partial(segment)) {
+                self.wal.delete(&partial).await.map_err(ShipError::Store)?;
+            }
+        }
+        self.remove_local(&name).await;
+        Ok(())
+    }
+
+    /// Uploads a `.partial` when it changed since the last upload, replacing the stored one.
+    async fn ship_partial(&mut self, segment: WalSegment) -> Result<(), ShipError> {
+        let file = WalFile::Partial(segment);
+        let path = self.spool.join(file.file_name(self.size()));
+        // Renamed to its complete name in the meantime: shipped as such on the next pass.
+        let Ok(data) = tokio::fs::read(&path).await else {
+            return Ok(());
+        };
+        let sha = sha256(&data);
+        if self.partial_sha.as_deref() == Some(sha.as_str()) {
+            return Ok(());
+        }
+        let written_to = spool::written_to(segment, self.size(), &data);
+        if written_to == segment.lsn_range(self.size()).start {
+            // Only zeros yet (e.g. the seed): nothing worth storing.
+            return Ok(());
+        }
+        let stored = self
+            .wal
+            .put(file, data.into(), Some(written_to), Utc::now())
+            .await
+            .map_err(ShipError::Store)?;
+        let (uploaded_at, reach) = (stored.archived_at, written_to);
+        if let Some(previous) = self.archived.insert(file, stored.clone())
+            && previous.name(self.size()) != stored.name(self.size())
+        {
+            self.wal.delete(&previous).await.map_err(ShipError::Store)?;
+        }
+        self.partial_sha = Some(sha);
+        let mut status = self.status.lock().expect("status lock");
+        status.partial_written_to = Some(reach.to_string());
+        status.partial_uploaded_time = Some(uploaded_at);
+        status.received_lsn = Some(reach.to_string());
+        status.timeline = Some(segment.timeline.get());
+        Ok(())
+    }
+
+    async fn record_gap(&mut self, next: Option<String>, message: String) {
+        let mut status = self.status.lock().expect("status lock");
+        // A receiver failure (next unknown) followed by the first segment after it is
+        // one gap, not two.
+        if let Some(open) = status.gaps.last_mut().filter(|g| g.next.is_none())
+            && next.is_some()
+        {
+            open.next = next;
+            return;
+        }
+        tracing::error!(%message, "gap in the archived WAL");
+        status.record_gap(GapReport {
+            after: self.newest.map(|s| s.file_name(self.size())),
+            next,
+            message,
+            detected_at: Utc::now(),
+        });
+    }
+
+    /// After a gap the stream restarts from the slot; partials before it cannot continue.
+    async fn clear_spool_partials(&mut self) {
+        if let Ok(files) = spool::scan(&self.spool).await {
+            for (name, _) in files {
+                if name.ends_with(".partial") {
+                    self.remove_local(&name).await;
+                }
+            }
+        }
+        self.partial_sha = None;
+    }
+
+    async fn remove_local(&self, name: &str) {
+        if let Err(error) = tokio::fs::remove_file(self.spool.join(name)).await
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%name, %error, "could not remove a shipped file from the spool");
+        }
+    }
+}
+
+enum ShipError {
+    Store(WalStoreError),
+    Refused(String),
+}
+
+fn sha256(data: &[u8]) -> String {
+    let mut digest = crate::digest::DigestWriter::new();
+    digest.update(data);
+    digest.finish().sha256
+}
