@@ -12,6 +12,7 @@ pub mod drill;
 pub mod dump;
 pub mod dump_plan;
 pub mod pg;
+pub mod physical_retention;
 pub mod purge;
 pub mod readable;
 pub mod recovery_prepare;

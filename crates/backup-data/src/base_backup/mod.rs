@@ -3,12 +3,12 @@
 //! matched against its SHA-256, then `manifest.json`. WAL is not included: the archiver
 //! ships it, and a recovery fetches what the base backup needs from the WAL area.
 
+pub mod inspect;
 pub mod manifest;
 pub mod progress;
 pub mod store;
 pub mod unpack;
 
-use crate::digest::DigestWriter;
 use crate::pg::{PgConnection, PgError, PgTools};
 use crate::storage::{BackupRef, RunId, Storage, StorageError, abort_logged};
 use chrono::Utc;
@@ -142,37 +142,27 @@ pub async fn take(request: BaseBackupRequest<'_>) -> Result<BaseManifest, BaseBa
             return Err(error.into());
         }
     }
-    let stderr = match tool.wait_with_stderr().await {
-        Ok(stderr) => stderr,
-        Err(error) => {
-            abort_logged(writer).await;
-            return Err(tool_error(error));
-        }
-    };
-    let points = match progress::wal_points(&stderr) {
-        Ok(points) => points,
-        Err(message) => {
-            abort_logged(writer).await;
-            return Err(BaseBackupError::Output(message));
-        }
-    };
+    if let Err(error) = tool.wait().await {
+        abort_logged(writer).await;
+        return Err(tool_error(error));
+    }
     let committed = writer.commit().await?;
     let end_time = Utc::now();
 
-    // Counts only once the stored bytes are the ones written.
-    let mut stream = request.storage.open_object(&key).await?;
-    let mut digest = DigestWriter::new();
-    while let Some(chunk) = stream.next().await {
-        digest.update(&chunk?);
-    }
-    let read_back = digest.finish();
-    if read_back != committed.digest {
+    // Counts only once the stored bytes are the ones written and read as a base backup.
+    let stored = inspect::inspect(
+        request.storage.open_object(&key).await?,
+        request.compression,
+    )
+    .await?;
+    if stored.digest != committed.digest {
         return Err(BaseBackupError::ReadBackMismatch {
             location: request.storage.location(&key),
             expected: committed.digest.sha256,
-            actual: read_back.sha256,
+            actual: stored.digest.sha256,
         });
     }
+    let points = stored.points.map_err(BaseBackupError::Output)?;
     let manifest = BaseManifest {
         database: run.backup.database().to_owned(),
         backup_name: run.backup.backup().to_owned(),

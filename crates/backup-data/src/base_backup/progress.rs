@@ -1,4 +1,6 @@
-//! What `pg_basebackup --verbose` says about where the backup sits in the WAL.
+//! Where a base backup sits in the WAL, from the `backup_manifest` pg_basebackup puts into
+//! the tar it writes to stdout: its `WAL-Ranges` give the start (redo point, timeline) and
+//! the end (consistent point). pg_basebackup prints these only when it fetches WAL itself.
 
 use crate::wal::{Lsn, Timeline};
 
@@ -9,38 +11,34 @@ pub struct WalPoints {
     pub end: Lsn,
 }
 
-/// Reads `write-ahead log start point: 0/2000028 on timeline 1` and
-/// `write-ahead log end point: 0/2000100` from pg_basebackup's stderr.
-pub fn wal_points(stderr: &str) -> Result<WalPoints, String> {
-    let mut start = None;
-    let mut end = None;
-    for line in stderr.lines() {
-        if let Some(rest) = line.split("write-ahead log start point: ").nth(1) {
-            let mut words = rest.split_whitespace();
-            let lsn = words.next().and_then(|w| w.parse::<Lsn>().ok());
-            let timeline = words
-                .skip_while(|w| *w != "timeline")
-                .nth(1)
-                .and_then(|w| w.parse::<u32>().ok())
-                .and_then(|id| Timeline::new(id).ok());
-            start = lsn.zip(timeline);
-        } else if let Some(rest) = line.split("write-ahead log end point: ").nth(1) {
-            end = rest
-                .split_whitespace()
-                .next()
-                .and_then(|w| w.parse::<Lsn>().ok());
-        }
-    }
-    match (start, end) {
-        (Some((start, timeline)), Some(end)) => Ok(WalPoints {
-            start,
-            timeline,
-            end,
-        }),
-        _ => Err(format!(
-            "pg_basebackup did not report its WAL start and end points: {stderr}"
-        )),
-    }
+/// The first range's start and timeline, the last range's end (a backup taken on a standby
+/// that was promoted meanwhile spans two timelines).
+pub fn wal_points(manifest: &[u8]) -> Result<WalPoints, String> {
+    let value: serde_json::Value = serde_json::from_slice(manifest)
+        .map_err(|e| format!("backup_manifest is not JSON: {e}"))?;
+    let ranges = value
+        .get("WAL-Ranges")
+        .and_then(|r| r.as_array())
+        .filter(|r| !r.is_empty())
+        .ok_or("backup_manifest has no WAL-Ranges")?;
+    let lsn = |range: &serde_json::Value, field: &str| {
+        range
+            .get(field)
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.parse::<Lsn>().ok())
+            .ok_or(format!("backup_manifest's WAL-Ranges lack a valid {field}"))
+    };
+    let timeline = ranges[0]
+        .get("Timeline")
+        .and_then(|v| v.as_u64())
+        .and_then(|v| u32::try_from(v).ok())
+        .and_then(|v| Timeline::new(v).ok())
+        .ok_or("backup_manifest's WAL-Ranges lack a valid Timeline")?;
+    Ok(WalPoints {
+        start: lsn(&ranges[0], "Start-LSN")?,
+        timeline,
+        end: lsn(&ranges[ranges.len() - 1], "End-LSN")?,
+    })
 }
 
 #[cfg(test)]
@@ -49,20 +47,21 @@ mod tests {
 
     #[test]
     fn start_end_and_timeline_are_read() {
-        let stderr = "pg_basebackup: initiating base backup, waiting for checkpoint to complete\n\
-            pg_basebackup: checkpoint completed\n\
-            pg_basebackup: write-ahead log start point: 0/2000028 on timeline 3\n\
-            pg_basebackup: write-ahead log end point: 0/2000158\n\
-            pg_basebackup: base backup completed\n";
-        let points = wal_points(stderr).unwrap();
+        let manifest = br#"{ "PostgreSQL-Backup-Manifest-Version": 2,
+            "Files": [],
+            "WAL-Ranges": [
+                { "Timeline": 2, "Start-LSN": "0/2000028", "End-LSN": "0/3000000" },
+                { "Timeline": 3, "Start-LSN": "0/3000000", "End-LSN": "0/3000158" }
+            ] }"#;
+        let points = wal_points(manifest).unwrap();
         assert_eq!(points.start, Lsn(0x2000028));
-        assert_eq!(points.end, Lsn(0x2000158));
-        assert_eq!(points.timeline, Timeline::new(3).unwrap());
+        assert_eq!(points.end, Lsn(0x3000158));
+        assert_eq!(points.timeline, Timeline::new(2).unwrap());
     }
 
     #[test]
-    fn missing_points_are_an_error_quoting_the_output() {
-        let error = wal_points("pg_basebackup: error: oops").unwrap_err();
-        assert!(error.contains("oops"), "{error}");
+    fn a_manifest_without_ranges_is_an_error() {
+        let error = wal_points(br#"{"Files": []}"#).unwrap_err();
+        assert!(error.contains("WAL-Ranges"), "{error}");
     }
 }

@@ -12,7 +12,11 @@ pub fn run_dir(run: &RunRef) -> String {
 }
 
 pub fn archive_key(run: &RunRef, compression: BaseCompression) -> String {
-    format!("{}/{ARCHIVE_FILE}{}", run_dir(run), compression.file_suffix())
+    format!(
+        "{}/{ARCHIVE_FILE}{}",
+        run_dir(run),
+        compression.file_suffix()
+    )
 }
 
 pub fn manifest_key(run: &RunRef) -> String {
@@ -55,7 +59,10 @@ pub async fn read_manifest(
 }
 
 /// Complete base backups of one Backup, oldest first.
-pub async fn list(storage: &Storage, backup: &BackupRef) -> Result<Vec<BaseManifest>, StorageError> {
+pub async fn list(
+    storage: &Storage,
+    backup: &BackupRef,
+) -> Result<Vec<BaseManifest>, StorageError> {
     let mut manifests = Vec::new();
     for key in storage.list_objects(&backup.base_dir()).await? {
         let Some((run_id, MANIFEST_FILE)) = key.split_once('/') else {
@@ -75,8 +82,14 @@ pub async fn list(storage: &Storage, backup: &BackupRef) -> Result<Vec<BaseManif
 /// Manifest first: the base backup stops counting before its data goes.
 pub async fn delete(storage: &Storage, run: &RunRef) -> Result<(), StorageError> {
     storage.delete_object(&manifest_key(run)).await?;
-    for compression in [BaseCompression::None, BaseCompression::Lz4, BaseCompression::Gzip] {
-        storage.delete_object(&archive_key(run, compression)).await?;
+    for compression in [
+        BaseCompression::None,
+        BaseCompression::Lz4,
+        BaseCompression::Gzip,
+    ] {
+        storage
+            .delete_object(&archive_key(run, compression))
+            .await?;
     }
     Ok(())
 }

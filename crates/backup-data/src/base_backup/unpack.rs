@@ -45,9 +45,11 @@ pub async fn unpack_base(
     }
     let _ = pipe.shutdown().await;
     drop(pipe);
-    let unpacked = unpacking
-        .await
-        .unwrap_or_else(|panic| Err(io::Error::other(format!("the tar thread panicked: {panic}"))));
+    let unpacked = unpacking.await.unwrap_or_else(|panic| {
+        Err(io::Error::other(format!(
+            "the tar thread panicked: {panic}"
+        )))
+    });
     downloaded?;
     Ok(UnpackedBase {
         digest: digest.finish(),
@@ -65,7 +67,6 @@ fn unpack(input: impl Read, compression: BaseCompression, dir: &Path) -> io::Res
     archive.set_preserve_permissions(true);
     // Refuses entries that would land outside `dir`.
     archive.unpack(dir)?;
-    drop(archive);
     io::copy(&mut input, &mut io::sink())?;
     Ok(())
 }

@@ -322,8 +322,8 @@ impl PgTools {
     }
 
     /// `pg_basebackup` writing one tar stream of the data directory to its stdout, without
-    /// WAL (the archiver ships it), `compress` being e.g. `client-lz4` or `none`. `-v` makes
-    /// it print the WAL start and end points, which the manifest records.
+    /// WAL (the archiver ships it), `compress` being e.g. `client-lz4` or `none`. Its
+    /// `backup_manifest` goes into the tar, and says where the backup sits in the WAL.
     pub fn spawn_pg_basebackup(
         &self,
         connection: &PgConnection,
@@ -332,7 +332,7 @@ impl PgTools {
     ) -> Result<RunningTool, PgError> {
         let mut command = self.command("pg_basebackup", connection);
         command
-            .args(["--pgdata=-", "--format=tar", "--wal-method=none", "--verbose"])
+            .args(["--pgdata=-", "--format=tar", "--wal-method=none"])
             .arg(format!("--compress={compress}"))
             .arg(format!("--label={label}"))
             .arg("--checkpoint=fast")
@@ -387,25 +387,6 @@ impl RunningTool {
                 tracing::info!(program = self.program, %stderr, "finished with messages");
             }
             Ok(())
-        } else {
-            Err(PgError::Failed {
-                program: self.program,
-                target: self.target.clone(),
-                status,
-                stderr,
-            })
-        }
-    }
-
-    /// Like [`RunningTool::wait`], returning the end of stderr on success too.
-    pub async fn wait_with_stderr(&mut self) -> Result<String, PgError> {
-        let status = self.child.wait().await.map_err(|source| PgError::Io {
-            program: self.program,
-            source,
-        })?;
-        let stderr = (&mut self.stderr).await.unwrap_or_default();
-        if status.success() {
-            Ok(stderr)
         } else {
             Err(PgError::Failed {
                 program: self.program,

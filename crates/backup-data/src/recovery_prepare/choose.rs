@@ -150,7 +150,11 @@ pub fn describe_window(
     }
     let point = |p: &RecoverablePoint| match p.time {
         Some(PointTime { at, .. }) => {
-            format!("{} ({})", at.to_rfc3339_opts(SecondsFormat::Secs, true), p.lsn)
+            format!(
+                "{} ({})",
+                at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                p.lsn
+            )
         }
         None => p.lsn.to_string(),
     };

@@ -13,8 +13,8 @@ use crate::base_backup::{BaseCompression, manifest::InvalidBaseManifest};
 use crate::storage::{BackupRef, Storage, StorageError};
 use crate::wal::{SegmentSize, WalFile};
 use crate::wal_store::{WalStore, WalStoreError};
-use chrono::{DateTime, Utc};
 use choose::ChooseError;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -113,7 +113,8 @@ pub async fn prepare(request: PrepareRequest<'_>) -> Result<Prepared, PrepareErr
         .open_object(&base_store::archive_key(&run, compression))
         .await?;
     let unpacked = unpack_base(stream, compression, dir).await?;
-    if unpacked.digest.sha256 != manifest.sha256 || unpacked.digest.size_bytes != manifest.size_bytes
+    if unpacked.digest.sha256 != manifest.sha256
+        || unpacked.digest.size_bytes != manifest.size_bytes
     {
         return Err(PrepareError::CorruptBase {
             run: manifest.run_id.clone(),

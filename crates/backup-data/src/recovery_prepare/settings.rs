@@ -34,10 +34,19 @@ mod tests {
     fn target_time_timeline_and_promotion_are_set() {
         let target = Utc.with_ymd_and_hms(2026, 12, 6, 7, 0, 1).unwrap();
         let text = auto_conf(Timeline::new(2).unwrap(), Some(target));
-        assert!(text.contains("restore_command = 'cp \"pgop_wal/%f\" \"%p\"'"), "{text}");
+        assert!(
+            text.contains("restore_command = 'cp \"pgop_wal/%f\" \"%p\"'"),
+            "{text}"
+        );
         assert!(text.contains("recovery_target_timeline = '2'"), "{text}");
-        assert!(text.contains("recovery_target_time = '2026-12-06 07:00:01.000000+00'"), "{text}");
-        assert!(text.contains("recovery_target_action = 'promote'"), "{text}");
+        assert!(
+            text.contains("recovery_target_time = '2026-12-06 07:00:01.000000+00'"),
+            "{text}"
+        );
+        assert!(
+            text.contains("recovery_target_action = 'promote'"),
+            "{text}"
+        );
         let to_end = auto_conf(Timeline::FIRST, None);
         assert!(!to_end.contains("recovery_target_time ="), "{to_end}");
     }

@@ -93,17 +93,15 @@ impl Storage {
                     .await
                     .map_err(not_found_or("open", &path))?;
                 let location = path.display().to_string();
-                let stream = tokio_util::io::ReaderStream::with_capacity(
-                    file,
-                    super::artifact::CHUNK_SIZE,
-                )
-                .map(move |chunk| {
-                    chunk.map_err(|source| StorageError::Io {
-                        operation: "read",
-                        location: location.clone(),
-                        source,
-                    })
-                });
+                let stream =
+                    tokio_util::io::ReaderStream::with_capacity(file, super::artifact::CHUNK_SIZE)
+                        .map(move |chunk| {
+                            chunk.map_err(|source| StorageError::Io {
+                                operation: "read",
+                                location: location.clone(),
+                                source,
+                            })
+                        });
                 Ok(stream.boxed())
             }
             Self::S3(store) => {

@@ -2,15 +2,15 @@
 //! window or a recovery plan needs: which file it is, when it was archived, its SHA-256,
 //! and for a streaming `.partial` how far it holds WAL.
 //!
-//! - segment: `000000010000000000000003.20261206T070000Z.<sha256>`
-//! - history: `00000002.history.20261206T070000Z.<sha256>`
-//! - partial: `000000010000000000000005.partial.0000000005123456.20261206T070000Z.<sha256>`
+//! - segment: `000000010000000000000003.20261206T070000000Z.<sha256>`
+//! - history: `00000002.history.20261206T070000000Z.<sha256>`
+//! - partial: `000000010000000000000005.partial.0000000005123456.20261206T070000000Z.<sha256>`
 //!   (the hex number is the LSN it is written to)
 //!
 //! A stored name never ends in `.partial`: the directory store gives its own unfinished
 //! writes that suffix and deletes stale ones, and a WAL partial must never be taken for one.
-//! The archive time is rounded down to the second, which only ever makes a target time look
-//! later than a segment, never earlier: a recovery then fetches more, not less.
+//! The archive time is kept to the millisecond (rounded down), enough to compare it with a
+//! recovery target time.
 
 use super::archive::Archive;
 use super::segment::{Lsn, SegmentSize, WalFile, WalNameError, WalSegment};
@@ -18,7 +18,7 @@ use super::window::{SegmentMeta, SegmentTimes};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::collections::BTreeMap;
 
-const TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+const TIME_FORMAT: &str = "%Y%m%dT%H%M%S%3fZ";
 const PARTIAL: &str = ".partial";
 
 /// One archived WAL file as its stored name describes it.
@@ -175,9 +175,7 @@ impl WalListing {
 /// A later partial reaching further replaces an earlier one; complete files keep the first.
 fn supersedes(candidate: &StoredWal, current: &StoredWal) -> bool {
     match (candidate.written_to, current.written_to) {
-        (Some(new), Some(old)) => {
-            (new, candidate.archived_at) > (old, current.archived_at)
-        }
+        (Some(new), Some(old)) => (new, candidate.archived_at) > (old, current.archived_at),
         _ => candidate.archived_at < current.archived_at,
     }
 }
@@ -227,12 +225,15 @@ mod tests {
         let names: Vec<String> = files.iter().map(|f| f.name(size)).collect();
         assert_eq!(
             names[0],
-            format!("000000010000000000000003.20261206T070001Z.{SHA}")
+            format!("000000010000000000000003.20261206T070001000Z.{SHA}")
         );
-        assert_eq!(names[1], format!("00000002.history.20261206T070002Z.{SHA}"));
+        assert_eq!(
+            names[1],
+            format!("00000002.history.20261206T070002000Z.{SHA}")
+        );
         assert_eq!(
             names[2],
-            format!("000000010000000000000005.partial.0000000005123456.20261206T070003Z.{SHA}")
+            format!("000000010000000000000005.partial.0000000005123456.20261206T070003000Z.{SHA}")
         );
         for (file, name) in files.iter().zip(&names) {
             assert!(!name.ends_with(".partial"));
@@ -246,11 +247,14 @@ mod tests {
         for name in [
             "000000010000000000000003",
             "000000010000000000000003.partial",
-            &format!("000000010000000000000003.20261206T070001Z.{}", &SHA[1..]),
+            &format!("000000010000000000000003.20261206T070001000Z.{}", &SHA[1..]),
             &format!("000000010000000000000003.2026-12-06.{SHA}"),
-            &format!("000000010000000000000003.partial.20261206T070001Z.{SHA}"),
-            &format!("000000010000000000000003.0000000005123456.20261206T070001Z.{SHA}"),
-            &format!("000000010000000000000003.20261206T070001Z.{}", SHA.to_uppercase()),
+            &format!("000000010000000000000003.partial.20261206T070001000Z.{SHA}"),
+            &format!("000000010000000000000003.0000000005123456.20261206T070001000Z.{SHA}"),
+            &format!(
+                "000000010000000000000003.20261206T070001000Z.{}",
+                SHA.to_uppercase()
+            ),
         ] {
             assert!(StoredWal::parse(name, size).is_err(), "{name} was accepted");
         }
@@ -260,10 +264,14 @@ mod tests {
     fn a_listing_keeps_the_furthest_partial_and_the_first_copy_of_a_segment() {
         let size = SegmentSize::DEFAULT;
         let names = [
-            format!("wal/000000010000000000000003.20261206T070001Z.{SHA}"),
-            format!("wal/000000010000000000000003.20261206T070009Z.{SHA}"),
-            format!("wal/000000010000000000000004.partial.0000000004000100.20261206T070002Z.{SHA}"),
-            format!("wal/000000010000000000000004.partial.0000000004000200.20261206T070003Z.{SHA}"),
+            format!("wal/000000010000000000000003.20261206T070001000Z.{SHA}"),
+            format!("wal/000000010000000000000003.20261206T070009000Z.{SHA}"),
+            format!(
+                "wal/000000010000000000000004.partial.0000000004000100.20261206T070002000Z.{SHA}"
+            ),
+            format!(
+                "wal/000000010000000000000004.partial.0000000004000200.20261206T070003000Z.{SHA}"
+            ),
             "wal/notes.txt".to_owned(),
         ];
         let listing = WalListing::from_names(&names, size);
@@ -277,7 +285,10 @@ mod tests {
         assert_eq!(partial.written_to, Some(Lsn(0x4000200)));
         assert_eq!(listing.newest_segment(), Some(seg(1, 3)));
         let times = listing.times();
-        assert_eq!(times[&WalFile::Partial(seg(1, 4))].written_to, Some(Lsn(0x4000200)));
+        assert_eq!(
+            times[&WalFile::Partial(seg(1, 4))].written_to,
+            Some(Lsn(0x4000200))
+        );
         assert!(listing.archive.contains(WalFile::Partial(seg(1, 4))));
     }
 }

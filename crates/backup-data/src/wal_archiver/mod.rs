@@ -219,8 +219,13 @@ async fn start(
     if seed_allowed {
         shipper.seed().await?;
     }
-    receiver::spawn(&config.tools, &config.connection, &config.slot, &config.spool)
-        .map_err(|error| error_text::describe(&error))
+    receiver::spawn(
+        &config.tools,
+        &config.connection,
+        &config.slot,
+        &config.spool,
+    )
+    .map_err(|error| error_text::describe(&error))
 }
 
 struct Shipper<'a> {

@@ -21,7 +21,13 @@ pub async fn ensure_slot(
 ) -> Result<(), PgError> {
     let mut command = tools.command("pg_receivewal", connection);
     command
-        .args(["--create-slot", "--if-not-exists", "--slot", slot, "--no-password"])
+        .args([
+            "--create-slot",
+            "--if-not-exists",
+            "--slot",
+            slot,
+            "--no-password",
+        ])
         .stdout(Stdio::null());
     let output = command.output().await.map_err(|source| PgError::Spawn {
         program: "pg_receivewal".into(),

@@ -34,8 +34,5 @@ async fn status_json(State(status): State<SharedStatus>) -> impl IntoResponse {
 
 async fn metrics(State(status): State<SharedStatus>) -> impl IntoResponse {
     let body = status.lock().expect("status lock").metrics();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        body,
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

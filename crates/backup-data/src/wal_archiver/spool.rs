@@ -136,6 +136,9 @@ mod tests {
         let mut data = vec![0u8; size.bytes() as usize];
         assert_eq!(written_to(seg(1, 5), size, &data), Lsn(5 * 1024 * 1024));
         data[99] = 7;
-        assert_eq!(written_to(seg(1, 5), size, &data), Lsn(5 * 1024 * 1024 + 100));
+        assert_eq!(
+            written_to(seg(1, 5), size, &data),
+            Lsn(5 * 1024 * 1024 + 100)
+        );
     }
 }

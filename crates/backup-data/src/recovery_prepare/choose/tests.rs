@@ -46,7 +46,14 @@ fn base(id: &str, segment: u64, ended_minute: u32) -> BaseBackup {
 fn the_newest_base_backup_before_the_target_is_chosen() {
     let listing = listing(&[]);
     let backups = [base("a", 2, 2), base("b", 4, 4)];
-    let choice = choose(&backups, &listing.archive, &[], &listing.times(), Some(at(3))).unwrap();
+    let choice = choose(
+        &backups,
+        &listing.archive,
+        &[],
+        &listing.times(),
+        Some(at(3)),
+    )
+    .unwrap();
     assert_eq!(choice.base.id, "a");
     let choice = choose(&backups, &listing.archive, &[], &listing.times(), None).unwrap();
     assert_eq!(choice.base.id, "b");
@@ -58,8 +65,14 @@ fn a_target_outside_the_window_is_refused_stating_the_window() {
     let listing = listing(&[]);
     let backups = [base("a", 2, 2)];
     for target in [at(1), at(7)] {
-        let error =
-            choose(&backups, &listing.archive, &[], &listing.times(), Some(target)).unwrap_err();
+        let error = choose(
+            &backups,
+            &listing.archive,
+            &[],
+            &listing.times(),
+            Some(target),
+        )
+        .unwrap_err();
         let text = error.to_string();
         assert!(matches!(error, ChooseError::OutsideWindow { .. }), "{text}");
         assert!(text.contains("from 2026-12-06T07:02:00Z"), "{text}");
@@ -76,12 +89,24 @@ fn a_missing_segment_is_named_unless_the_target_is_before_it() {
         error.to_string().contains("000000010000000000000005"),
         "{error}"
     );
-    let error =
-        choose(&backups, &listing.archive, &[], &listing.times(), Some(at(5))).unwrap_err();
+    let error = choose(
+        &backups,
+        &listing.archive,
+        &[],
+        &listing.times(),
+        Some(at(5)),
+    )
+    .unwrap_err();
     assert!(
         error.to_string().contains("000000010000000000000005"),
         "{error}"
     );
-    let before_gap = choose(&backups, &listing.archive, &[], &listing.times(), Some(at(4)));
+    let before_gap = choose(
+        &backups,
+        &listing.archive,
+        &[],
+        &listing.times(),
+        Some(at(4)),
+    );
     assert_eq!(before_gap.unwrap().plan.files.len(), 3);
 }
