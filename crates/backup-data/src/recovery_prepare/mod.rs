@@ -10,7 +10,7 @@ pub mod settings;
 use crate::base_backup::store as base_store;
 use crate::base_backup::unpack::unpack_base;
 use crate::base_backup::{BaseCompression, manifest::InvalidBaseManifest};
-use crate::storage::{BackupRef, Storage, StorageError};
+use crate::storage::{BackupRef, RunId, Storage, StorageError};
 use crate::wal::{SegmentSize, WalFile};
 use crate::wal_store::{WalStore, WalStoreError};
 use choose::ChooseError;
@@ -26,6 +26,8 @@ pub struct PrepareRequest<'a> {
     pub data_dir: PathBuf,
     /// None recovers to the end of the archive.
     pub target_time: Option<DateTime<Utc>>,
+    /// Recover from this base backup only; by default the newest that reaches the target.
+    pub base_backup: Option<RunId>,
 }
 
 /// What was prepared; also written to `pgop_recovery.json` in the data directory.
@@ -79,7 +81,18 @@ pub enum PrepareError {
 }
 
 pub async fn prepare(request: PrepareRequest<'_>) -> Result<Prepared, PrepareError> {
-    let manifests = base_store::list(request.storage, &request.backup).await?;
+    let mut manifests = base_store::list(request.storage, &request.backup).await?;
+    if let Some(run_id) = &request.base_backup {
+        manifests.retain(|m| m.run_id == run_id.as_str());
+        if manifests.is_empty() {
+            return Err(StorageError::NotFound {
+                location: request.storage.location(&base_store::manifest_key(
+                    &request.backup.run(run_id.clone()),
+                )),
+            }
+            .into());
+        }
+    }
     let size = match manifests.last() {
         Some(manifest) => manifest.segment_size()?,
         None => SegmentSize::DEFAULT,

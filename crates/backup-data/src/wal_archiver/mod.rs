@@ -296,11 +296,16 @@ impl Shipper<'_> {
             .map_err(|e| format!("could not list the spool: {e}"))?;
         let contents = spool::classify(files.iter().map(|(n, s)| (n.as_str(), *s)), self.size());
         let empty = contents.segments.is_empty() && contents.current_partial.is_none();
-        let Some(next) = self.newest.and_then(|s| s.next(self.size())) else {
+        let Some(mut next) = self.newest.and_then(|s| s.next(self.size())) else {
             return Ok(());
         };
         if !empty {
             return Ok(());
+        }
+        // After a promotion the next position may belong to a newer timeline; asking the
+        // server for the old one past its switch point would fail.
+        if let Some(history) = self.newest_history().await {
+            next.timeline = history.timeline_for_segment(next.number, self.size());
         }
         let path = self.spool.join(spool::seed_name(next, self.size()));
         let file = tokio::fs::File::create(&path)
@@ -311,6 +316,20 @@ impl Shipper<'_> {
             .map_err(|e| format!("could not size {}: {e}", path.display()))?;
         tracing::info!(segment = %next.file_name(self.size()), "resuming after the newest archived segment");
         Ok(())
+    }
+
+    /// The archived history of the highest timeline, if there is one and it reads.
+    async fn newest_history(&self) -> Option<crate::wal::TimelineHistory> {
+        let (file, stored) = self
+            .archived
+            .iter()
+            .rev()
+            .find(|(file, _)| matches!(file, WalFile::History(_)))?;
+        let WalFile::History(timeline) = file else {
+            return None;
+        };
+        let data = self.wal.fetch(stored).await.ok()?;
+        crate::wal::TimelineHistory::parse(*timeline, &String::from_utf8_lossy(&data)).ok()
     }
 
     /// Ships what the spool holds; `force_partial` uploads the current partial now. Returns

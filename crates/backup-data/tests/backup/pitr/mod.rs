@@ -175,6 +175,7 @@ pub async fn prepare(
         backup: support::backup_ref(),
         data_dir: dir.path().join("data"),
         target_time,
+        base_backup: None,
     })
     .await?;
     Ok((dir, prepared))
