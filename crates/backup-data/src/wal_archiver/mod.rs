@@ -141,9 +141,14 @@ pub async fn run(
                 shipper.ship(true).await;
                 if category == ErrorCategory::Gap {
                     shipper.record_gap(None, message).await;
-                    // The stream cannot resume where the spool stands; resume from the
-                    // slot's position, after the gap.
+                    // The stream cannot resume where the spool or the slot stands: start
+                    // again from the server's current position, after the gap.
                     shipper.clear_spool_partials().await;
+                    if let Err(error) =
+                        receiver::drop_slot(&config.tools, &config.connection, &config.slot).await
+                    {
+                        tracing::warn!(error = %error_text::describe(&error), "could not drop the slot after a gap");
+                    }
                     seed_allowed = false;
                 } else {
                     record(&status, category, message);

@@ -45,6 +45,33 @@ pub async fn ensure_slot(
     }
 }
 
+/// Drops the slot: after a gap it points at WAL the server no longer has, and pg_receivewal
+/// would ask for that position again on every start.
+pub async fn drop_slot(
+    tools: &PgTools,
+    connection: &PgConnection,
+    slot: &str,
+) -> Result<(), PgError> {
+    let mut command = tools.command("pg_receivewal", connection);
+    command
+        .args(["--drop-slot", "--slot", slot, "--no-password"])
+        .stdout(Stdio::null());
+    let output = command.output().await.map_err(|source| PgError::Spawn {
+        program: "pg_receivewal".into(),
+        source,
+    })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(PgError::Failed {
+            program: "pg_receivewal",
+            target: connection.describe(),
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        })
+    }
+}
+
 /// A running pg_receivewal and the end of what it said.
 pub struct Receiver {
     pub child: Child,

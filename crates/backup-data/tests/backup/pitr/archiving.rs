@@ -164,3 +164,93 @@ async fn a_killed_archiver_resumes_without_a_gap() {
         rows
     );
 }
+
+/// WAL removed from the server before it was archived (the slot dropped while the
+/// archiver was down) is reported as a gap in the status and the metrics, archiving goes
+/// on after it, and a recovery through it stops naming the missing segment.
+#[tokio::test(flavor = "multi_thread")]
+async fn wal_removed_before_archiving_is_reported_as_a_gap() {
+    let server = PgServer::start_with_small_wal().await;
+    let destination = Destination::directory().await;
+    let storage = Arc::new(destination.storage().await);
+    server.psql("postgres", "CREATE TABLE t (id int)").await;
+    let spool = tempfile::tempdir().unwrap();
+    let archiver = Archiver::start(&server, storage.clone(), spool.path().into());
+    wait_streaming(&server).await;
+    base_backup(&server, &storage, "base-1").await;
+    let last_before = switch_and_wait_archived(&server, &storage).await;
+    archiver.kill().await;
+
+    wait_for("the slot is released", || async {
+        server
+            .psql(
+                "postgres",
+                &format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{SLOT}' AND active"),
+            )
+            .await
+            == "0"
+    })
+    .await;
+    server
+        .psql(
+            "postgres",
+            &format!("SELECT pg_drop_replication_slot('{SLOT}')"),
+        )
+        .await;
+    let next = WalFile::parse(&last_before, size())
+        .map(|f| match f {
+            WalFile::Segment(s) => s.next(size()).unwrap().file_name(size()),
+            other => panic!("{other:?}"),
+        })
+        .unwrap();
+    wait_for(&format!("the server removed {next}"), || async {
+        server
+            .psql(
+                "postgres",
+                "INSERT INTO t SELECT generate_series(1, 1000); SELECT pg_switch_wal(); CHECKPOINT",
+            )
+            .await;
+        server
+            .psql(
+                "postgres",
+                &format!("SELECT count(*) FROM pg_ls_waldir() WHERE name = '{next}'"),
+            )
+            .await
+            == "0"
+    })
+    .await;
+
+    let fresh_spool = tempfile::tempdir().unwrap();
+    let archiver = Archiver::start(&server, storage.clone(), fresh_spool.path().into());
+    wait_for("the gap is reported", || async {
+        !archiver.status().gaps.is_empty()
+    })
+    .await;
+    // Streaming starts again from the server's current position, after the gap.
+    wait_streaming(&server).await;
+    server
+        .psql("postgres", "INSERT INTO t SELECT generate_series(1, 1000)")
+        .await;
+    switch_and_wait_archived(&server, &storage).await;
+    let status = archiver.stop().await;
+    assert_eq!(status.gaps.len(), 1, "{:?}", status.gaps);
+    let gap = &status.gaps[0];
+    assert_eq!(gap.after.as_deref(), Some(last_before.as_str()));
+    assert!(
+        gap.message.contains("already been removed"),
+        "{}",
+        gap.message
+    );
+    assert!(gap.next.is_some(), "{gap:?}");
+    assert!(
+        status
+            .metrics()
+            .contains("backup_operator_wal_gaps_total 1")
+    );
+
+    let error = prepare(&storage, None).await.unwrap_err().to_string();
+    assert!(
+        error.contains(&next) && error.contains("missing"),
+        "{error}"
+    );
+}

@@ -43,6 +43,11 @@ pub struct Archiver {
 
 impl Archiver {
     pub fn start(server: &PgServer, storage: Arc<Storage>, spool: PathBuf) -> Self {
+        // The archiver's log shows in the output of a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter("info")
+            .try_init();
         let config = ArchiverConfig {
             tools: server.tools(),
             connection: server.connection("postgres"),
@@ -119,8 +124,16 @@ pub async fn listing(storage: &Storage) -> WalListing {
         .unwrap()
 }
 
-/// Completes the segment being written and waits until the archive holds it.
+/// Completes the segment being written and waits until the archive holds it. A record is
+/// written first: right after a switch the current segment is empty, and switching an
+/// empty segment does nothing.
 pub async fn switch_and_wait_archived(server: &PgServer, storage: &Storage) -> String {
+    server
+        .psql(
+            "postgres",
+            "SELECT pg_logical_emit_message(false, 'pgop', 'switch')",
+        )
+        .await;
     let segment = server
         .psql("postgres", "SELECT pg_walfile_name(pg_current_wal_lsn())")
         .await;
