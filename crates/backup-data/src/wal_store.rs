@@ -79,6 +79,14 @@ impl<'a> WalStore<'a> {
         Ok(WalListing::from_names(names, self.size))
     }
 
+    /// Removes uploads a killed writer left unfinished (directory destinations only).
+    pub async fn remove_unfinished(&self) -> Result<(), WalStoreError> {
+        Ok(self
+            .storage
+            .remove_unfinished_objects(&self.backup.wal_dir())
+            .await?)
+    }
+
     /// Stores one file; for a `.partial`, `written_to` says how far it holds WAL.
     pub async fn put(
         &self,

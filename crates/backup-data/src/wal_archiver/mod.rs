@@ -257,6 +257,12 @@ impl Shipper<'_> {
         if self.listed {
             return true;
         }
+        // Only this archiver writes the WAL area, so an unfinished upload there is one a
+        // killed predecessor left.
+        if let Err(error) = self.wal.remove_unfinished().await {
+            self.store_error(error);
+            return false;
+        }
         match self.wal.list().await {
             Ok(listing) => {
                 for name in &listing.ignored {

@@ -5,6 +5,7 @@
 mod archiving;
 mod recovery;
 mod retention;
+mod storage;
 mod timelines;
 
 use crate::support::postgres::PgServer;
