@@ -80,6 +80,37 @@ pub enum PrepareError {
     },
 }
 
+/// What the archive can restore to now, for a Backup's status: the window along the
+/// timeline the newest base backup leads to, its gaps and unusable base backups, and the
+/// same in words. `None` without a base backup.
+pub async fn window(
+    storage: &Storage,
+    backup: &BackupRef,
+) -> Result<Option<(crate::wal::Window, String)>, PrepareError> {
+    let manifests = base_store::list(storage, backup).await?;
+    let Some(newest) = manifests.last() else {
+        return Ok(None);
+    };
+    let size = newest.segment_size()?;
+    let backups = manifests
+        .iter()
+        .map(|m| m.base_backup())
+        .collect::<Result<Vec<_>, _>>()?;
+    let wal = WalStore::new(storage, backup.clone(), size);
+    let listing = wal.list().await?;
+    let histories = wal.histories(&listing).await?;
+    let times = listing.times();
+    let newest = backups.last().expect("not empty");
+    let history = crate::wal::recovery_plan::latest_timeline(&newest.position, &histories)
+        .map_err(|source| ChooseError::Plan {
+            base: newest.id.clone(),
+            source,
+        })?;
+    let window = crate::wal::window(&listing.archive, &backups, &history, &times);
+    let text = choose::describe_window(&backups, &listing.archive, &histories, &times);
+    Ok(Some((window, text)))
+}
+
 pub async fn prepare(request: PrepareRequest<'_>) -> Result<Prepared, PrepareError> {
     let mut manifests = base_store::list(request.storage, &request.backup).await?;
     if let Some(run_id) = &request.base_backup {

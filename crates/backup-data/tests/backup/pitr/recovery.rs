@@ -37,6 +37,16 @@ async fn recovery_to_a_time_stops_before_later_rows_and_the_drop() {
     let status = archiver.stop().await;
     assert!(status.gaps.is_empty(), "{:?}", status.gaps);
 
+    let (window, text) = recovery_prepare::window(&storage, &support::backup_ref())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(window.ranges.len(), 1, "{text}");
+    assert!(window.gaps.is_empty(), "{text}");
+    let range = &window.ranges[0];
+    let (from, to) = (range.from.time.unwrap().at, range.to.time.unwrap().at);
+    assert!(from <= target && target <= to, "{target} is not in {text}");
+
     let (dir, prepared) = prepare(&storage, Some(target)).await.unwrap();
     assert_eq!(prepared.base_backup, "base-1");
     let recovered = start_recovered(dir, server.bin_dir().into()).await;
