@@ -2,7 +2,7 @@
 //! holding `backup_label` and the `backup_manifest` whose WAL ranges place it in the WAL.
 
 use super::BaseCompression;
-use super::progress::{self, WalPoints};
+use super::position::{self, WalPoints};
 use crate::digest::{ContentDigest, DigestWriter};
 use crate::storage::{ByteStream, StorageError};
 use futures::StreamExt as _;
@@ -79,5 +79,5 @@ fn read_points(input: impl Read, compression: BaseCompression) -> Result<WalPoin
         return Err("the stored archive has no backup_label".to_owned());
     }
     let manifest = manifest.ok_or("the stored archive has no backup_manifest")?;
-    progress::wal_points(&manifest)
+    position::wal_points(&manifest)
 }

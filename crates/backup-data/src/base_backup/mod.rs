@@ -5,7 +5,7 @@
 
 pub mod inspect;
 pub mod manifest;
-pub mod progress;
+pub mod position;
 pub mod store;
 pub mod unpack;
 
