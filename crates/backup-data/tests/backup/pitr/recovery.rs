@@ -3,10 +3,8 @@ use crate::support::Destination;
 
 /// Rows A, the target time T, rows B, then a dropped table: a recovery to T has exactly
 /// rows A and the table; one to the end of the archive has A and B and no table.
-#[tokio::test(flavor = "multi_thread")]
-async fn recovery_to_a_time_stops_before_later_rows_and_the_drop() {
+async fn recovery_to_a_time_stops_before_later_rows_and_the_drop(destination: Destination) {
     let server = PgServer::start_with_small_wal().await;
-    let destination = Destination::directory().await;
     let storage = Arc::new(destination.storage().await);
     let spool = tempfile::tempdir().unwrap();
     server
@@ -78,4 +76,14 @@ async fn recovery_to_a_time_stops_before_later_rows_and_the_drop() {
             .await,
         "t"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recovery_to_a_time_stops_before_later_rows_and_the_drop_in_a_directory() {
+    recovery_to_a_time_stops_before_later_rows_and_the_drop(Destination::directory().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recovery_to_a_time_stops_before_later_rows_and_the_drop_in_s3() {
+    recovery_to_a_time_stops_before_later_rows_and_the_drop(Destination::s3().await).await;
 }
