@@ -22,7 +22,7 @@ use std::time::SystemTime;
 const PARALLEL_PARTS: usize = 2;
 
 pub struct S3Store {
-    store: AmazonS3,
+    pub(super) store: AmazonS3,
     bucket: String,
     prefix: String,
     part_size_bytes: usize,
@@ -64,7 +64,7 @@ impl S3Store {
         }
     }
 
-    fn path(&self, relative: &str) -> Path {
+    pub(super) fn path(&self, relative: &str) -> Path {
         Path::from(self.key(relative))
     }
 
@@ -72,7 +72,7 @@ impl S3Store {
         format!("s3://{}/{}", self.bucket, self.key(relative))
     }
 
-    fn error(
+    pub(super) fn error(
         &self,
         operation: &'static str,
         relative: &str,
@@ -92,7 +92,11 @@ impl S3Store {
         &self,
         run: &RunRef,
     ) -> Result<ArtifactWriter, StorageError> {
-        let key = run.artifact_key();
+        self.begin_key(&run.artifact_key()).await
+    }
+
+    pub(super) async fn begin_key(&self, key: &str) -> Result<ArtifactWriter, StorageError> {
+        let key = key.to_owned();
         let upload = self
             .store
             .put_multipart(&self.path(&key))
@@ -288,7 +292,7 @@ pub(crate) struct UploadReceipt {
 }
 
 impl PendingUpload {
-    fn error(
+    pub(super) fn error(
         &self,
         operation: &'static str,
     ) -> impl FnOnce(object_store::Error) -> StorageError + use<> {
