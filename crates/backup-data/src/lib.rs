@@ -11,6 +11,7 @@ pub mod digest;
 pub mod drill;
 pub mod dump;
 pub mod dump_plan;
+pub mod hashed_read;
 pub mod pg;
 pub mod physical_retention;
 pub mod purge;

@@ -3,12 +3,10 @@
 
 use super::BaseCompression;
 use super::position::{self, WalPoints};
-use crate::digest::{ContentDigest, DigestWriter};
+use crate::digest::ContentDigest;
+use crate::hashed_read::hashed_read;
 use crate::storage::{ByteStream, StorageError};
-use futures::StreamExt as _;
 use std::io::{self, Read};
-use tokio::io::AsyncWriteExt as _;
-use tokio_util::io::SyncIoBridge;
 
 pub struct Inspected {
     pub digest: ContentDigest,
@@ -17,37 +15,13 @@ pub struct Inspected {
 }
 
 pub async fn inspect(
-    mut stream: ByteStream,
+    stream: ByteStream,
     compression: BaseCompression,
 ) -> Result<Inspected, StorageError> {
-    let (mut pipe, reader) = tokio::io::duplex(1024 * 1024);
-    let bridge = SyncIoBridge::new(reader);
-    let reading = tokio::task::spawn_blocking(move || read_points(bridge, compression));
-    let mut digest = DigestWriter::new();
-    let mut reader_listens = true;
-    let mut downloaded = Ok(());
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(error) => {
-                downloaded = Err(error);
-                break;
-            }
-        };
-        digest.update(&chunk);
-        if reader_listens && pipe.write_all(&chunk).await.is_err() {
-            reader_listens = false;
-        }
-    }
-    let _ = pipe.shutdown().await;
-    drop(pipe);
-    let points = reading
-        .await
-        .unwrap_or_else(|panic| Err(format!("the tar thread panicked: {panic}")));
-    downloaded?;
+    let hashed = hashed_read(stream, move |bridge| read_points(bridge, compression)).await?;
     Ok(Inspected {
-        digest: digest.finish(),
-        points,
+        digest: hashed.digest,
+        points: hashed.read.unwrap_or_else(Err),
     })
 }
 

@@ -2,15 +2,11 @@
 //! what says with certainty whether the bytes are the ones stored.
 
 use super::BaseCompression;
-use crate::digest::{ContentDigest, DigestWriter};
+use crate::digest::ContentDigest;
+use crate::hashed_read::hashed_read;
 use crate::storage::{ByteStream, StorageError};
-use futures::StreamExt as _;
 use std::io::{self, Read};
 use std::path::Path;
-use tokio::io::AsyncWriteExt as _;
-use tokio_util::io::SyncIoBridge;
-
-const PIPE_BYTES: usize = 1024 * 1024;
 
 pub struct UnpackedBase {
     pub digest: ContentDigest,
@@ -19,41 +15,17 @@ pub struct UnpackedBase {
 
 /// Decompresses and unpacks `stream` into `dir`, which must exist and be empty.
 pub async fn unpack_base(
-    mut stream: ByteStream,
+    stream: ByteStream,
     compression: BaseCompression,
     dir: &Path,
 ) -> Result<UnpackedBase, StorageError> {
-    let (mut pipe, reader) = tokio::io::duplex(PIPE_BYTES);
-    let bridge = SyncIoBridge::new(reader);
     let target = dir.to_owned();
-    let unpacking = tokio::task::spawn_blocking(move || unpack(bridge, compression, &target));
-    let mut digest = DigestWriter::new();
-    let mut unpacker_listens = true;
-    let mut downloaded = Ok(());
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(error) => {
-                downloaded = Err(error);
-                break;
-            }
-        };
-        digest.update(&chunk);
-        if unpacker_listens && pipe.write_all(&chunk).await.is_err() {
-            unpacker_listens = false;
-        }
-    }
-    let _ = pipe.shutdown().await;
-    drop(pipe);
-    let unpacked = unpacking.await.unwrap_or_else(|panic| {
-        Err(io::Error::other(format!(
-            "the tar thread panicked: {panic}"
-        )))
-    });
-    downloaded?;
+    let hashed = hashed_read(stream, move |bridge| unpack(bridge, compression, &target)).await?;
     Ok(UnpackedBase {
-        digest: digest.finish(),
-        unpacked,
+        digest: hashed.digest,
+        unpacked: hashed
+            .read
+            .unwrap_or_else(|panic| Err(io::Error::other(panic))),
     })
 }
 
