@@ -149,6 +149,17 @@ impl PgTools {
         })
     }
 
+    /// Runs `command` (made by [`Self::command`]) to its end; a non-zero exit is an error
+    /// carrying the end of its stderr.
+    pub async fn run(
+        &self,
+        program: &'static str,
+        command: Command,
+        connection: &PgConnection,
+    ) -> Result<(), PgError> {
+        self.spawn(program, command, connection)?.wait().await
+    }
+
     fn display_path(&self, program: &str) -> String {
         match &self.bin_dir {
             Some(dir) => dir.join(program).display().to_string(),

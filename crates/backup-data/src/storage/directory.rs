@@ -160,7 +160,12 @@ impl DirectoryStore {
     }
 
     pub(super) async fn open_artifact(&self, run: &RunRef) -> Result<ByteStream, StorageError> {
-        let path = self.path(&run.artifact_key());
+        self.open_key(&run.artifact_key()).await
+    }
+
+    /// The file under `key`, streamed in chunks.
+    pub(super) async fn open_key(&self, key: &str) -> Result<ByteStream, StorageError> {
+        let path = self.path(key);
         let file = fs::File::open(&path)
             .await
             .map_err(not_found_or("open", &path))?;

@@ -10,7 +10,7 @@ use super::directory::{
 };
 use super::{ArtifactWriter, ByteStream, Storage, StorageError};
 use bytes::Bytes;
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::TryStreamExt as _;
 use object_store::{ObjectStore as _, ObjectStoreExt as _};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -87,39 +87,8 @@ impl Storage {
 
     pub async fn open_object(&self, key: &str) -> Result<ByteStream, StorageError> {
         match self {
-            Self::Directory(store) => {
-                let path = store.path(key);
-                let file = fs::File::open(&path)
-                    .await
-                    .map_err(not_found_or("open", &path))?;
-                let location = path.display().to_string();
-                let stream =
-                    tokio_util::io::ReaderStream::with_capacity(file, super::artifact::CHUNK_SIZE)
-                        .map(move |chunk| {
-                            chunk.map_err(|source| StorageError::Io {
-                                operation: "read",
-                                location: location.clone(),
-                                source,
-                            })
-                        });
-                Ok(stream.boxed())
-            }
-            Self::S3(store) => {
-                let result = store
-                    .store
-                    .get(&store.path(key))
-                    .await
-                    .map_err(store.error("read", key))?;
-                let location = store.location(key);
-                let stream = result.into_stream().map(move |chunk| {
-                    chunk.map_err(|source| StorageError::ObjectStore {
-                        operation: "read",
-                        location: location.clone(),
-                        source,
-                    })
-                });
-                Ok(stream.boxed())
-            }
+            Self::Directory(store) => store.open_key(key).await,
+            Self::S3(store) => store.open_key(key).await,
         }
     }
 

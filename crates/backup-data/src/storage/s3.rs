@@ -214,13 +214,17 @@ impl S3Store {
     }
 
     pub(super) async fn open_artifact(&self, run: &RunRef) -> Result<ByteStream, StorageError> {
-        let key = run.artifact_key();
+        self.open_key(&run.artifact_key()).await
+    }
+
+    /// The object under `key`, streamed as the store delivers it.
+    pub(super) async fn open_key(&self, key: &str) -> Result<ByteStream, StorageError> {
         let result = self
             .store
-            .get(&self.path(&key))
+            .get(&self.path(key))
             .await
-            .map_err(self.error("read", &key))?;
-        let location = self.location(&key);
+            .map_err(self.error("read", key))?;
+        let location = self.location(key);
         let stream = result.into_stream().map(move |chunk| {
             chunk.map_err(|source| StorageError::ObjectStore {
                 operation: "read",

@@ -29,20 +29,7 @@ pub async fn ensure_slot(
             "--no-password",
         ])
         .stdout(Stdio::null());
-    let output = command.output().await.map_err(|source| PgError::Spawn {
-        program: "pg_receivewal".into(),
-        source,
-    })?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(PgError::Failed {
-            program: "pg_receivewal",
-            target: connection.describe(),
-            status: output.status,
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        })
-    }
+    tools.run("pg_receivewal", command, connection).await
 }
 
 /// Drops the slot: after a gap it points at WAL the server no longer has, and pg_receivewal
@@ -56,20 +43,7 @@ pub async fn drop_slot(
     command
         .args(["--drop-slot", "--slot", slot, "--no-password"])
         .stdout(Stdio::null());
-    let output = command.output().await.map_err(|source| PgError::Spawn {
-        program: "pg_receivewal".into(),
-        source,
-    })?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(PgError::Failed {
-            program: "pg_receivewal",
-            target: connection.describe(),
-            status: output.status,
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        })
-    }
+    tools.run("pg_receivewal", command, connection).await
 }
 
 /// A running pg_receivewal and the end of what it said.
