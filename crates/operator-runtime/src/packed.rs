@@ -157,6 +157,16 @@ pub fn found_by_name<K>(object: &mut Packed<K>) {
     object.meta.labels = None;
 }
 
+/// For [`crate::controller::reflected`]: keeps parsed only the labels named in `keys` and no
+/// owner references, for kinds a controller maps and a reconcile selects by those labels,
+/// never by owner reference. The packed text keeps them all.
+pub fn found_by_labels<K>(object: &mut Packed<K>, keys: &[&str]) {
+    if let Some(labels) = object.meta.labels.as_mut() {
+        labels.retain(|key, _| keys.contains(&key.as_str()));
+    }
+    object.meta.owner_references = None;
+}
+
 fn compress(object: &Value) -> Arc<[u8]> {
     lz4_flex::compress_prepend_size(object.to_string().as_bytes()).into()
 }
@@ -243,6 +253,24 @@ mod tests {
         assert_eq!(packed.owner_references().len(), 1);
         let pod = packed.unpack().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(pod.labels().get("app").map(String::as_str), Some("shop"));
+    }
+
+    #[test]
+    fn objects_found_by_labels_keep_those_parsed_and_everything_in_the_text() {
+        let mut with_labels = pod();
+        with_labels["metadata"]["labels"]["tier"] = json!("db");
+        let mut packed: Packed<Pod> =
+            serde_json::from_value(with_labels).unwrap_or_else(|e| panic!("{e}"));
+        found_by_labels(&mut packed, &["app", "missing"]);
+        assert_eq!(
+            packed.labels().keys().collect::<Vec<_>>(),
+            ["app"],
+            "only the named labels stay parsed"
+        );
+        assert!(packed.owner_references().is_empty());
+        let pod = packed.unpack().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pod.labels().len(), 2);
+        assert_eq!(pod.owner_references().len(), 1);
     }
 
     #[test]
