@@ -50,6 +50,15 @@ pub const ANNOTATION_PRIMARY_POSITION: &str = "database.example.com/primary-posi
 /// a later primary. Done when `status.currentPrimary` names the target.
 pub const ANNOTATION_SWITCHOVER_FROM: &str = "database.example.com/switchover-from";
 pub const ANNOTATION_SWITCHOVER_TO: &str = "database.example.com/switchover-to";
+/// Label on each of a Database's Services naming which it is: [`SERVICE_READ_WRITE`],
+/// [`SERVICE_READ_ONLY`], [`SERVICE_ANY`] or [`SERVICE_HEADLESS`]. The EndpointSlice
+/// controller copies a Service's labels to its slices, so a watch can select the slices of
+/// one kind of Service.
+pub const LABEL_SERVICE: &str = "database.example.com/service";
+pub const SERVICE_READ_WRITE: &str = "read-write";
+pub const SERVICE_READ_ONLY: &str = "read-only";
+pub const SERVICE_ANY: &str = "any";
+pub const SERVICE_HEADLESS: &str = "headless";
 /// Standard label naming the operator that manages an object.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 

@@ -15,11 +15,19 @@
 //! The text leaves out what no reconcile reads: the managed fields and kubectl's
 //! last-applied copy ([`crate::cache::slim`]), and any top-level field a cache names
 //! ([`Packed::remove`]).
+//!
+//! Each text is compressed against a dictionary of its kind: the first object of that kind
+//! the process packed ([`dictionary`]). The objects of one kind are alike (one builder made
+//! them, the API server filled in the same defaults), and LZ4 alone finds little to share
+//! within a text of one or two KB: against the dictionary a Service's text takes 0.1 to
+//! 0.2 KB instead of 0.8, a StatefulSet's 0.4 KB instead of 4.8.
 
+use std::any::TypeId;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, RwLock};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -33,7 +41,8 @@ use crate::error::InvalidObject;
 /// An object of kind `K` as JSON text, its identifying metadata parsed.
 pub struct Packed<K> {
     meta: ObjectMeta,
-    /// The object's JSON, LZ4-compressed with its length in front.
+    /// The object's JSON, LZ4-compressed against its kind's [`dictionary`], with its length
+    /// in front.
     json: Arc<[u8]>,
     kind: PhantomData<fn() -> K>,
 }
@@ -90,14 +99,14 @@ impl<K: Resource<DynamicType = ()>> Resource for Packed<K> {
     }
 }
 
-impl<'de, K> Deserialize<'de> for Packed<K> {
+impl<'de, K: 'static> Deserialize<'de> for Packed<K> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let object = Map::<String, Value>::deserialize(deserializer)?;
         Packed::from_map(object).map_err(D::Error::custom)
     }
 }
 
-impl<K> Packed<K> {
+impl<K: 'static> Packed<K> {
     /// Packs `object`, as the API server answered a write of it.
     pub fn pack(object: &K) -> Result<Self, serde_json::Error>
     where
@@ -116,7 +125,8 @@ impl<K> Packed<K> {
         K: DeserializeOwned + Resource<DynamicType = ()>,
     {
         let name = || self.meta.name.as_deref().unwrap_or_default();
-        let json = lz4_flex::decompress_size_prepended(&self.json)
+        let json = self
+            .text()
             .map_err(|error| InvalidObject::new(&K::kind(&()), name(), &error.to_string()))?;
         serde_json::from_slice(&json)
             .map_err(|error| InvalidObject::new(&K::kind(&()), name(), &error.to_string()))
@@ -124,15 +134,21 @@ impl<K> Packed<K> {
 
     /// Drops the top-level `field` (say, a Pod's `spec`, when only its status is read).
     pub fn remove(&mut self, field: &str) {
-        let Ok(json) = lz4_flex::decompress_size_prepended(&self.json) else {
+        let Ok(json) = self.text() else {
             return;
         };
         let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(&json) else {
             return;
         };
         if map.remove(field).is_some() {
-            self.json = compress(&Value::Object(map));
+            self.json = compress::<K>(&map);
         }
+    }
+
+    /// The object's JSON.
+    fn text(&self) -> Result<Vec<u8>, lz4_flex::block::DecompressError> {
+        let dictionary = dictionary::<K>(None);
+        lz4_flex::block::decompress_size_prepended_with_dict(&self.json, &dictionary)
     }
 
     fn from_map(mut object: Map<String, Value>) -> Result<Self, serde_json::Error> {
@@ -140,11 +156,10 @@ impl<K> Packed<K> {
             return Err(serde_json::Error::custom("the object has no metadata"));
         };
         drop_unread_metadata(meta);
-        let object = Value::Object(object);
         let meta = identifying(ObjectMeta::deserialize(&object["metadata"])?);
         Ok(Packed {
             meta,
-            json: compress(&object),
+            json: compress::<K>(&object),
             kind: PhantomData,
         })
     }
@@ -157,8 +172,63 @@ pub fn found_by_name<K>(object: &mut Packed<K>) {
     object.meta.labels = None;
 }
 
-fn compress(object: &Value) -> Arc<[u8]> {
-    lz4_flex::compress_prepend_size(object.to_string().as_bytes()).into()
+/// For [`crate::controller::reflected`]: keeps parsed only the labels named in `keys` and no
+/// owner references, for kinds a controller maps and a reconcile selects by those labels,
+/// never by owner reference. The packed text keeps them all.
+pub fn found_by_labels<K>(object: &mut Packed<K>, keys: &[&str]) {
+    if let Some(labels) = object.meta.labels.as_mut() {
+        labels.retain(|key, _| keys.contains(&key.as_str()));
+    }
+    object.meta.owner_references = None;
+}
+
+/// `object`'s JSON compressed against the dictionary of `K`, which `object` sets when it is
+/// the first of its kind.
+fn compress<K: 'static>(object: &Map<String, Value>) -> Arc<[u8]> {
+    let dictionary = dictionary::<K>(Some(object));
+    let text = serde_json::to_vec(object).unwrap_or_default();
+    lz4_flex::block::compress_prepend_size_with_dict(&text, &dictionary).into()
+}
+
+/// The dictionaries, by kind. Each is set once, by the first object of its kind, and never
+/// changes, so every text decompresses against the dictionary it was compressed with.
+static DICTIONARIES: LazyLock<RwLock<HashMap<TypeId, Arc<[u8]>>>> = LazyLock::new(RwLock::default);
+
+/// The window LZ4 reaches back into: a longer dictionary is used only by its end.
+const DICTIONARY_BYTES: usize = 64 * 1024;
+
+/// The dictionary of kind `K`. When there is none yet, `first` (when given) becomes it: its
+/// JSON without the top-level `data` and `stringData`, so no Secret's payload outlives that
+/// Secret here (their keys and the rest of the Secret are what other Secrets share anyway).
+/// Without a dictionary and a `first`, an empty one, against which a text compresses as
+/// plain LZ4; it is not kept.
+fn dictionary<K: 'static>(first: Option<&Map<String, Value>>) -> Arc<[u8]> {
+    let kind = TypeId::of::<K>();
+    let known = DICTIONARIES
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&kind)
+        .cloned();
+    match (known, first) {
+        (Some(dictionary), _) => dictionary,
+        (None, None) => Arc::from(&[][..]),
+        (None, Some(first)) => DICTIONARIES
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(kind)
+            .or_insert_with(|| dictionary_of(first))
+            .clone(),
+    }
+}
+
+fn dictionary_of(object: &Map<String, Value>) -> Arc<[u8]> {
+    let shape: Map<String, Value> = object
+        .iter()
+        .filter(|(field, _)| !matches!(field.as_str(), "data" | "stringData"))
+        .map(|(field, value)| (field.clone(), value.clone()))
+        .collect();
+    let text = serde_json::to_vec(&shape).unwrap_or_default();
+    text[text.len().saturating_sub(DICTIONARY_BYTES)..].into()
 }
 
 /// What [`crate::cache::slim`] drops from a parsed object, dropped from its JSON.
@@ -190,7 +260,7 @@ fn identifying(meta: ObjectMeta) -> ObjectMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{Pod, Secret};
+    use k8s_openapi::api::core::v1::{Pod, Secret, Service};
     use kube::ResourceExt;
     use serde_json::json;
 
@@ -216,7 +286,7 @@ mod tests {
         let mut expected: Pod = serde_json::from_value(pod()).unwrap_or_else(|e| panic!("{e}"));
         crate::cache::slim(&mut expected);
         assert_eq!(packed.unpack().ok(), Some(expected));
-        let json = lz4_flex::decompress_size_prepended(&packed.json).unwrap_or_default();
+        let json = packed.text().unwrap_or_default();
         assert!(!String::from_utf8_lossy(&json).contains("managedFields"));
     }
 
@@ -243,6 +313,24 @@ mod tests {
         assert_eq!(packed.owner_references().len(), 1);
         let pod = packed.unpack().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(pod.labels().get("app").map(String::as_str), Some("shop"));
+    }
+
+    #[test]
+    fn objects_found_by_labels_keep_those_parsed_and_everything_in_the_text() {
+        let mut with_labels = pod();
+        with_labels["metadata"]["labels"]["tier"] = json!("db");
+        let mut packed: Packed<Pod> =
+            serde_json::from_value(with_labels).unwrap_or_else(|e| panic!("{e}"));
+        found_by_labels(&mut packed, &["app", "missing"]);
+        assert_eq!(
+            packed.labels().keys().collect::<Vec<_>>(),
+            ["app"],
+            "only the named labels stay parsed"
+        );
+        assert!(packed.owner_references().is_empty());
+        let pod = packed.unpack().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pod.labels().len(), 2);
+        assert_eq!(pod.owner_references().len(), 1);
     }
 
     #[test]
@@ -299,6 +387,61 @@ mod tests {
                 .map(|s| s.containers.len()),
             Some(8)
         );
+    }
+
+    #[test]
+    fn a_kind_compresses_against_its_first_object() {
+        // Services: no other test here packs one, so the first is this test's.
+        let service = |name: &str| {
+            json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": name, "namespace": "prod", "uid": format!("uid-{name}"),
+                    "labels": {"app.kubernetes.io/managed-by": "database-operator"},
+                    "annotations": {"database.example.com/applied-hash": format!("{name}-17c2")}},
+                "spec": {"type": "ClusterIP", "clusterIP": "10.96.12.7",
+                    "selector": {"database.example.com/database": name, "app.kubernetes.io/name": "postgresql"},
+                    "ports": [{"name": "postgres", "port": 5432, "targetPort": 5432, "protocol": "TCP"}],
+                    "sessionAffinity": "None", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                    "internalTrafficPolicy": "Cluster"},
+                "status": {"loadBalancer": {}},
+            })
+        };
+        let first: Packed<Service> =
+            serde_json::from_value(service("shop")).unwrap_or_else(|e| panic!("{e}"));
+        let other = service("billing");
+        let plain = lz4_flex::compress_prepend_size(other.to_string().as_bytes()).len();
+        let packed: Packed<Service> =
+            serde_json::from_value(other.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            packed.json.len() * 3 < plain,
+            "{} bytes against {plain} without the dictionary",
+            packed.json.len()
+        );
+        let expected: Service = serde_json::from_value(other).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(packed.unpack().ok(), Some(expected));
+        assert_eq!(
+            first.unpack().ok().map(|s| s.name_any()).as_deref(),
+            Some("shop")
+        );
+    }
+
+    #[test]
+    fn no_secret_payload_goes_into_a_dictionary() {
+        let secret = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "shop-credentials", "namespace": "prod"},
+            "data": {"password": "aHVudGVyMi1pbi10aGUtZGF0YQ=="},
+            "stringData": {"password": "hunter2-in-the-string-data"},
+        });
+        let packed: Packed<Secret> =
+            serde_json::from_value(secret).unwrap_or_else(|e| panic!("{e}"));
+        let dictionary = String::from_utf8_lossy(&dictionary::<Secret>(None)).into_owned();
+        assert!(dictionary.contains("\"metadata\""), "{dictionary}");
+        for payload in ["aHVudGVy", "hunter2"] {
+            assert!(!dictionary.contains(payload), "{dictionary}");
+        }
+        let unpacked = packed.unpack().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(unpacked.string_data.map(|d| d.len()), Some(1));
     }
 
     #[test]

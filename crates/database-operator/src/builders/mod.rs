@@ -33,16 +33,37 @@ pub fn managed_selector() -> String {
     format!("{}={MANAGED_BY}", names::LABEL_MANAGED_BY)
 }
 
+/// Label selector of the EndpointSlices the controller watches: those of the read-write
+/// Services, the only ones a reconcile reads (three of every Database's four Services are
+/// not). `notin` rather than `=read-write` also selects slices without the label: those of
+/// Services made before it existed, which stay watched until the operator applies their
+/// Service again (once, its content having changed), so no Database loses sight of its
+/// read-write endpoints across an upgrade.
+pub fn client_slices_selector() -> String {
+    format!(
+        "{},{} notin ({},{},{})",
+        managed_selector(),
+        names::LABEL_SERVICE,
+        names::SERVICE_READ_ONLY,
+        names::SERVICE_ANY,
+        names::SERVICE_HEADLESS,
+    )
+}
+
+/// Standard label naming the application; part of the Pods' selector.
+const APP_NAME: &str = "app.kubernetes.io/name";
+
+/// The keys of [`selector_labels`]: all a reconcile selects Pods and claims by, and (the
+/// Database label) all the controller maps them to their Database by.
+pub const SELECTOR_KEYS: [&str; 2] = [names::LABEL_DATABASE, APP_NAME];
+
 /// Labels of every object made for `db`.
 pub fn labels(db: &Database) -> BTreeMap<String, String> {
     let name = db.name_any();
     BTreeMap::from([
         (names::LABEL_DATABASE.to_string(), name.clone()),
         (names::LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
-        (
-            "app.kubernetes.io/name".to_string(),
-            "postgresql".to_string(),
-        ),
+        (APP_NAME.to_string(), "postgresql".to_string()),
         ("app.kubernetes.io/instance".to_string(), name),
     ])
 }
@@ -53,10 +74,7 @@ pub fn labels(db: &Database) -> BTreeMap<String, String> {
 pub fn selector_labels(db: &Database) -> BTreeMap<String, String> {
     BTreeMap::from([
         (names::LABEL_DATABASE.to_string(), db.name_any()),
-        (
-            "app.kubernetes.io/name".to_string(),
-            "postgresql".to_string(),
-        ),
+        (APP_NAME.to_string(), "postgresql".to_string()),
     ])
 }
 
@@ -141,6 +159,10 @@ mod tests {
     #[test]
     fn selectors() {
         let db = database("shop");
+        let keys: Vec<String> = selector_labels(&db).into_keys().collect();
+        let mut expected = SELECTOR_KEYS.map(String::from).to_vec();
+        expected.sort();
+        assert_eq!(keys, expected);
         assert_eq!(
             selector_string(&db),
             "app.kubernetes.io/name=postgresql,database.example.com/database=shop"
@@ -148,6 +170,11 @@ mod tests {
         assert_eq!(
             managed_selector(),
             "app.kubernetes.io/managed-by=database-operator"
+        );
+        assert_eq!(
+            client_slices_selector(),
+            "app.kubernetes.io/managed-by=database-operator,\
+             database.example.com/service notin (read-only,any,headless)"
         );
     }
 }
