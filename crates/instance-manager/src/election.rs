@@ -1,7 +1,7 @@
 //! Which standby takes over an expired Lease: the most advanced one that can be reached.
 //!
-//! Every standby that sees the Lease expire asks the others (over SQL, through their Pods'
-//! DNS names) how far they have received WAL. It tries to take the Lease only when nobody
+//! Every standby that sees the Lease expire asks the others (over SQL, at their Pods'
+//! addresses) how far they have received WAL. It tries to take the Lease only when nobody
 //! reachable is ahead of it (ties go to the smaller Pod name), and not at all when another
 //! instance is already out of recovery. The conditional write of the Lease makes the final
 //! choice, so two standbys that both think themselves best cannot both win.
@@ -53,34 +53,60 @@ pub struct Candidates {
     pub standbys: usize,
 }
 
-/// Asks every other instance but `lost` (the holder whose Lease expired); those that do not
-/// answer within a second are left out.
+/// Asks every other instance but `lost` (the holder whose Lease expired), all at once; those
+/// that do not answer within a second are left out, so the election takes about a second
+/// however many instances a lost zone took with it.
 pub async fn peers(instance: &Instance, lost: &str) -> Result<Candidates> {
     let config = &instance.config;
     let names = crate::pods::instances(&instance.client, config).await?;
     // One instance was the primary (`lost`, or whoever released the Lease); the others were
     // its standbys.
     let standbys = names.len().saturating_sub(1);
-    let mut answers = Vec::new();
+    let mut asking = tokio::task::JoinSet::new();
     for name in names.into_iter().filter(|n| *n != config.pod && n != lost) {
-        let host = config.instance_host(&name);
-        let sql = "SELECT pg_is_in_recovery(), coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())";
-        match postgres::query_remote(config, &host, sql).await {
-            Ok(line) => {
-                let (recovery, lsn) = line.split_once('|').unwrap_or((line.as_str(), ""));
-                answers.push(Peer {
-                    name,
-                    in_recovery: recovery == "t",
-                    received: parse_lsn(lsn),
-                });
-            }
-            Err(e) => tracing::info!(peer = %name, error = %e, "peer did not answer; left out"),
+        asking.spawn(ask(instance.clone(), name));
+    }
+    let mut answered = Vec::new();
+    while let Some(answer) = asking.join_next().await {
+        if let Ok(Some(peer)) = answer {
+            answered.push(peer);
         }
     }
-    Ok(Candidates {
-        answered: answers,
-        standbys,
-    })
+    // In name order, as the log and the tests read them.
+    answered.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Candidates { answered, standbys })
+}
+
+/// One peer's answer, by its Pod's address; `None` when it has none or does not answer.
+async fn ask(instance: Instance, name: String) -> Option<Peer> {
+    let config = &instance.config;
+    let host = match crate::pods::address(&instance.client, config, &name).await {
+        Ok(Some(ip)) => ip,
+        Ok(None) => {
+            tracing::info!(peer = %name, "peer has no address; left out");
+            return None;
+        }
+        Err(e) => {
+            tracing::info!(peer = %name, error = %format!("{e:#}"), "peer not found; left out");
+            return None;
+        }
+    };
+    let sql =
+        "SELECT pg_is_in_recovery(), coalesce(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())";
+    match postgres::query_remote(config, &host, sql).await {
+        Ok(line) => {
+            let (recovery, lsn) = line.split_once('|').unwrap_or((line.as_str(), ""));
+            Some(Peer {
+                name,
+                in_recovery: recovery == "t",
+                received: parse_lsn(lsn),
+            })
+        }
+        Err(e) => {
+            tracing::info!(peer = %name, error = %e, "peer did not answer; left out");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,22 @@ pub async fn label(client: &kube::Client, config: &Config, pod: &str, role: &str
     }
 }
 
+/// The address of instance `pod` (its Pod IP), `None` while it has none. Peers are reached by
+/// address, not by their DNS names: when a node is lost, one of the cluster DNS replicas may
+/// be on it, and a lookup sent there waits out the resolver's timeout (5 s) before another
+/// replica is asked, which would hold up the election by that much.
+pub async fn address(client: &kube::Client, config: &Config, pod: &str) -> Result<Option<String>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &config.namespace);
+    let found = pods
+        .get_opt(pod)
+        .await
+        .with_context(|| format!("reading Pod {pod}"))?;
+    Ok(found
+        .and_then(|p| p.status)
+        .and_then(|s| s.pod_ip)
+        .filter(|ip| !ip.is_empty()))
+}
+
 /// The instances the StatefulSet has now: `<sts>-0` to `<sts>-(replicas-1)`.
 pub async fn instances(client: &kube::Client, config: &Config) -> Result<Vec<String>> {
     let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> =

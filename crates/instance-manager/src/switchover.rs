@@ -64,7 +64,12 @@ const CONFIRM_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 pub async fn hand_over(instance: &Instance, target: &str) -> Result<bool> {
     let config = &instance.config;
     let checkpoint = shutdown_checkpoint(config).await?;
-    let host = config.instance_host(target);
+    // By address, as the election asks its peers (`pods::address`); the DNS name only when
+    // the API server did not give one.
+    let host = match crate::pods::address(&instance.client, config, target).await {
+        Ok(Some(ip)) => ip,
+        _ => config.instance_host(target),
+    };
     let deadline = tokio::time::Instant::now() + CONFIRM_WITHIN;
     loop {
         let received = postgres::query_remote(config, &host, "SELECT pg_last_wal_receive_lsn()")
