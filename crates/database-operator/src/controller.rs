@@ -288,6 +288,7 @@ mod tests {
             &database("shop"),
             vec![],
             &crate::builders::fixtures::settings(),
+            None,
         );
         assert_eq!(by_label(&sts), Some(ObjectRef::new("shop").within("prod")));
         assert_eq!(by_label(&Pod::default()), None);

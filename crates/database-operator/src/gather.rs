@@ -150,6 +150,7 @@ mod tests {
             &db,
             claim_templates(&db, None),
             &crate::builders::fixtures::settings(),
+            None,
         );
         let rows = [
             ("1Gi", false),

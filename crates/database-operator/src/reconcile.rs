@@ -6,8 +6,9 @@
 //! compares equal and no Event is due.
 
 use api::k8s_openapi::jiff::Timestamp;
-use api::{Database, DatabaseStatus, conditions};
+use api::{Database, DatabaseStatus, conditions, names};
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Service;
 use kube::api::Patch;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
@@ -147,6 +148,7 @@ async fn provision(
     let client = &ctx.client;
     let caches = &ctx.caches;
     let mut done = Provisioned::untouched(g);
+    let mut primary_address = None;
 
     match credentials_secret::apply(client, db, namespace, g.secret.as_ref()).await {
         Ok(applied) => {
@@ -169,9 +171,13 @@ async fn provision(
             g.any_instance_service.as_ref(),
         ),
     ] {
+        let read_write = desired.metadata.name == Some(names::client_service(&db.name_any()));
         match apply(client, namespace, desired, observed, Stage::Services).await {
             Ok(applied) => {
                 done.note_revert(&applied);
+                if read_write {
+                    primary_address = cluster_ip(&applied);
+                }
                 remember(&caches.services, applied);
             }
             Err(e) => return (done, Some(e)),
@@ -185,7 +191,8 @@ async fn provision(
         Err(e) => return (done, Some(e)),
     };
     let claims = builders::claim_templates(db, g.statefulset.as_ref());
-    let mut desired = builders::statefulset(db, claims, &ctx.pod_settings);
+    let mut desired =
+        builders::statefulset(db, claims, &ctx.pod_settings, primary_address.as_deref());
     instance_rbac::record(&mut desired, rbac_hash);
     let scale = scale_plan(db, g);
     if let Some(spec) = desired.spec.as_mut() {
@@ -278,6 +285,19 @@ async fn roll_out(
 }
 
 /// Keeps what an apply wrote until the watch of its kind delivers it.
+/// The cluster IP the API server gave a Service (`None` for a headless one).
+fn cluster_ip(applied: &Applied<Service>) -> Option<String> {
+    let service = match applied {
+        Applied::Unchanged(s) | Applied::Patched(s) => s,
+        Applied::Reverted { object, .. } => object,
+    };
+    service
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.cluster_ip.clone())
+        .filter(|ip| !ip.is_empty() && ip != "None")
+}
+
 fn remember<K>(cache: &Cached<K>, applied: Applied<K>)
 where
     K: Resource<DynamicType = ()>

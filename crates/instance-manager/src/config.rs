@@ -17,6 +17,8 @@ pub struct Config {
     pub headless_service: String,
     /// The read-write Service: where standbys clone from and stream from.
     pub primary_service: String,
+    /// The read-write Service's cluster IP, which standbys connect to without a DNS lookup.
+    pub primary_address: Option<String>,
     pub lease: String,
     pub pgdata: PathBuf,
     /// The superuser the image's initdb created (POSTGRES_USER); replication uses it too.
@@ -41,6 +43,9 @@ impl Config {
             statefulset: var("PGOP_STATEFULSET")?,
             headless_service: var("PGOP_HEADLESS_SERVICE")?,
             primary_service: var("PGOP_PRIMARY_SERVICE")?,
+            primary_address: std::env::var("PGOP_PRIMARY_ADDRESS")
+                .ok()
+                .filter(|ip| !ip.is_empty()),
             lease: var("PGOP_LEASE")?,
             pgdata: var("PGDATA")?.into(),
             user: var("POSTGRES_USER")?,

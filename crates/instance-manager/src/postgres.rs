@@ -17,8 +17,16 @@ const FAST_STOP_WITHIN: Duration = Duration::from_secs(30);
 /// The server settings every instance runs with, whatever its role: replication needs them
 /// on the primary, and a standby may become one.
 pub fn settings(config: &Config) -> Vec<(String, String)> {
+    // `hostaddr` spares the WAL receiver a DNS lookup: one that waits on a DNS replica of a
+    // lost node would hold up a promotion, which waits for the receiver to stop. `host` stays
+    // for the password file's lookup.
+    let address = config
+        .primary_address
+        .as_ref()
+        .map(|ip| format!(" hostaddr={ip}"))
+        .unwrap_or_default();
     let conninfo = format!(
-        "host={} port={} user={} passfile={} application_name={} connect_timeout=2",
+        "host={}{address} port={} user={} passfile={} application_name={} connect_timeout=2",
         config.primary_host(),
         api::names::POSTGRES_PORT,
         config.user,
@@ -222,6 +230,48 @@ pub fn parse_lsn(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(primary_address: Option<&str>) -> Config {
+        Config {
+            pod: "shop-1".into(),
+            namespace: "prod".into(),
+            database: "shop".into(),
+            statefulset: "shop".into(),
+            headless_service: "shop-headless".into(),
+            primary_service: "shop".into(),
+            primary_address: primary_address.map(String::from),
+            lease: "shop-primary".into(),
+            pgdata: "/data".into(),
+            user: "postgres".into(),
+            password_file: "/etc/pw".into(),
+            work_dir: "/controller".into(),
+            socket_dir: "/run/pg".into(),
+            max_slot_wal_keep_size: "512MB".into(),
+        }
+    }
+
+    fn conninfo(config: &Config) -> String {
+        settings(config)
+            .into_iter()
+            .find(|(name, _)| name == "primary_conninfo")
+            .map(|(_, value)| value)
+            .unwrap()
+    }
+
+    #[test]
+    fn standbys_connect_to_the_primary_address_without_a_lookup_when_known() {
+        let with = conninfo(&config(Some("10.96.0.42")));
+        assert!(
+            with.starts_with("host=shop.prod.svc hostaddr=10.96.0.42 port=5432 "),
+            "{with}"
+        );
+        let without = conninfo(&config(None));
+        assert!(
+            without.starts_with("host=shop.prod.svc port=5432 "),
+            "{without}"
+        );
+        assert!(!without.contains("hostaddr"));
+    }
 
     #[test]
     fn lsns_compare_as_numbers() {

@@ -145,11 +145,13 @@ pub struct PodSettings {
     pub instance_manager_image: String,
 }
 
-/// The StatefulSet of `db` with the given claim templates (see [`claim_templates`]).
+/// The StatefulSet of `db` with the given claim templates (see [`claim_templates`]) and the
+/// cluster IP of its read-write Service, once it has one (see [`postgres_container`]).
 pub fn statefulset(
     db: &Database,
     claims: Vec<PersistentVolumeClaim>,
     settings: &PodSettings,
+    primary_address: Option<&str>,
 ) -> StatefulSet {
     let name = db.name_any();
     StatefulSet {
@@ -178,7 +180,12 @@ pub fn statefulset(
                     labels: Some(labels(db)),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(pod_spec(db, settings, max_slot_wal_keep_size(&claims))),
+                spec: Some(pod_spec(
+                    db,
+                    settings,
+                    max_slot_wal_keep_size(&claims),
+                    primary_address,
+                )),
             },
             volume_claim_templates: Some(claims),
             ..StatefulSetSpec::default()
@@ -187,13 +194,18 @@ pub fn statefulset(
     }
 }
 
-fn pod_spec(db: &Database, settings: &PodSettings, slot_wal: String) -> PodSpec {
+fn pod_spec(
+    db: &Database,
+    settings: &PodSettings,
+    slot_wal: String,
+    primary_address: Option<&str>,
+) -> PodSpec {
     let empty_dir = |name: &str| Volume {
         name: name.to_string(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Volume::default()
     };
-    let postgres = postgres_container(db, slot_wal);
+    let postgres = postgres_container(db, slot_wal, primary_address);
     PodSpec {
         init_containers: Some(vec![
             install_container(settings),
@@ -310,7 +322,13 @@ fn max_slot_wal_keep_size(claims: &[PersistentVolumeClaim]) -> String {
     format!("{}MB", (size / 2 / (1 << 20)).max(64))
 }
 
-fn postgres_container(db: &Database, slot_wal: String) -> Container {
+/// The PostgreSQL container. Standbys stream from the read-write Service's cluster IP
+/// (`PGOP_PRIMARY_ADDRESS`), its name only for libpq's password file: a standby's WAL
+/// receiver resolving the name when a node is lost may wait out the resolver's timeout on a
+/// DNS replica of that node, and a promotion waits for the WAL receiver to stop. A cluster IP
+/// never changes while its Service lives; a Service created again changes the template, and
+/// the Pods are replaced as for any change.
+fn postgres_container(db: &Database, slot_wal: String, primary_address: Option<&str>) -> Container {
     let secret = names::credentials_secret(&db.name_any());
     let from_secret = |env: &str, key: &str| EnvVar {
         name: env.to_string(),
@@ -357,29 +375,34 @@ fn postgres_container(db: &Database, slot_wal: String) -> Container {
             protocol: Some("TCP".to_string()),
             ..ContainerPort::default()
         }]),
-        env: Some(vec![
-            from_secret("POSTGRES_USER", names::SECRET_USERNAME),
-            from_secret("POSTGRES_PASSWORD", names::SECRET_PASSWORD),
-            from_secret("POSTGRES_DB", names::SECRET_DATABASE),
-            EnvVar {
-                name: "PGDATA".to_string(),
-                value: Some(PGDATA.to_string()),
-                ..EnvVar::default()
-            },
-            credentials::password_file_env(),
-            field("POD_NAME", "metadata.name"),
-            field("POD_NAMESPACE", "metadata.namespace"),
-            value("PGOP_DATABASE", name.clone()),
-            value("PGOP_STATEFULSET", names::statefulset(&name)),
-            value("PGOP_HEADLESS_SERVICE", names::headless_service(&name)),
-            value("PGOP_PRIMARY_SERVICE", names::client_service(&name)),
-            value("PGOP_LEASE", names::primary_lease(&name)),
-            value("PGOP_WORK_DIR", CONTROLLER_DIR.to_string()),
-            value("PGOP_SOCKET_DIR", SOCKET_DIR.to_string()),
-            value("PGOP_MAX_SLOT_WAL_KEEP_SIZE", slot_wal),
-            // Checksums catch corruption, and let pg_rewind bring a former primary back.
-            value("POSTGRES_INITDB_ARGS", "--data-checksums".to_string()),
-        ]),
+        env: Some(
+            [
+                from_secret("POSTGRES_USER", names::SECRET_USERNAME),
+                from_secret("POSTGRES_PASSWORD", names::SECRET_PASSWORD),
+                from_secret("POSTGRES_DB", names::SECRET_DATABASE),
+                EnvVar {
+                    name: "PGDATA".to_string(),
+                    value: Some(PGDATA.to_string()),
+                    ..EnvVar::default()
+                },
+                credentials::password_file_env(),
+                field("POD_NAME", "metadata.name"),
+                field("POD_NAMESPACE", "metadata.namespace"),
+                value("PGOP_DATABASE", name.clone()),
+                value("PGOP_STATEFULSET", names::statefulset(&name)),
+                value("PGOP_HEADLESS_SERVICE", names::headless_service(&name)),
+                value("PGOP_PRIMARY_SERVICE", names::client_service(&name)),
+                value("PGOP_LEASE", names::primary_lease(&name)),
+                value("PGOP_WORK_DIR", CONTROLLER_DIR.to_string()),
+                value("PGOP_SOCKET_DIR", SOCKET_DIR.to_string()),
+                value("PGOP_MAX_SLOT_WAL_KEEP_SIZE", slot_wal),
+                // Checksums catch corruption, and let pg_rewind bring a former primary back.
+                value("POSTGRES_INITDB_ARGS", "--data-checksums".to_string()),
+            ]
+            .into_iter()
+            .chain(primary_address.map(|ip| value("PGOP_PRIMARY_ADDRESS", ip.to_string())))
+            .collect(),
+        ),
         resources: db.spec.resources.clone(),
         readiness_probe: Some(credentials::login_probe(db)),
         // Liveness only asks whether the postmaster listens: a server in crash recovery

@@ -24,7 +24,12 @@ fn statefulset_table() {
     db.spec.replicas = 3;
     db.spec.image = "postgres:16".into();
     db.spec.storage.storage_class_name = Some("fast".into());
-    let sts = statefulset(&db, claim_templates(&db, None), &settings());
+    let sts = statefulset(
+        &db,
+        claim_templates(&db, None),
+        &settings(),
+        Some("10.96.0.42"),
+    );
     let doc = json_of(&sts);
     let rows = [
         ("/metadata/name", json!("shop")),
@@ -84,6 +89,8 @@ fn statefulset_table() {
                 // Half the 1Gi volume.
                 {"name": "PGOP_MAX_SLOT_WAL_KEEP_SIZE", "value": "512MB"},
                 {"name": "POSTGRES_INITDB_ARGS", "value": "--data-checksums"},
+                // Standbys stream from the read-write Service's cluster IP, with no lookup.
+                {"name": "PGOP_PRIMARY_ADDRESS", "value": "10.96.0.42"},
             ]),
         ),
         // The instance manager runs PostgreSQL, from the operator's image.
@@ -169,7 +176,7 @@ fn statefulset_table() {
 
 #[test]
 fn security_context_is_as_tight_as_the_image_allows() {
-    let doc = json_of(&statefulset(&database("shop"), vec![], &settings()));
+    let doc = json_of(&statefulset(&database("shop"), vec![], &settings(), None));
     assert_rows(
         &doc,
         &[
@@ -202,7 +209,7 @@ fn resources_come_from_the_spec() {
     }))
     .unwrap_or_default();
     db.spec.resources = Some(resources);
-    let doc = json_of(&statefulset(&db, vec![], &settings()));
+    let doc = json_of(&statefulset(&db, vec![], &settings(), None));
     assert_rows(
         &doc,
         &[(
@@ -215,7 +222,7 @@ fn resources_come_from_the_spec() {
 #[test]
 fn existing_claim_size_and_class_are_kept_because_templates_are_immutable() {
     let db = database("shop");
-    let existing = statefulset(&db, claim_templates(&db, None), &settings());
+    let existing = statefulset(&db, claim_templates(&db, None), &settings(), None);
     let mut grown = db.clone();
     grown.spec.storage.size = "5Gi".into();
     grown.spec.storage.storage_class_name = Some("other".into());
@@ -223,6 +230,7 @@ fn existing_claim_size_and_class_are_kept_because_templates_are_immutable() {
         &grown,
         claim_templates(&grown, Some(&existing)),
         &settings(),
+        None,
     );
     assert_eq!(claim_size_of(&sts).as_deref(), Some("1Gi"));
     let doc = json_of(&sts);
@@ -236,7 +244,7 @@ fn existing_claim_size_and_class_are_kept_because_templates_are_immutable() {
         json_of(&existing).pointer("/spec/volumeClaimTemplates/0/metadata")
     );
     // Without a StatefulSet the spec decides.
-    let fresh = statefulset(&grown, claim_templates(&grown, None), &settings());
+    let fresh = statefulset(&grown, claim_templates(&grown, None), &settings(), None);
     assert_eq!(claim_size_of(&fresh).as_deref(), Some("5Gi"));
     let doc = json_of(&fresh);
     assert_eq!(
@@ -252,7 +260,12 @@ fn required_spread_across_zones_is_a_hard_anti_affinity_on_the_zone_label() {
         across: api::SpreadDomain::Zone,
         required: true,
     };
-    let doc = json_of(&statefulset(&db, claim_templates(&db, None), &settings()));
+    let doc = json_of(&statefulset(
+        &db,
+        claim_templates(&db, None),
+        &settings(),
+        None,
+    ));
     let anti = doc
         .pointer(&format!("{POD}/affinity/podAntiAffinity"))
         .unwrap();
