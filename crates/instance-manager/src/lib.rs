@@ -9,7 +9,7 @@
 //!
 //! - the **primary** holds the Lease `<db>-primary`, renewing it every [`lease::RENEW_EVERY`];
 //!   when it has not managed to for [`lease::FENCE_AFTER`], it stops PostgreSQL at once and
-//!   exits, because a standby may take over the Lease once it has seen it unchanged for
+//!   decides its role again (it rejoins as a standby), because a standby may take over the Lease once it has seen it unchanged for
 //!   [`lease::DURATION`] (docs/replication.md has the timing argument);
 //! - a **standby** streams from the read-write Service through its own replication slot and
 //!   watches the Lease: once it has expired, the most advanced reachable standby takes it
@@ -39,24 +39,35 @@ pub use install::install;
 
 use anyhow::Result;
 
-/// Runs the instance until PostgreSQL stops or the container is told to stop.
+/// Runs the instance until the container is told to stop, or something fails that only a
+/// new container can clear.
 pub async fn run(config: Config) -> Result<()> {
     let client = kube::Client::try_default().await?;
     let instance = start::Instance::new(client, config);
     let mut terminate = stop::StopRequests::listen()?;
-    let role = start::prepare(&instance).await?;
-    let mut server = postgres::Server::start(&instance.config).await?;
-    let outcome = match role {
-        start::Role::Primary => primary::run(&instance, &mut server, &mut terminate).await,
-        start::Role::Standby => match standby::run(&instance, &mut server, &mut terminate).await {
-            Ok(standby::Outcome::Promoted) => {
-                primary::run(&instance, &mut server, &mut terminate).await
+    loop {
+        let role = start::prepare(&instance).await?;
+        let mut server = postgres::Server::start(&instance.config).await?;
+        let outcome = match role {
+            start::Role::Primary => primary::run(&instance, &mut server, &mut terminate).await,
+            start::Role::Standby => {
+                match standby::run(&instance, &mut server, &mut terminate).await {
+                    Ok(standby::Outcome::Promoted) => {
+                        primary::run(&instance, &mut server, &mut terminate).await
+                    }
+                    Ok(standby::Outcome::Stopped) => Ok(primary::Ended::Stopped),
+                    Err(e) => Err(e),
+                }
             }
-            Ok(standby::Outcome::Stopped) => Ok(()),
-            Err(e) => Err(e),
-        },
-    };
-    // Whatever happened, PostgreSQL does not outlive its manager.
-    server.stop_fast().await;
-    outcome
+        };
+        // Whatever happened, PostgreSQL does not outlive its manager.
+        let stopped = server.stop_fast().await;
+        match (outcome?, stopped) {
+            (primary::Ended::Again, postgres::Stopped::Cleanly) => continue,
+            (primary::Ended::Again, postgres::Stopped::Killed) => {
+                anyhow::bail!("PostgreSQL had to be killed; starting a new container")
+            }
+            (primary::Ended::Stopped, _) => return Ok(()),
+        }
+    }
 }

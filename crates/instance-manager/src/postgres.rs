@@ -90,6 +90,16 @@ pub fn write_files(config: &Config) -> Result<()> {
     std::io::Write::write_all(&mut file, line.as_bytes()).context("writing the libpq password file")
 }
 
+/// How a server stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// The postmaster exited by itself, after every backend had.
+    Cleanly,
+    /// It was killed: backends it leaves behind may still hold its shared memory, and only a
+    /// new container (a new PID namespace) is sure to be rid of them.
+    Killed,
+}
+
 pub struct Server {
     child: Child,
     pgdata: std::path::PathBuf,
@@ -131,30 +141,33 @@ impl Server {
 
     /// Fencing: an immediate shutdown (SIGQUIT: every backend exits at once, nothing more is
     /// committed), then SIGKILL if the postmaster is still there after [`STOP_WITHIN`].
-    pub async fn stop_now(&mut self) {
+    pub async fn stop_now(&mut self) -> Stopped {
         self.signal(Signal::SIGQUIT);
         if tokio::time::timeout(STOP_WITHIN, self.child.wait())
             .await
-            .is_err()
+            .is_ok()
         {
-            let _ = self.child.start_kill();
-            let _ = self.child.wait().await;
+            return Stopped::Cleanly;
         }
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        Stopped::Killed
     }
 
     /// A fast shutdown (SIGINT: clients are disconnected, a checkpoint written), immediate
     /// after [`FAST_STOP_WITHIN`].
-    pub async fn stop_fast(&mut self) {
+    pub async fn stop_fast(&mut self) -> Stopped {
         if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
+            return Stopped::Cleanly;
         }
         self.signal(Signal::SIGINT);
         if tokio::time::timeout(FAST_STOP_WITHIN, self.child.wait())
             .await
             .is_err()
         {
-            self.stop_now().await;
+            return self.stop_now().await;
         }
+        Stopped::Cleanly
     }
 
     /// Ends recovery: the standby becomes a primary on a new timeline.

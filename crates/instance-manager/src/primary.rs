@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use api::names::ROLE_PRIMARY;
 
 use crate::lease::{FENCE_AFTER, FENCE_CHECK_EVERY, Holder, RENEW_EVERY, Write};
-use crate::postgres::{self, Server};
+use crate::postgres::{self, Server, Stopped};
 use crate::start::Instance;
 
 /// How often the slots are brought in line with the StatefulSet's instances.
@@ -27,11 +27,22 @@ struct Leadership {
     lost: bool,
 }
 
+/// How a primary's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The container is being stopped.
+    Stopped,
+    /// PostgreSQL stopped cleanly without the Lease (fenced, or handed over by a switchover):
+    /// the role is decided again in this process. Exiting instead would rejoin only after the
+    /// container's restart back-off, which grows with every restart to minutes.
+    Again,
+}
+
 pub async fn run(
     instance: &Instance,
     server: &mut Server,
     terminate: &mut crate::stop::StopRequests,
-) -> Result<()> {
+) -> Result<Ended> {
     let config = &instance.config;
     let leadership = Arc::new(Mutex::new(Leadership {
         renewed: Instant::now(),
@@ -63,12 +74,19 @@ pub async fn run(
                     (l.renewed.elapsed(), l.lost)
                 };
                 if lost || since > FENCE_AFTER {
-                    server.stop_now().await;
-                    break Err(anyhow::anyhow!(if lost {
+                    let stopped = server.stop_now().await;
+                    let why = if lost {
                         "fenced: another instance holds the Lease".to_string()
                     } else {
                         format!("fenced: the Lease was not renewed for {since:?}")
-                    }));
+                    };
+                    break match stopped {
+                        Stopped::Cleanly => {
+                            tracing::warn!("{why}; PostgreSQL stopped, deciding the role again");
+                            Ok(Ended::Again)
+                        }
+                        Stopped::Killed => Err(anyhow::anyhow!("{why}; PostgreSQL had to be killed")),
+                    };
                 }
             }
             // A crashed server restarts in place (crash recovery), still holding the Lease:
@@ -79,22 +97,25 @@ pub async fn run(
             }
             Some(target) = switch_requests.recv() => {
                 tracing::info!(%target, "switching over: shutting down, then handing the Lease over");
-                server.stop_fast().await;
+                let stopped = server.stop_fast().await;
                 renewing.abort();
                 match crate::switchover::hand_over(instance, &target).await {
                     Ok(true) => tracing::info!(%target, "handed the Lease over; starting again as a standby"),
                     Ok(false) => tracing::warn!(%target, "switchover abandoned; leading again after a restart"),
                     Err(e) => tracing::warn!(%target, error = %format!("{e:#}"), "switchover failed; leading again after a restart"),
                 }
-                // The container starts again and takes the role the Lease now gives it.
-                break Ok(());
+                // The role the Lease now gives, decided again.
+                break match stopped {
+                    Stopped::Cleanly => Ok(Ended::Again),
+                    Stopped::Killed => Err(anyhow::anyhow!("PostgreSQL had to be killed to switch over")),
+                };
             }
             _ = terminate.recv() => {
                 server.stop_fast().await;
                 renewing.abort();
                 // Best effort: cut off from the API server, the Lease simply expires.
                 let _ = tokio::time::timeout(RELEASE_WITHIN, release(instance)).await;
-                break Ok(());
+                break Ok(Ended::Stopped);
             }
         }
     };
