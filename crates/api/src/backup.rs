@@ -120,12 +120,48 @@ pub struct BackupSpec {
     #[schemars(range(min = 1, max = 16))]
     pub jobs: Option<i32>,
 
+    /// `logical` (the default): `pg_dump` runs, each a restorable artifact. `physical`: base
+    /// backups with `pg_basebackup` on the schedule, and every WAL segment archived
+    /// continuously between them, so that a new Database can be recovered to any moment
+    /// within the recoverability window (`backupRef.targetTime`). `retention` then counts
+    /// base backups, and WAL that no kept base backup needs is deleted. Cannot be changed.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("method cannot be changed: create a new Backup"))]
+    pub method: BackupMethod,
+
+    /// How continuous WAL archiving runs (`method: physical`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveSpec>,
+
     /// Which instance of a replicated Database the dump reads from. `PreferStandby` (the
     /// default): a standby, through the `<database>-ro` Service, when the Database reports
     /// replication healthy and a ready standby, so backups do not load the primary; the
     /// primary otherwise. `Primary`: always the primary.
     #[serde(default)]
     pub source: BackupSource,
+}
+
+/// What a Backup takes.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupMethod {
+    /// `pg_dump` artifacts.
+    #[default]
+    Logical,
+    /// Base backups and continuous WAL archiving: point-in-time recovery.
+    Physical,
+}
+
+/// Continuous WAL archiving.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveSpec {
+    /// How often the segment being written is also stored while it fills, in seconds:
+    /// at most this much of committed writes (plus one upload) is lost with the Database.
+    /// A segment is stored as soon as it is complete in any case. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 60))]
+    pub sync_seconds: Option<i32>,
 }
 
 /// Where a Backup's dumps read from.
@@ -378,6 +414,34 @@ pub struct LastVerification {
     pub error: Option<String>,
 }
 
+/// Continuous WAL archiving as the archiver last reported it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveStatus {
+    /// The newest complete WAL segment stored, e.g. `00000002000000000000001A`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub last_archived_segment: Option<String>,
+    /// When it was stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_archived_time: Option<Time>,
+    /// The timeline being archived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<i64>,
+    /// How far behind the Database the archive is, in seconds: the age of the newest write
+    /// stored (the segment being written counts as of its last upload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<i64>,
+}
+
+/// The first and last moment a new Database can be recovered to.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverabilityWindow {
+    pub first_recoverable_time: Time,
+    pub last_recoverable_time: Time,
+}
+
 /// A `database.example.com/run-now` request the backup-operator honoured.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -431,6 +495,12 @@ pub struct BackupStatus {
     /// When a restore drill last passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verified_time: Option<Time>,
+    /// Continuous WAL archiving (`method: physical`): how far it got and how far behind it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveStatus>,
+    /// The moments a new Database can be recovered to (`method: physical`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recoverability: Option<RecoverabilityWindow>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

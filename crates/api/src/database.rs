@@ -1,7 +1,7 @@
 //! The `Database` kind: one PostgreSQL instance, reconciled by the database-operator.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -88,11 +88,28 @@ pub struct DatabaseSpec {
     pub resources: Option<ResourceRequirements>,
 
     /// A Backup to initialise this Database from. Nothing is provisioned until that Backup
-    /// reports `BackupReady=True`; its newest artifact is then restored before the Database
-    /// becomes Ready. The Backup must back up another Database (a Backup of this one would
-    /// wait for it forever).
+    /// reports `BackupReady=True`. A logical Backup's newest artifact is then restored before
+    /// the Database becomes Ready; a physical Backup's newest base backup before `targetTime`
+    /// is recovered with its archived WAL up to `targetTime` (or to the end of the archive)
+    /// before the server starts. The Backup must back up another Database (a Backup of this
+    /// one would wait for it forever).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backup_ref: Option<ObjectReference>,
+    pub backup_ref: Option<BackupRef>,
+}
+
+/// The Backup a new Database starts from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRef {
+    /// Name of the Backup, in the same namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Recover to this moment, e.g. `2026-12-05T10:00:00Z` (RFC 3339): only with a Backup of
+    /// `method: physical`, and only within its recoverability window
+    /// (`status.recoverability`); the Database fails with the window in its message
+    /// otherwise. Without it, everything archived is recovered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_time: Option<Time>,
 }
 
 /// Where instances may run relative to each other.
