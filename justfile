@@ -78,9 +78,10 @@ cluster-down:
 up:
     hack/up.sh
 
-# Control-plane benchmarks of the release binaries into docs/performance.md: latency; 100 and 1,000
-# Databases with their Backups (BENCH_SIZES), this tree beside the commit before (BENCH_BASELINE)
-# and beside a controller-runtime operator doing the same job (BENCH_COMPARE; the benchmark
+# Control-plane benchmarks of the release binaries into docs/performance.md (failover on three
+# nodes is `just bench-failover`): latency; 100 and 1,000 Databases with their Backups
+# (BENCH_SIZES), this tree beside the commit before (BENCH_BASELINE) and beside a
+# controller-runtime operator doing the same job (BENCH_COMPARE; the benchmark
 # builds it with hack/build-comparison-operator.sh).
 bench:
     hack/deps.sh machine cluster
@@ -90,6 +91,20 @@ bench:
 # Backup data path (dump to a directory and to S3) against plain pg_dump, into docs/performance.md.
 bench-backup:
     hack/record-bench.py "just bench-backup" docs/performance.md -- hack/bench-backup.sh
+
+# On one Database of three instances, BENCH_FAILOVER_RUNS (10) runs of each fault on the primary
+# (postgres killed, Pod deleted, node stopped, frozen, partitioned; BENCH_FAILOVER_KINDS) and of
+# a switchover, each timed from the fault to the first write the new primary acknowledges
+# through the read-write Service; then replication lag under pgbench (BENCH_LAG_SECONDS, 60;
+# BENCH_LAG_RATE, 200 tps). The Pods run the database-operator image of this tree, built and
+# imported as `just test` does.
+# Failover, switchover and replication lag on the three-node cluster, into docs/performance.md.
+bench-failover:
+    hack/deps.sh machine cluster node image test bench
+    cargo build --release -p database-operator
+    hack/build-operator-images.sh
+    PGOP_NODE=1 PGOP_NODES=3 hack/record-bench.py "just bench-failover" docs/performance.md -- \
+      cargo bench -p bench --bench failover
 
 # What CI runs.
 ci: lint test

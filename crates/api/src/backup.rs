@@ -99,7 +99,7 @@ pub struct BackupSpec {
     /// time, and runs `query` if set. The result is in `status.lastVerification`, the
     /// `Verified` condition and the artifact's `history` entry; the Job is deleted once its
     /// result is recorded. A failed drill never deletes an artifact. Drills need room in the
-    /// node's ephemeral storage for the artifact and the restored database.
+    /// node's ephemeral storage for the artifact and the restored database (`scratchSize`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationSpec>,
 
@@ -113,8 +113,8 @@ pub struct BackupSpec {
     /// Parallel jobs of pg_dump, and of pg_restore when restoring from this Backup: 1 to 16,
     /// each one database connection. Default 1, which streams the dump straight to storage
     /// and restores in one transaction. More than 1 dumps tables in parallel (it helps when
-    /// several tables are large) into the Job's /tmp, an emptyDir on the node that needs
-    /// room for one compressed dump, then stores it as one tar artifact; a restore with more
+    /// several tables are large) into the Job's /tmp, an emptyDir on the node with room for
+    /// one compressed dump (`scratchSize`), then stores it as one tar artifact; a restore with more
     /// than 1 job is not one transaction, and one that fails must be run again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 16))]
@@ -132,6 +132,23 @@ pub struct BackupSpec {
     /// How continuous WAL archiving runs (`method: physical`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<ArchiveSpec>,
+
+    /// Room on the node for the Jobs that keep a local copy, as a Kubernetes quantity such
+    /// as `20Gi`: a dump with more than one job (pg_dump's directory, in /tmp), a restore from
+    /// this Backup (the artifact, downloaded into /tmp and checked before the target is
+    /// touched) and a restore drill (the download and the throwaway server, in /work). It is
+    /// that emptyDir's size limit and the Pod's ephemeral-storage request: the Pod is placed
+    /// on a node with the room, and one that needs more is evicted by the kubelet and fails
+    /// saying so, instead of filling the node. When not set, each Job is sized from the
+    /// artifacts in `status.history` and the Database's `storage.size`; set it when a Job was
+    /// evicted for lack of room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    #[x_kube(
+        validation = Rule::new("isQuantity(self)").message(Message::Expression("'scratchSize \"' + self + '\" is not a Kubernetes quantity: use a number with a unit such as 20Gi or 500Mi'".into())),
+        validation = Rule::new("!isQuantity(self) || quantity(self).isGreaterThan(quantity('0'))").message("scratchSize must be larger than zero")
+    )]
+    pub scratch_size: Option<String>,
 
     /// Which instance of a replicated Database the dump reads from. `PreferStandby` (the
     /// default): a standby, through the `<database>-ro` Service, when the Database reports

@@ -98,7 +98,7 @@ pub struct DatabaseSpec {
 }
 
 /// The Backup a new Database starts from.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupRef {
     /// Name of the Backup, in the same namespace.

@@ -1,8 +1,8 @@
 //! Custom resource types shared by the database-operator and the backup-operator.
 //!
 //! This crate does no I/O. It holds the CRDs with their schema rules, the names of the
-//! objects each operator owns and helpers for conditions, so both operators agree on them
-//! from one place. The two operators never call each other: they meet only through the
+//! objects each operator owns, helpers for conditions and for reading quantities, so both
+//! operators agree on them from one place. The two operators never call each other: they meet only through the
 //! status conditions defined here.
 
 pub mod backup;
@@ -10,6 +10,7 @@ pub mod conditions;
 pub mod crds;
 pub mod database;
 pub mod names;
+pub mod quantity;
 pub mod restore;
 
 pub use backup::{

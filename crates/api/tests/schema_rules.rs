@@ -374,3 +374,20 @@ fn jobs_bounds_and_compression_algorithms_are_in_the_schema() {
     let parallel = backup().set("/spec/jobs", json!(8)).build();
     assert_eq!(parallel.spec.jobs(), 8);
 }
+
+#[test]
+fn scratch_size_must_be_a_positive_quantity() {
+    for (size, reason) in [
+        ("plenty", "is not a Kubernetes quantity"),
+        ("0", "larger than zero"),
+    ] {
+        let b = backup().set("/spec/scratchSize", json!(size)).build();
+        let message = errors(b.validate_cel());
+        assert!(message.contains(reason), "scratchSize {size}: {message}");
+    }
+    for size in ["20Gi", "500Mi", "10G"] {
+        let b = backup().set("/spec/scratchSize", json!(size)).build();
+        assert_eq!(errors(b.validate_cel()), "", "scratchSize {size}");
+    }
+    assert_eq!(backup().build().spec.scratch_size, None);
+}

@@ -29,6 +29,10 @@ pub struct RestoreRequest {
     /// pg_restore's parallel jobs. With 1 the restore is one transaction; with more it is
     /// not, and a failed run leaves a partly restored target that a repeat replaces.
     pub jobs: u32,
+    /// Restore the dump's GRANTs and REVOKEs. A restore drill does not: its throwaway server
+    /// has none of the roles they name (pg_dump does not dump roles), and a GRANT to a
+    /// missing role fails the whole one-transaction restore.
+    pub privileges: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -151,7 +155,12 @@ pub async fn restore(
     loop {
         let mut pg_restore = request
             .tools
-            .spawn_pg_restore(&request.connection, download.path(), jobs)
+            .spawn_pg_restore(
+                &request.connection,
+                download.path(),
+                jobs,
+                request.privileges,
+            )
             .map_err(RestoreError::PgRestore)?;
         // Killing pg_restore mid-way aborts its single transaction.
         let finished = tokio::select! {

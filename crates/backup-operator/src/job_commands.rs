@@ -105,6 +105,7 @@ async fn run_restore(args: RestoreArgs) -> anyhow::Result<RunSummary> {
         run_id: args.series.run_id()?,
         temp_dir: args.temp_dir.clone().unwrap_or_else(std::env::temp_dir),
         jobs: args.jobs,
+        privileges: true,
     };
     let storage = Storage::open(args.storage.config()?).await?;
     let report = restore(&storage, &request, &cancel_on_signal()?).await?;

@@ -158,6 +158,7 @@ pub fn restore_request(server: &PgServer, target_db: &str, temp_dir: &Path) -> R
         run_id: None,
         temp_dir: temp_dir.to_owned(),
         jobs: 1,
+        privileges: true,
     }
 }
 

@@ -1,8 +1,10 @@
 //! The pure parts of the control-plane benchmark (`benches/control_plane`): its settings, the
 //! objects it creates, reading what it measures from Prometheus text, operator logs and
-//! `/proc`, percentiles, and the tables it prints. The benchmark itself needs the cluster;
-//! these are tested without one.
+//! `/proc`, percentiles, and the tables it prints; and those of the failover benchmark
+//! (`benches/failover`, in [`failover`]). The benchmarks themselves need the cluster; these
+//! are tested without one.
 
+pub mod failover;
 pub mod figures;
 pub mod objects;
 pub mod readings;

@@ -2,20 +2,20 @@
 
 use std::time::Duration;
 
-/// Median, 95th percentile and extremes of a sample, by the nearest-rank method: every figure
-/// is one that was measured, never an interpolation.
+/// Median, 95th percentile and extremes of a sample (of durations, or of byte counts), by the
+/// nearest-rank method: every figure is one that was measured, never an interpolation.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Summary {
+pub struct Summary<T = Duration> {
     pub count: usize,
-    pub min: Duration,
-    pub median: Duration,
-    pub p95: Duration,
-    pub max: Duration,
+    pub min: T,
+    pub median: T,
+    pub p95: T,
+    pub max: T,
 }
 
-impl Summary {
+impl<T: Ord + Copy> Summary<T> {
     /// `None` for an empty sample.
-    pub fn of(sample: &[Duration]) -> Option<Summary> {
+    pub fn of(sample: &[T]) -> Option<Summary<T>> {
         let mut sorted = sample.to_vec();
         sorted.sort();
         let rank = |p: f64| {
@@ -64,7 +64,16 @@ mod tests {
             (summary.median, summary.p95),
             (Duration::from_millis(7), Duration::from_millis(7))
         );
-        assert_eq!(Summary::of(&[]), None);
+        assert_eq!(Summary::<Duration>::of(&[]), None);
+    }
+
+    #[test]
+    fn byte_counts_too() {
+        let summary = Summary::of(&[0_u64, 8192, 0, 24_576, 0]).unwrap();
+        assert_eq!(
+            (summary.median, summary.p95, summary.max),
+            (0, 24_576, 24_576)
+        );
     }
 
     #[test]

@@ -88,7 +88,7 @@ fn is_empty(value: &Value) -> bool {
 
 /// Both are quantities of the same value (`1024Mi` and `1Gi`, `0.5` and `500m`).
 fn same_quantity(a: &str, b: &str) -> bool {
-    match (crate::quantity::ratio(a), crate::quantity::ratio(b)) {
+    match (api::quantity::ratio(a), api::quantity::ratio(b)) {
         (Some((an, ad)), Some((bn, bd))) => an
             .checked_mul(bd)
             .is_some_and(|x| Some(x) == bn.checked_mul(ad)),

@@ -13,7 +13,7 @@ use crate::builders::{self, statefulset::DATA_VOLUME};
 use crate::caches::Caches;
 use crate::endpoint_slices::SERVICE_NAME_LABEL;
 use crate::error::GatherError;
-use crate::quantity;
+use api::quantity;
 
 /// What the cluster holds for one Database.
 #[derive(Clone, Default)]

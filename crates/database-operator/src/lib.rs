@@ -23,7 +23,6 @@ pub mod instance_actions;
 pub mod instance_rbac;
 pub mod metrics;
 pub mod pods;
-pub mod quantity;
 pub mod reconcile;
 pub mod replication;
 pub mod rollout;

@@ -4,7 +4,7 @@
 //! `data-<db>-N` directly. The API server accepts that only when the claim's StorageClass
 //! allows volume expansion; otherwise the refusal is reported in the Degraded condition and
 //! not retried until the Database changes. Sizes are compared by value (see
-//! [`crate::quantity`]).
+//! [`api::quantity`]).
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::Patch;
@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::apply::apply_params;
 use crate::error::{ApplyError, Stage};
-use crate::quantity;
+use api::quantity;
 
 fn storage_of(
     map: Option<

@@ -6,6 +6,10 @@
 //! it starts: on a failure their logs and the namespace's objects are printed, and both are
 //! cleaned up when the scenario is dropped, passing or not.
 //!
+//! [`replication`] holds what the replication tests and the failover benchmark share: a
+//! replicated Database, the questions asked of its instances, and a client writing through
+//! its read-write Service.
+//!
 //! ```no_run
 //! # async fn example() {
 //! use scenarios::{CONVERGE, Scenario, database_ready};
@@ -28,6 +32,7 @@ mod kubelet;
 mod logs;
 mod manifests;
 mod postgres;
+pub mod replication;
 mod scenario;
 mod wait_conditions;
 

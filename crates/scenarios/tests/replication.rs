@@ -14,4 +14,5 @@ mod replication {
     mod scaling;
     mod streaming;
     mod switchover;
+    mod volume_lost;
 }

@@ -35,6 +35,6 @@ pub use cluster::{Cluster, cluster};
 pub use control_plane::Component;
 pub use kubelet::{mark_pod_ready, mark_pod_succeeded};
 pub use namespace::TestNamespace;
-pub use nodes::{NodeFault, NodeProcess};
+pub use nodes::{FaultInPlace, NodeFault, NodeProcess};
 pub use process::{Operator, OperatorProcess};
 pub use wait::{wait_deleted, wait_for};

@@ -127,6 +127,7 @@ async fn check(
             temp_dir: server.download_dir(),
             // One transaction: a drill measures whether the artifact restores, not how fast.
             jobs: 1,
+            privileges: false,
         },
         cancel,
     )

@@ -40,11 +40,19 @@ pub fn pg_dump_args(
 /// Arguments of a pg_restore of `input` (a custom-format file or a directory, which
 /// pg_restore tells apart itself) into the database `dbname_conninfo` names, replacing
 /// the objects the dump contains.
-pub fn pg_restore_args(jobs: u32, dbname_conninfo: &str, input: &Path) -> Vec<OsString> {
+pub fn pg_restore_args(
+    jobs: u32,
+    privileges: bool,
+    dbname_conninfo: &str,
+    input: &Path,
+) -> Vec<OsString> {
     let mut args: Vec<OsString> = ["--clean", "--if-exists", "--no-owner", "--no-password"]
         .into_iter()
         .map(OsString::from)
         .collect();
+    if !privileges {
+        args.push("--no-privileges".into());
+    }
     if jobs > 1 {
         // pg_restore cannot run several jobs in one transaction; a failed parallel restore
         // is repaired by running it again (--clean replaces what it restored).
@@ -100,15 +108,43 @@ mod tests {
 
     #[test]
     fn restore_is_one_transaction_only_with_one_job() {
-        let single = strings(pg_restore_args(1, "dbname='app'", Path::new("/tmp/a")));
+        let single = strings(pg_restore_args(
+            1,
+            true,
+            "dbname='app'",
+            Path::new("/tmp/a"),
+        ));
         assert!(single.contains(&"--single-transaction".to_string()));
         assert!(!single.iter().any(|arg| arg.starts_with("--jobs")));
         assert_eq!(single.last().map(String::as_str), Some("/tmp/a"));
 
-        let parallel = strings(pg_restore_args(3, "dbname='app'", Path::new("/tmp/d")));
+        let parallel = strings(pg_restore_args(
+            3,
+            true,
+            "dbname='app'",
+            Path::new("/tmp/d"),
+        ));
         assert!(parallel.contains(&"--jobs=3".to_string()));
         assert!(!parallel.contains(&"--single-transaction".to_string()));
         assert!(parallel.contains(&"--clean".to_string()));
         assert!(parallel.contains(&"--dbname=dbname='app'".to_string()));
+    }
+
+    #[test]
+    fn privileges_are_left_out_only_when_asked() {
+        let with = strings(pg_restore_args(
+            1,
+            true,
+            "dbname='app'",
+            Path::new("/tmp/a"),
+        ));
+        assert!(!with.contains(&"--no-privileges".to_string()));
+        let without = strings(pg_restore_args(
+            1,
+            false,
+            "dbname='app'",
+            Path::new("/tmp/a"),
+        ));
+        assert!(without.contains(&"--no-privileges".to_string()));
     }
 }

@@ -257,17 +257,20 @@ impl PgTools {
     }
 
     /// `pg_restore` of a custom-format file or a directory into the connection's database,
-    /// replacing the objects the dump contains; in one transaction unless `jobs` > 1.
+    /// replacing the objects the dump contains; in one transaction unless `jobs` > 1; with
+    /// the dump's GRANTs and REVOKEs when `privileges`.
     pub fn spawn_pg_restore(
         &self,
         connection: &PgConnection,
         input: &Path,
         jobs: u32,
+        privileges: bool,
     ) -> Result<RunningTool, PgError> {
         let mut command = self.command("pg_restore", connection);
         command
             .args(args::pg_restore_args(
                 jobs,
+                privileges,
                 &connection.dbname_conninfo(),
                 input,
             ))

@@ -104,6 +104,27 @@ async fn a_parallel_dump_passes_its_drill() {
     assert!(report.row_counts_compared);
 }
 
+/// pg_dump does not dump roles: the throwaway server has none of those the dump GRANTs to,
+/// and the drill, which checks data, restores without privileges rather than failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_to_roles_the_drill_server_lacks_do_not_fail_it() {
+    let destination = Destination::directory().await;
+    let server = PgServer::start().await;
+    support::seed_sample_data(&server).await;
+    server
+        .psql(
+            support::SOURCE_DB,
+            "CREATE ROLE reporting_ro; GRANT SELECT ON samples TO reporting_ro",
+        )
+        .await;
+    support::dump(&destination.storage().await, &server, "r1", 3).await;
+
+    let report = run_drill(&destination, &server, None)
+        .await
+        .unwrap_or_else(|error| panic!("drill failed: {}", describe(&error)));
+    assert_eq!((report.tables_checked, report.rows_checked), (1, 2000));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_artifact_fails_before_anything_is_restored() {
     let destination = Destination::directory().await;

@@ -46,7 +46,7 @@ async fn counts_and_dump_share_one_snapshot_while_writes_go_on() {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), &archive).unwrap();
     tools
-        .spawn_pg_restore(&server.connection("copy"), file.path(), 1)
+        .spawn_pg_restore(&server.connection("copy"), file.path(), 1, true)
         .unwrap()
         .wait()
         .await

@@ -70,7 +70,9 @@ fn wants_restore(database: &Database) -> bool {
 
 /// The Restore that initialises `database` (pure). Owned by the Database, so it goes with it.
 pub fn initial_restore(database: &Database) -> Option<Restore> {
-    let backup = database.spec.backup_ref.clone()?;
+    let backup = api::ObjectReference {
+        name: database.spec.backup_ref.as_ref()?.name.clone(),
+    };
     let name = database.name_any();
     Some(Restore {
         metadata: ObjectMeta {

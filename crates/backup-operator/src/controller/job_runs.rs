@@ -18,6 +18,11 @@ use backup_job::verify_report::{VerifyOutcome, VerifySummary};
 const LABEL_JOB_NAME: &str = "batch.kubernetes.io/job-name";
 /// Longest error text kept in a condition message; the end says what went wrong.
 const ERROR_TAIL: usize = 1024;
+/// Longest part of that a Job's own report takes when the kubelet evicted its Pod, which is
+/// the real cause and comes first.
+const REPORT_TAIL: usize = 320;
+/// `status.reason` of a Pod the kubelet evicted.
+const EVICTED: &str = "Evicted";
 
 /// What a Job ended with, as far as the operator can tell.
 #[derive(Clone, Debug, PartialEq)]
@@ -120,14 +125,27 @@ pub fn finished_as<R: Report>(
     let name = job.metadata.name.as_deref().unwrap_or_default();
     let message = termination_message(pods, container);
     let parsed = message.as_deref().and_then(R::parse).map(R::into_result);
-    let result = match (succeeded, parsed) {
-        (true, Some(Ok(summary))) => JobResult::Succeeded(summary),
-        (_, Some(Err(error))) => JobResult::Failed(tail(&error)),
-        (true, _) => JobResult::Failed(format!(
+    let evicted = if succeeded { None } else { eviction(pods) };
+    let result = match (succeeded, parsed, evicted) {
+        (true, Some(Ok(summary)), _) => JobResult::Succeeded(summary),
+        // The kubelet's SIGTERM may have made the Job report a cancellation: the eviction is
+        // the cause, the report what it left behind.
+        (_, parsed, Some(evicted)) => {
+            let reported = match parsed {
+                Some(Err(error)) => format!(
+                    "; before it stopped it reported: {}",
+                    tail_of(&error, REPORT_TAIL)
+                ),
+                _ => String::new(),
+            };
+            JobResult::Failed(tail(&format!("Job {name} failed: {evicted}{reported}")))
+        }
+        (_, Some(Err(error)), None) => JobResult::Failed(tail(&error)),
+        (true, _, None) => JobResult::Failed(format!(
             "Job {name} succeeded but left no readable result in its Pod's termination message; \
              was its Pod deleted? The artifact was not recorded"
         )),
-        (false, _) => {
+        (false, _, None) => {
             let waiting = waiting_reason(pods, container);
             let text = [job_reason, waiting].into_iter().filter(|s| !s.is_empty());
             let text: Vec<_> = text.collect();
@@ -180,6 +198,48 @@ fn waiting_reason(pods: &[Pod], container: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Why the kubelet evicted the newest Pod, if it did. An emptyDir over its `sizeLimit` is
+/// named by its mount path and size, with what to change: that is a scratch volume the
+/// operator sized (`scratch`) and the user can size with `spec.scratchSize`.
+fn eviction(pods: &[Pod]) -> Option<String> {
+    let pod = *newest_first(pods).first()?;
+    let status = pod.status.as_ref()?;
+    if status.reason.as_deref() != Some(EVICTED) {
+        return None;
+    }
+    let message = status
+        .message
+        .as_deref()
+        .unwrap_or_default()
+        .trim_end_matches(['.', ' '])
+        .trim();
+    let spec = pod.spec.as_ref();
+    let volumes = spec.and_then(|s| s.volumes.as_deref()).unwrap_or_default();
+    let outgrown = volumes.iter().find_map(|volume| {
+        let limit = volume.empty_dir.as_ref()?.size_limit.as_ref()?;
+        message
+            .contains(&format!("EmptyDir volume \"{}\"", volume.name))
+            .then_some((volume.name.as_str(), limit.0.as_str()))
+    });
+    let Some((volume, limit)) = outgrown else {
+        return Some(format!("the kubelet evicted its Pod: {message}"));
+    };
+    let path = spec
+        .into_iter()
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
+        .flat_map(|c| c.volume_mounts.iter().flatten())
+        .find(|mount| mount.name == volume)
+        .map_or(volume, |mount| mount.mount_path.as_str());
+    Some(format!(
+        "its scratch volume {path} was too small at {limit}, and the kubelet evicted its Pod \
+         ({message}); give the Backup a spec.scratchSize larger than {limit}"
+    ))
+}
+
 fn newest_first(pods: &[Pod]) -> Vec<&Pod> {
     let mut pods: Vec<_> = pods.iter().collect();
     pods.sort_by(|a, b| {
@@ -192,12 +252,17 @@ fn newest_first(pods: &[Pod]) -> Vec<&Pod> {
 /// The end of an error text, where tools print the reason; at most [`ERROR_TAIL`] bytes with
 /// the marker, so it also fits an Event note whole.
 pub fn tail(text: &str) -> String {
+    tail_of(text, ERROR_TAIL)
+}
+
+/// The end of `text` in at most `max` bytes.
+fn tail_of(text: &str, max: usize) -> String {
     const MARKER: &str = "...";
     let text = text.trim();
-    if text.len() <= ERROR_TAIL {
+    if text.len() <= max {
         return text.to_string();
     }
-    let mut start = text.len() - (ERROR_TAIL - MARKER.len());
+    let mut start = text.len() - (max - MARKER.len());
     while !text.is_char_boundary(start) {
         start += 1;
     }
@@ -287,6 +352,74 @@ mod tests {
             };
             assert!(got.contains(want), "{got:?} lacks {want:?}");
             assert_eq!(finished.duration_seconds(), Some(30.0));
+        }
+    }
+
+    /// A Pod the kubelet evicted with `message`, its /tmp limited to 1280Mi, after the
+    /// container wrote `reported` (its SIGTERM handler's report) or nothing.
+    fn evicted(message: &str, reported: Option<&str>) -> Pod {
+        let state = match reported {
+            Some(report) => json!({"terminated": {"exitCode": 1, "message": report}}),
+            None => json!({"terminated": {"exitCode": 137, "reason": "Error"}}),
+        };
+        serde_json::from_value(json!({
+            "metadata": {"name": "p", "creationTimestamp": "2026-01-02T02:00:00Z"},
+            "spec": {
+                "containers": [{"name": "backup", "volumeMounts": [
+                    {"name": "tmp", "mountPath": "/tmp"}, {"name": "backups", "mountPath": "/backups"}]}],
+                "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1280Mi"}},
+                            {"name": "backups", "persistentVolumeClaim": {"claimName": "c"}}]
+            },
+            "status": {"phase": "Failed", "reason": "Evicted", "message": message,
+                       "containerStatuses": [{"name": "backup", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": state}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_evicted_job_says_why_and_a_scratch_volume_too_small_says_how_big_it_was() {
+        let failed = json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]);
+        let outgrown = "Usage of EmptyDir volume \"tmp\" exceeds the limit \"1280Mi\". ";
+        let pressure = "The node was low on resource: ephemeral-storage. Threshold quantity: 5Gi, available: 4Gi. ";
+        // (pod, what the result must say, what it must not)
+        let rows: Vec<(Pod, Vec<&str>, &str)> = vec![
+            (
+                evicted(outgrown, None),
+                vec![
+                    "Job nightly-20260102t020000z failed: its scratch volume /tmp was too small at 1280Mi",
+                    "exceeds the limit \"1280Mi\")",
+                    "give the Backup a spec.scratchSize larger than 1280Mi",
+                ],
+                "BackoffLimitExceeded",
+            ),
+            (
+                evicted(
+                    outgrown,
+                    Some(r#"{"error":"cancelled; the target database was left as it was"}"#),
+                ),
+                vec![
+                    "its scratch volume /tmp was too small at 1280Mi",
+                    "before it stopped it reported: cancelled; the target database was left as it was",
+                ],
+                "BackoffLimitExceeded",
+            ),
+            (
+                evicted(pressure, None),
+                vec![
+                    "the kubelet evicted its Pod: The node was low on resource: ephemeral-storage",
+                ],
+                "scratchSize",
+            ),
+        ];
+        for (pod, wants, unwanted) in rows {
+            let finished = finished(&job(failed.clone()), &[pod], "backup").expect("finished");
+            let JobResult::Failed(error) = finished.result else {
+                panic!("an evicted Job succeeded: {finished:?}");
+            };
+            for want in wants {
+                assert!(error.contains(want), "{error:?} lacks {want:?}");
+            }
+            assert!(!error.contains(unwanted), "{error:?} has {unwanted:?}");
         }
     }
 

@@ -36,6 +36,7 @@ mod mappers;
 mod metrics;
 mod pod_template;
 mod restore;
+mod scratch;
 mod time;
 
 use std::sync::Arc;

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
+use super::scratch;
 use backup_job::{EnvEntry, EnvValue, SecretKey, Series};
 
 /// Field manager and `app.kubernetes.io/managed-by` value of everything this operator writes.
@@ -29,6 +30,8 @@ pub const RUN_AS: i64 = 65532;
 pub const CLAIM_MOUNT: &str = "/backups";
 /// The only writable path besides the claim: the root filesystem is read-only.
 const TMP: &str = "/tmp";
+/// The resource a scratch volume's size is requested as.
+const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
 
 /// Operator-wide settings for the Jobs it starts.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,28 +83,60 @@ pub struct JobParts {
     pub subcommand: &'static str,
     /// What the subcommand is told (`backup_job::request`).
     pub env: Vec<EnvEntry>,
+    /// Size of /tmp in bytes ([`scratch`]).
+    pub tmp: u64,
+    /// emptyDirs besides /tmp.
+    pub scratch: Vec<ScratchVolume>,
     pub volumes: Vec<Volume>,
     pub mounts: Vec<VolumeMount>,
+}
+
+/// An emptyDir of the Job's Pod, mounted into its container, of at most `bytes`.
+#[derive(Clone, Debug)]
+pub struct ScratchVolume {
+    pub name: &'static str,
+    pub path: &'static str,
+    pub bytes: u64,
 }
 
 /// A Job that runs `backup-operator <subcommand>` once: no retries (a failed dump is
 /// reported and the next scheduled run tries again; a restore must never run twice), a
 /// deadline, the result in the termination message, and the restricted Pod Security profile.
+/// Its emptyDirs are limited to their sizes, which the container requests as ephemeral
+/// storage: the Pod goes to a node with that room, and is evicted if it outgrows them.
 pub fn job(parts: JobParts, settings: &JobSettings) -> Job {
     let mut env = env_vars(parts.env);
     // Temporary files (a restore's download) go to the emptyDir; the root is read-only.
     env.push(env_var(EnvEntry::plain("TMPDIR", TMP)));
-    let mut volumes = vec![Volume {
-        name: "tmp".into(),
-        empty_dir: Some(EmptyDirVolumeSource::default()),
-        ..Volume::default()
-    }];
+    let tmp = ScratchVolume {
+        name: "tmp",
+        path: TMP,
+        bytes: parts.tmp,
+    };
+    let scratch: Vec<_> = std::iter::once(tmp).chain(parts.scratch).collect();
+    let room = scratch
+        .iter()
+        .fold(0u64, |sum, v| sum.saturating_add(v.bytes));
+    let mut volumes: Vec<_> = scratch
+        .iter()
+        .map(|v| Volume {
+            name: v.name.into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(scratch::quantity(v.bytes)),
+                ..EmptyDirVolumeSource::default()
+            }),
+            ..Volume::default()
+        })
+        .collect();
     volumes.extend(parts.volumes);
-    let mut mounts = vec![VolumeMount {
-        name: "tmp".into(),
-        mount_path: TMP.into(),
-        ..VolumeMount::default()
-    }];
+    let mut mounts: Vec<_> = scratch
+        .iter()
+        .map(|v| VolumeMount {
+            name: v.name.into(),
+            mount_path: v.path.into(),
+            ..VolumeMount::default()
+        })
+        .collect();
     mounts.extend(parts.mounts);
     let container = Container {
         name: parts.container.into(),
@@ -117,6 +152,7 @@ pub fn job(parts: JobParts, settings: &JobSettings) -> Job {
             requests: Some(BTreeMap::from([
                 ("cpu".into(), Quantity("100m".into())),
                 ("memory".into(), Quantity("128Mi".into())),
+                (EPHEMERAL_STORAGE.into(), scratch::quantity(room)),
             ])),
             ..ResourceRequirements::default()
         }),

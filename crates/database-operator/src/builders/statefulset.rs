@@ -305,7 +305,7 @@ fn max_slot_wal_keep_size(claims: &[PersistentVolumeClaim]) -> String {
         .iter()
         .find(|c| c.metadata.name.as_deref() == Some(DATA_VOLUME))
         .and_then(requested_storage)
-        .and_then(|size| crate::quantity::bytes(&size))
+        .and_then(|size| api::quantity::bytes(&size))
         .unwrap_or(1 << 30);
     format!("{}MB", (size / 2 / (1 << 20)).max(64))
 }

@@ -1,8 +1,8 @@
 //! The Jobs of a Backup, built from the Backup alone (pure): one per run, running `dump`,
 //! and the clean-up Job that runs `purge` on a claim the user provided.
 
-use api::Backup;
 use api::names;
+use api::{Backup, Database};
 use k8s_openapi::api::batch::v1::Job;
 use kube::{Resource as _, ResourceExt as _};
 
@@ -10,6 +10,7 @@ use crate::controller::pod_template::{
     self, Destination, JobParts, JobSettings, connection_to, destination_volumes, job_destination,
     series,
 };
+use crate::controller::scratch;
 use backup_job::{DumpJob, PurgeJob};
 
 pub const COMPONENT_BACKUP: &str = "backup";
@@ -20,8 +21,16 @@ pub const CLEANUP_CONTAINER: &str = "cleanup";
 
 /// The Job of run `run_id`, dumping from `host` (`source::dump_host`). Its name is derived
 /// from the run id, so a restarted operator that decides on the same run finds this Job
-/// instead of starting a second one.
-pub fn backup_job(backup: &Backup, run_id: &str, host: &str, settings: &JobSettings) -> Job {
+/// instead of starting a second one. The Database sizes a parallel dump's /tmp before the
+/// first artifact ([`scratch::dump`]).
+pub fn backup_job(
+    backup: &Backup,
+    database: Option<&Database>,
+    run_id: &str,
+    host: &str,
+    settings: &JobSettings,
+) -> Job {
+    let tmp = scratch::dump(backup, database);
     let name = backup.name_any();
     let namespace = backup.namespace().unwrap_or_default();
     let database = &backup.spec.database_ref.name;
@@ -60,6 +69,8 @@ pub fn backup_job(backup: &Backup, run_id: &str, host: &str, settings: &JobSetti
             container: BACKUP_CONTAINER,
             subcommand: "dump",
             env,
+            tmp,
+            scratch: Vec::new(),
             volumes,
             mounts,
         },
@@ -94,6 +105,8 @@ pub fn cleanup_job(backup: &Backup, claim: &str, settings: &JobSettings) -> Job 
             container: CLEANUP_CONTAINER,
             subcommand: "purge",
             env,
+            tmp: scratch::SMALL,
+            scratch: Vec::new(),
             volumes,
             mounts,
         },
@@ -156,6 +169,7 @@ mod tests {
     fn backup_job_env_to_a_claim_the_operator_made() {
         let job = backup_job(
             &backup(json!({"pvc": {}})),
+            None,
             "20260102T020000Z",
             HOST,
             &settings(),
@@ -187,6 +201,53 @@ mod tests {
         assert_eq!(claim.read_only, None);
     }
 
+    fn tmp_limit(job: &Job) -> Option<String> {
+        let volumes = pod(job).volumes.as_ref().unwrap();
+        let tmp = volumes.iter().find(|v| v.name == "tmp").unwrap();
+        Some(tmp.empty_dir.as_ref()?.size_limit.as_ref()?.0.clone())
+    }
+
+    fn ephemeral_request(job: &Job) -> Option<String> {
+        let requests = container(job).resources.as_ref()?.requests.as_ref()?;
+        Some(requests.get("ephemeral-storage")?.0.clone())
+    }
+
+    #[test]
+    fn a_parallel_dumps_tmp_is_sized_from_the_newest_artifact_or_the_databases_volume() {
+        let mut backup = backup(json!({"pvc": {}}));
+        backup.spec.jobs = Some(4);
+        let database = testkit::database("shop").storage("10Gi").build();
+        let sized = |backup: &Backup| {
+            let job = backup_job(
+                backup,
+                Some(&database),
+                "20260102T020000Z",
+                HOST,
+                &settings(),
+            );
+            (tmp_limit(&job), ephemeral_request(&job))
+        };
+        // Before the first artifact: the volume holding the database, with headroom.
+        let want = Some(scratch::quantity(scratch::dump(&backup, Some(&database))).0);
+        assert_eq!(want.as_deref(), Some("13056Mi"));
+        assert_eq!(sized(&backup), (want.clone(), want));
+        // Then twice the newest artifact (1 GiB here), with headroom.
+        backup.status = Some(api::BackupStatus {
+            history: vec![
+                serde_json::from_value(json!({"runId": "r1", "time": "2026-01-01T02:00:00Z",
+                    "location": "l", "sizeBytes": 1u64 << 30, "sha256": "ab"}))
+                .unwrap(),
+            ],
+            ..api::BackupStatus::default()
+        });
+        let want = Some("2816Mi".to_string());
+        assert_eq!(sized(&backup), (want.clone(), want));
+        // scratchSize is the user's word.
+        backup.spec.scratch_size = Some("40Gi".into());
+        let want = Some("40Gi".to_string());
+        assert_eq!(sized(&backup), (want.clone(), want));
+    }
+
     #[test]
     fn backup_job_passes_compression_and_jobs() {
         let mut backup = backup(json!({"pvc": {}}));
@@ -195,7 +256,13 @@ mod tests {
             level: Some(9),
         });
         backup.spec.jobs = Some(6);
-        let rendered = env(&backup_job(&backup, "20260102T020000Z", HOST, &settings()));
+        let rendered = env(&backup_job(
+            &backup,
+            None,
+            "20260102T020000Z",
+            HOST,
+            &settings(),
+        ));
         for want in ["BACKUP_COMPRESSION=lz4:9", "BACKUP_JOBS=6"] {
             assert!(
                 rendered.contains(&want.to_string()),
@@ -204,7 +271,13 @@ mod tests {
         }
         // Without a setting the Job chooses from the versions it finds.
         backup.spec.compression = None;
-        let rendered = env(&backup_job(&backup, "20260102T020000Z", HOST, &settings()));
+        let rendered = env(&backup_job(
+            &backup,
+            None,
+            "20260102T020000Z",
+            HOST,
+            &settings(),
+        ));
         assert!(!rendered.iter().any(|e| e.starts_with("BACKUP_COMPRESSION")));
     }
 
@@ -212,7 +285,7 @@ mod tests {
     fn backup_job_env_to_s3() {
         let s3 = json!({"s3": {"endpoint": "http://minio:9000", "bucket": "b", "prefix": "team",
             "region": "eu-west-1", "credentialsSecret": {"name": "s3-creds"}}});
-        let job = backup_job(&backup(s3), "20260102T020000Z", HOST, &settings());
+        let job = backup_job(&backup(s3), None, "20260102T020000Z", HOST, &settings());
         let env = env(&job);
         for want in [
             "S3_ENDPOINT=http://minio:9000",
@@ -237,6 +310,7 @@ mod tests {
     fn backup_job_runs_once_restricted_and_owned() {
         let job = backup_job(
             &backup(json!({"pvc": {"claimName": "mine"}})),
+            None,
             "20260102T020000Z",
             HOST,
             &settings(),
@@ -319,6 +393,16 @@ mod tests {
                     .mount_path
                     .clone(),
                 "/tmp",
+            ),
+            (
+                "tmp sizeLimit (one job streams)",
+                format!("{:?}", tmp_limit(&job)),
+                "Some(\"256Mi\")",
+            ),
+            (
+                "ephemeral-storage request",
+                format!("{:?}", ephemeral_request(&job)),
+                "Some(\"256Mi\")",
             ),
             (
                 "claim",

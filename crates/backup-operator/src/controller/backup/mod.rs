@@ -19,7 +19,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::{Backup, DeletionPolicy};
+use api::{Backup, Database, DeletionPolicy};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
@@ -148,7 +148,15 @@ async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
                     gathered.database.as_ref(),
                     &backup.namespace().unwrap_or_default(),
                 );
-                let job = start_run(ctx, backup, &run_id, &host, request.as_deref()).await?;
+                let job = start_run(
+                    ctx,
+                    backup,
+                    gathered.database.as_ref(),
+                    &run_id,
+                    &host,
+                    request.as_deref(),
+                )
+                .await?;
                 if let Some(request) = request {
                     tracing::info!(backup = %backup.name_any(), %request, %run_id, "run started on request");
                     observed.last_run_now = Some(api::RunNowRecord {
@@ -188,6 +196,7 @@ async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
 async fn start_run(
     ctx: &Context,
     backup: &Backup,
+    database: Option<&Database>,
     run_id: &str,
     host: &str,
     request: Option<&str>,
@@ -211,7 +220,7 @@ async fn start_run(
             return Err(error.into());
         }
     }
-    let mut job = job::backup_job(backup, run_id, host, &ctx.jobs);
+    let mut job = job::backup_job(backup, database, run_id, host, &ctx.jobs);
     if let Some(request) = request {
         job.annotations_mut()
             .insert(api::RUN_NOW_ANNOTATION.into(), request.into());

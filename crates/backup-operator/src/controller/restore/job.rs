@@ -11,6 +11,7 @@ use crate::controller::pod_template::{
     self, Destination, JobParts, JobSettings, connection, destination_volumes, job_destination,
     series,
 };
+use crate::controller::scratch;
 use backup_job::RestoreJob;
 
 pub const COMPONENT_RESTORE: &str = "restore";
@@ -53,6 +54,8 @@ pub fn restore_job(
             container: RESTORE_CONTAINER,
             subcommand: "restore",
             env,
+            tmp: scratch::restore(backup, run_id),
+            scratch: Vec::new(),
             volumes,
             mounts,
         },
@@ -76,7 +79,10 @@ mod tests {
         let backup: Backup = serde_json::from_value(json!({
             "apiVersion": "database.example.com/v1", "kind": "Backup",
             "metadata": {"name": "nightly", "namespace": "prod"},
-            "spec": {"databaseRef": {"name": "shop"}, "jobs": 4}
+            "spec": {"databaseRef": {"name": "shop"}, "jobs": 4},
+            "status": {"history": [
+                {"runId": "20260103T020000Z", "time": "2026-01-03T02:00:00Z", "location": "l", "sizeBytes": 5_000_000_000u64, "sha256": "ab"},
+                {"runId": "20260102T020000Z", "time": "2026-01-02T02:00:00Z", "location": "l", "sizeBytes": 1u64 << 30, "sha256": "ab"}]}
         }))
         .unwrap();
         let settings = JobSettings {
@@ -124,13 +130,29 @@ mod tests {
                 "TMPDIR=/tmp",
             ]
         );
-        let claim = pod.volumes.unwrap()[1]
+        let claim = pod.volumes.as_ref().unwrap()[1]
             .persistent_volume_claim
             .clone()
             .unwrap();
         assert_eq!(
             (claim.claim_name.as_str(), claim.read_only),
             ("nightly-artifacts", Some(true))
+        );
+        // Room for the run it restores (1 GiB), downloaded into /tmp, with headroom.
+        let tmp = pod.volumes.as_ref().unwrap()[0].empty_dir.clone().unwrap();
+        let requests = container
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (
+                tmp.size_limit.unwrap().0,
+                requests["ephemeral-storage"].0.clone()
+            ),
+            ("1536Mi".to_string(), "1536Mi".to_string())
         );
     }
 }

@@ -4,22 +4,24 @@
 //! server needs (initdb, postgres, pg_ctl) and client programs of the same major version,
 //! with this operator's binary copied in by an init container from the operator's image, as
 //! the database-operator does for its instance manager. Everything the drill writes goes to
-//! emptyDirs that vanish with the Pod; a claim destination is mounted read-only.
+//! emptyDirs that vanish with the Pod, sized by [`scratch::drill`]; a claim destination is
+//! mounted read-only.
 
 use std::collections::BTreeMap;
 
-use api::{Backup, names};
+use api::{Backup, BackupRecord, Database, names};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, ResourceRequirements, SecurityContext, Volume,
-    VolumeMount,
+    Capabilities, Container, ResourceRequirements, SecurityContext, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{Resource as _, ResourceExt as _};
 
 use crate::controller::pod_template::{
-    self, Destination, JobParts, JobSettings, destination_volumes, job_destination, series,
+    self, Destination, JobParts, JobSettings, ScratchVolume, destination_volumes, job_destination,
+    series,
 };
+use crate::controller::scratch;
 use backup_job::VerifyJob;
 
 pub const COMPONENT_VERIFY: &str = "verify";
@@ -41,12 +43,17 @@ pub struct Drill {
     pub run_id: String,
 }
 
+/// The drill's Job. `history` is the Backup's as this reconcile writes it, which may already
+/// list the run to drill; `database` gives the image and bounds the scratch volume's size.
 pub fn verify_job(
     backup: &Backup,
-    database_image: &str,
+    database: &Database,
+    history: &[BackupRecord],
     drill: &Drill,
     settings: &JobSettings,
 ) -> Job {
+    let image = database.spec.image.clone();
+    let work = scratch::drill(backup, history, &drill.run_id, Some(database));
     let name = backup.name_any();
     let namespace = backup.namespace().unwrap_or_default();
     let database = &backup.spec.database_ref.name;
@@ -64,19 +71,19 @@ pub fn verify_job(
     }
     .env();
     // A drill only reads the artifacts.
-    let (mut volumes, mut mounts) = destination_volumes(&destination, true);
-    for (volume, path) in [("verifier", BIN_DIR), ("work", WORK_DIR)] {
-        volumes.push(Volume {
-            name: volume.into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        });
-        mounts.push(VolumeMount {
-            name: volume.into(),
-            mount_path: path.into(),
-            ..VolumeMount::default()
-        });
-    }
+    let (volumes, mounts) = destination_volumes(&destination, true);
+    let scratch = vec![
+        ScratchVolume {
+            name: "verifier",
+            path: BIN_DIR,
+            bytes: scratch::SMALL,
+        },
+        ScratchVolume {
+            name: "work",
+            path: WORK_DIR,
+            bytes: work,
+        },
+    ];
     let labels = pod_template::labels(
         COMPONENT_VERIFY,
         &[
@@ -95,6 +102,8 @@ pub fn verify_job(
             container: VERIFY_CONTAINER,
             subcommand: "verify",
             env,
+            tmp: scratch::SMALL,
+            scratch,
             volumes,
             mounts,
         },
@@ -112,22 +121,23 @@ pub fn verify_job(
         security.run_as_group = Some(POSTGRES_UID);
     }
     let container = &mut pod.containers[0];
-    container.image = Some(database_image.into());
+    container.image = Some(image);
     container.image_pull_policy = None;
     container.command = Some(vec![format!("{BIN_DIR}/backup-operator")]);
     // A restore of a large database wants more than a dump; the limits keep a drill from
-    // starving the node it shares with databases.
-    container.resources = Some(ResourceRequirements {
-        requests: Some(BTreeMap::from([
+    // starving the node it shares with databases. The scratch volumes' request stays.
+    let resources = container.resources.get_or_insert_with(Default::default);
+    resources
+        .requests
+        .get_or_insert_with(Default::default)
+        .extend([
             ("cpu".into(), Quantity("250m".into())),
             ("memory".into(), Quantity("256Mi".into())),
-        ])),
-        limits: Some(BTreeMap::from([
-            ("cpu".into(), Quantity("2".into())),
-            ("memory".into(), Quantity("1Gi".into())),
-        ])),
-        ..ResourceRequirements::default()
-    });
+        ]);
+    resources.limits = Some(BTreeMap::from([
+        ("cpu".into(), Quantity("2".into())),
+        ("memory".into(), Quantity("1Gi".into())),
+    ]));
     let security = container.security_context.clone();
     pod.init_containers = Some(vec![install_container(settings, security)]);
     job
@@ -190,6 +200,10 @@ mod tests {
         .unwrap()
     }
 
+    fn database() -> Database {
+        testkit::database("shop").image("postgres:17").build()
+    }
+
     fn drill() -> Drill {
         Drill {
             drill: "20260102T020000Z".into(),
@@ -205,7 +219,8 @@ mod tests {
     fn the_drill_runs_the_databases_image_with_the_binary_copied_in() {
         let job = verify_job(
             &backup(json!({"pvc": {}})),
-            "postgres:17",
+            &database(),
+            &[],
             &drill(),
             &settings(),
         );
@@ -259,7 +274,8 @@ mod tests {
     fn the_drill_is_restricted_bounded_and_reads_the_claim_only() {
         let job = verify_job(
             &backup(json!({"pvc": {}})),
-            "postgres:17",
+            &database(),
+            &[],
             &drill(),
             &settings(),
         );
@@ -340,10 +356,78 @@ mod tests {
     }
 
     #[test]
+    fn the_drills_work_volume_has_room_for_the_artifact_and_the_restored_database() {
+        let mib = 1u64 << 20;
+        let history: Vec<BackupRecord> = vec![
+            serde_json::from_value(
+                json!({"runId": "20260103T020000Z", "time": "2026-01-03T02:00:00Z",
+                "location": "l", "sizeBytes": 900 * mib, "sha256": "ab"}),
+            )
+            .unwrap(),
+            serde_json::from_value(
+                json!({"runId": "20260102T020000Z", "time": "2026-01-02T02:00:00Z",
+                "location": "l", "sizeBytes": 100 * mib, "sha256": "ab"}),
+            )
+            .unwrap(),
+        ];
+        let database = testkit::database("shop").storage("5Gi").build();
+        let job = verify_job(
+            &backup(json!({"pvc": {}})),
+            &database,
+            &history,
+            &drill(),
+            &settings(),
+        );
+        let pod = pod(&job);
+        let limit = |name: &str| {
+            let volume = pod
+                .volumes
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|v| v.name == name);
+            volume
+                .unwrap()
+                .empty_dir
+                .as_ref()
+                .unwrap()
+                .size_limit
+                .clone()
+                .unwrap()
+                .0
+        };
+        // The drilled run's 100 MiB, ten times that restored, as much WAL, a quarter more
+        // and 256 MiB: 2881 MiB.
+        assert_eq!(
+            (limit("work"), limit("tmp"), limit("verifier")),
+            (
+                "2881Mi".to_string(),
+                "256Mi".to_string(),
+                "256Mi".to_string()
+            )
+        );
+        let requests = pod.containers[0]
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .clone()
+            .unwrap();
+        let requests: Vec<_> = requests
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.0))
+            .collect();
+        assert_eq!(
+            requests,
+            ["cpu=250m", "ephemeral-storage=3393Mi", "memory=256Mi"]
+        );
+    }
+
+    #[test]
     fn an_s3_drill_mounts_no_claim_and_reads_the_credentials_from_the_secret() {
         let s3 = json!({"s3": {"endpoint": "https://s3.example", "bucket": "b",
             "credentialsSecret": {"name": "s3-creds"}}});
-        let job = verify_job(&backup(s3), "postgres:17", &drill(), &settings());
+        let job = verify_job(&backup(s3), &database(), &[], &drill(), &settings());
         let pod = pod(&job);
         assert!(
             pod.volumes

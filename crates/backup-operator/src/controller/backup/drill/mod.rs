@@ -162,7 +162,7 @@ pub async fn step(
         .map(|d| d.job.name_any());
     // A drill needs the Database's image; without the Database it waits.
     if let (Some(drill), Some(database)) = (plan.start, database) {
-        let job = job::verify_job(backup, &database.spec.image, &drill, &ctx.jobs);
+        let job = job::verify_job(backup, database, &new.history, &drill, &ctx.jobs);
         let name = job.name_any();
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
         if let Some(created) = create_if_absent(&api, &job)

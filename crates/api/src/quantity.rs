@@ -1,7 +1,8 @@
 //! Reading storage quantities (`1Gi`, `500M`, `1.5Ti`, `2e9`) as byte counts.
 //!
 //! The API server rewrites quantities in canonical form (`1024Mi` is stored as `1Gi`), so
-//! sizes must be compared by value, not by text, or a claim would look resized forever.
+//! sizes must be compared by value, not by text, or a claim would look resized forever. The
+//! backup-operator sizes its Jobs' scratch volumes from them (`storage.size`, `scratchSize`).
 
 /// The number of bytes `quantity` stands for, rounded up; `None` when it is not a
 /// non-negative Kubernetes quantity or does not fit.
