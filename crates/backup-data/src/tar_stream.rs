@@ -7,12 +7,12 @@
 //! The `tar` crate is synchronous: it runs on a blocking thread and talks to the async side
 //! through an in-memory pipe.
 
-use crate::digest::{ContentDigest, DigestWriter};
+use crate::digest::ContentDigest;
+use crate::hashed_read::hashed_read;
 use crate::storage::{ArtifactWriter, ByteStream, StorageError};
 use futures::StreamExt as _;
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
-use tokio::io::AsyncWriteExt as _;
 use tokio_util::io::{ReaderStream, SyncIoBridge};
 
 /// Bytes in flight between the tar thread and the async side.
@@ -93,39 +93,14 @@ pub struct Unpacked {
 }
 
 /// Downloads `stream` into `dir` (which must exist), hashing on the way.
-pub async fn unpack_stream(mut stream: ByteStream, dir: &Path) -> Result<Unpacked, StorageError> {
-    let (mut pipe, reader) = tokio::io::duplex(PIPE_BYTES);
-    let bridge = SyncIoBridge::new(reader);
+pub async fn unpack_stream(stream: ByteStream, dir: &Path) -> Result<Unpacked, StorageError> {
     let target = dir.to_owned();
-    let unpacking = tokio::task::spawn_blocking(move || unpack(bridge, &target));
-    let mut digest = DigestWriter::new();
-    let mut unpacker_listens = true;
-    let mut downloaded = Ok(());
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(error) => {
-                downloaded = Err(error);
-                break;
-            }
-        };
-        digest.update(&chunk);
-        // An unpacker that gave up closed its end; the rest is still hashed.
-        if unpacker_listens && pipe.write_all(&chunk).await.is_err() {
-            unpacker_listens = false;
-        }
-    }
-    let _ = pipe.shutdown().await;
-    drop(pipe);
-    let unpacked = unpacking.await.unwrap_or_else(|panic| {
-        Err(io::Error::other(format!(
-            "the tar thread panicked: {panic}"
-        )))
-    });
-    downloaded?;
+    let hashed = hashed_read(stream, move |bridge| unpack(bridge, &target)).await?;
     Ok(Unpacked {
-        digest: digest.finish(),
-        unpacked,
+        digest: hashed.digest,
+        unpacked: hashed
+            .read
+            .unwrap_or_else(|panic| Err(io::Error::other(panic))),
     })
 }
 

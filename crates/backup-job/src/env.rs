@@ -65,3 +65,19 @@ pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 
 /// Where the one-line JSON result is also written for Kubernetes.
 pub const TERMINATION_LOG_PATH: &str = "TERMINATION_LOG_PATH";
+
+/// Physical replication slot the WAL archiver streams through; one per Backup.
+pub const WAL_SLOT_NAME: &str = "WAL_SLOT_NAME";
+/// Local directory pg_receivewal writes into before segments are shipped (an emptyDir).
+pub const WAL_SPOOL_DIR: &str = "WAL_SPOOL_DIR";
+/// Seconds between uploads of the segment being written (`.partial`), 1 to 60; default 10.
+pub const WAL_SYNC_INTERVAL_SECONDS: &str = "WAL_SYNC_INTERVAL_SECONDS";
+/// `host:port` the archiver serves `/status` and `/metrics` on; default `0.0.0.0:8080`.
+pub const WAL_STATUS_ADDRESS: &str = "WAL_STATUS_ADDRESS";
+/// Client-side compression of base backups: `lz4` (default), `gzip` or `none`.
+pub const BASE_BACKUP_COMPRESSION: &str = "BASE_BACKUP_COMPRESSION";
+/// Recovery target as RFC 3339 (`2026-12-06T07:00:00Z`); unset recovers to the end of the
+/// archive.
+pub const RECOVERY_TARGET_TIME: &str = "RECOVERY_TARGET_TIME";
+/// The new Database's data directory that `prepare-recovery` fills; empty or absent.
+pub const RECOVERY_DATA_DIR: &str = "RECOVERY_DATA_DIR";

@@ -116,6 +116,18 @@ pub(crate) fn render_within_limit<T: Serialize + Clone>(
     }
 }
 
+/// Publishes any serializable result as one JSON line; one too long for a termination
+/// message is replaced by `fallback`, which must fit.
+pub fn publish_value<T: Serialize>(value: &T, fallback: &T, termination_log: &Path) {
+    let line = serde_json::to_string(value).expect("results always serialize");
+    let line = if line.len() <= TERMINATION_MESSAGE_LIMIT {
+        line
+    } else {
+        serde_json::to_string(fallback).expect("results always serialize")
+    };
+    publish_line(&line, termination_log);
+}
+
 /// Prints a result line and writes it to the termination log when that can be opened.
 pub(crate) fn publish_line(line: &str, termination_log: &Path) {
     println!("{line}");

@@ -37,6 +37,15 @@ pub enum Command {
     /// Restore drill: restore a backup into a throwaway server in a scratch directory and
     /// check its tables, row counts and an optional query. Needs the PostgreSQL server programs.
     Verify(VerifyArgs),
+    /// Stream WAL from the server (pg_receivewal with a physical slot) into the Backup's
+    /// WAL area until stopped; serves /status and /metrics.
+    ArchiveWal(physical::ArchiveWalArgs),
+    /// Take a physical base backup (pg_basebackup) into the destination, verify it, and
+    /// apply retention to base backups and WAL.
+    BaseBackup(physical::BaseBackupArgs),
+    /// Fill an empty data directory for point-in-time recovery: base backup, every WAL
+    /// file needed (verified), recovery.signal and settings.
+    PrepareRecovery(physical::PrepareRecoveryArgs),
     /// Copy this binary into DIR, for a container of another image (a drill runs in the
     /// Database's PostgreSQL image).
     Install(InstallArgs),
@@ -293,6 +302,8 @@ impl PurgeArgs {
         self.series.backup(database)
     }
 }
+
+pub mod physical;
 
 #[cfg(test)]
 mod round_trip;

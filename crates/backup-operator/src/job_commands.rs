@@ -50,6 +50,9 @@ pub async fn run(command: Command) -> ExitCode {
                 VerifyOutcome::Failed { .. } => ExitCode::FAILURE,
             }
         }
+        Command::ArchiveWal(args) => crate::physical_commands::archive_wal(args).await,
+        Command::BaseBackup(args) => crate::physical_commands::base_backup(args).await,
+        Command::PrepareRecovery(args) => crate::physical_commands::prepare_recovery(args).await,
         Command::Install(args) => match crate::install::install(&args.dir) {
             Ok(target) => {
                 println!("installed {}", target.display());
@@ -168,7 +171,7 @@ pub fn refuse_arguments(error: clap::Error) -> ExitCode {
 
 /// SIGTERM (Pod deletion, Job deadline) and SIGINT cancel the run, which
 /// then removes its partial artifact before exiting.
-fn cancel_on_signal() -> anyhow::Result<CancellationToken> {
+pub(crate) fn cancel_on_signal() -> anyhow::Result<CancellationToken> {
     use tokio::signal::unix::{SignalKind, signal};
     let token = CancellationToken::new();
     let mut terminate = signal(SignalKind::terminate()).context("could not listen for SIGTERM")?;

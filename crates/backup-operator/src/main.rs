@@ -5,6 +5,7 @@
 mod cli;
 mod install;
 mod job_commands;
+mod physical_commands;
 
 use clap::Parser as _;
 use cli::{Cli, Command};

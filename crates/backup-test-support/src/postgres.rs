@@ -40,7 +40,17 @@ impl PgServer {
         Self::start_in(old).await
     }
 
+    /// A server with 1 MiB WAL segments: WAL archiving scenarios fill and switch many
+    /// segments, and each costs 16 MiB of writing at the default size.
+    pub async fn start_with_small_wal() -> Self {
+        Self::start_in_with(server_bin_dir(), &["--wal-segsize=1"]).await
+    }
+
     async fn start_in(bin_dir: PathBuf) -> Self {
+        Self::start_in_with(bin_dir, &[]).await
+    }
+
+    async fn start_in_with(bin_dir: PathBuf, initdb_args: &[&str]) -> Self {
         let run_as = unprivileged_user();
         let dir = tempfile::Builder::new()
             .prefix("pg-fixture-")
@@ -53,54 +63,149 @@ impl PgServer {
                 chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw())).unwrap();
             }
         }
-        let mut server = Self {
+        let server = Self {
             dir,
             bin_dir,
             port: 0,
             run_as,
         };
-        server.run(
-            "initdb",
+        let data_dir = server.data_dir();
+        let pwfile = format!("--pwfile={}", password_file.display());
+        let mut args = vec![
+            "--pgdata",
+            &data_dir,
+            "--username",
+            SUPERUSER,
+            "--auth=scram-sha-256",
+            &pwfile,
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ];
+        args.extend_from_slice(initdb_args);
+        server.run("initdb", &args);
+        server.launch()
+    }
+
+    /// Starts the server on a data directory made elsewhere: `dir/data`, e.g. a recovery
+    /// prepared by the data path or a standby's clone. It gets a port of its own.
+    pub fn start_on(dir: TempDir, bin_dir: PathBuf) -> Self {
+        let run_as = unprivileged_user();
+        let server = Self {
+            dir,
+            bin_dir,
+            port: 0,
+            run_as,
+        };
+        if let Some(user) = &server.run_as {
+            let status = Command::new("chown")
+                .args(["-R", &format!("{}:{}", user.uid, user.gid)])
+                .arg(server.dir.path())
+                .status()
+                .unwrap();
+            assert!(
+                status.success(),
+                "chown of {} failed",
+                server.dir.path().display()
+            );
+        }
+        server.launch()
+    }
+
+    /// A streaming standby of this server (`pg_basebackup -R`), started.
+    pub fn start_standby(&self) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("pg-standby-")
+            .tempdir()
+            .unwrap();
+        let output = Command::new(self.bin_dir.join("pg_basebackup"))
+            .arg("--pgdata")
+            .arg(dir.path().join("data"))
+            .args([
+                "--write-recovery-conf",
+                "--wal-method=stream",
+                "--checkpoint=fast",
+            ])
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", SUPERUSER)
+            .env("PGPASSWORD", PASSWORD)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "pg_basebackup for a standby failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // The clone carries the primary's primary_conninfo without the password.
+        std::fs::write(
+            dir.path().join("data/postgresql.auto.conf"),
+            format!(
+                "primary_conninfo = 'host=127.0.0.1 port={} user={SUPERUSER} password={PASSWORD}'\n",
+                self.port
+            ),
+        )
+        .unwrap();
+        Self::start_on(dir, self.bin_dir.clone())
+    }
+
+    /// `pg_ctl promote --wait`.
+    pub fn promote(&self) {
+        self.run(
+            "pg_ctl",
+            &["promote", "--pgdata", &self.data_dir(), "--wait"],
+        );
+    }
+
+    /// Stops the server now, as a crash would.
+    pub fn stop_immediately(&self) {
+        self.run(
+            "pg_ctl",
             &[
+                "stop",
                 "--pgdata",
-                &server.data_dir(),
-                "--username",
-                SUPERUSER,
-                "--auth=scram-sha-256",
-                &format!("--pwfile={}", password_file.display()),
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
+                &self.data_dir(),
+                "--mode=immediate",
+                "--wait",
             ],
         );
+    }
+
+    /// The server's log, for assertion messages.
+    pub fn server_log(&self) -> String {
+        self.log()
+    }
+
+    fn launch(mut self) -> Self {
         // Another process can take the port between choosing and binding it;
         // a few attempts make that harmless.
         for attempt in 1..=5 {
-            server.port = free_port();
-            server.append_config(&format!(
+            self.port = free_port();
+            self.append_config(&format!(
                 "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = ''\n\
                  fsync = off\nshared_buffers = '16MB'\nmax_connections = 40\n",
-                server.port
+                self.port
             ));
-            let started = server.try_run(
+            let started = self.try_run(
                 "pg_ctl",
                 &[
                     "start",
                     "--pgdata",
-                    &server.data_dir(),
+                    &self.data_dir(),
                     "--log",
-                    &server.log_file(),
+                    &self.log_file(),
                     // pg_ctl polls until the server accepts connections, up to this many seconds.
                     "--wait",
                     "--timeout=120",
                 ],
             );
             match started {
-                Ok(()) => return server,
+                Ok(()) => return self,
                 Err(message) if attempt < 5 => {
                     eprintln!("postgres did not start (attempt {attempt}): {message}")
                 }
-                Err(message) => panic!("postgres did not start: {message}\n{}", server.log()),
+                Err(message) => panic!("postgres did not start: {message}\n{}", self.log()),
             }
         }
         unreachable!()
@@ -108,6 +213,11 @@ impl PgServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The data directory.
+    pub fn data_path(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
 
     pub fn bin_dir(&self) -> &Path {

@@ -111,7 +111,8 @@ impl PgTools {
         self.connect_patience
     }
 
-    fn command(&self, program: &'static str, connection: &PgConnection) -> Command {
+    /// A command for one of the client programs with the connection in its environment.
+    pub(crate) fn command(&self, program: &'static str, connection: &PgConnection) -> Command {
         let path = match &self.bin_dir {
             Some(dir) => dir.join(program),
             None => PathBuf::from(program),
@@ -146,6 +147,17 @@ impl PgTools {
             child,
             stderr: tokio::spawn(read_tail(stderr)),
         })
+    }
+
+    /// Runs `command` (made by [`Self::command`]) to its end; a non-zero exit is an error
+    /// carrying the end of its stderr.
+    pub async fn run(
+        &self,
+        program: &'static str,
+        command: Command,
+        connection: &PgConnection,
+    ) -> Result<(), PgError> {
+        self.spawn(program, command, connection)?.wait().await
     }
 
     fn display_path(&self, program: &str) -> String {
@@ -321,6 +333,25 @@ impl PgTools {
             .wait_with_stdout()
             .await?;
         Ok(String::from_utf8_lossy(&output).into_owned())
+    }
+
+    /// `pg_basebackup` writing one tar stream of the data directory to its stdout, without
+    /// WAL (the archiver ships it), `compress` being e.g. `client-lz4` or `none`. Its
+    /// `backup_manifest` goes into the tar, and says where the backup sits in the WAL.
+    pub fn spawn_pg_basebackup(
+        &self,
+        connection: &PgConnection,
+        compress: &str,
+        label: &str,
+    ) -> Result<RunningTool, PgError> {
+        let mut command = self.command("pg_basebackup", connection);
+        command
+            .args(["--pgdata=-", "--format=tar", "--wal-method=none"])
+            .arg(format!("--compress={compress}"))
+            .arg(format!("--label={label}"))
+            .arg("--checkpoint=fast")
+            .stdout(Stdio::piped());
+        self.spawn("pg_basebackup", command, connection)
     }
 
     /// `pg_restore --list`: the table of contents of the archive it reads from stdin.

@@ -41,7 +41,7 @@ impl DirectoryStore {
         self.root.join(key).display().to_string()
     }
 
-    fn path(&self, key: &str) -> PathBuf {
+    pub(super) fn path(&self, key: &str) -> PathBuf {
         self.root.join(key)
     }
 
@@ -49,26 +49,32 @@ impl DirectoryStore {
         &self,
         run: &RunRef,
     ) -> Result<ArtifactWriter, StorageError> {
-        let run_dir = self.path(&run.relative_dir());
-        fs::create_dir_all(&run_dir)
+        self.begin_key(&format!("{}/{ARTIFACT_FILE}", run.relative_dir()))
             .await
-            .map_err(io_error("create", &run_dir))?;
-        let final_path = run_dir.join(ARTIFACT_FILE);
+    }
+
+    /// Starts writing `key` as `<key>.partial`, renamed into place on commit.
+    pub(super) async fn begin_key(&self, key: &str) -> Result<ArtifactWriter, StorageError> {
+        let final_path = self.path(key);
+        let dir = parent(&final_path).to_owned();
+        fs::create_dir_all(&dir)
+            .await
+            .map_err(io_error("create", &dir))?;
         let partial_path = partial_path(&final_path);
         let file = create_private(&partial_path).await?;
         let location = final_path.display().to_string();
+        // Every folder from the file's up to the root may be new; each one's entry lives
+        // in its parent, which must be synced too.
+        let dirs_to_sync = dir
+            .ancestors()
+            .take_while(|d| d.starts_with(&self.root))
+            .map(Path::to_owned)
+            .collect();
         let file = PartialFile {
             file,
             partial_path,
             final_path,
-            // The run, backup and database folders may all be new; each one's
-            // entry lives in its parent, which must be synced too.
-            dirs_to_sync: vec![
-                run_dir.clone(),
-                self.path(&run.backup.relative_dir()),
-                self.path(run.backup.database()),
-                self.root.clone(),
-            ],
+            dirs_to_sync,
         };
         Ok(ArtifactWriter::new(
             PendingArtifact::Directory(file),
@@ -154,7 +160,12 @@ impl DirectoryStore {
     }
 
     pub(super) async fn open_artifact(&self, run: &RunRef) -> Result<ByteStream, StorageError> {
-        let path = self.path(&run.artifact_key());
+        self.open_key(&run.artifact_key()).await
+    }
+
+    /// The file under `key`, streamed in chunks.
+    pub(super) async fn open_key(&self, key: &str) -> Result<ByteStream, StorageError> {
+        let path = self.path(key);
         let file = fs::File::open(&path)
             .await
             .map_err(not_found_or("open", &path))?;
@@ -275,7 +286,7 @@ impl PartialFile {
 
 /// Backups hold every row of the database: readable by the owner and the
 /// group (a Pod's `fsGroup`), not by anyone else on the volume.
-async fn create_private(path: &Path) -> Result<fs::File, StorageError> {
+pub(super) async fn create_private(path: &Path) -> Result<fs::File, StorageError> {
     fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -292,17 +303,17 @@ fn partial_path(final_path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn parent(path: &Path) -> &Path {
+pub(super) fn parent(path: &Path) -> &Path {
     path.parent().unwrap_or(Path::new("."))
 }
 
 /// Makes renames and deletions inside `dir` survive a power loss.
-async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+pub(super) async fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     let handle = fs::File::open(dir).await.map_err(io_error("open", dir))?;
     handle.sync_all().await.map_err(io_error("sync", dir))
 }
 
-async fn remove_file_if_present(path: &Path) -> Result<(), StorageError> {
+pub(super) async fn remove_file_if_present(path: &Path) -> Result<(), StorageError> {
     match fs::remove_file(path).await {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == ErrorKind::NotFound => Ok(()),
@@ -310,7 +321,7 @@ async fn remove_file_if_present(path: &Path) -> Result<(), StorageError> {
     }
 }
 
-fn io_error(
+pub(super) fn io_error(
     operation: &'static str,
     path: &Path,
 ) -> impl FnOnce(std::io::Error) -> StorageError + use<> {
@@ -322,7 +333,7 @@ fn io_error(
     }
 }
 
-fn not_found_or(
+pub(super) fn not_found_or(
     operation: &'static str,
     path: &Path,
 ) -> impl FnOnce(std::io::Error) -> StorageError + use<> {

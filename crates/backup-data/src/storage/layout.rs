@@ -10,6 +10,10 @@ use std::fmt;
 
 pub const ARTIFACT_FILE: &str = "dump.pgdump";
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// Folders under a Backup that hold physical backups, not runs of dumps: continuous WAL
+/// (`wal/`) and base backups (`base/<run-id>/`). No run id may take these names.
+pub const WAL_FOLDER: &str = "wal";
+pub const BASE_FOLDER: &str = "base";
 /// Suffix of files still being written in a directory destination.
 pub const PARTIAL_SUFFIX: &str = ".partial";
 
@@ -70,6 +74,16 @@ impl BackupRef {
         format!("{}/{}", self.database, self.backup)
     }
 
+    /// `<database>/<backup>/wal`, where the archived WAL lives.
+    pub fn wal_dir(&self) -> String {
+        format!("{}/{WAL_FOLDER}", self.relative_dir())
+    }
+
+    /// `<database>/<backup>/base`, where each base backup has a folder.
+    pub fn base_dir(&self) -> String {
+        format!("{}/{BASE_FOLDER}", self.relative_dir())
+    }
+
     pub fn run(&self, run_id: RunId) -> RunRef {
         RunRef {
             backup: self.clone(),
@@ -85,6 +99,12 @@ pub struct RunId(String);
 impl RunId {
     pub fn new(value: &str) -> Result<Self, InvalidName> {
         validate_segment("run id", value)?;
+        if [WAL_FOLDER, BASE_FOLDER].contains(&value) {
+            return Err(InvalidName {
+                what: "run id (reserved for physical backups)",
+                value: value.to_owned(),
+            });
+        }
         Ok(Self(value.to_owned()))
     }
 
@@ -171,6 +191,17 @@ mod tests {
         for good in ["app", "my-db.prod", "20250101T020000Z", "Run_1", "..a"] {
             assert!(RunId::new(good).is_ok(), "{good:?} was refused");
         }
+    }
+
+    #[test]
+    fn physical_backup_folders_are_never_run_ids() {
+        // Otherwise a dump run could land in the WAL area, and the directory store's
+        // clean-up of stale `.partial` writes would walk into it.
+        assert!(RunId::new("wal").is_err());
+        assert!(RunId::new("base").is_err());
+        let backup = BackupRef::new("app", "nightly").unwrap();
+        assert_eq!(backup.wal_dir(), "app/nightly/wal");
+        assert_eq!(backup.base_dir(), "app/nightly/base");
     }
 
     #[test]

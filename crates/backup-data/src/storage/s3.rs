@@ -22,7 +22,7 @@ use std::time::SystemTime;
 const PARALLEL_PARTS: usize = 2;
 
 pub struct S3Store {
-    store: AmazonS3,
+    pub(super) store: AmazonS3,
     bucket: String,
     prefix: String,
     part_size_bytes: usize,
@@ -64,7 +64,7 @@ impl S3Store {
         }
     }
 
-    fn path(&self, relative: &str) -> Path {
+    pub(super) fn path(&self, relative: &str) -> Path {
         Path::from(self.key(relative))
     }
 
@@ -72,7 +72,7 @@ impl S3Store {
         format!("s3://{}/{}", self.bucket, self.key(relative))
     }
 
-    fn error(
+    pub(super) fn error(
         &self,
         operation: &'static str,
         relative: &str,
@@ -92,7 +92,11 @@ impl S3Store {
         &self,
         run: &RunRef,
     ) -> Result<ArtifactWriter, StorageError> {
-        let key = run.artifact_key();
+        self.begin_key(&run.artifact_key()).await
+    }
+
+    pub(super) async fn begin_key(&self, key: &str) -> Result<ArtifactWriter, StorageError> {
+        let key = key.to_owned();
         let upload = self
             .store
             .put_multipart(&self.path(&key))
@@ -210,13 +214,17 @@ impl S3Store {
     }
 
     pub(super) async fn open_artifact(&self, run: &RunRef) -> Result<ByteStream, StorageError> {
-        let key = run.artifact_key();
+        self.open_key(&run.artifact_key()).await
+    }
+
+    /// The object under `key`, streamed as the store delivers it.
+    pub(super) async fn open_key(&self, key: &str) -> Result<ByteStream, StorageError> {
         let result = self
             .store
-            .get(&self.path(&key))
+            .get(&self.path(key))
             .await
-            .map_err(self.error("read", &key))?;
-        let location = self.location(&key);
+            .map_err(self.error("read", key))?;
+        let location = self.location(key);
         let stream = result.into_stream().map(move |chunk| {
             chunk.map_err(|source| StorageError::ObjectStore {
                 operation: "read",
@@ -288,7 +296,7 @@ pub(crate) struct UploadReceipt {
 }
 
 impl PendingUpload {
-    fn error(
+    pub(super) fn error(
         &self,
         operation: &'static str,
     ) -> impl FnOnce(object_store::Error) -> StorageError + use<> {

@@ -12,6 +12,7 @@ pub mod history;
 pub mod recovery_plan;
 pub mod retention;
 pub mod segment;
+pub mod stored;
 pub mod window;
 
 pub use archive::Archive;
@@ -19,4 +20,5 @@ pub use history::{HistoryError, TimelineHistory};
 pub use recovery_plan::{BaseBackupPosition, PlanError, RecoveryPlan};
 pub use retention::{WalRetention, wal_retention};
 pub use segment::{Lsn, SegmentSize, Timeline, WalFile, WalSegment};
+pub use stored::{StoredWal, WalListing};
 pub use window::{BaseBackup, SegmentMeta, SegmentTimes, Window, window};

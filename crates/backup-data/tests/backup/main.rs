@@ -9,6 +9,7 @@ mod corruption;
 mod drill;
 mod formats;
 mod interrupted;
+mod pitr;
 mod retention;
 mod round_trip;
 mod row_counts;

@@ -4,6 +4,7 @@
 
 mod command_line;
 mod killed;
+mod physical;
 mod run;
 mod s3_verify;
 mod settings;

@@ -42,6 +42,16 @@ impl Running {
         }
     }
 
+    /// Asks the process to stop, as Kubernetes does when it deletes the Pod.
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("still running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+    }
+
     pub fn has_exited(&mut self) -> bool {
         self.child.try_wait().unwrap().is_some()
     }

@@ -5,9 +5,7 @@
 use std::time::{Duration, Instant};
 
 use api::{Database, FailoverReport};
-use k8s_openapi::api::events::v1::Event;
 use kube::Api;
-use kube::api::ListParams;
 use scenarios::Scenario;
 use testenv::NodeFault;
 
@@ -93,16 +91,7 @@ async fn primary_node_lost(
         report.lost_bytes.is_some(),
         "the lost primary had told the Lease how far it had written: {report:?}"
     );
-    let events: Api<Event> = scenario.api();
-    let notes: Vec<String> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("Failover"))
-        .filter_map(|e| e.note)
-        .collect();
+    let notes = cluster::event_notes(&scenario, "Failover").await;
     assert!(
         notes.iter().any(|n| n.contains(&format!(
             "{new_primary} took over as primary from {old_primary}"

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use api::Database;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use scenarios::{Scenario, database_ready};
 use serde_json::json;
@@ -103,7 +102,7 @@ async fn a_new_spec_rolls_out_to_the_standbys_first_with_one_switchover() {
         status.current_primary.as_deref(),
         Some(new_primary.as_str())
     );
-    let switchovers = rollout_notes(&scenario)
+    let switchovers = cluster::event_notes(&scenario, "RollingUpdate")
         .await
         .into_iter()
         .filter(|n| n.contains("switching over"))
@@ -132,17 +131,4 @@ fn memory_request(pod: &k8s_openapi::api::core::v1::Pod) -> Option<String> {
         .find(|c| c.name == "postgres")?;
     let requests = container.resources.as_ref()?.requests.as_ref()?;
     requests.get("memory").map(|q| q.0.clone())
-}
-
-async fn rollout_notes(scenario: &Scenario) -> Vec<String> {
-    let events: Api<Event> = scenario.api();
-    events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("RollingUpdate"))
-        .filter_map(|e| e.note)
-        .collect()
 }
