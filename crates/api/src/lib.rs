@@ -11,6 +11,7 @@ pub mod crds;
 pub mod database;
 pub mod names;
 pub mod quantity;
+pub mod recovery;
 pub mod restore;
 
 pub use backup::{
@@ -21,7 +22,8 @@ pub use backup::{
 };
 pub use database::{
     Database, DatabasePhase, DatabaseSpec, DatabaseStatus, FailoverReport, InstanceStatus,
-    ObjectReference, ReplicationReport, SpreadDomain, SpreadSpec, StandbyReport, StorageSpec,
+    ObjectReference, RecoveryReport, RecoveryState, RecoveryStatus, ReplicationReport,
+    SpreadDomain, SpreadSpec, StandbyReport, StorageSpec,
 };
 pub use restore::{Restore, RestorePhase, RestoreSpec, RestoreStatus};
 /// Lives in its own kube-free crate, which the backup data path uses too.

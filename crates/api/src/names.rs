@@ -50,6 +50,20 @@ pub const ANNOTATION_PRIMARY_POSITION: &str = "database.example.com/primary-posi
 /// a later primary. Done when `status.currentPrimary` names the target.
 pub const ANNOTATION_SWITCHOVER_FROM: &str = "database.example.com/switchover-from";
 pub const ANNOTATION_SWITCHOVER_TO: &str = "database.example.com/switchover-to";
+/// Annotation the manager of an instance that starts on data prepared for point-in-time
+/// recovery keeps on its Pod: a [`crate::RecoveryReport`] as JSON, which the
+/// database-operator turns into the Database's `status.recovery` and its conditions.
+pub const ANNOTATION_RECOVERY: &str = "database.example.com/recovery";
+/// Name of the claim template of a Database's StatefulSet, hence the first part of its claims.
+pub const DATA_VOLUME: &str = "data";
+/// Where a PostgreSQL Pod (and a recovery Job) mounts its data claim.
+pub const DATA_MOUNT: &str = "/var/lib/postgresql/data";
+/// The data directory inside that mount: a subdirectory, because initdb refuses a directory
+/// that is not empty and a fresh filesystem has `lost+found`.
+pub const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
+/// uid and gid of the `postgres` user in the official image: the database Pods run as it, and
+/// so must anything that writes their data directory.
+pub const POSTGRES_UID: i64 = 999;
 /// Standard label naming the operator that manages an object.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 
@@ -121,6 +135,12 @@ pub fn read_only_host(database: &str, namespace: &str) -> String {
 /// The database-operator waits for it by this name before it reports the Database Ready.
 pub fn initial_restore(database: &str) -> String {
     bounded(&format!("{database}-init"))
+}
+
+/// The data claim of instance `ordinal` of a Database: the name the StatefulSet controller
+/// gives the claim it makes from the `data` template, so a claim made earlier is adopted.
+pub fn data_claim(database: &str, ordinal: u32) -> String {
+    format!("{DATA_VOLUME}-{}-{ordinal}", statefulset(database))
 }
 
 /// Claim the backup-operator creates when a Backup names no destination.

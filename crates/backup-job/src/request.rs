@@ -53,6 +53,17 @@ pub struct PurgeJob {
     pub destination: Destination,
 }
 
+/// A `prepare-recovery` run: fills a new Database's empty data directory from the series'
+/// base backups and archived WAL. It needs no database connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrepareRecoveryJob {
+    pub series: Series,
+    pub destination: Destination,
+    /// RFC 3339; the end of the archive when unset.
+    pub target_time: Option<String>,
+    pub data_dir: String,
+}
+
 /// How to reach PostgreSQL; the credentials stay in a Secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connection {
@@ -146,6 +157,20 @@ impl PurgeJob {
     pub fn env(&self) -> Vec<EnvEntry> {
         let mut env = self.series.env();
         env.extend(self.destination.env());
+        env
+    }
+}
+
+impl PrepareRecoveryJob {
+    pub fn env(&self) -> Vec<EnvEntry> {
+        let mut env = self.series.env();
+        env.extend(self.destination.env());
+        env.push(EnvEntry::plain(RECOVERY_DATA_DIR, &self.data_dir));
+        env.extend(
+            self.target_time
+                .as_ref()
+                .map(|t| EnvEntry::plain(RECOVERY_TARGET_TIME, t)),
+        );
         env
     }
 }

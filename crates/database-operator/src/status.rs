@@ -401,6 +401,7 @@ pub fn compute_status(db: &Database, observed: &Observed, now: Timestamp) -> Dat
         observed_generation: generation,
         current_primary: observed.primary.clone(),
         instances: observed.instances.clone(),
+        recovery: db.status.as_ref().and_then(|s| s.recovery.clone()),
         last_failover,
         failovers,
         conditions: conds,
