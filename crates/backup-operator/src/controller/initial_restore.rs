@@ -1,7 +1,9 @@
 //! Initialising a Database created with a `backupRef`. The database-operator provisions it
 //! once the Backup is ready and then waits, without reporting Ready, for the Restore named
 //! `names::initial_restore(db)` to complete; this controller creates that Restore as soon
-//! as a Pod serves. The two operators never call each other: they meet in these objects.
+//! as a Pod serves (a logical Backup, restored through SQL) or at once (a physical Backup:
+//! the Restore prepares the data volume before the database-operator creates the
+//! StatefulSet). The two operators never call each other: they meet in these objects.
 
 use std::sync::Arc;
 
@@ -28,13 +30,19 @@ pub async fn reconcile(
     let Some(backup_ref) = &database.spec.backup_ref else {
         return Ok(Action::await_change());
     };
-    if !wants_restore(database) || !ctx.caches.synced().await {
+    if !ctx.caches.synced().await {
         return Ok(Action::await_change());
     }
     let namespace = database.namespace().unwrap_or_default();
     let backup = ctx.caches.backup(&namespace, &backup_ref.name)?;
-    if !backup.is_some_and(|b| b.is_ready()) {
+    let Some(backup) = backup.filter(|b| b.is_ready()) else {
         // The database-operator reports WaitingForBackup; the Backup's watch wakes us.
+        return Ok(Action::await_change());
+    };
+    let physical = api::recovery::is_physical(&backup);
+    // A target the archive cannot reach is the database-operator's to report; a Job would
+    // only fail with the same words.
+    if !wants_restore(database, physical) || api::recovery::refusal(database, &backup).is_some() {
         return Ok(Action::await_change());
     }
     let Some(restore) = initial_restore(database) else {
@@ -56,16 +64,17 @@ pub async fn reconcile(
     Ok(Action::await_change())
 }
 
-/// True while the Database waits for its initial data: a Pod serves but the Database has
-/// not been Ready. Once it has been Ready the data is live, and restoring over it again (if
-/// someone deleted the Restore) would destroy changes.
-fn wants_restore(database: &Database) -> bool {
+/// True while the Database waits for its initial data: it has not been Ready, and a Pod
+/// serves (logical) or no server has started yet (physical: the database-operator creates the
+/// StatefulSet only after this Restore completed). Once it has been Ready the data is live,
+/// and restoring over it again (if someone deleted the Restore) would destroy changes.
+fn wants_restore(database: &Database, physical: bool) -> bool {
     let ready_replicas = database.status.as_ref().map_or(0, |s| s.ready_replicas);
     database.spec.backup_ref.is_some()
         && database.metadata.deletion_timestamp.is_none()
         && !database.is_ready()
         && database.phase() != DatabasePhase::Ready
-        && ready_replicas >= 1
+        && (physical || ready_replicas >= 1)
 }
 
 /// The Restore that initialises `database` (pure). Owned by the Database, so it goes with it.
@@ -115,18 +124,22 @@ mod tests {
 
     #[test]
     fn the_initial_restore_is_wanted_only_before_the_database_was_ready() {
-        // (phase, ready replicas, has backupRef, wanted)
+        // (phase, ready replicas, has backupRef, physical, wanted)
         let rows = [
-            ("Verifying", 1, true, true),
-            ("Verifying", 0, true, false),
-            ("Ready", 1, true, false),
-            ("Verifying", 1, false, false),
+            ("Verifying", 1, true, false, true),
+            ("Verifying", 0, true, false, false),
+            ("Ready", 1, true, false, false),
+            ("Verifying", 1, false, false, false),
+            // A physical recovery comes before any server: nothing needs to serve.
+            ("Provisioning", 0, true, true, true),
+            ("Ready", 1, true, true, false),
+            ("Provisioning", 0, false, true, false),
         ];
-        for (phase, ready, backup_ref, want) in rows {
+        for (phase, ready, backup_ref, physical, want) in rows {
             assert_eq!(
-                wants_restore(&database(phase, ready, backup_ref)),
+                wants_restore(&database(phase, ready, backup_ref), physical),
                 want,
-                "{phase} {ready} {backup_ref}"
+                "{phase} {ready} {backup_ref} {physical}"
             );
         }
     }

@@ -214,6 +214,22 @@ pub fn job(parts: JobParts, settings: &JobSettings) -> Job {
     }
 }
 
+/// `job` running as `uid` (user, group and fsGroup) instead of [`RUN_AS`]: a Job that writes
+/// a database Pod's data directory must own its files as PostgreSQL does, since the server
+/// refuses a data directory that is not its own.
+pub fn run_as(job: &mut Job, uid: i64) {
+    let context = job
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.spec.as_mut())
+        .and_then(|p| p.security_context.as_mut());
+    if let Some(context) = context {
+        context.run_as_user = Some(uid);
+        context.run_as_group = Some(uid);
+        context.fs_group = Some(uid);
+    }
+}
+
 /// The connection to a Database's client Service as the user the database-operator created;
 /// the credentials stay in the Secret and reach the Pod through `secretKeyRef`.
 pub fn connection(database: &str, namespace: &str) -> backup_job::Connection {
