@@ -266,6 +266,20 @@ fn outcome(db: &Database, o: &Observed) -> Outcome {
         );
         return outcome;
     }
+    // Before the Pod's own failure: a server that stopped recovering leaves a Pod that fails
+    // its probes and restarts, and the report says why.
+    let report = o.recovery.report.as_ref();
+    if let Some(report) = report.filter(|r| r.state == RecoveryState::Failed) {
+        let said = report.message.as_deref().unwrap_or("no reason given");
+        return stalled(
+            DatabasePhase::Failed,
+            "RecoveryFailed",
+            format!(
+                "PostgreSQL stopped recovering from Backup {backup} and serves nothing, rather than come up with less data than asked: {said}. A target after the last archived commit cannot be reached: choose an earlier spec.backupRef.targetTime (or none) in a new Database"
+            ),
+            true,
+        );
+    }
     if let Some(failure) = &o.pod_failure {
         return stalled(
             DatabasePhase::Failed,
@@ -280,18 +294,6 @@ fn outcome(db: &Database, o: &Observed) -> Outcome {
             "RestoreFailed",
             format!(
                 "the initial Restore {restore} of Backup {backup} failed: {message}; see `kubectl describe restore {restore}`"
-            ),
-            true,
-        );
-    }
-    let report = o.recovery.report.as_ref();
-    if let Some(report) = report.filter(|r| r.state == RecoveryState::Failed) {
-        let said = report.message.as_deref().unwrap_or("no reason given");
-        return stalled(
-            DatabasePhase::Failed,
-            "RecoveryFailed",
-            format!(
-                "PostgreSQL stopped recovering from Backup {backup} and serves nothing, rather than come up with less data than asked: {said}. A target after the last archived commit cannot be reached: choose an earlier spec.backupRef.targetTime (or none) in a new Database"
             ),
             true,
         );

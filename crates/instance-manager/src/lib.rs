@@ -27,6 +27,7 @@ pub mod lease;
 mod pods;
 mod postgres;
 mod primary;
+mod recovery;
 mod report;
 mod standby;
 mod start;
@@ -45,6 +46,12 @@ pub async fn run(config: Config) -> Result<()> {
     let instance = start::Instance::new(client, config);
     let mut terminate = stop::StopRequests::listen()?;
     let role = start::prepare(&instance).await?;
+    if role == start::Role::Recovering {
+        let mut server = postgres::Server::start_recovery(&instance.config).await?;
+        let outcome = recover_then_lead(&instance, &mut server, &mut terminate).await;
+        server.stop_fast().await;
+        return outcome;
+    }
     let mut server = postgres::Server::start(&instance.config).await?;
     let outcome = match role {
         start::Role::Primary => primary::run(&instance, &mut server, &mut terminate).await,
@@ -55,8 +62,31 @@ pub async fn run(config: Config) -> Result<()> {
             Ok(standby::Outcome::Stopped) => Ok(()),
             Err(e) => Err(e),
         },
+        start::Role::Recovering => unreachable!("handled above"),
     };
     // Whatever happened, PostgreSQL does not outlive its manager.
     server.stop_fast().await;
     outcome
+}
+
+/// A recovery from a physical Backup; once promoted, this instance takes the Lease nobody
+/// holds yet and leads as usual.
+async fn recover_then_lead(
+    instance: &start::Instance,
+    server: &mut postgres::Server,
+    terminate: &mut stop::StopRequests,
+) -> Result<()> {
+    match recovery::run(instance, server, terminate).await? {
+        recovery::Outcome::Stopped => return Ok(()),
+        recovery::Outcome::Promoted => {}
+    }
+    recovery::adopt_credentials(&instance.config).await?;
+    match instance.leases.create(&instance.config.pod).await? {
+        lease::Write::Done(_) => primary::run(instance, server, terminate).await,
+        lease::Write::Lost => {
+            // Nobody could have led without data; if someone did, two primaries must not run.
+            server.stop_now().await;
+            anyhow::bail!("another instance took the primary's Lease while this one recovered")
+        }
+    }
 }
