@@ -16,6 +16,7 @@ mod e2e {
     mod in_cluster_operators;
     mod parallel_backup;
     mod pod_killed;
+    mod point_in_time_recovery;
     mod postgres_killed_mid_dump;
     mod recreated_database;
 }
