@@ -10,6 +10,7 @@ mod replication {
     mod fencing;
     mod node_loss;
     mod process_killed;
+    mod recovery_across_failover;
     mod rollout;
     mod scaling;
     mod streaming;
