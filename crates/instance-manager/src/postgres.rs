@@ -235,11 +235,20 @@ async fn pass_on(stderr: tokio::process::ChildStderr, errors: Arc<Mutex<VecDeque
     }
 }
 
-/// The message of a FATAL or PANIC log line, without its prefix (time, pid).
+/// The message of a FATAL or PANIC log line, without its prefix (time, pid). Connections
+/// the server turns away while it recovers (the manager's own polls, the readiness probe)
+/// are logged as FATAL too; they say nothing about the server and are left out.
 pub fn fatal(line: &str) -> Option<String> {
-    ["FATAL:", "PANIC:"]
+    const TURNED_AWAY: [&str; 4] = [
+        "the database system is",
+        "authentication failed",
+        "no pg_hba.conf entry",
+        "terminating connection",
+    ];
+    let message = ["FATAL:", "PANIC:"]
         .iter()
-        .find_map(|level| line.find(level).map(|at| line[at..].trim().to_string()))
+        .find_map(|level| line.find(level).map(|at| line[at..].trim().to_string()))?;
+    (!TURNED_AWAY.iter().any(|t| message.contains(t))).then_some(message)
 }
 
 /// Runs `sql` on the local server over its socket, the statement on stdin: for statements

@@ -23,7 +23,8 @@ use crate::Config;
 use crate::postgres::{self, Server};
 use crate::start::{Instance, RECOVERY_WAL_DIR};
 
-const POLL: Duration = Duration::from_secs(1);
+/// Each poll is a connection the recovering server turns away (and logs): not too often.
+const POLL: Duration = Duration::from_secs(2);
 
 pub enum Outcome {
     /// The server promoted; this instance is to lead.
