@@ -15,7 +15,10 @@ use crate::{POD_START, claim_dir, node_database, psql};
 /// A physical Backup of `database` on a claim of its own: WAL archived continuously, a base
 /// backup at once.
 pub fn physical_backup(name: &str, database: &str) -> BackupFixture {
-    testkit::backup(name, database).set("/spec/method", json!("physical"))
+    testkit::backup(name, database)
+        .set("/spec/method", json!("physical"))
+        // Short, so a test waits seconds, not minutes, for the archive to cover a moment.
+        .set("/spec/archive", json!({"syncSeconds": 2}))
 }
 
 /// A Database recovered from `backup` (to `target`, or to the end of the archive), with the
