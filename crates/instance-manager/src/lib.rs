@@ -54,7 +54,12 @@ pub async fn run(config: Config) -> Result<()> {
     }
     let mut server = postgres::Server::start(&instance.config).await?;
     let outcome = match role {
-        start::Role::Primary => primary::run(&instance, &mut server, &mut terminate).await,
+        start::Role::Primary => {
+            let adopting = tokio::spawn(recovery::finish_adopting(instance.clone()));
+            let outcome = primary::run(&instance, &mut server, &mut terminate).await;
+            adopting.abort();
+            outcome
+        }
         start::Role::Standby => match standby::run(&instance, &mut server, &mut terminate).await {
             Ok(standby::Outcome::Promoted) => {
                 primary::run(&instance, &mut server, &mut terminate).await
@@ -80,7 +85,13 @@ async fn recover_then_lead(
         recovery::Outcome::Stopped => return Ok(()),
         recovery::Outcome::Promoted => {}
     }
-    recovery::adopt_credentials(&instance.config).await?;
+    if let Err(e) = recovery::adopt(instance).await {
+        // Reported on the Pod. Leading without credentials that work would serve nobody;
+        // a restart would not try again (the init container does not rerun), so hold.
+        tracing::error!(error = %format!("{e:#}"), "the recovered server cannot take the Secret's credentials");
+        terminate.recv().await;
+        return Ok(());
+    }
     match instance.leases.create(&instance.config.pod).await? {
         lease::Write::Done(_) => primary::run(instance, server, terminate).await,
         lease::Write::Lost => {

@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::Config;
 use crate::postgres::{self, Server};
-use crate::start::{Instance, RECOVERY_WAL_DIR};
+use crate::start::{Instance, RECOVERY_FILE, RECOVERY_WAL_DIR};
 
 /// Each poll is a connection the recovering server turns away (and logs): not too often.
 const POLL: Duration = Duration::from_secs(2);
@@ -100,9 +100,40 @@ async fn promoted(config: &Config) -> Result<RecoveryReport> {
     })
 }
 
+/// After promotion: the Secret's credentials made to work, reported as a failure when they
+/// cannot be (the role is not in the recovered data), and the recovery's description
+/// removed, which marks the credentials done.
+pub async fn adopt(instance: &Instance) -> Result<()> {
+    let config = &instance.config;
+    if let Err(e) = adopt_credentials(config).await {
+        let message = format!("{e:#}");
+        report(instance, &failed(&message)).await;
+        return Err(e);
+    }
+    let file = config.pgdata.join(RECOVERY_FILE);
+    std::fs::remove_file(&file).with_context(|| format!("removing {}", file.display()))
+}
+
+/// A primary whose recovery's description is still there stopped after promotion but
+/// before [`adopt`] finished: finish it beside the primary's work, once the server answers.
+pub async fn finish_adopting(instance: Instance) {
+    if !instance.config.pgdata.join(RECOVERY_FILE).exists() {
+        return;
+    }
+    loop {
+        match adopt(&instance).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "adopting the Secret's credentials")
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// The Secret's password on the Database's role, and its database, in the recovered cluster:
 /// the data is the source's, the Secret this Database's. The statement goes through stdin.
-pub async fn adopt_credentials(config: &Config) -> Result<()> {
+async fn adopt_credentials(config: &Config) -> Result<()> {
     let password = std::fs::read_to_string(&config.password_file)
         .with_context(|| format!("reading {}", config.password_file.display()))?;
     let sql = credentials_sql(&config.user, password.trim_end_matches('\n'));
