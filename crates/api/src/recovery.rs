@@ -28,16 +28,9 @@ pub fn refusal(db: &Database, backup: &Backup) -> Option<String> {
     if !backup.is_ready() {
         return None;
     }
-    let Some(window) = backup
-        .status
-        .as_ref()
-        .and_then(|s| s.recoverability.as_ref())
-    else {
-        return Some(format!(
-            "spec.backupRef.targetTime {} cannot be checked: Backup {name} reports no recoverability window yet; remove targetTime to recover everything archived, or wait for status.recoverability",
-            show(target)
-        ));
-    };
+    // Not known yet (the archive's first window follows its first base backup): a wait,
+    // see [`awaits_window`].
+    let window = window(backup)?;
     let (first, last) = (
         &window.first_recoverable_time,
         &window.last_recoverable_time,
@@ -51,6 +44,21 @@ pub fn refusal(db: &Database, backup: &Backup) -> Option<String> {
         ));
     }
     None
+}
+
+/// True while `db` asks for a target that cannot be checked yet: the physical Backup is ready
+/// but reports no recoverability window so far. Neither operator acts before it does.
+pub fn awaits_window(db: &Database, backup: &Backup) -> bool {
+    let targeted = db
+        .spec
+        .backup_ref
+        .as_ref()
+        .is_some_and(|r| r.target_time.is_some());
+    targeted && is_physical(backup) && window(backup).is_none()
+}
+
+fn window(backup: &Backup) -> Option<&crate::backup::RecoverabilityWindow> {
+    backup.status.as_ref()?.recoverability.as_ref()
 }
 
 fn show(time: &Time) -> String {
@@ -115,12 +123,8 @@ mod tests {
                 window,
                 Some("outside the recoverability window"),
             ),
-            (
-                Some("2026-12-06T07:30:00Z"),
-                "physical",
-                None,
-                Some("reports no recoverability window yet"),
-            ),
+            // No window yet: a wait, not a refusal.
+            (Some("2026-12-06T07:30:00Z"), "physical", None, None),
             (
                 Some("2026-12-06T07:30:00Z"),
                 "logical",
@@ -137,5 +141,12 @@ mod tests {
                 _ => panic!("{target:?} {method}: got {got:?}, want {want:?}"),
             }
         }
+        let target = Some("2026-12-06T07:30:00Z");
+        assert!(awaits_window(&database(target), &backup("physical", None)));
+        assert!(!awaits_window(
+            &database(target),
+            &backup("physical", window)
+        ));
+        assert!(!awaits_window(&database(None), &backup("physical", None)));
     }
 }

@@ -225,7 +225,7 @@ fn outcome(db: &Database, o: &Observed) -> Outcome {
                 DatabasePhase::Pending,
                 "BackupNotReady",
                 format!(
-                    "waiting for Backup {backup} to report BackupReady=True before provisioning"
+                    "waiting for Backup {backup} to report BackupReady=True (and, for a targetTime, its status.recoverability) before provisioning"
                 ),
                 false,
             );

@@ -70,7 +70,7 @@ pub fn backup_gate(
     if api::recovery::refusal(db, backup).is_some() {
         return BackupGate::Refused;
     }
-    if backup.is_ready() {
+    if backup.is_ready() && !api::recovery::awaits_window(db, backup) {
         BackupGate::Ready
     } else {
         BackupGate::BackupNotReady

@@ -42,7 +42,10 @@ pub async fn reconcile(
     let physical = api::recovery::is_physical(&backup);
     // A target the archive cannot reach is the database-operator's to report; a Job would
     // only fail with the same words.
-    if !wants_restore(database, physical) || api::recovery::refusal(database, &backup).is_some() {
+    if !wants_restore(database, physical)
+        || api::recovery::refusal(database, &backup).is_some()
+        || api::recovery::awaits_window(database, &backup)
+    {
         return Ok(Action::await_change());
     }
     let Some(restore) = initial_restore(database) else {

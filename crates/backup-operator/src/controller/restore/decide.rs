@@ -153,6 +153,14 @@ fn decide_recovery(restore: &Restore, backup: &Backup, database: &Database) -> S
             ),
         };
     }
+    if api::recovery::awaits_window(database, backup) {
+        return Step::Wait {
+            reason: "WaitingForBackup",
+            message: format!(
+                "Backup {backup_name} reports no recoverability window yet to check targetTime against"
+            ),
+        };
+    }
     if let Some(refusal) = api::recovery::refusal(database, backup) {
         return Step::Refused {
             reason: "TargetOutsideWindow",
