@@ -216,7 +216,9 @@ pub fn job(parts: JobParts, settings: &JobSettings) -> Job {
 
 /// `job` running as `uid` (user, group and fsGroup) instead of [`RUN_AS`]: a Job that writes
 /// a database Pod's data directory must own its files as PostgreSQL does, since the server
-/// refuses a data directory that is not its own.
+/// refuses a data directory that is not its own. [`RUN_AS`] stays a supplemental group: a
+/// claim destination's files are the other Jobs' (mode 0640, group [`RUN_AS`]), and a
+/// hostPath volume gets no fsGroup ownership from the kubelet.
 pub fn run_as(job: &mut Job, uid: i64) {
     let context = job
         .spec
@@ -227,6 +229,7 @@ pub fn run_as(job: &mut Job, uid: i64) {
         context.run_as_user = Some(uid);
         context.run_as_group = Some(uid);
         context.fs_group = Some(uid);
+        context.supplemental_groups = Some(vec![RUN_AS]);
     }
 }
 

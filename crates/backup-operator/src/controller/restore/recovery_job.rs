@@ -125,6 +125,8 @@ mod tests {
             (context.run_as_user, context.run_as_group, context.fs_group),
             (Some(999), Some(999), Some(999))
         );
+        // The archive's files on a claim are group 65532's.
+        assert_eq!(context.supplemental_groups, Some(vec![65532]));
         let container = &pod.containers[0];
         assert_eq!(container.args, Some(vec!["prepare-recovery".to_string()]));
         let env: Vec<_> = container
