@@ -202,4 +202,50 @@ mod tests {
             .unwrap();
         assert!(server.finish().is_empty());
     }
+
+    #[tokio::test]
+    async fn a_database_from_a_physical_backup_gets_its_restore_before_any_pod_serves() {
+        use crate::controller::fixtures::{Script, scenario};
+        use http::Method;
+        use testkit::{Reply, expect};
+        let ready = json!({"conditions": [{"type": "BackupReady", "status": "True", "reason": "ArtifactAvailable",
+                                           "message": "", "lastTransitionTime": "2026-01-02T02:00:05Z"}],
+                           "recoverability": {"firstRecoverableTime": "2026-01-02T02:00:00Z",
+                                              "lastRecoverableTime": "2026-01-02T03:00:00Z"}});
+        let backup = testkit::backup("nightly", "shop")
+            .set("/metadata/namespace", json!("prod"))
+            .set("/spec/method", json!("physical"))
+            .status(ready)
+            .json();
+        let script = Script::from(vec![
+            expect(
+                Method::POST,
+                "/apis/database.example.com/v1/namespaces/prod/restores",
+                Reply::Echo,
+            ),
+            expect(
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/prod/events",
+                Reply::Echo,
+            ),
+        ])
+        .cached_backup(backup.clone());
+        let (ctx, server) = scenario(script);
+        let guarded = |db| Arc::new(DeserializeGuard(Ok(db)));
+        // Provisioning: no Pod at all yet.
+        reconcile(guarded(database("Provisioning", 0, true)), ctx)
+            .await
+            .unwrap();
+        let seen = server.finish();
+        assert_eq!(seen[0].body["metadata"]["name"], "copy-init");
+
+        // A target outside the window: no Restore (the Database reports the refusal).
+        let outside = database("Failed", 0, true);
+        let mut outside = serde_json::to_value(outside).unwrap();
+        outside["spec"]["backupRef"]["targetTime"] = json!("2026-01-02T04:00:00Z");
+        let outside: Database = serde_json::from_value(outside).unwrap();
+        let (ctx, server) = scenario(Script::from(vec![]).cached_backup(backup));
+        reconcile(guarded(outside), ctx).await.unwrap();
+        assert!(server.finish().is_empty());
+    }
 }
