@@ -14,5 +14,6 @@ pub mod verify_report;
 
 pub use entry::{EnvEntry, EnvValue, SecretKey};
 pub use request::{
-    Connection, Destination, DumpJob, PurgeJob, RestoreJob, S3Destination, Series, VerifyJob,
+    ArchiveWalJob, BaseBackupJob, Connection, Destination, DumpJob, PurgeJob, RestoreJob,
+    S3Destination, Series, VerifyJob,
 };

@@ -44,9 +44,24 @@ pub async fn archive_wal(args: ArchiveWalArgs) -> ExitCode {
             slot: args.slot.clone(),
             spool: args.spool_dir.clone(),
             sync_interval: args.sync_interval(),
-            backup,
+            backup: backup.clone(),
         };
-        wal_archiver::run(config, &storage, status.clone(), cancel).await?;
+        // The window is computed beside the archiving, from the same storage, and stops
+        // with it.
+        let window_cancel = cancel.child_token();
+        let archiving = async {
+            let archived = wal_archiver::run(config, &storage, status.clone(), cancel).await;
+            window_cancel.cancel();
+            archived
+        };
+        let window = wal_archiver::recoverability::watch(
+            &storage,
+            &backup,
+            status.clone(),
+            window_cancel.clone(),
+        );
+        let (archived, ()) = tokio::join!(archiving, window);
+        archived?;
         let _ = server.await;
         let status = status.lock().expect("status lock").clone();
         anyhow::Ok(status)

@@ -11,6 +11,7 @@
 //! A gap that does happen is reported (status, metric), never papered over.
 
 mod receiver;
+pub mod recoverability;
 pub mod server;
 mod shipper;
 pub mod spool;
