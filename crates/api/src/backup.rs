@@ -43,6 +43,12 @@ pub const RUN_NOW_ANNOTATION: &str = "database.example.com/run-now";
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.method != 'physical' || !has(self.jobs)").message("jobs sets pg_dump's parallel jobs and has no meaning with method: physical (base backups are taken by pg_basebackup); remove jobs"),
+    validation = Rule::new("self.method != 'physical' || !has(self.compression)").message("compression chooses pg_dump's compression and has no meaning with method: physical (base backups are lz4-compressed by the backup Job); remove compression"),
+    validation = Rule::new("self.method != 'physical' || !has(self.verification)").message("verification runs restore drills of pg_dump artifacts, which a physical Backup does not write; remove verification from a Backup with method: physical"),
+    validation = Rule::new("self.method == 'physical' || !has(self.archive)").message("archive configures continuous WAL archiving, which only method: physical does; set method: physical or remove archive")
+)]
 pub struct BackupSpec {
     /// The Database to back up, in the same namespace. Runs wait until it is Ready.
     #[x_kube(validation = Rule::new("self == oldSelf").message("databaseRef cannot be changed: create a new Backup for another Database"))]

@@ -15,6 +15,7 @@ mod e2e {
     mod image_missing;
     mod in_cluster_operators;
     mod parallel_backup;
+    mod physical_backup;
     mod pod_killed;
     mod postgres_killed_mid_dump;
     mod recreated_database;

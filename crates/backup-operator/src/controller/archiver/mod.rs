@@ -5,6 +5,7 @@
 pub mod health;
 mod poll;
 pub mod statefulset;
+pub mod status;
 
 use api::Backup;
 use api::names;

@@ -3,6 +3,7 @@
 //! Runs are triggered by the schedule (the only time-based requeue) and by watches on the
 //! Database and the Jobs; restore drills ([`drill`]) follow as a step of the same pass.
 
+mod base;
 mod claim;
 mod cleanup;
 mod drill;
@@ -19,7 +20,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::{Backup, Database, DeletionPolicy};
+use api::{Backup, BackupMethod, Database, DeletionPolicy};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
@@ -34,6 +35,7 @@ pub use cleanup::FINALIZER;
 pub use drill::COMPONENT_VERIFY;
 pub use job::{COMPONENT_BACKUP, COMPONENT_CLEANUP};
 
+use super::archiver;
 use super::artifacts;
 use super::context::Context;
 use super::error::{self, Error};
@@ -44,6 +46,9 @@ use outcome::Resolution;
 use plan::{DatabaseState, Decision, Inputs};
 use runtime::cached::newest;
 use status::Observed;
+
+/// How often a physical Backup's archiver is asked for its status.
+const ARCHIVER_POLL: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 pub async fn reconcile(
     guard: Arc<DeserializeGuard<Backup>>,
@@ -119,6 +124,15 @@ async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
         ..Observed::default()
     };
     let run_now = gather::pending_run_now(backup, &gathered.jobs);
+    let physical = backup.spec.method == BackupMethod::Physical;
+    // A physical Backup's archiver runs whatever the schedule says; base backups wait for
+    // it to stream (WAL-ARCHIVING.md, "Order").
+    let archiver = if physical {
+        Some(archiver::step(ctx, backup).await?)
+    } else {
+        None
+    };
+    let may_start = archiver.as_ref().is_none_or(archiver::health::streaming);
 
     let mut started = None;
     match validated {
@@ -137,7 +151,11 @@ async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
                 tracing::info!(backup = %backup.name_any(), %missed, "scheduled run skipped: it passed longer ago than startingDeadlineSeconds");
             }
             observed.next = plan.next;
-            if let Decision::Start {
+            if let Decision::Start { run_id, .. } = &plan.decision
+                && !may_start
+            {
+                tracing::info!(backup = %backup.name_any(), %run_id, "base backup waits for the WAL archiver to stream");
+            } else if let Decision::Start {
                 run_id,
                 scheduled,
                 request,
@@ -182,12 +200,25 @@ async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
         now,
     )
     .await?;
+    if let Some(seen) = &archiver {
+        archiver::status::apply(&mut new, seen, backup.metadata.generation, now);
+    }
     if api::conditions::status_changed(backup.status.as_ref(), &new) {
         patch_status(ctx, backup, &new).await?;
     }
     notify::notify(ctx, backup, &new, learnt.as_ref(), started.as_ref()).await;
     notify::drills(ctx, backup, &new, &drills).await;
-    let next = [observed.next, drills.next].into_iter().flatten().min();
+    if let Some((warning, reason, message)) = archiver::status::change(backup.status.as_ref(), &new)
+    {
+        ctx.event(backup, warning, &reason, message).await;
+    }
+    // The archiver's progress is polled: nothing in the API server changes when it
+    // archives a segment.
+    let poll = physical.then(|| now + ARCHIVER_POLL);
+    let next = [observed.next, drills.next, poll]
+        .into_iter()
+        .flatten()
+        .min();
     Ok(requeue_at(next, now))
 }
 
@@ -220,7 +251,10 @@ async fn start_run(
             return Err(error.into());
         }
     }
-    let mut job = job::backup_job(backup, database, run_id, host, &ctx.jobs);
+    let mut job = match backup.spec.method {
+        BackupMethod::Logical => job::backup_job(backup, database, run_id, host, &ctx.jobs),
+        BackupMethod::Physical => base::base_backup_job(backup, run_id, &ctx.jobs),
+    };
     if let Some(request) = request {
         job.annotations_mut()
             .insert(api::RUN_NOW_ANNOTATION.into(), request.into());

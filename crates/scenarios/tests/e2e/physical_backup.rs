@@ -1,0 +1,165 @@
+//! A physical Backup on the real node: the archiver StatefulSet streams the Database's WAL
+//! into the claim, a base backup follows once it streams, the Backup reports both, and the
+//! status follows the archive as WAL is written.
+
+use std::time::Duration;
+
+use api::conditions::{ARCHIVE_HEALTHY, BACKUP_READY};
+use api::{Backup, names};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use scenarios::*;
+
+/// A base backup of the small test Database and the first archived segments.
+const FIRST_BASE_BACKUP: Duration = Duration::from_secs(240);
+/// The operator polls the archiver every 10 s; the archiver ships a completed segment
+/// within a second.
+const SEGMENT_SEEN: Duration = Duration::from_secs(25);
+/// The archiver recomputes the window every 30 s, the operator copies it within 10 s.
+const WINDOW_MOVES: Duration = Duration::from_secs(90);
+
+fn physical_backup(name: &str, database: &str) -> String {
+    format!(
+        r#"apiVersion: database.example.com/v1
+kind: Backup
+metadata:
+  name: {name}
+spec:
+  databaseRef:
+    name: {database}
+  method: physical
+  archive:
+    syncSeconds: 2
+"#
+    )
+}
+
+fn archive_segment(backup: Option<&Backup>) -> Option<String> {
+    backup?
+        .status
+        .as_ref()?
+        .archive
+        .as_ref()?
+        .last_archived_segment
+        .clone()
+}
+
+fn window_end(backup: Option<&Backup>) -> Option<k8s_openapi::jiff::Timestamp> {
+    let window = backup?.status.as_ref()?.recoverability.as_ref()?;
+    Some(window.last_recoverable_time.0)
+}
+
+/// Writes rows and ends the current WAL segment, so a complete segment is archived.
+async fn write_and_switch(scenario: &Scenario, round: u32) {
+    psql(
+        &scenario.client(),
+        scenario.ns(),
+        "shop",
+        &format!(
+            "CREATE TABLE IF NOT EXISTS items (round int, label text); \
+             INSERT INTO items SELECT {round}, md5(g::text) FROM generate_series(1, 1000) g; \
+             SELECT pg_switch_wal()"
+        ),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", scenario.dump()));
+}
+
+#[tokio::test]
+async fn physical_backup_archives_wal_and_reports_its_window() {
+    let mut scenario = Scenario::on_node("e2e-physical").await;
+    scenario.start_both().await;
+    let databases = scenario.api::<api::Database>();
+    let backups = scenario.api::<Backup>();
+    let statefulsets = scenario.api::<StatefulSet>();
+
+    scenario.apply(&node_database("shop").manifest()).await;
+    testenv::wait_for(&databases, "shop", database_ready, POD_START)
+        .await
+        .unwrap_or_else(|e| scenario.fail(e));
+    scenario.apply(&physical_backup("pitr", "shop")).await;
+
+    let ready = has_condition(backup_condition, BACKUP_READY, "True", "ArtifactAvailable");
+    let streaming = has_condition(backup_condition, ARCHIVE_HEALTHY, "True", "Streaming");
+    let backup = testenv::wait_for(
+        &backups,
+        "pitr",
+        move |b: Option<&Backup>| ready(b) && streaming(b),
+        FIRST_BASE_BACKUP,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+    let status = backup.status.clone().unwrap();
+    let base = &status.history[0];
+    assert!(
+        base.location
+            .starts_with("pvc://pitr-artifacts/shop/pitr/base/"),
+        "{base:?}"
+    );
+    assert!(base.size_bytes > 0 && base.sha256.len() == 64, "{base:?}");
+
+    // One archiver, owned by the Backup, streaming from a slot of its own.
+    let sts = statefulsets
+        .get(&names::wal_archiver("pitr"))
+        .await
+        .unwrap();
+    assert_eq!(sts.spec.as_ref().unwrap().replicas, Some(1));
+    let owner = &sts.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Backup", "pitr")
+    );
+    let slots = psql(
+        &scenario.client(),
+        scenario.ns(),
+        "shop",
+        &format!(
+            "SELECT active FROM pg_replication_slots WHERE slot_name = '{}'",
+            names::wal_slot("pitr")
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(slots.trim(), "t", "the archiver's slot is in use");
+
+    // A switched segment reaches status.archive within a poll or two.
+    let before = archive_segment(Some(&backup));
+    write_and_switch(&scenario, 1).await;
+    let after = testenv::wait_for(
+        &backups,
+        "pitr",
+        move |b: Option<&Backup>| archive_segment(b).is_some_and(|s| Some(&s) > before.as_ref()),
+        SEGMENT_SEEN,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+    let archive = after.status.as_ref().unwrap().archive.clone().unwrap();
+    assert_eq!(archive.timeline, Some(1), "{archive:?}");
+
+    // The window appears, then its end moves forward as more WAL is archived.
+    let with_window = testenv::wait_for(
+        &backups,
+        "pitr",
+        |b: Option<&Backup>| window_end(b).is_some(),
+        WINDOW_MOVES,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+    let first_end = window_end(Some(&with_window)).unwrap();
+    let window = with_window.status.as_ref().unwrap().recoverability.clone();
+    let window = window.unwrap();
+    assert!(
+        window.first_recoverable_time.0 <= window.last_recoverable_time.0,
+        "{window:?}"
+    );
+    write_and_switch(&scenario, 2).await;
+    testenv::wait_for(
+        &backups,
+        "pitr",
+        move |b: Option<&Backup>| window_end(b).is_some_and(|end| end > first_end),
+        WINDOW_MOVES,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+    scenario.assert_operators_running();
+    scenario.finish().await;
+}
