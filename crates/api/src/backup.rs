@@ -1,5 +1,5 @@
-//! The `Backup` kind: logical backups of a Database, once or on a schedule, reconciled by
-//! the backup-operator.
+//! The `Backup` kind: logical or physical backups of a Database, once or on a schedule,
+//! reconciled by the backup-operator.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
@@ -21,7 +21,8 @@ pub const MAX_HISTORY: usize = 100;
 /// scheduled run that is due at the same moment answers it (one run, never a burst).
 pub const RUN_NOW_ANNOTATION: &str = "database.example.com/run-now";
 
-/// Logical backups (`pg_dump`) of a Database, written whole and verified.
+/// Backups of a Database: logical (`pg_dump` artifacts, written whole and verified) or
+/// physical (base backups and continuous WAL archiving, for point-in-time recovery).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "database.example.com",

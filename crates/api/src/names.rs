@@ -157,6 +157,11 @@ pub fn wal_archiver(backup: &str) -> String {
     bounded_to(&format!("{backup}-wal"), MAX_STATEFULSET_NAME)
 }
 
+/// Job that drops a deleted physical Backup's replication slot.
+pub fn wal_slot_job(backup: &str) -> String {
+    bounded(&format!("{backup}-drop-slot"))
+}
+
 /// The physical replication slot a Backup's WAL archiver streams from: one per Backup, so
 /// two Backups of one Database never share a position. Slot names take `[a-z0-9_]` and at
 /// most 63 characters; a Backup name's `-` and `.` become `_`, and a hash of the exact name

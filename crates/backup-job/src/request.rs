@@ -206,6 +206,11 @@ impl PurgeJob {
 }
 
 impl Connection {
+    /// The connection alone, for a Job that needs nothing else (dropping a slot).
+    pub fn env_entries(&self) -> Vec<EnvEntry> {
+        self.env()
+    }
+
     fn env(&self) -> Vec<EnvEntry> {
         vec![
             EnvEntry::plain(PGHOST, &self.host),

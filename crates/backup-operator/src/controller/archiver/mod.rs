@@ -1,9 +1,12 @@
 //! The WAL archiver of a physical Backup: its StatefulSet (built pure in [`statefulset`],
 //! applied here only when it differs), what its `/status` says ([`poll`]) and what that
-//! means for the Backup's status ([`health`], pure).
+//! means for the Backup's status ([`health`], pure), and its slot dropped when the Backup
+//! is deleted ([`release`]).
 
 pub mod health;
 mod poll;
+pub mod release;
+mod slot_job;
 pub mod statefulset;
 pub mod status;
 

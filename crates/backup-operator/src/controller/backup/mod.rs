@@ -63,6 +63,12 @@ pub async fn reconcile(
     let backup = Arc::new(newest(&ctx.caches.backup_statuses, decoded));
     let namespace = backup.namespace().unwrap_or_default();
     let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &namespace);
+    // The slot goes first, before any artifacts: the archiver must have stopped writing.
+    if backup.spec.method == BackupMethod::Physical
+        && let Some(action) = archiver::release::step(&ctx, &backup).await?
+    {
+        return Ok(action);
+    }
     let deleting = backup.metadata.deletion_timestamp.is_some();
     let has_finalizer = backup.finalizers().iter().any(|f| f == FINALIZER);
     match backup.spec.deletion_policy {
