@@ -108,18 +108,11 @@ async fn physical_backup_archives_wal_and_reports_its_window() {
         (owner.kind.as_str(), owner.name.as_str()),
         ("Backup", "pitr")
     );
-    let slots = psql(
-        &scenario.client(),
-        scenario.ns(),
-        "shop",
-        &format!(
-            "SELECT active FROM pg_replication_slots WHERE slot_name = '{}'",
-            names::wal_slot("pitr")
-        ),
-    )
-    .await
-    .unwrap();
-    assert_eq!(slots.trim(), "t", "the archiver's slot is in use");
+    assert_eq!(
+        slot_state(&scenario, "pitr").await,
+        "t",
+        "the archiver's slot is in use"
+    );
 
     // A switched segment reaches status.archive within a poll or two.
     let before = archive_segment(Some(&backup));
@@ -160,6 +153,122 @@ async fn physical_backup_archives_wal_and_reports_its_window() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+    scenario.assert_operators_running();
+
+    // Deleted, the Backup takes its slot with it: the primary keeps no WAL for it.
+    backups.delete("pitr", &Default::default()).await.unwrap();
+    testenv::wait_for(
+        &backups,
+        "pitr",
+        |b: Option<&Backup>| b.is_none(),
+        POD_START,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+    assert_eq!(
+        slot_state(&scenario, "pitr").await,
+        "",
+        "the slot was dropped"
+    );
+    scenario.finish().await;
+}
+
+/// `t` or `f` (active) for the Backup's slot on the primary; empty without one.
+async fn slot_state(scenario: &Scenario, backup: &str) -> String {
+    psql(
+        &scenario.client(),
+        scenario.ns(),
+        "shop",
+        &format!(
+            "SELECT active FROM pg_replication_slots WHERE slot_name = '{}'",
+            names::wal_slot(backup)
+        ),
+    )
+    .await
+    .unwrap()
+}
+
+/// The operator is killed three times while the Database is written to. Archiving is the
+/// archiver Pod's, not the operator's: the Pod is never replaced, the operator never writes
+/// its StatefulSet again after creating it, and the archive keeps every segment (no gap).
+#[tokio::test]
+async fn physical_archiving_survives_operator_kills_without_a_gap() {
+    let mut scenario = Scenario::on_node("e2e-physical-kill").await;
+    let cluster = scenario.cluster();
+    scenario.start_both().await;
+    let databases = scenario.api::<api::Database>();
+    let backups = scenario.api::<Backup>();
+    let pods = scenario.api::<k8s_openapi::api::core::v1::Pod>();
+    scenario.apply(&node_database("shop").manifest()).await;
+    testenv::wait_for(&databases, "shop", database_ready, POD_START)
+        .await
+        .unwrap_or_else(|e| scenario.fail(e));
+    scenario.apply(&physical_backup("pitr", "shop")).await;
+    let ready = has_condition(backup_condition, BACKUP_READY, "True", "ArtifactAvailable");
+    let streaming = has_condition(backup_condition, ARCHIVE_HEALTHY, "True", "Streaming");
+    let backup = testenv::wait_for(
+        &backups,
+        "pitr",
+        move |b: Option<&Backup>| ready(b) && streaming(b),
+        FIRST_BASE_BACKUP,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+    let archiver_pod = format!("{}-0", names::wal_archiver("pitr"));
+    let pod_uid = pods.get(&archiver_pod).await.unwrap().metadata.uid;
+    let first = archive_segment(Some(&backup)).unwrap_or_default();
+    let since = chrono::Utc::now();
+
+    for round in 1..=3 {
+        scenario.operator(testenv::Operator::Backup).kill().unwrap();
+        // Written while no operator runs: only the archiver can keep it.
+        write_and_switch(&scenario, round).await;
+        let seen = log_count(scenario.operator(testenv::Operator::Backup), RECONCILED);
+        scenario
+            .operator(testenv::Operator::Backup)
+            .restart()
+            .unwrap();
+        wait_for_more_logs(
+            scenario.operator(testenv::Operator::Backup),
+            RECONCILED,
+            seen,
+        )
+        .await;
+    }
+    // Three switches: at least three more complete segments, reported healthy, no gap.
+    let advanced = move |b: Option<&Backup>| {
+        let segment = archive_segment(b).unwrap_or_default();
+        segment.len() == 24
+            && first.len() == 24
+            && u64::from_str_radix(&segment[16..], 16).unwrap()
+                >= u64::from_str_radix(&first[16..], 16).unwrap() + 3
+    };
+    let after = testenv::wait_for(&backups, "pitr", advanced, WINDOW_MOVES)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+    let status = after.status.unwrap();
+    let healthy = api::conditions::find(&status.conditions, ARCHIVE_HEALTHY).unwrap();
+    assert_eq!(
+        (healthy.status.as_str(), healthy.reason.as_str()),
+        ("True", "Streaming")
+    );
+    assert!(!healthy.message.contains("gap"), "{}", healthy.message);
+    assert_eq!(
+        pods.get(&archiver_pod).await.unwrap().metadata.uid,
+        pod_uid,
+        "the archiver Pod was never replaced"
+    );
+    let sts_writes: Vec<_> = cluster
+        .audit_writes(&testenv::Operator::Backup.username(), since)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.resource() == "statefulsets")
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        sts_writes.is_empty(),
+        "no StatefulSet writes after the first: {sts_writes:#?}"
+    );
     scenario.assert_operators_running();
     scenario.finish().await;
 }
