@@ -272,3 +272,145 @@ async fn physical_archiving_survives_operator_kills_without_a_gap() {
     scenario.assert_operators_running();
     scenario.finish().await;
 }
+
+/// The host's address on the cluster's network: the local address a packet to a node
+/// leaves from. Pods and the host-run operator both reach a server bound there.
+async fn host_address(scenario: &Scenario) -> std::net::IpAddr {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(scenario.client());
+    let node = nodes
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let internal = node
+        .status
+        .and_then(|s| s.addresses)
+        .into_iter()
+        .flatten()
+        .find(|a| a.type_ == "InternalIP")
+        .expect("a node with an InternalIP");
+    let ip: std::net::IpAddr = internal.address.parse().unwrap();
+    // connect() on UDP sends nothing; it only picks the route and so the source address.
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket.connect((ip, 9)).unwrap();
+    socket.local_addr().unwrap().ip()
+}
+
+/// The same for an S3 destination: the archiver and the base backup Job write to a bucket,
+/// the operator reads the base backup's manifest back from it, and the slot goes with the
+/// Backup.
+#[tokio::test]
+async fn physical_backup_to_s3_archives_wal_into_the_bucket() {
+    let mut scenario = Scenario::on_node("e2e-physical-s3").await;
+    let s3 = backup_test_support::s3::S3Server::start_on(host_address(&scenario).await).await;
+    scenario.start_both().await;
+    let databases = scenario.api::<api::Database>();
+    let backups = scenario.api::<Backup>();
+    scenario.apply(&node_database("shop").manifest()).await;
+    testenv::wait_for(&databases, "shop", database_ready, POD_START)
+        .await
+        .unwrap_or_else(|e| scenario.fail(e));
+    let (key_id, secret_key) = s3.credentials();
+    scenario
+        .apply(&format!(
+            r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: s3-credentials
+stringData:
+  accessKeyId: {key_id}
+  secretAccessKey: {secret_key}
+---
+apiVersion: database.example.com/v1
+kind: Backup
+metadata:
+  name: pitr
+spec:
+  databaseRef:
+    name: shop
+  method: physical
+  archive:
+    syncSeconds: 2
+  destination:
+    s3:
+      endpoint: {endpoint}
+      bucket: {bucket}
+      prefix: team
+      credentialsSecret:
+        name: s3-credentials
+"#,
+            endpoint = s3.endpoint(),
+            bucket = backup_test_support::s3::BUCKET,
+        ))
+        .await;
+    let ready = has_condition(backup_condition, BACKUP_READY, "True", "ArtifactAvailable");
+    let streaming = has_condition(backup_condition, ARCHIVE_HEALTHY, "True", "Streaming");
+    let backup = testenv::wait_for(
+        &backups,
+        "pitr",
+        move |b: Option<&Backup>| ready(b) && streaming(b),
+        FIRST_BASE_BACKUP,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+    let base = &backup.status.as_ref().unwrap().history[0];
+    let prefix = format!(
+        "s3://{}/team/shop/pitr/base/",
+        backup_test_support::s3::BUCKET
+    );
+    assert!(base.location.starts_with(&prefix), "{base:?}");
+    let base_key = base
+        .location
+        .strip_prefix(&format!("s3://{}/", backup_test_support::s3::BUCKET))
+        .unwrap()
+        .to_string();
+    assert!(
+        s3.keys().contains(&base_key),
+        "{base_key} in {:?}",
+        s3.keys()
+    );
+
+    let before = archive_segment(Some(&backup));
+    write_and_switch(&scenario, 1).await;
+    let after = testenv::wait_for(
+        &backups,
+        "pitr",
+        move |b: Option<&Backup>| archive_segment(b).is_some_and(|s| Some(&s) > before.as_ref()),
+        SEGMENT_SEEN,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+    let segment = archive_segment(Some(&after)).unwrap();
+    let wal_prefix = format!("team/shop/pitr/wal/{segment}.");
+    assert!(
+        s3.keys().iter().any(|k| k.starts_with(&wal_prefix)),
+        "{wal_prefix}* in {:?}",
+        s3.keys()
+    );
+    testenv::wait_for(
+        &backups,
+        "pitr",
+        |b: Option<&Backup>| window_end(b).is_some(),
+        WINDOW_MOVES,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+
+    backups.delete("pitr", &Default::default()).await.unwrap();
+    testenv::wait_for(
+        &backups,
+        "pitr",
+        |b: Option<&Backup>| b.is_none(),
+        POD_START,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+    assert_eq!(
+        slot_state(&scenario, "pitr").await,
+        "",
+        "the slot was dropped"
+    );
+    scenario.assert_operators_running();
+    scenario.finish().await;
+}
