@@ -7,6 +7,7 @@ use std::time::Duration;
 use api::conditions::{ARCHIVE_HEALTHY, BACKUP_READY};
 use api::{Backup, names};
 use k8s_openapi::api::apps::v1::StatefulSet;
+use scenarios::physical::*;
 use scenarios::*;
 
 /// A base backup of the small test Database and the first archived segments.
@@ -16,37 +17,6 @@ const FIRST_BASE_BACKUP: Duration = Duration::from_secs(240);
 const SEGMENT_SEEN: Duration = Duration::from_secs(25);
 /// The archiver recomputes the window every 30 s, the operator copies it within 10 s.
 const WINDOW_MOVES: Duration = Duration::from_secs(90);
-
-fn physical_backup(name: &str, database: &str) -> String {
-    format!(
-        r#"apiVersion: database.example.com/v1
-kind: Backup
-metadata:
-  name: {name}
-spec:
-  databaseRef:
-    name: {database}
-  method: physical
-  archive:
-    syncSeconds: 2
-"#
-    )
-}
-
-fn archive_segment(backup: Option<&Backup>) -> Option<String> {
-    backup?
-        .status
-        .as_ref()?
-        .archive
-        .as_ref()?
-        .last_archived_segment
-        .clone()
-}
-
-fn window_end(backup: Option<&Backup>) -> Option<k8s_openapi::jiff::Timestamp> {
-    let window = backup?.status.as_ref()?.recoverability.as_ref()?;
-    Some(window.last_recoverable_time.0)
-}
 
 /// Writes rows and ends the current WAL segment, so a complete segment is archived.
 async fn write_and_switch(scenario: &Scenario, round: u32) {
@@ -76,7 +46,9 @@ async fn physical_backup_archives_wal_and_reports_its_window() {
     testenv::wait_for(&databases, "shop", database_ready, POD_START)
         .await
         .unwrap_or_else(|e| scenario.fail(e));
-    scenario.apply(&physical_backup("pitr", "shop")).await;
+    scenario
+        .apply(&physical_backup_manifest("pitr", "shop", None))
+        .await;
 
     let ready = has_condition(backup_condition, BACKUP_READY, "True", "ArtifactAvailable");
     let streaming = has_condition(backup_condition, ARCHIVE_HEALTHY, "True", "Streaming");
@@ -203,7 +175,9 @@ async fn physical_archiving_survives_operator_kills_without_a_gap() {
     testenv::wait_for(&databases, "shop", database_ready, POD_START)
         .await
         .unwrap_or_else(|e| scenario.fail(e));
-    scenario.apply(&physical_backup("pitr", "shop")).await;
+    scenario
+        .apply(&physical_backup_manifest("pitr", "shop", None))
+        .await;
     let ready = has_condition(backup_condition, BACKUP_READY, "True", "ArtifactAvailable");
     let streaming = has_condition(backup_condition, ARCHIVE_HEALTHY, "True", "Streaming");
     let backup = testenv::wait_for(
@@ -273,30 +247,6 @@ async fn physical_archiving_survives_operator_kills_without_a_gap() {
     scenario.finish().await;
 }
 
-/// The host's address on the cluster's network: the local address a packet to a node
-/// leaves from. Pods and the host-run operator both reach a server bound there.
-async fn host_address(scenario: &Scenario) -> std::net::IpAddr {
-    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(scenario.client());
-    let node = nodes
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .remove(0);
-    let internal = node
-        .status
-        .and_then(|s| s.addresses)
-        .into_iter()
-        .flatten()
-        .find(|a| a.type_ == "InternalIP")
-        .expect("a node with an InternalIP");
-    let ip: std::net::IpAddr = internal.address.parse().unwrap();
-    // connect() on UDP sends nothing; it only picks the route and so the source address.
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-    socket.connect((ip, 9)).unwrap();
-    socket.local_addr().unwrap().ip()
-}
-
 /// The same for an S3 destination: the archiver and the base backup Job write to a bucket,
 /// the operator reads the base backup's manifest back from it, and the slot goes with the
 /// Backup.
@@ -314,34 +264,18 @@ async fn physical_backup_to_s3_archives_wal_into_the_bucket() {
     let (key_id, secret_key) = s3.credentials();
     scenario
         .apply(&format!(
-            r#"apiVersion: v1
-kind: Secret
-metadata:
-  name: s3-credentials
-stringData:
-  accessKeyId: {key_id}
-  secretAccessKey: {secret_key}
----
-apiVersion: database.example.com/v1
-kind: Backup
-metadata:
-  name: pitr
-spec:
-  databaseRef:
-    name: shop
-  method: physical
-  archive:
-    syncSeconds: 2
-  destination:
-    s3:
-      endpoint: {endpoint}
-      bucket: {bucket}
-      prefix: team
-      credentialsSecret:
-        name: s3-credentials
-"#,
-            endpoint = s3.endpoint(),
-            bucket = backup_test_support::s3::BUCKET,
+            "{}---\n{}",
+            s3_secret_manifest("s3-credentials", key_id, secret_key),
+            physical_backup_manifest(
+                "pitr",
+                "shop",
+                Some(&s3_destination(
+                    s3.endpoint(),
+                    backup_test_support::s3::BUCKET,
+                    "team",
+                    "s3-credentials"
+                ))
+            )
         ))
         .await;
     let ready = has_condition(backup_condition, BACKUP_READY, "True", "ArtifactAvailable");
