@@ -145,6 +145,13 @@ async fn physical_backup_archives_wal_and_reports_its_window() {
     scenario.finish().await;
 }
 
+/// The position of a 16 MiB WAL segment in the WAL (its log and segment parts).
+fn segment_number(name: &str) -> Option<u64> {
+    let log = u64::from_str_radix(name.get(8..16)?, 16).ok()?;
+    let segment = u64::from_str_radix(name.get(16..24)?, 16).ok()?;
+    Some(log * 0x100 + segment)
+}
+
 /// `t` or `f` (active) for the Backup's slot on the primary; empty without one.
 async fn slot_state(scenario: &Scenario, backup: &str) -> String {
     psql(
@@ -211,11 +218,10 @@ async fn physical_archiving_survives_operator_kills_without_a_gap() {
     }
     // Three switches: at least three more complete segments, reported healthy, no gap.
     let advanced = move |b: Option<&Backup>| {
-        let segment = archive_segment(b).unwrap_or_default();
-        segment.len() == 24
-            && first.len() == 24
-            && u64::from_str_radix(&segment[16..], 16).unwrap()
-                >= u64::from_str_radix(&first[16..], 16).unwrap() + 3
+        let number = |name: &str| segment_number(name);
+        let now = archive_segment(b).as_deref().and_then(number);
+        now.zip(number(&first))
+            .is_some_and(|(now, first)| now >= first + 3)
     };
     let after = testenv::wait_for(&backups, "pitr", advanced, WINDOW_MOVES)
         .await
