@@ -129,14 +129,9 @@ async fn physical_backup_archives_wal_and_reports_its_window() {
 
     // Deleted, the Backup takes its slot with it: the primary keeps no WAL for it.
     backups.delete("pitr", &Default::default()).await.unwrap();
-    testenv::wait_for(
-        &backups,
-        "pitr",
-        |b: Option<&Backup>| b.is_none(),
-        POD_START,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+    testenv::wait_deleted(&backups, "pitr", POD_START)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
     assert_eq!(
         slot_state(&scenario, "pitr").await,
         "",
@@ -338,14 +333,9 @@ async fn physical_backup_to_s3_archives_wal_into_the_bucket() {
     .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
 
     backups.delete("pitr", &Default::default()).await.unwrap();
-    testenv::wait_for(
-        &backups,
-        "pitr",
-        |b: Option<&Backup>| b.is_none(),
-        POD_START,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+    testenv::wait_deleted(&backups, "pitr", POD_START)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
     assert_eq!(
         slot_state(&scenario, "pitr").await,
         "",
