@@ -68,7 +68,9 @@ pub fn change(old: Option<&BackupStatus>, new: &BackupStatus) -> Option<(bool, S
     if same {
         return None;
     }
-    let warning = after.status != "True";
+    // A new Backup's archiver Pod that does not run yet is expected, not a warning.
+    let starting = before.is_none() && after.reason == health::ARCHIVER_NOT_RUNNING;
+    let warning = after.status != "True" && !starting;
     let reason = if warning {
         format!("Archiving{}", after.reason)
     } else {
@@ -152,6 +154,16 @@ mod tests {
         assert!(warning);
         assert_eq!(event, "ArchivingArchiverNotRunning");
         assert!(message.contains("does not exist"), "{message}");
+        // The first look at a new Backup, before its Pod runs: a Normal Event.
+        let mut fresh = ready_status();
+        apply(
+            &mut fresh,
+            &Seen::NotRunning("Pod pitr-wal-0 does not exist".into()),
+            Some(1),
+            now(),
+        );
+        let (warning, _, _) = change(None, &fresh).unwrap();
+        assert!(!warning);
         // Nothing changed: no Event.
         let mut again = old.clone();
         apply(&mut again, &streaming, Some(1), now());
