@@ -33,6 +33,9 @@ pub async fn step(ctx: &Context, backup: &Backup) -> Result<Seen, Error> {
         .await
         .map_err(error::gather("StatefulSet", &name))?;
     if !existing.is_some_and(|e| statefulset::up_to_date(&e, &desired)) {
+        // The archiver mounts the claim the operator makes for a Backup without a
+        // destination; its Pod cannot be scheduled before the claim exists.
+        super::backup::ensure_claim(ctx, backup).await?;
         api.patch(
             &name,
             &PatchParams::apply(MANAGER).force(),

@@ -239,15 +239,7 @@ async fn start_run(
     request: Option<&str>,
 ) -> Result<String, Error> {
     let namespace = backup.namespace().unwrap_or_default();
-    if let Some(pvc) = claim::claim(backup) {
-        let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
-        let name = pvc.name_any();
-        create_if_absent(&claims, &pvc).await.map_err(error::apply(
-            "create",
-            "PersistentVolumeClaim",
-            &name,
-        ))?;
-    }
+    ensure_claim(ctx, backup).await?;
     // A Pod whose Secret is missing would wait for its deadline; say so now instead.
     if let Destination::S3(s3) = Destination::of(backup) {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -274,6 +266,22 @@ async fn start_run(
         ctx.caches.backup_jobs.wrote(&created);
     }
     Ok(name)
+}
+
+/// The claim the operator makes for a Backup without a destination, created if absent:
+/// before a run, and before a physical Backup's archiver, which mounts it too.
+pub(crate) async fn ensure_claim(ctx: &Context, backup: &Backup) -> Result<(), Error> {
+    if let Some(pvc) = claim::claim(backup) {
+        let namespace = backup.namespace().unwrap_or_default();
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+        let name = pvc.name_any();
+        create_if_absent(&claims, &pvc).await.map_err(error::apply(
+            "create",
+            "PersistentVolumeClaim",
+            &name,
+        ))?;
+    }
+    Ok(())
 }
 
 async fn delete_expired_jobs(
