@@ -1,5 +1,5 @@
-//! The `Backup` kind: logical backups of a Database, once or on a schedule, reconciled by
-//! the backup-operator.
+//! The `Backup` kind: logical or physical backups of a Database, once or on a schedule,
+//! reconciled by the backup-operator.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
@@ -21,7 +21,8 @@ pub const MAX_HISTORY: usize = 100;
 /// scheduled run that is due at the same moment answers it (one run, never a burst).
 pub const RUN_NOW_ANNOTATION: &str = "database.example.com/run-now";
 
-/// Logical backups (`pg_dump`) of a Database, written whole and verified.
+/// Backups of a Database: logical (`pg_dump` artifacts, written whole and verified) or
+/// physical (base backups and continuous WAL archiving, for point-in-time recovery).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "database.example.com",
@@ -43,6 +44,12 @@ pub const RUN_NOW_ANNOTATION: &str = "database.example.com/run-now";
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.method != 'physical' || !has(self.jobs)").message("jobs sets pg_dump's parallel jobs and has no meaning with method: physical (base backups are taken by pg_basebackup); remove jobs"),
+    validation = Rule::new("self.method != 'physical' || !has(self.compression)").message("compression chooses pg_dump's compression and has no meaning with method: physical (base backups are lz4-compressed by the backup Job); remove compression"),
+    validation = Rule::new("self.method != 'physical' || !has(self.verification)").message("verification runs restore drills of pg_dump artifacts, which a physical Backup does not write; remove verification from a Backup with method: physical"),
+    validation = Rule::new("self.method == 'physical' || !has(self.archive)").message("archive configures continuous WAL archiving, which only method: physical does; set method: physical or remove archive")
+)]
 pub struct BackupSpec {
     /// The Database to back up, in the same namespace. Runs wait until it is Ready.
     #[x_kube(validation = Rule::new("self == oldSelf").message("databaseRef cannot be changed: create a new Backup for another Database"))]

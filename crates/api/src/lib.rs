@@ -15,10 +15,10 @@ pub mod recovery;
 pub mod restore;
 
 pub use backup::{
-    Backup, BackupCompression, BackupDestination, BackupPhase, BackupRecord, BackupSource,
-    BackupSpec, BackupStatus, CompressionAlgorithm, DeletionPolicy, LastVerification,
-    PvcDestination, RUN_NOW_ANNOTATION, RunNowRecord, S3Destination, VerificationResult,
-    VerificationSpec,
+    ArchiveSpec, ArchiveStatus, Backup, BackupCompression, BackupDestination, BackupMethod,
+    BackupPhase, BackupRecord, BackupSource, BackupSpec, BackupStatus, CompressionAlgorithm,
+    DeletionPolicy, LastVerification, PvcDestination, RUN_NOW_ANNOTATION, RecoverabilityWindow,
+    RunNowRecord, S3Destination, VerificationResult, VerificationSpec,
 };
 pub use database::{
     Database, DatabasePhase, DatabaseSpec, DatabaseStatus, FailoverReport, InstanceStatus,

@@ -170,13 +170,55 @@ pub fn cleanup_job(backup: &str) -> String {
     bounded(&format!("{backup}-cleanup"))
 }
 
+/// StatefulSet (and, with `-0`, Pod) of a physical Backup's WAL archiver. At most 52
+/// characters: the StatefulSet controller labels its Pods with the name plus an 11-character
+/// revision hash, and a label value holds 63.
+pub fn wal_archiver(backup: &str) -> String {
+    bounded_to(&format!("{backup}-wal"), MAX_STATEFULSET_NAME)
+}
+
+/// Job that drops a deleted physical Backup's replication slot.
+pub fn wal_slot_job(backup: &str) -> String {
+    bounded(&format!("{backup}-drop-slot"))
+}
+
+/// The physical replication slot a Backup's WAL archiver streams from: one per Backup, so
+/// two Backups of one Database never share a position. Slot names take `[a-z0-9_]` and at
+/// most 63 characters; a Backup name's `-` and `.` become `_`, and a hash of the exact name
+/// keeps `a-b` and `a.b` apart.
+pub fn wal_slot(backup: &str) -> String {
+    const PREFIX: &str = "pgop_wal_";
+    let hash = hex::encode(&Sha256::digest(backup.as_bytes())[..4]);
+    let room = MAX_SLOT_NAME - PREFIX.len() - 1 - hash.len();
+    let readable: String = backup
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '_',
+        })
+        .take(room)
+        .collect();
+    format!("{PREFIX}{readable}_{hash}")
+}
+
+/// Longest replication slot name PostgreSQL accepts (NAMEDATALEN - 1).
+const MAX_SLOT_NAME: usize = 63;
+/// Longest StatefulSet name whose Pods' revision label still fits.
+const MAX_STATEFULSET_NAME: usize = 52;
+
 /// Shortens a name to 63 characters, keeping it unique with a hash of the whole name.
 fn bounded(name: &str) -> String {
-    if name.len() <= MAX_LABEL_VALUE {
+    bounded_to(name, MAX_LABEL_VALUE)
+}
+
+/// [`bounded`] to `max` characters.
+fn bounded_to(name: &str, max: usize) -> String {
+    if name.len() <= max {
         return name.to_string();
     }
     let hash = hex::encode(&Sha256::digest(name.as_bytes())[..4]);
-    let keep = MAX_LABEL_VALUE - hash.len() - 1;
+    let keep = max - hash.len() - 1;
     let prefix = name[..keep].trim_end_matches('-');
     format!("{prefix}-{hash}")
 }
@@ -214,5 +256,29 @@ mod tests {
         assert!(a.len() <= 63 && b.len() <= 63, "{a} {b}");
         assert_ne!(a, b);
         assert_eq!(a, backup_job(&long, "20260102T020000Z"));
+    }
+
+    #[test]
+    fn wal_slots_are_valid_slot_names_and_distinct_per_backup() {
+        let long = "b-".repeat(31) + "b";
+        for backup in ["nightly", "a-b", "a.b", "Upper", long.as_str()] {
+            let slot = wal_slot(backup);
+            assert!(slot.len() <= 63, "{slot}");
+            assert!(
+                slot.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{slot}"
+            );
+            assert_eq!(slot, wal_slot(backup), "stable");
+        }
+        assert!(wal_slot("nightly").starts_with("pgop_wal_nightly_"));
+        assert_ne!(wal_slot("a-b"), wal_slot("a.b"));
+    }
+
+    #[test]
+    fn archiver_names_leave_room_for_the_pod_revision_label() {
+        assert_eq!(wal_archiver("nightly"), "nightly-wal");
+        let long = wal_archiver(&"b".repeat(63));
+        assert!(long.len() <= 52, "{long}");
     }
 }

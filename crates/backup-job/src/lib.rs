@@ -15,6 +15,6 @@ pub mod verify_report;
 
 pub use entry::{EnvEntry, EnvValue, SecretKey};
 pub use request::{
-    Connection, Destination, DumpJob, PrepareRecoveryJob, PurgeJob, RestoreJob, S3Destination,
-    Series, VerifyJob,
+    ArchiveWalJob, BaseBackupJob, Connection, Destination, DumpJob, PrepareRecoveryJob, PurgeJob,
+    RestoreJob, S3Destination, Series, VerifyJob,
 };

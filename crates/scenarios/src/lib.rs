@@ -31,6 +31,7 @@ mod kubectl;
 mod kubelet;
 mod logs;
 mod manifests;
+pub mod physical;
 pub mod pitr;
 mod postgres;
 pub mod replication;

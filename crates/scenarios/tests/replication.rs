@@ -4,6 +4,7 @@
 //! the cluster has three nodes.
 
 mod replication {
+    mod archive_failover;
     mod backup_from_standby;
     mod cluster;
     mod failover;
