@@ -18,8 +18,9 @@ use crate::controller::pod_template::{
 use crate::controller::scratch;
 use backup_job::PrepareRecoveryJob;
 
-/// `app.kubernetes.io/component` of a recovery Job; how a Restore's Job is told apart.
-pub const COMPONENT_RECOVERY: &str = "recovery";
+/// The subcommand of a recovery Job; how it is told apart from a logical restore's Job. Both
+/// carry the `restore` component label, which the Restores' Job watch selects on.
+const SUBCOMMAND: &str = "prepare-recovery";
 /// The data claim's volume in the Job's Pod.
 const DATA: &str = "pgdata";
 
@@ -60,7 +61,7 @@ pub fn recovery_job(
             name: names::restore_job(&name),
             namespace,
             labels: pod_template::labels(
-                COMPONENT_RECOVERY,
+                super::job::COMPONENT_RESTORE,
                 &[
                     (names::LABEL_RESTORE, &name),
                     (names::LABEL_DATABASE, target),
@@ -68,7 +69,7 @@ pub fn recovery_job(
             ),
             owner: restore.controller_owner_ref(&()),
             container: RESTORE_CONTAINER,
-            subcommand: "prepare-recovery",
+            subcommand: SUBCOMMAND,
             env,
             // Everything is written to the data claim; /tmp only holds what libraries put there.
             tmp: scratch::SMALL,
@@ -84,10 +85,15 @@ pub fn recovery_job(
 
 /// True for the Job [`recovery_job`] builds.
 pub fn is_recovery(job: &Job) -> bool {
-    job.labels()
-        .get(pod_template::LABEL_COMPONENT)
-        .map(String::as_str)
-        == Some(COMPONENT_RECOVERY)
+    let containers = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| p.containers.as_slice())
+        .unwrap_or_default();
+    containers
+        .iter()
+        .any(|c| c.args.as_deref() == Some(&[SUBCOMMAND.to_string()][..]))
 }
 
 #[cfg(test)]
