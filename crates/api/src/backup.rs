@@ -1,5 +1,5 @@
-//! The `Backup` kind: logical backups of a Database, once or on a schedule, reconciled by
-//! the backup-operator.
+//! The `Backup` kind: logical or physical backups of a Database, once or on a schedule,
+//! reconciled by the backup-operator.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
@@ -21,7 +21,8 @@ pub const MAX_HISTORY: usize = 100;
 /// scheduled run that is due at the same moment answers it (one run, never a burst).
 pub const RUN_NOW_ANNOTATION: &str = "database.example.com/run-now";
 
-/// Logical backups (`pg_dump`) of a Database, written whole and verified.
+/// Backups of a Database: logical (`pg_dump` artifacts, written whole and verified) or
+/// physical (base backups and continuous WAL archiving, for point-in-time recovery).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "database.example.com",
@@ -43,6 +44,12 @@ pub const RUN_NOW_ANNOTATION: &str = "database.example.com/run-now";
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.method != 'physical' || !has(self.jobs)").message("jobs sets pg_dump's parallel jobs and has no meaning with method: physical (base backups are taken by pg_basebackup); remove jobs"),
+    validation = Rule::new("self.method != 'physical' || !has(self.compression)").message("compression chooses pg_dump's compression and has no meaning with method: physical (base backups are lz4-compressed by the backup Job); remove compression"),
+    validation = Rule::new("self.method != 'physical' || !has(self.verification)").message("verification runs restore drills of pg_dump artifacts, which a physical Backup does not write; remove verification from a Backup with method: physical"),
+    validation = Rule::new("self.method == 'physical' || !has(self.archive)").message("archive configures continuous WAL archiving, which only method: physical does; set method: physical or remove archive")
+)]
 pub struct BackupSpec {
     /// The Database to back up, in the same namespace. Runs wait until it is Ready.
     #[x_kube(validation = Rule::new("self == oldSelf").message("databaseRef cannot be changed: create a new Backup for another Database"))]
@@ -120,6 +127,19 @@ pub struct BackupSpec {
     #[schemars(range(min = 1, max = 16))]
     pub jobs: Option<i32>,
 
+    /// `logical` (the default): `pg_dump` runs, each a restorable artifact. `physical`: base
+    /// backups with `pg_basebackup` on the schedule, and every WAL segment archived
+    /// continuously between them, so that a new Database can be recovered to any moment
+    /// within the recoverability window (`backupRef.targetTime`). `retention` then counts
+    /// base backups, and WAL that no kept base backup needs is deleted. Cannot be changed.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("method cannot be changed: create a new Backup"))]
+    pub method: BackupMethod,
+
+    /// How continuous WAL archiving runs (`method: physical`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveSpec>,
+
     /// Room on the node for the Jobs that keep a local copy, as a Kubernetes quantity such
     /// as `20Gi`: a dump with more than one job (pg_dump's directory, in /tmp), a restore from
     /// this Backup (the artifact, downloaded into /tmp and checked before the target is
@@ -143,6 +163,29 @@ pub struct BackupSpec {
     /// primary otherwise. `Primary`: always the primary.
     #[serde(default)]
     pub source: BackupSource,
+}
+
+/// What a Backup takes.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupMethod {
+    /// `pg_dump` artifacts.
+    #[default]
+    Logical,
+    /// Base backups and continuous WAL archiving: point-in-time recovery.
+    Physical,
+}
+
+/// Continuous WAL archiving.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveSpec {
+    /// How often the segment being written is also stored while it fills, in seconds:
+    /// at most this much of committed writes (plus one upload) is lost with the Database.
+    /// A segment is stored as soon as it is complete in any case. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 60))]
+    pub sync_seconds: Option<i32>,
 }
 
 /// Where a Backup's dumps read from.
@@ -395,6 +438,34 @@ pub struct LastVerification {
     pub error: Option<String>,
 }
 
+/// Continuous WAL archiving as the archiver last reported it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveStatus {
+    /// The newest complete WAL segment stored, e.g. `00000002000000000000001A`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub last_archived_segment: Option<String>,
+    /// When it was stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_archived_time: Option<Time>,
+    /// The timeline being archived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<i64>,
+    /// How far behind the Database the archive is, in seconds: the age of the newest write
+    /// stored (the segment being written counts as of its last upload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<i64>,
+}
+
+/// The first and last moment a new Database can be recovered to.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverabilityWindow {
+    pub first_recoverable_time: Time,
+    pub last_recoverable_time: Time,
+}
+
 /// A `database.example.com/run-now` request the backup-operator honoured.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -448,6 +519,12 @@ pub struct BackupStatus {
     /// When a restore drill last passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verified_time: Option<Time>,
+    /// Continuous WAL archiving (`method: physical`): how far it got and how far behind it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveStatus>,
+    /// The moments a new Database can be recovered to (`method: physical`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recoverability: Option<RecoverabilityWindow>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

@@ -26,6 +26,9 @@ pub const WAITING_FOR_DATABASE: &str = "WaitingForDatabase";
 pub const VERIFIED: &str = "Verified";
 /// Restore: the artifact was restored into the target Database.
 pub const RESTORED: &str = "Restored";
+/// Backup (`method: physical`): WAL reaches the archive continuously. False says why:
+/// `StoreUnreachable`, `ServerUnreachable`, `SlotLost`, `SegmentRefused` or `Gap`.
+pub const ARCHIVE_HEALTHY: &str = "ArchiveHealthy";
 
 /// The condition of this type, if present.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {

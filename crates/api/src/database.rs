@@ -1,7 +1,7 @@
 //! The `Database` kind: one PostgreSQL instance, reconciled by the database-operator.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -88,11 +88,28 @@ pub struct DatabaseSpec {
     pub resources: Option<ResourceRequirements>,
 
     /// A Backup to initialise this Database from. Nothing is provisioned until that Backup
-    /// reports `BackupReady=True`; its newest artifact is then restored before the Database
-    /// becomes Ready. The Backup must back up another Database (a Backup of this one would
-    /// wait for it forever).
+    /// reports `BackupReady=True`. A logical Backup's newest artifact is then restored before
+    /// the Database becomes Ready; a physical Backup's newest base backup before `targetTime`
+    /// is recovered with its archived WAL up to `targetTime` (or to the end of the archive)
+    /// before the server starts. The Backup must back up another Database (a Backup of this
+    /// one would wait for it forever).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backup_ref: Option<ObjectReference>,
+    pub backup_ref: Option<BackupRef>,
+}
+
+/// The Backup a new Database starts from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRef {
+    /// Name of the Backup, in the same namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Recover to this moment, e.g. `2026-12-05T10:00:00Z` (RFC 3339): only with a Backup of
+    /// `method: physical`, and only within its recoverability window
+    /// (`status.recoverability`); the Database fails with the window in its message
+    /// otherwise. Without it, everything archived is recovered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_time: Option<Time>,
 }
 
 /// Where instances may run relative to each other.
@@ -227,6 +244,9 @@ pub struct DatabaseStatus {
     /// Failovers this Database has had.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failovers: i64,
+    /// What a Database created from a `method: physical` Backup was recovered from and to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryStatus>,
     /// Every PostgreSQL instance: its Pod, role and readiness.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
@@ -296,6 +316,54 @@ pub struct FailoverReport {
     /// Whether synchronous standbys were required: then no acknowledged transaction is lost,
     /// whatever `lostBytes` says (those bytes were never acknowledged).
     pub synchronous: bool,
+}
+
+/// How a Database created from a `method: physical` Backup was recovered.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryStatus {
+    /// The Backup recovered from (`spec.backupRef.name`).
+    pub backup: String,
+    /// The base backup (its run id) the data directory was prepared from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_backup: Option<String>,
+    /// The requested recovery target; absent when everything archived was recovered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_time: Option<Time>,
+    /// Commit time of the last transaction the server replayed before it promoted: the
+    /// Database holds every transaction committed up to here and none after the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_to: Option<Time>,
+    /// The timeline the recovered server promoted onto.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<i64>,
+}
+
+/// Where an instance starting on data prepared for point-in-time recovery is, as its manager
+/// reports it ([`crate::names::ANNOTATION_RECOVERY`] on its Pod).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryReport {
+    pub state: RecoveryState,
+    /// After promotion: the commit time of the last transaction replayed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_to: Option<String>,
+    /// After promotion: the new timeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<i64>,
+    /// When failed: what PostgreSQL said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecoveryState {
+    /// PostgreSQL replays the archived WAL.
+    Recovering,
+    /// Recovery reached its target (or the end of the archive) and the server promoted.
+    Promoted,
+    /// PostgreSQL stopped before the target: the message says why. Nothing is served.
+    Failed,
 }
 
 impl Database {

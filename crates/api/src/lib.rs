@@ -11,17 +11,19 @@ pub mod crds;
 pub mod database;
 pub mod names;
 pub mod quantity;
+pub mod recovery;
 pub mod restore;
 
 pub use backup::{
-    Backup, BackupCompression, BackupDestination, BackupPhase, BackupRecord, BackupSource,
-    BackupSpec, BackupStatus, CompressionAlgorithm, DeletionPolicy, LastVerification,
-    PvcDestination, RUN_NOW_ANNOTATION, RunNowRecord, S3Destination, VerificationResult,
-    VerificationSpec,
+    ArchiveSpec, ArchiveStatus, Backup, BackupCompression, BackupDestination, BackupMethod,
+    BackupPhase, BackupRecord, BackupSource, BackupSpec, BackupStatus, CompressionAlgorithm,
+    DeletionPolicy, LastVerification, PvcDestination, RUN_NOW_ANNOTATION, RecoverabilityWindow,
+    RunNowRecord, S3Destination, VerificationResult, VerificationSpec,
 };
 pub use database::{
     Database, DatabasePhase, DatabaseSpec, DatabaseStatus, FailoverReport, InstanceStatus,
-    ObjectReference, ReplicationReport, SpreadDomain, SpreadSpec, StandbyReport, StorageSpec,
+    ObjectReference, RecoveryReport, RecoveryState, RecoveryStatus, ReplicationReport,
+    SpreadDomain, SpreadSpec, StandbyReport, StorageSpec,
 };
 pub use restore::{Restore, RestorePhase, RestoreSpec, RestoreStatus};
 /// Lives in its own kube-free crate, which the backup data path uses too.

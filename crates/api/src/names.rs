@@ -59,6 +59,20 @@ pub const SERVICE_READ_WRITE: &str = "read-write";
 pub const SERVICE_READ_ONLY: &str = "read-only";
 pub const SERVICE_ANY: &str = "any";
 pub const SERVICE_HEADLESS: &str = "headless";
+/// Annotation the manager of an instance that starts on data prepared for point-in-time
+/// recovery keeps on its Pod: a [`crate::RecoveryReport`] as JSON, which the
+/// database-operator turns into the Database's `status.recovery` and its conditions.
+pub const ANNOTATION_RECOVERY: &str = "database.example.com/recovery";
+/// Name of the claim template of a Database's StatefulSet, hence the first part of its claims.
+pub const DATA_VOLUME: &str = "data";
+/// Where a PostgreSQL Pod (and a recovery Job) mounts its data claim.
+pub const DATA_MOUNT: &str = "/var/lib/postgresql/data";
+/// The data directory inside that mount: a subdirectory, because initdb refuses a directory
+/// that is not empty and a fresh filesystem has `lost+found`.
+pub const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
+/// uid and gid of the `postgres` user in the official image: the database Pods run as it, and
+/// so must anything that writes their data directory.
+pub const POSTGRES_UID: i64 = 999;
 /// Standard label naming the operator that manages an object.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 
@@ -132,6 +146,12 @@ pub fn initial_restore(database: &str) -> String {
     bounded(&format!("{database}-init"))
 }
 
+/// The data claim of instance `ordinal` of a Database: the name the StatefulSet controller
+/// gives the claim it makes from the `data` template, so a claim made earlier is adopted.
+pub fn data_claim(database: &str, ordinal: u32) -> String {
+    format!("{DATA_VOLUME}-{}-{ordinal}", statefulset(database))
+}
+
 /// Claim the backup-operator creates when a Backup names no destination.
 pub fn backup_claim(backup: &str) -> String {
     bounded(&format!("{backup}-artifacts"))
@@ -159,13 +179,55 @@ pub fn cleanup_job(backup: &str) -> String {
     bounded(&format!("{backup}-cleanup"))
 }
 
+/// StatefulSet (and, with `-0`, Pod) of a physical Backup's WAL archiver. At most 52
+/// characters: the StatefulSet controller labels its Pods with the name plus an 11-character
+/// revision hash, and a label value holds 63.
+pub fn wal_archiver(backup: &str) -> String {
+    bounded_to(&format!("{backup}-wal"), MAX_STATEFULSET_NAME)
+}
+
+/// Job that drops a deleted physical Backup's replication slot.
+pub fn wal_slot_job(backup: &str) -> String {
+    bounded(&format!("{backup}-drop-slot"))
+}
+
+/// The physical replication slot a Backup's WAL archiver streams from: one per Backup, so
+/// two Backups of one Database never share a position. Slot names take `[a-z0-9_]` and at
+/// most 63 characters; a Backup name's `-` and `.` become `_`, and a hash of the exact name
+/// keeps `a-b` and `a.b` apart.
+pub fn wal_slot(backup: &str) -> String {
+    const PREFIX: &str = "pgop_wal_";
+    let hash = hex::encode(&Sha256::digest(backup.as_bytes())[..4]);
+    let room = MAX_SLOT_NAME - PREFIX.len() - 1 - hash.len();
+    let readable: String = backup
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '_',
+        })
+        .take(room)
+        .collect();
+    format!("{PREFIX}{readable}_{hash}")
+}
+
+/// Longest replication slot name PostgreSQL accepts (NAMEDATALEN - 1).
+const MAX_SLOT_NAME: usize = 63;
+/// Longest StatefulSet name whose Pods' revision label still fits.
+const MAX_STATEFULSET_NAME: usize = 52;
+
 /// Shortens a name to 63 characters, keeping it unique with a hash of the whole name.
 fn bounded(name: &str) -> String {
-    if name.len() <= MAX_LABEL_VALUE {
+    bounded_to(name, MAX_LABEL_VALUE)
+}
+
+/// [`bounded`] to `max` characters.
+fn bounded_to(name: &str, max: usize) -> String {
+    if name.len() <= max {
         return name.to_string();
     }
     let hash = hex::encode(&Sha256::digest(name.as_bytes())[..4]);
-    let keep = MAX_LABEL_VALUE - hash.len() - 1;
+    let keep = max - hash.len() - 1;
     let prefix = name[..keep].trim_end_matches('-');
     format!("{prefix}-{hash}")
 }
@@ -203,5 +265,29 @@ mod tests {
         assert!(a.len() <= 63 && b.len() <= 63, "{a} {b}");
         assert_ne!(a, b);
         assert_eq!(a, backup_job(&long, "20260102T020000Z"));
+    }
+
+    #[test]
+    fn wal_slots_are_valid_slot_names_and_distinct_per_backup() {
+        let long = "b-".repeat(31) + "b";
+        for backup in ["nightly", "a-b", "a.b", "Upper", long.as_str()] {
+            let slot = wal_slot(backup);
+            assert!(slot.len() <= 63, "{slot}");
+            assert!(
+                slot.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{slot}"
+            );
+            assert_eq!(slot, wal_slot(backup), "stable");
+        }
+        assert!(wal_slot("nightly").starts_with("pgop_wal_nightly_"));
+        assert_ne!(wal_slot("a-b"), wal_slot("a.b"));
+    }
+
+    #[test]
+    fn archiver_names_leave_room_for_the_pod_revision_label() {
+        assert_eq!(wal_archiver("nightly"), "nightly-wal");
+        let long = wal_archiver(&"b".repeat(63));
+        assert!(long.len() <= 52, "{long}");
     }
 }

@@ -75,6 +75,20 @@ pub struct RestoreStatus {
     /// SHA-256 of the restored artifact, hex, as verified before restoring.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// `method: physical`: the base backup (its run id) the data directory was prepared from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_backup: Option<String>,
+    /// `method: physical`: the timeline recovery follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<i64>,
+    /// `method: physical`: the recovery target the data directory was prepared for; absent
+    /// when it recovers everything archived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_time: Option<Time>,
+    /// `method: physical`: every WAL record before this position (an LSN) was fetched and
+    /// verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restorable_to: Option<String>,
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

@@ -217,6 +217,44 @@ fn verification_schedules_are_checked_like_backup_schedules() {
 }
 
 #[test]
+fn dump_only_fields_are_refused_on_a_physical_backup_and_archive_on_a_logical_one() {
+    let physical = || backup().set("/spec/method", json!("physical"));
+    assert_eq!(errors(physical().build().validate_cel()), "");
+    let with_archive = physical().set("/spec/archive", json!({"syncSeconds": 5}));
+    assert_eq!(errors(with_archive.build().validate_cel()), "");
+    let rows = [
+        ("/spec/jobs", json!(4), "jobs sets pg_dump's parallel jobs"),
+        (
+            "/spec/compression",
+            json!({"algorithm": "gzip"}),
+            "compression chooses pg_dump's compression",
+        ),
+        (
+            "/spec/verification",
+            json!({}),
+            "verification runs restore drills of pg_dump artifacts",
+        ),
+    ];
+    for (path, value, message) in rows {
+        let refused = physical().set(path, value.clone()).build();
+        let got = errors(refused.validate_cel());
+        assert!(got.contains(message), "{path}: {got}");
+        // The same field on a logical Backup is fine.
+        let logical = backup().set(path, value).build();
+        assert_eq!(
+            errors(logical.validate_cel()),
+            "",
+            "{path} on a logical Backup"
+        );
+    }
+    let archive_alone = backup().set("/spec/archive", json!({})).build();
+    assert!(
+        errors(archive_alone.validate_cel()).contains("only method: physical does"),
+        "archive on a logical Backup"
+    );
+}
+
+#[test]
 fn destination_needs_exactly_one_target() {
     let none = backup().set("/spec/destination", json!({})).build();
     assert!(errors(none.validate_cel()).contains("exactly one of pvc or s3"));

@@ -8,11 +8,13 @@
 
 pub mod entry;
 pub mod env;
+pub mod recovery_report;
 pub mod report;
 pub mod request;
 pub mod verify_report;
 
 pub use entry::{EnvEntry, EnvValue, SecretKey};
 pub use request::{
-    Connection, Destination, DumpJob, PurgeJob, RestoreJob, S3Destination, Series, VerifyJob,
+    ArchiveWalJob, BaseBackupJob, Connection, Destination, DumpJob, PrepareRecoveryJob, PurgeJob,
+    RestoreJob, S3Destination, Series, VerifyJob,
 };

@@ -53,6 +53,43 @@ pub struct PurgeJob {
     pub destination: Destination,
 }
 
+/// An `archive-wal` process: streams the connection's WAL into the series' WAL area until
+/// stopped. The connection's role must be allowed to replicate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveWalJob {
+    pub connection: Connection,
+    pub series: Series,
+    pub destination: Destination,
+    /// Physical replication slot, one per Backup.
+    pub slot: String,
+    /// pg_receivewal's directory (an emptyDir).
+    pub spool_dir: String,
+    /// Seconds between uploads of the segment being written.
+    pub sync_seconds: u32,
+}
+
+/// A `base-backup` run: one `pg_basebackup` into the series, then retention.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaseBackupJob {
+    pub connection: Connection,
+    pub series: Series,
+    pub run_id: String,
+    /// Base backups to keep, this one included.
+    pub retention: u32,
+    pub destination: Destination,
+}
+
+/// A `prepare-recovery` run: fills a new Database's empty data directory from the series'
+/// base backups and archived WAL. It needs no database connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrepareRecoveryJob {
+    pub series: Series,
+    pub destination: Destination,
+    /// RFC 3339; the end of the archive when unset.
+    pub target_time: Option<String>,
+    pub data_dir: String,
+}
+
 /// How to reach PostgreSQL; the credentials stay in a Secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connection {
@@ -142,6 +179,35 @@ impl VerifyJob {
     }
 }
 
+impl ArchiveWalJob {
+    pub fn env(&self) -> Vec<EnvEntry> {
+        let mut env = self.connection.env();
+        env.extend(self.series.env());
+        env.extend(self.destination.env());
+        env.push(EnvEntry::plain(WAL_SLOT_NAME, &self.slot));
+        env.push(EnvEntry::plain(WAL_SPOOL_DIR, &self.spool_dir));
+        env.push(EnvEntry::plain(
+            WAL_SYNC_INTERVAL_SECONDS,
+            self.sync_seconds.to_string(),
+        ));
+        env
+    }
+}
+
+impl BaseBackupJob {
+    pub fn env(&self) -> Vec<EnvEntry> {
+        let mut env = self.connection.env();
+        env.extend(self.series.env());
+        env.push(EnvEntry::plain(BACKUP_RUN_ID, &self.run_id));
+        env.push(EnvEntry::plain(
+            BACKUP_RETENTION,
+            self.retention.to_string(),
+        ));
+        env.extend(self.destination.env());
+        env
+    }
+}
+
 impl PurgeJob {
     pub fn env(&self) -> Vec<EnvEntry> {
         let mut env = self.series.env();
@@ -150,7 +216,26 @@ impl PurgeJob {
     }
 }
 
+impl PrepareRecoveryJob {
+    pub fn env(&self) -> Vec<EnvEntry> {
+        let mut env = self.series.env();
+        env.extend(self.destination.env());
+        env.push(EnvEntry::plain(RECOVERY_DATA_DIR, &self.data_dir));
+        env.extend(
+            self.target_time
+                .as_ref()
+                .map(|t| EnvEntry::plain(RECOVERY_TARGET_TIME, t)),
+        );
+        env
+    }
+}
+
 impl Connection {
+    /// The connection alone, for a Job that needs nothing else (dropping a slot).
+    pub fn env_entries(&self) -> Vec<EnvEntry> {
+        self.env()
+    }
+
     fn env(&self) -> Vec<EnvEntry> {
         vec![
             EnvEntry::plain(PGHOST, &self.host),

@@ -40,6 +40,9 @@ pub enum Command {
     /// Stream WAL from the server (pg_receivewal with a physical slot) into the Backup's
     /// WAL area until stopped; serves /status and /metrics.
     ArchiveWal(physical::ArchiveWalArgs),
+    /// Drop a deleted physical Backup's replication slot (it would keep the server's WAL
+    /// forever); a slot that does not exist counts as dropped.
+    DropWalSlot(physical::DropWalSlotArgs),
     /// Take a physical base backup (pg_basebackup) into the destination, verify it, and
     /// apply retention to base backups and WAL.
     BaseBackup(physical::BaseBackupArgs),

@@ -52,6 +52,7 @@ pub async fn run(command: Command) -> ExitCode {
         }
         Command::ArchiveWal(args) => crate::physical_commands::archive_wal(args).await,
         Command::BaseBackup(args) => crate::physical_commands::base_backup(args).await,
+        Command::DropWalSlot(args) => crate::physical_commands::drop_wal_slot(args).await,
         Command::PrepareRecovery(args) => crate::physical_commands::prepare_recovery(args).await,
         Command::Install(args) => match crate::install::install(&args.dir) {
             Ok(target) => {

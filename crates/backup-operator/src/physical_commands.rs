@@ -1,7 +1,7 @@
 //! The physical backup subcommands: `archive-wal`, `base-backup`, `prepare-recovery`.
 //! Each result is one JSON line on stdout and in the termination log, like the Jobs' others.
 
-use crate::cli::physical::{ArchiveWalArgs, BaseBackupArgs, PrepareRecoveryArgs};
+use crate::cli::physical::{ArchiveWalArgs, BaseBackupArgs, DropWalSlotArgs, PrepareRecoveryArgs};
 use anyhow::Context as _;
 use backup_data::base_backup::{self, BaseBackupRequest};
 use backup_data::physical_retention;
@@ -44,9 +44,24 @@ pub async fn archive_wal(args: ArchiveWalArgs) -> ExitCode {
             slot: args.slot.clone(),
             spool: args.spool_dir.clone(),
             sync_interval: args.sync_interval(),
-            backup,
+            backup: backup.clone(),
         };
-        wal_archiver::run(config, &storage, status.clone(), cancel).await?;
+        // The window is computed beside the archiving, from the same storage, and stops
+        // with it.
+        let window_cancel = cancel.child_token();
+        let archiving = async {
+            let archived = wal_archiver::run(config, &storage, status.clone(), cancel).await;
+            window_cancel.cancel();
+            archived
+        };
+        let window = wal_archiver::recoverability::watch(
+            &storage,
+            &backup,
+            status.clone(),
+            window_cancel.clone(),
+        );
+        let (archived, ()) = tokio::join!(archiving, window);
+        archived?;
         let _ = server.await;
         let status = status.lock().expect("status lock").clone();
         anyhow::Ok(status)
@@ -62,6 +77,21 @@ pub async fn archive_wal(args: ArchiveWalArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => failed(&error, &termination_log),
+    }
+}
+
+/// Drops the slot of a deleted physical Backup's archiver, which has stopped.
+pub async fn drop_wal_slot(args: DropWalSlotArgs) -> ExitCode {
+    let termination_log = args.termination_log.clone();
+    let dropped =
+        wal_archiver::drop_slot_for_good(&args.pg.tools(), &args.pg.connection(), &args.slot).await;
+    match dropped {
+        Ok(existed) => {
+            let summary = json!({"result": "Succeeded", "slot": args.slot, "dropped": existed});
+            publish_value(&summary, &summary, &termination_log);
+            ExitCode::SUCCESS
+        }
+        Err(error) => failed(&anyhow::Error::new(error), &termination_log),
     }
 }
 

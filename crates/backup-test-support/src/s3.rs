@@ -40,14 +40,24 @@ impl S3Server {
         Self::start_tampering(Tampering::None).await
     }
 
+    /// A server listening on `ip` instead of 127.0.0.1: the host's address on the cluster's
+    /// bridge, where Pods (an archiver, a backup Job) reach it too.
+    pub async fn start_on(ip: std::net::IpAddr) -> Self {
+        Self::start_at(Tampering::None, SocketAddr::new(ip, 0)).await
+    }
+
     pub async fn start_tampering(tampering: Tampering) -> Self {
+        Self::start_at(tampering, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    async fn start_at(tampering: Tampering, bind: SocketAddr) -> Self {
         let root = tempfile::Builder::new()
             .prefix("s3-fixture-")
             .tempdir()
             .unwrap();
         // s3s-fs keeps each bucket as a folder under its root.
         std::fs::create_dir(root.path().join(BUCKET)).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(bind).await.unwrap();
         let address = listener.local_addr().unwrap();
         let mut server = Self {
             root,
@@ -144,6 +154,11 @@ impl S3Server {
             // The smallest part S3 allows, so a test dump spans several parts.
             ("S3_PART_SIZE_MIB", "5".into()),
         ]
+    }
+
+    /// The access key id and secret key the server accepts, for a Kubernetes Secret.
+    pub fn credentials(&self) -> (&'static str, &'static str) {
+        (ACCESS_KEY, SECRET_KEY)
     }
 
     /// The file that holds an object's bytes.

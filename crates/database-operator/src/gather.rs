@@ -32,6 +32,9 @@ pub struct Gathered {
     pub pods: Vec<Pod>,
     /// The data claims, read only when `storage.size` outgrew the claim template.
     pub claims: Vec<PersistentVolumeClaim>,
+    /// The claim `data-<db>-0`, read only before the StatefulSet exists with a `backupRef`
+    /// (a physical recovery creates it first).
+    pub first_claim: Option<PersistentVolumeClaim>,
     /// The client Service's EndpointSlices, read only when the StatefulSet exists.
     pub client_slices: Vec<EndpointSlice>,
 }
@@ -51,6 +54,7 @@ impl Debug for Gathered {
             .field("statefulset", &self.statefulset)
             .field("pods", &self.pods)
             .field("claims", &self.claims)
+            .field("first_claim", &self.first_claim)
             .field("client_slices", &self.client_slices)
             .finish()
     }
@@ -93,6 +97,9 @@ pub fn gather(caches: &Caches, db: &Database, namespace: &str) -> Result<Gathere
         ..Gathered::default()
     };
     let Some(sts) = &gathered.statefulset else {
+        if db.spec.backup_ref.is_some() {
+            gathered.first_claim = get(&caches.claims, namespace, &names::data_claim(&name, 0))?;
+        }
         return Ok(gathered);
     };
     let selector = builders::selector_labels(db);

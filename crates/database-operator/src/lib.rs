@@ -24,6 +24,7 @@ pub mod instance_rbac;
 pub mod metrics;
 pub mod pods;
 pub mod reconcile;
+pub mod recovery;
 pub mod replication;
 pub mod rollout;
 pub mod scale_down;

@@ -29,6 +29,7 @@ use crate::gather::{self, Gathered};
 use crate::instance_actions;
 use crate::instance_rbac;
 use crate::pods;
+use crate::recovery::{self, Recovery};
 use crate::rollout::{self, RolloutStep};
 use crate::scale_down;
 use crate::status::{self, InitialRestore, Observed, Provisioning, Volumes, Workload};
@@ -190,6 +191,25 @@ async fn provision(
         Ok(hash) => hash,
         Err(e) => return (done, Some(e)),
     };
+    if recovery::pending(db, g) {
+        // The recovery Job fills this claim; the StatefulSet comes once it has.
+        let claim = builders::first_data_claim(db);
+        return match apply(
+            client,
+            namespace,
+            claim,
+            g.first_claim.as_ref(),
+            Stage::Volumes,
+        )
+        .await
+        {
+            Ok(applied) => {
+                done.note_revert(&applied);
+                (done, None)
+            }
+            Err(e) => (done, Some(e)),
+        };
+    }
     let claims = builders::claim_templates(db, g.statefulset.as_ref());
     let mut desired =
         builders::statefulset(db, claims, &ctx.pod_settings, primary_address.as_deref());
@@ -390,6 +410,8 @@ fn observe(
             .flatten(),
         pod_note: pods::pending_note(&g.pods),
         restore: InitialRestore::of(g.restore.as_ref()),
+        refusal: validate::refusal(db, g.backup.as_ref()),
+        recovery: Recovery::of(db, g),
         volumes: p.volumes.clone(),
     }
 }

@@ -7,12 +7,13 @@
 
 use api::conditions;
 use api::k8s_openapi::jiff::Timestamp;
-use api::{Database, DatabasePhase, DatabaseStatus, Restore, RestorePhase, names};
+use api::{Database, DatabasePhase, DatabaseStatus, RecoveryState, Restore, RestorePhase, names};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::ResourceExt;
 
 use crate::error::Stage;
 use crate::pods::PodFailure;
+use crate::recovery::Recovery;
 use crate::validate::BackupGate;
 
 /// Everything the status is computed from.
@@ -39,6 +40,10 @@ pub struct Observed {
     pub pod_note: Option<String>,
     /// The initial restore (only with a `backupRef`).
     pub restore: InitialRestore,
+    /// Why `backupRef` cannot be followed (with [`BackupGate::Refused`]).
+    pub refusal: Option<String>,
+    /// Recovery from a physical Backup.
+    pub recovery: Recovery,
     pub volumes: Volumes,
 }
 
@@ -220,9 +225,21 @@ fn outcome(db: &Database, o: &Observed) -> Outcome {
                 DatabasePhase::Pending,
                 "BackupNotReady",
                 format!(
-                    "waiting for Backup {backup} to report BackupReady=True before provisioning"
+                    "waiting for Backup {backup} to report BackupReady=True (and, for a targetTime, its status.recoverability) before provisioning"
                 ),
                 false,
+            );
+        }
+        BackupGate::Refused => {
+            let message = o
+                .refusal
+                .clone()
+                .unwrap_or_else(|| format!("Backup {backup} cannot give what spec.backupRef asks"));
+            return stalled(
+                DatabasePhase::Failed,
+                "RecoveryTargetRefused",
+                message,
+                true,
             );
         }
         BackupGate::NotRequired | BackupGate::Ready => {}
@@ -249,6 +266,20 @@ fn outcome(db: &Database, o: &Observed) -> Outcome {
         );
         return outcome;
     }
+    // Before the Pod's own failure: a server that stopped recovering leaves a Pod that fails
+    // its probes and restarts, and the report says why.
+    let report = o.recovery.report.as_ref();
+    if let Some(report) = report.filter(|r| r.state == RecoveryState::Failed) {
+        let said = report.message.as_deref().unwrap_or("no reason given");
+        return stalled(
+            DatabasePhase::Failed,
+            "RecoveryFailed",
+            format!(
+                "PostgreSQL stopped recovering from Backup {backup} and serves nothing, rather than come up with less data than asked: {said}. A target after the last archived commit cannot be reached: choose an earlier spec.backupRef.targetTime (or none) in a new Database"
+            ),
+            true,
+        );
+    }
     if let Some(failure) = &o.pod_failure {
         return stalled(
             DatabasePhase::Failed,
@@ -267,9 +298,29 @@ fn outcome(db: &Database, o: &Observed) -> Outcome {
             true,
         );
     }
+    if o.recovery.pending {
+        let waiting = match &o.restore {
+            InitialRestore::InProgress(phase) => format!("Restore {restore} is {phase:?}"),
+            _ => format!("waiting for the backup-operator to create Restore {restore}"),
+        };
+        let message = format!(
+            "{waiting}: it prepares volume {} from Backup {backup} (base backup and archived WAL); the StatefulSet is created once it completed",
+            names::data_claim(&name, 0)
+        );
+        return Outcome {
+            phase: DatabasePhase::Provisioning,
+            ready: verdict(false, "PreparingRecovery", message.clone()),
+            progressing: verdict(true, "PreparingRecovery", message),
+            degraded: healthy(),
+        };
+    }
     let workload = o.workload.unwrap_or_default();
     if !workload.rolled_out() {
         let mut message = format!("{}/{} replicas ready", workload.ready, workload.desired);
+        if report.is_some_and(|r| r.state == RecoveryState::Recovering) {
+            message
+                .push_str("; PostgreSQL replays the archived WAL and serves once it has promoted");
+        }
         // Only a rollout has Pods of two specs. A new StatefulSet's controller reports 0
         // updated replicas for a moment, and a Database that said so would only be patched
         // twice more for it.
@@ -364,7 +415,8 @@ pub fn compute_status(db: &Database, observed: &Observed, now: Timestamp) -> Dat
     put(conditions::DEGRADED, outcome.degraded);
     if let Some(backup) = &db.spec.backup_ref {
         let gate = observed.gate;
-        let waiting = !gate.allows_provisioning() && gate != BackupGate::DependencyCycle;
+        let waiting = !gate.allows_provisioning()
+            && !matches!(gate, BackupGate::DependencyCycle | BackupGate::Refused);
         let message = match gate {
             BackupGate::BackupNotFound => format!("Backup {} does not exist", backup.name),
             BackupGate::BackupNotReady => {
@@ -373,6 +425,10 @@ pub fn compute_status(db: &Database, observed: &Observed, now: Timestamp) -> Dat
             BackupGate::DependencyCycle => {
                 format!("Backup {} backs up this Database itself", backup.name)
             }
+            BackupGate::Refused => format!(
+                "Backup {} cannot give what spec.backupRef asks; see the Ready condition",
+                backup.name
+            ),
             BackupGate::Ready | BackupGate::NotRequired => {
                 format!("Backup {} is ready or was restored", backup.name)
             }
@@ -401,6 +457,7 @@ pub fn compute_status(db: &Database, observed: &Observed, now: Timestamp) -> Dat
         observed_generation: generation,
         current_primary: observed.primary.clone(),
         instances: observed.instances.clone(),
+        recovery: observed.recovery.status.clone(),
         last_failover,
         failovers,
         conditions: conds,

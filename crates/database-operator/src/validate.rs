@@ -19,6 +19,10 @@ pub enum BackupGate {
     /// The Backup backs up this very Database, which will never exist before it is
     /// provisioned: a permanent error until `backupRef` changes.
     DependencyCycle,
+    /// The Backup cannot give what `backupRef` asks (a `targetTime` outside its
+    /// recoverability window, or with a logical Backup): a permanent error until the spec
+    /// changes; [`refusal`] says why.
+    Refused,
     /// The Backup is ready, or the initial restore already completed: provision.
     Ready,
 }
@@ -36,6 +40,7 @@ impl BackupGate {
             BackupGate::BackupNotFound => "BackupNotFound",
             BackupGate::BackupNotReady => "BackupNotReady",
             BackupGate::DependencyCycle => "DependencyCycle",
+            BackupGate::Refused => "RecoveryTargetRefused",
             BackupGate::Ready => "BackupReady",
         }
     }
@@ -62,11 +67,19 @@ pub fn backup_gate(
     if backup.spec.database_ref.name == db.name_any() {
         return BackupGate::DependencyCycle;
     }
-    if backup.is_ready() {
+    if api::recovery::refusal(db, backup).is_some() {
+        return BackupGate::Refused;
+    }
+    if backup.is_ready() && !api::recovery::awaits_window(db, backup) {
         BackupGate::Ready
     } else {
         BackupGate::BackupNotReady
     }
+}
+
+/// Why the Backup cannot give what `backupRef` asks (with [`BackupGate::Refused`]).
+pub fn refusal(db: &Database, backup: Option<&Backup>) -> Option<String> {
+    api::recovery::refusal(db, backup?)
 }
 
 #[cfg(test)]
@@ -191,12 +204,51 @@ mod tests {
     }
 
     #[test]
+    fn a_target_outside_the_window_is_refused_until_the_spec_changes() {
+        use api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let time = |t: &str| -> Time { serde_json::from_value(serde_json::json!(t)).unwrap() };
+        let mut db = database_from_backup("shop", "seed");
+        let mut physical = backup("seed", "old-shop", true);
+        physical.spec.method = api::backup::BackupMethod::Physical;
+        if let Some(s) = physical.status.as_mut() {
+            s.recoverability = Some(api::backup::RecoverabilityWindow {
+                first_recoverable_time: time("2026-12-06T07:00:00Z"),
+                last_recoverable_time: time("2026-12-06T08:00:00Z"),
+            });
+        }
+        let target = |db: &mut Database, t: &str| {
+            if let Some(r) = db.spec.backup_ref.as_mut() {
+                r.target_time = Some(time(t));
+            }
+        };
+        target(&mut db, "2026-12-06T07:30:00Z");
+        assert_eq!(backup_gate(&db, Some(&physical), None), BackupGate::Ready);
+        target(&mut db, "2026-12-06T09:00:00Z");
+        assert_eq!(backup_gate(&db, Some(&physical), None), BackupGate::Refused);
+        let message = refusal(&db, Some(&physical)).unwrap_or_default();
+        assert!(
+            message.contains("from 2026-12-06T07:00:00Z to 2026-12-06T08:00:00Z"),
+            "{message}"
+        );
+        // A logical Backup has no points in time.
+        let logical = backup("seed", "old-shop", true);
+        assert_eq!(backup_gate(&db, Some(&logical), None), BackupGate::Refused);
+        // Once the initial restore completed, the Backup no longer matters.
+        let done = restore("shop", RestorePhase::Completed, "");
+        assert_eq!(
+            backup_gate(&db, Some(&physical), Some(&done)),
+            BackupGate::Ready
+        );
+    }
+
+    #[test]
     fn only_not_required_and_ready_allow_provisioning() {
         let rows = [
             (BackupGate::NotRequired, true),
             (BackupGate::BackupNotFound, false),
             (BackupGate::BackupNotReady, false),
             (BackupGate::DependencyCycle, false),
+            (BackupGate::Refused, false),
             (BackupGate::Ready, true),
         ];
         for (gate, want) in rows {

@@ -23,6 +23,9 @@ pub struct Config {
     pub pgdata: PathBuf,
     /// The superuser the image's initdb created (POSTGRES_USER); replication uses it too.
     pub user: String,
+    /// The database the image's initdb created (POSTGRES_DB); a recovered cluster gets it
+    /// when the source had none of that name.
+    pub database_name: Option<String>,
     /// The mounted Secret's password, for the files libpq reads it from (never an argument).
     pub password_file: PathBuf,
     /// A directory of the Pod's own (emptyDir): the hba file, the password file for libpq.
@@ -49,6 +52,7 @@ impl Config {
             lease: var("PGOP_LEASE")?,
             pgdata: var("PGDATA")?.into(),
             user: var("POSTGRES_USER")?,
+            database_name: std::env::var("POSTGRES_DB").ok(),
             password_file: var("PGOP_PASSWORD_FILE")?.into(),
             work_dir: var("PGOP_WORK_DIR")?.into(),
             socket_dir: var("PGOP_SOCKET_DIR")?.into(),
@@ -83,5 +87,31 @@ impl Config {
 
     pub fn slot(&self) -> String {
         api::names::replication_slot(&self.pod)
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    /// The configuration of instance `shop-0` of Database `shop` in `prod`.
+    pub fn config() -> Config {
+        Config {
+            pod: "shop-0".into(),
+            namespace: "prod".into(),
+            database: "shop".into(),
+            statefulset: "shop".into(),
+            headless_service: "shop-headless".into(),
+            primary_service: "shop".into(),
+            primary_address: None,
+            lease: "shop-primary".into(),
+            pgdata: "/var/lib/postgresql/data/pgdata".into(),
+            user: "shop_owner".into(),
+            database_name: Some("shop".into()),
+            password_file: "/etc/pgop/credentials/password".into(),
+            work_dir: "/controller".into(),
+            socket_dir: "/var/run/postgresql".into(),
+            max_slot_wal_keep_size: "1GB".into(),
+        }
     }
 }

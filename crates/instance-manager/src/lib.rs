@@ -27,6 +27,7 @@ pub mod lease;
 mod pods;
 mod postgres;
 mod primary;
+mod recovery;
 mod report;
 mod standby;
 mod start;
@@ -47,27 +48,72 @@ pub async fn run(config: Config) -> Result<()> {
     let mut terminate = stop::StopRequests::listen()?;
     loop {
         let role = start::prepare(&instance).await?;
-        let mut server = postgres::Server::start(&instance.config).await?;
-        let outcome = match role {
-            start::Role::Primary => primary::run(&instance, &mut server, &mut terminate).await,
-            start::Role::Standby => {
-                match standby::run(&instance, &mut server, &mut terminate).await {
-                    Ok(standby::Outcome::Promoted) => {
-                        primary::run(&instance, &mut server, &mut terminate).await
-                    }
-                    Ok(standby::Outcome::Stopped) => Ok(primary::Ended::Stopped),
-                    Err(e) => Err(e),
-                }
-            }
+        let (outcome, stopped) = if role == start::Role::Recovering {
+            let mut server = postgres::Server::start_recovery(&instance.config).await?;
+            let outcome = recover_then_lead(&instance, &mut server, &mut terminate).await;
+            (outcome, server.stop_fast().await)
+        } else {
+            let mut server = postgres::Server::start(&instance.config).await?;
+            let outcome = in_role(&instance, role, &mut server, &mut terminate).await;
+            // Whatever happened, PostgreSQL does not outlive its manager.
+            (outcome, server.stop_fast().await)
         };
-        // Whatever happened, PostgreSQL does not outlive its manager.
-        let stopped = server.stop_fast().await;
         match (outcome?, stopped) {
             (primary::Ended::Again, postgres::Stopped::Cleanly) => continue,
             (primary::Ended::Again, postgres::Stopped::Killed) => {
                 anyhow::bail!("PostgreSQL had to be killed; starting a new container")
             }
             (primary::Ended::Stopped, _) => return Ok(()),
+        }
+    }
+}
+
+/// Keeps the instance in the role `prepare` gave it, until that ends.
+async fn in_role(
+    instance: &start::Instance,
+    role: start::Role,
+    server: &mut postgres::Server,
+    terminate: &mut stop::StopRequests,
+) -> Result<primary::Ended> {
+    match role {
+        start::Role::Primary => {
+            let adopting = tokio::spawn(recovery::finish_adopting(instance.clone()));
+            let outcome = primary::run(instance, server, terminate).await;
+            adopting.abort();
+            outcome
+        }
+        start::Role::Standby => match standby::run(instance, server, terminate).await? {
+            standby::Outcome::Promoted => primary::run(instance, server, terminate).await,
+            standby::Outcome::Stopped => Ok(primary::Ended::Stopped),
+        },
+        start::Role::Recovering => unreachable!("recovery has a server of its own"),
+    }
+}
+
+/// A recovery from a physical Backup; once promoted, this instance takes the Lease nobody
+/// holds yet and leads as usual.
+async fn recover_then_lead(
+    instance: &start::Instance,
+    server: &mut postgres::Server,
+    terminate: &mut stop::StopRequests,
+) -> Result<primary::Ended> {
+    match recovery::run(instance, server, terminate).await? {
+        recovery::Outcome::Stopped => return Ok(primary::Ended::Stopped),
+        recovery::Outcome::Promoted => {}
+    }
+    if let Err(e) = recovery::adopt(instance).await {
+        // Reported on the Pod. Leading without credentials that work would serve nobody;
+        // a restart would not try again (the init container does not rerun), so hold.
+        tracing::error!(error = %format!("{e:#}"), "the recovered server cannot take the Secret's credentials");
+        terminate.recv().await;
+        return Ok(primary::Ended::Stopped);
+    }
+    match instance.leases.create(&instance.config.pod).await? {
+        lease::Write::Done(_) => primary::run(instance, server, terminate).await,
+        lease::Write::Lost => {
+            // Nobody could have led without data; if someone did, two primaries must not run.
+            server.stop_now().await;
+            anyhow::bail!("another instance took the primary's Lease while this one recovered")
         }
     }
 }

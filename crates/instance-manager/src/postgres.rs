@@ -1,6 +1,8 @@
 //! PostgreSQL as a child process, and the few questions the manager asks it.
 
+use std::collections::VecDeque;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -100,9 +102,27 @@ pub enum Stopped {
     Killed,
 }
 
+/// The settings of a server recovering a physical Backup's data directory: the usual ones but
+/// the recovery target timeline, which `prepare-recovery` fixed in `postgresql.auto.conf` (the
+/// command line would override it), and without hot standby, so no client (nor the readiness
+/// probe) gets in before the server has promoted.
+pub fn recovery_settings(config: &Config) -> Vec<(String, String)> {
+    let mut settings: Vec<_> = settings(config)
+        .into_iter()
+        .filter(|(name, _)| name != "recovery_target_timeline" && name != "hot_standby")
+        .collect();
+    settings.push(("hot_standby".to_string(), "off".to_string()));
+    settings
+}
+
+/// How many of the server's last FATAL or PANIC lines are kept.
+const ERRORS_KEPT: usize = 5;
+
 pub struct Server {
     child: Child,
     pgdata: std::path::PathBuf,
+    /// The server's last FATAL and PANIC lines, when its output is read (recovery only).
+    errors: Option<Arc<Mutex<VecDeque<String>>>>,
 }
 
 impl Server {
@@ -122,7 +142,42 @@ impl Server {
         Ok(Server {
             child,
             pgdata: config.pgdata.clone(),
+            errors: None,
         })
+    }
+
+    /// Starts the server on a data directory prepared for recovery ([`recovery_settings`]).
+    /// Its log still goes to the container's, line by line, and its FATAL and PANIC lines are
+    /// kept: if it stops, they say why ([`Server::errors`]).
+    pub async fn start_recovery(config: &Config) -> Result<Server> {
+        let mut command = Command::new("docker-entrypoint.sh");
+        command.arg("postgres");
+        for (name, value) in recovery_settings(config) {
+            command.arg("-c").arg(format!("{name}={value}"));
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting docker-entrypoint.sh postgres for recovery")?;
+        tracing::info!(pid = child.id(), "PostgreSQL started to recover");
+        let errors = Arc::new(Mutex::new(VecDeque::new()));
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(pass_on(stderr, errors.clone()));
+        }
+        Ok(Server {
+            child,
+            pgdata: config.pgdata.clone(),
+            errors: Some(errors),
+        })
+    }
+
+    /// The server's last FATAL and PANIC lines (recovery only), oldest first.
+    pub fn errors(&self) -> Vec<String> {
+        self.errors
+            .as_ref()
+            .map(|e| e.lock().expect("errors lock").iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Waits until the server exits; its exit status as a message.
@@ -183,6 +238,77 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Copies the server's log to this process's stderr, keeping its FATAL and PANIC lines.
+async fn pass_on(stderr: tokio::process::ChildStderr, errors: Arc<Mutex<VecDeque<String>>>) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        eprintln!("{line}");
+        if let Some(error) = fatal(&line) {
+            let mut kept = errors.lock().expect("errors lock");
+            if kept.len() == ERRORS_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(error);
+        }
+    }
+}
+
+/// The message of a FATAL or PANIC log line, without its prefix (time, pid). Connections
+/// the server turns away while it recovers (the manager's own polls, the readiness probe)
+/// are logged as FATAL too; they say nothing about the server and are left out.
+pub fn fatal(line: &str) -> Option<String> {
+    const TURNED_AWAY: [&str; 4] = [
+        "the database system is",
+        "authentication failed",
+        "no pg_hba.conf entry",
+        "terminating connection",
+    ];
+    let message = ["FATAL:", "PANIC:"]
+        .iter()
+        .find_map(|level| line.find(level).map(|at| line[at..].trim().to_string()))?;
+    (!TURNED_AWAY.iter().any(|t| message.contains(t))).then_some(message)
+}
+
+/// Runs `sql` on the local server over its socket, the statement on stdin: for statements
+/// that carry a secret, which must not appear among any process's arguments.
+pub async fn query_local_stdin(config: &Config, sql: &str) -> Result<String> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut psql = Command::new("psql");
+    psql.args([
+        "-X",
+        "-Atq",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        "postgres",
+        "-U",
+    ])
+    .arg(&config.user)
+    .arg("-h")
+    .arg(&config.socket_dir)
+    .args(["-f", "-"])
+    .env("PGCONNECT_TIMEOUT", "2")
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = psql.spawn().context("running psql")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(sql.as_bytes())
+            .await
+            .context("writing to psql")?;
+    }
+    let output = child.wait_with_output().await.context("running psql")?;
+    if !output.status.success() {
+        bail!(
+            "the local server: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
 /// Runs `sql` on the local server over its socket and returns its output.
@@ -246,20 +372,8 @@ mod tests {
 
     fn config(primary_address: Option<&str>) -> Config {
         Config {
-            pod: "shop-1".into(),
-            namespace: "prod".into(),
-            database: "shop".into(),
-            statefulset: "shop".into(),
-            headless_service: "shop-headless".into(),
-            primary_service: "shop".into(),
             primary_address: primary_address.map(String::from),
-            lease: "shop-primary".into(),
-            pgdata: "/data".into(),
-            user: "postgres".into(),
-            password_file: "/etc/pw".into(),
-            work_dir: "/controller".into(),
-            socket_dir: "/run/pg".into(),
-            max_slot_wal_keep_size: "512MB".into(),
+            ..crate::config::tests::config()
         }
     }
 
@@ -284,6 +398,35 @@ mod tests {
             "{without}"
         );
         assert!(!without.contains("hostaddr"));
+    }
+
+    #[test]
+    fn fatal_lines_are_kept_without_their_prefix() {
+        let line = "2026-12-06 07:40:01.123 UTC [31] FATAL:  recovery ended before configured recovery target was reached";
+        assert_eq!(
+            fatal(line).as_deref(),
+            Some("FATAL:  recovery ended before configured recovery target was reached")
+        );
+        assert_eq!(
+            fatal("2026-12-06 07:40:01 UTC [31] LOG:  redo starts at 0/2000028"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_recovering_server_keeps_the_prepared_timeline_and_lets_nobody_in() {
+        let config = crate::config::tests::config();
+        let settings = recovery_settings(&config);
+        let get = |name: &str| {
+            settings
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert!(get("recovery_target_timeline").is_empty());
+        assert_eq!(get("hot_standby"), ["off"]);
+        assert_eq!(get("wal_log_hints"), ["on"]);
     }
 
     #[test]

@@ -48,7 +48,16 @@ impl Instance {
 pub enum Role {
     Primary,
     Standby,
+    /// A data directory the backup-operator prepared from a physical Backup: replay the
+    /// archived WAL, promote, then lead ([`crate::recovery`]).
+    Recovering,
 }
+
+/// What `prepare-recovery` leaves in the data directory besides `recovery.signal`: the two
+/// together mark a point-in-time recovery, which no other path writes.
+pub const RECOVERY_FILE: &str = "pgop_recovery.json";
+/// The WAL `prepare-recovery` fetched, which `restore_command` copies from.
+pub const RECOVERY_WAL_DIR: &str = "pgop_wal";
 
 /// What is in the data directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,12 +66,16 @@ pub enum Data {
     /// A server that was a primary (no `standby.signal`).
     Primary,
     Standby,
+    /// Prepared for point-in-time recovery, not promoted yet.
+    Recovering,
 }
 
 impl Data {
     pub fn of(pgdata: &Path) -> Data {
         if !pgdata.join("PG_VERSION").exists() {
             Data::Empty
+        } else if pgdata.join("recovery.signal").exists() && pgdata.join(RECOVERY_FILE).exists() {
+            Data::Recovering
         } else if pgdata.join("standby.signal").exists() {
             Data::Standby
         } else {
@@ -86,6 +99,9 @@ pub enum Plan {
     /// This instance was a primary but another holds the Lease: rewind onto its timeline
     /// (or clone again) and follow it.
     Rejoin,
+    /// Replay the archived WAL of a prepared data directory; take the Lease only once the
+    /// server has promoted.
+    Recover,
     /// Nobody can be followed yet: read the Lease again.
     Wait,
 }
@@ -117,6 +133,12 @@ pub fn plan(
         (Data::Primary, Some(_)) if expired => Plan::Wait,
         (Data::Primary, Some(_)) => Plan::Rejoin,
         (Data::Standby, _) => Plan::Follow,
+        // The first server of a Database recovered from a physical Backup. Nobody else can
+        // lead meanwhile: the others have no data and no Lease to clone from.
+        (Data::Recovering, None) => Plan::Recover,
+        (Data::Recovering, Some(h)) if h.identity == me || h.is_released() => Plan::Recover,
+        // Someone else leads: this data is not the Database's. Waiting keeps it untouched.
+        (Data::Recovering, Some(_)) => Plan::Wait,
     }
 }
 
@@ -125,6 +147,10 @@ pub async fn prepare(instance: &Instance) -> Result<Role> {
     let config = &instance.config;
     postgres::write_files(config)?;
     keep_hint_bits_logged(&config.pgdata)?;
+    if Data::of(&config.pgdata) != Data::Recovering {
+        // Promoted, but stopped before the recovery's WAL copies were removed.
+        crate::recovery::remove_wal_copies(config)?;
+    }
     let first = config.ordinal() == Some(0);
     let mut observer = Observer::default();
     let mut released = Observer::default();
@@ -174,6 +200,7 @@ pub async fn prepare(instance: &Instance) -> Result<Role> {
                 return Ok(Role::Standby);
             }
             Plan::Follow => return Ok(Role::Standby),
+            Plan::Recover => return Ok(Role::Recovering),
             Plan::Rejoin => {
                 rejoin(config).await?;
                 return Ok(Role::Standby);
@@ -381,6 +408,40 @@ mod tests {
         );
         let released_long = plan(Data::Primary, Some(&held("")), "db-0", true, true, true);
         assert_eq!(released_long, Plan::Lead);
+    }
+
+    #[test]
+    fn a_prepared_recovery_replays_before_anyone_leads() {
+        assert_eq!(fresh(Data::Recovering, None, "db-0", true), Plan::Recover);
+        assert_eq!(
+            fresh(Data::Recovering, Some(&held("db-0")), "db-0", true),
+            Plan::Recover
+        );
+        assert_eq!(
+            fresh(Data::Recovering, Some(&held("db-1")), "db-0", true),
+            Plan::Wait
+        );
+        // The others wait for the recovered primary's Lease, then clone it.
+        assert_eq!(fresh(Data::Empty, None, "db-1", false), Plan::Wait);
+    }
+
+    #[test]
+    fn the_data_directory_says_what_it_holds() {
+        let dir = std::env::temp_dir().join(format!("pgop-data-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(Data::of(&dir), Data::Empty);
+        std::fs::write(dir.join("PG_VERSION"), "17").unwrap();
+        assert_eq!(Data::of(&dir), Data::Primary);
+        // A recovery.signal alone is not ours to interpret.
+        std::fs::write(dir.join("recovery.signal"), "").unwrap();
+        assert_eq!(Data::of(&dir), Data::Primary);
+        std::fs::write(dir.join(RECOVERY_FILE), "{}").unwrap();
+        assert_eq!(Data::of(&dir), Data::Recovering);
+        // Promoted: PostgreSQL removed recovery.signal.
+        std::fs::remove_file(dir.join("recovery.signal")).unwrap();
+        assert_eq!(Data::of(&dir), Data::Primary);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

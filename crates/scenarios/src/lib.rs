@@ -31,6 +31,8 @@ mod kubectl;
 mod kubelet;
 mod logs;
 mod manifests;
+pub mod physical;
+pub mod pitr;
 mod postgres;
 pub mod replication;
 mod scenario;

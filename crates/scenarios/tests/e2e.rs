@@ -15,7 +15,9 @@ mod e2e {
     mod image_missing;
     mod in_cluster_operators;
     mod parallel_backup;
+    mod physical_backup;
     mod pod_killed;
+    mod point_in_time_recovery;
     mod postgres_killed_mid_dump;
     mod recreated_database;
 }

@@ -4,12 +4,14 @@
 //! the cluster has three nodes.
 
 mod replication {
+    mod archive_failover;
     mod backup_from_standby;
     mod cluster;
     mod failover;
     mod fencing;
     mod node_loss;
     mod process_killed;
+    mod recovery_across_failover;
     mod rollout;
     mod scaling;
     mod streaming;

@@ -49,7 +49,7 @@ impl BaseCompression {
         }
     }
 
-    pub(crate) fn file_suffix(self) -> &'static str {
+    pub fn file_suffix(self) -> &'static str {
         match self {
             Self::None => "",
             Self::Lz4 => ".lz4",

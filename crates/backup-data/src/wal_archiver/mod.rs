@@ -11,6 +11,7 @@
 //! A gap that does happen is reported (status, metric), never papered over.
 
 mod receiver;
+pub mod recoverability;
 pub mod server;
 mod shipper;
 pub mod spool;
@@ -54,6 +55,23 @@ pub enum ArchiverError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Drops the archiver's slot for good, when its Backup is deleted: a slot nobody streams
+/// from keeps the server's WAL forever. A slot that is not there (never created, or
+/// dropped by an earlier attempt) counts as dropped: `false` then.
+pub async fn drop_slot_for_good(
+    tools: &PgTools,
+    connection: &PgConnection,
+    slot: &str,
+) -> Result<bool, crate::pg::PgError> {
+    match receiver::drop_slot(tools, connection, slot).await {
+        Ok(()) => Ok(true),
+        Err(crate::pg::PgError::Failed { stderr, .. }) if stderr.contains("does not exist") => {
+            Ok(false)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Runs until `cancel`, then ships what pg_receivewal completed and the current partial.

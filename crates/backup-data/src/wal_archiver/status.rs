@@ -56,6 +56,22 @@ pub struct GapReport {
     pub detected_at: DateTime<Utc>,
 }
 
+/// The recoverability window (`recovery_prepare::window`) as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverabilityReport {
+    /// None until a base backup exists that the archived WAL makes usable.
+    pub first_recoverable_time: Option<DateTime<Utc>>,
+    pub last_recoverable_time: Option<DateTime<Utc>>,
+    /// The timeline the newest base backup leads to.
+    pub timeline: u32,
+    /// Gaps splitting the window; a recovery cannot cross one.
+    pub gaps: usize,
+    /// The window, its gaps and unusable base backups in words.
+    pub description: String,
+    pub computed_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ArchiverStatus {
@@ -76,6 +92,9 @@ pub struct ArchiverStatus {
     pub gaps: Vec<GapReport>,
     /// Cleared once the same category succeeds again.
     pub last_error: Option<LastError>,
+    /// What the archive can restore to, recomputed now and then ([`super::recoverability`]):
+    /// the operator has no storage access and copies it into the Backup's status.
+    pub recoverability: Option<RecoverabilityReport>,
     #[serde(skip)]
     pub errors_by_category: [u64; 4],
 }

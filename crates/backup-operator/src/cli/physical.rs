@@ -44,6 +44,18 @@ impl ArchiveWalArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DropWalSlotArgs {
+    /// The read-write Service, as a role with REPLICATION (the superuser).
+    #[command(flatten)]
+    pub pg: PgArgs,
+    /// The archiver's physical replication slot.
+    #[arg(long, env = WAL_SLOT_NAME)]
+    pub slot: String,
+    #[arg(long, env = TERMINATION_LOG_PATH, default_value = DEFAULT_TERMINATION_LOG)]
+    pub termination_log: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct BaseBackupArgs {
     #[command(flatten)]
     pub pg: PgArgs,

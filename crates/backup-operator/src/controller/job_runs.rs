@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 
 use super::time::from_time;
+use backup_job::recovery_report::{RecoveryOutcome, RecoverySummary};
 use backup_job::report::{Outcome, RunSummary};
 use backup_job::verify_report::{VerifyOutcome, VerifySummary};
 
@@ -60,6 +61,19 @@ impl Report for VerifyOutcome {
         match self {
             VerifyOutcome::Passed(summary) => Ok(summary),
             VerifyOutcome::Failed { error } => Err(error),
+        }
+    }
+}
+
+impl Report for RecoveryOutcome {
+    type Summary = RecoverySummary;
+    fn parse(message: &str) -> Option<Self> {
+        RecoveryOutcome::parse(message).ok()
+    }
+    fn into_result(self) -> Result<RecoverySummary, String> {
+        match self {
+            RecoveryOutcome::Succeeded(summary) => Ok(summary),
+            RecoveryOutcome::Failed { error } => Err(error),
         }
     }
 }

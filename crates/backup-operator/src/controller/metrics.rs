@@ -7,6 +7,9 @@
 //! operator restart and a deleted Backup's series disappears with it.
 //! `backup_operator_last_verified_timestamp_seconds` is its twin for restore drills, with a
 //! series only for Backups with `spec.verification`.
+//! `backup_operator_wal_archive_age_seconds` and `backup_operator_archive_healthy` have a
+//! series per physical Backup, from `status.archive.lastArchivedTime` and the
+//! `ArchiveHealthy` condition, filled the same way.
 
 use std::sync::{Arc, Mutex};
 
@@ -39,6 +42,8 @@ pub struct Metrics {
     pub reconciles: Arc<ReconcileMetrics>,
     last_success: GaugeVec,
     last_verified: GaugeVec,
+    archive_age: GaugeVec,
+    archive_healthy: GaugeVec,
     /// Scrapes reset and refill `last_success`; one at a time.
     render: Mutex<()>,
 }
@@ -102,6 +107,25 @@ impl Metrics {
             &["namespace", "backup"],
         )
         .expect("valid metric");
+        let archive_age = GaugeVec::new(
+            Opts::new(
+                "backup_operator_wal_archive_age_seconds",
+                "Seconds since the newest complete WAL segment of each physical Backup was \
+                 archived, as its status last recorded; since the Backup's creation before \
+                 the first",
+            ),
+            &["namespace", "backup"],
+        )
+        .expect("valid metric");
+        let archive_healthy = GaugeVec::new(
+            Opts::new(
+                "backup_operator_archive_healthy",
+                "1 while the WAL archiving of each physical Backup is healthy (its \
+                 ArchiveHealthy condition is True), 0 otherwise",
+            ),
+            &["namespace", "backup"],
+        )
+        .expect("valid metric");
         // Every result's series exists from the start, at 0, so increase() and rate() see the
         // first failure instead of a series that appears at 1.
         for result in RESULTS {
@@ -117,6 +141,8 @@ impl Metrics {
             Box::new(last_success.clone()),
             Box::new(verifications.clone()),
             Box::new(last_verified.clone()),
+            Box::new(archive_age.clone()),
+            Box::new(archive_healthy.clone()),
         ] {
             registry
                 .register(collector)
@@ -139,6 +165,8 @@ impl Metrics {
             reconciles: Arc::new(reconciles),
             last_success,
             last_verified,
+            archive_age,
+            archive_healthy,
             render: Mutex::new(()),
         }
     }
@@ -148,7 +176,18 @@ impl Metrics {
         let _one_at_a_time = self.render.lock().unwrap_or_else(|e| e.into_inner());
         self.last_success.reset();
         self.last_verified.reset();
+        self.archive_age.reset();
+        self.archive_healthy.reset();
+        let now = chrono::Utc::now();
         for backup in backups {
+            if let Some((age, healthy)) = archiving(backup, now) {
+                let namespace = backup.namespace().unwrap_or_default();
+                let labels = [namespace.as_str(), &backup.name_any()];
+                self.archive_age.with_label_values(&labels).set(age as f64);
+                self.archive_healthy
+                    .with_label_values(&labels)
+                    .set(f64::from(u8::from(healthy)));
+            }
             if let Some(at) = last_verified(backup) {
                 let namespace = backup.namespace().unwrap_or_default();
                 self.last_verified
@@ -182,6 +221,22 @@ fn last_verified(backup: &Backup) -> Option<i64> {
     passed
         .or(backup.metadata.creation_timestamp.as_ref())
         .map(|at| from_time(at).timestamp())
+}
+
+/// For a physical Backup: the age of its newest archived segment (from its creation before
+/// the first) and whether `ArchiveHealthy` is True.
+fn archiving(backup: &Backup, now: chrono::DateTime<chrono::Utc>) -> Option<(i64, bool)> {
+    if backup.spec.method != api::BackupMethod::Physical {
+        return None;
+    }
+    let status = backup.status.as_ref();
+    let last = status
+        .and_then(|s| s.archive.as_ref())
+        .and_then(|a| a.last_archived_time.as_ref())
+        .or(backup.metadata.creation_timestamp.as_ref())?;
+    let healthy = status
+        .is_some_and(|s| api::conditions::is_true(&s.conditions, api::conditions::ARCHIVE_HEALTHY));
+    Some(((now - from_time(last)).num_seconds().max(0), healthy))
 }
 
 impl Default for Metrics {
@@ -247,6 +302,50 @@ mod tests {
         // A deleted Backup's series goes with it.
         let text = metrics.render(std::iter::empty());
         assert!(!text.contains("backup=\"nightly\""));
+    }
+
+    #[test]
+    fn archiving_has_a_series_per_physical_backup_only() {
+        let metrics = Metrics::new();
+        let backup = |name: &str, method: &str, status: serde_json::Value| {
+            serde_json::from_value::<Backup>(serde_json::json!({
+                "apiVersion": "database.example.com/v1", "kind": "Backup",
+                "metadata": {"name": name, "namespace": "prod", "creationTimestamp": "2026-01-01T00:00:00Z"},
+                "spec": {"databaseRef": {"name": "shop"}, "method": method},
+                "status": status
+            }))
+            .unwrap()
+        };
+        let recent = (chrono::Utc::now() - chrono::TimeDelta::seconds(120)).to_rfc3339();
+        let text = metrics.render(&[
+            backup(
+                "pitr",
+                "physical",
+                serde_json::json!({
+                "archive": {"lastArchivedTime": recent},
+                "conditions": [{"type": "ArchiveHealthy", "status": "True", "reason": "Streaming",
+                    "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}),
+            ),
+            backup("dumps", "logical", serde_json::json!({})),
+        ]);
+        let age = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    "backup_operator_wal_archive_age_seconds{backup=\"pitr\",namespace=\"prod\"} ",
+                )
+            })
+            .unwrap_or_else(|| panic!("no age series in {text}"));
+        let age: f64 = age.parse().unwrap();
+        assert!((119.0..=180.0).contains(&age), "{age}");
+        assert!(
+            text.contains("backup_operator_archive_healthy{backup=\"pitr\",namespace=\"prod\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("backup=\"dumps\""), "{text}");
+        // The Backup deleted, its series go.
+        let text = metrics.render(std::iter::empty());
+        assert!(!text.contains("backup=\"pitr\""), "{text}");
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! they watch; until then `/readyz` says not ready), retries with backoff, the reconcile
 //! metrics and the resync safety net.
 
+mod archiver;
 mod args;
 mod artifacts;
 mod backup;

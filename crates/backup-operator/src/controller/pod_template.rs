@@ -105,6 +105,37 @@ pub struct ScratchVolume {
 /// Its emptyDirs are limited to their sizes, which the container requests as ephemeral
 /// storage: the Pod goes to a node with that room, and is evicted if it outgrows them.
 pub fn job(parts: JobParts, settings: &JobSettings) -> Job {
+    let name = parts.name.clone();
+    let namespace = parts.namespace.clone();
+    let labels = parts.labels.clone();
+    let owner = parts.owner.clone();
+    let mut template = pod_template(parts, settings);
+    if let Some(spec) = template.spec.as_mut() {
+        spec.restart_policy = Some("Never".into());
+    }
+    Job {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(namespace),
+            labels: Some(labels),
+            owner_references: owner.map(|owner| vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(settings.active_deadline_seconds),
+            template,
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The Pod every workload of this operator runs (Jobs and the WAL archiver): one container
+/// running `backup-operator <subcommand>` under the restricted profile, its emptyDirs
+/// limited to their sizes and requested as ephemeral storage. The restart policy is the
+/// workload's to set.
+pub fn pod_template(parts: JobParts, settings: &JobSettings) -> PodTemplateSpec {
     let mut env = env_vars(parts.env);
     // Temporary files (a restore's download) go to the emptyDir; the root is read-only.
     env.push(env_var(EnvEntry::plain("TMPDIR", TMP)));
@@ -169,48 +200,51 @@ pub fn job(parts: JobParts, settings: &JobSettings) -> Job {
         ..Container::default()
     };
     let metadata = ObjectMeta {
-        labels: Some(parts.labels.clone()),
+        labels: Some(parts.labels),
         ..ObjectMeta::default()
     };
-    Job {
-        metadata: ObjectMeta {
-            name: Some(parts.name),
-            namespace: Some(parts.namespace),
-            labels: Some(parts.labels),
-            owner_references: parts.owner.map(|owner| vec![owner]),
-            ..ObjectMeta::default()
-        },
-        spec: Some(JobSpec {
-            backoff_limit: Some(0),
-            active_deadline_seconds: Some(settings.active_deadline_seconds),
-            template: PodTemplateSpec {
-                metadata: Some(metadata),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".into()),
-                    // The Jobs talk to PostgreSQL and storage, never to the Kubernetes API.
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(RUN_AS),
-                        run_as_group: Some(RUN_AS),
-                        fs_group: Some(RUN_AS),
-                        // A large claim is chowned once, not on every run.
-                        fs_group_change_policy: Some("OnRootMismatch".into()),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            ..SeccompProfile::default()
-                        }),
-                        ..PodSecurityContext::default()
-                    }),
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    ..PodSpec::default()
+    PodTemplateSpec {
+        metadata: Some(metadata),
+        spec: Some(PodSpec {
+            // The Jobs talk to PostgreSQL and storage, never to the Kubernetes API.
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(RUN_AS),
+                run_as_group: Some(RUN_AS),
+                fs_group: Some(RUN_AS),
+                // A large claim is chowned once, not on every run.
+                fs_group_change_policy: Some("OnRootMismatch".into()),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    ..SeccompProfile::default()
                 }),
-            },
-            ..JobSpec::default()
+                ..PodSecurityContext::default()
+            }),
+            containers: vec![container],
+            volumes: Some(volumes),
+            ..PodSpec::default()
         }),
-        status: None,
+    }
+}
+
+/// `job` running as `uid` (user, group and fsGroup) instead of [`RUN_AS`]: a Job that writes
+/// a database Pod's data directory must own its files as PostgreSQL does, since the server
+/// refuses a data directory that is not its own. [`RUN_AS`] stays a supplemental group: a
+/// claim destination's files are the other Jobs' (mode 0640, group [`RUN_AS`]), and a
+/// hostPath volume gets no fsGroup ownership from the kubelet.
+pub fn run_as(job: &mut Job, uid: i64) {
+    let context = job
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.spec.as_mut())
+        .and_then(|p| p.security_context.as_mut());
+    if let Some(context) = context {
+        context.run_as_user = Some(uid);
+        context.run_as_group = Some(uid);
+        context.fs_group = Some(uid);
+        context.supplemental_groups = Some(vec![RUN_AS]);
     }
 }
 

@@ -22,7 +22,7 @@ use kube::{Resource, ResourceExt};
 
 pub use secret::{credentials_secret, generate_password, password_of};
 pub use service::{any_instance_service, client_service, headless_service, read_only_service};
-pub use statefulset::{PodSettings, claim_size_of, claim_templates, statefulset};
+pub use statefulset::{PodSettings, claim_size_of, claim_templates, first_data_claim, statefulset};
 
 /// Value of [`names::LABEL_MANAGED_BY`] on everything this operator creates; the owned-object
 /// watches select on it, so the operator caches nothing it does not manage.

@@ -51,18 +51,19 @@ use kube::ResourceExt;
 use super::{credentials, labels, owned_meta, selector_labels};
 
 /// Name of the claim template, hence of the claims: `data-<db>-N`.
-pub const DATA_VOLUME: &str = "data";
+pub const DATA_VOLUME: &str = names::DATA_VOLUME;
 /// Where the data volume is mounted; PGDATA is a subdirectory because initdb refuses a
-/// directory that is not empty, and a fresh filesystem has `lost+found`.
-pub const DATA_MOUNT: &str = "/var/lib/postgresql/data";
-pub const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
+/// directory that is not empty, and a fresh filesystem has `lost+found`. Shared through the
+/// api crate with the backup-operator's recovery Job, which fills it before the first start.
+pub const DATA_MOUNT: &str = names::DATA_MOUNT;
+pub const PGDATA: &str = names::PGDATA;
 /// The Pod's own directory for the instance manager: its binary, the hba file, libpq's
 /// password file.
 pub const CONTROLLER_DIR: &str = "/controller";
 /// Where PostgreSQL puts its socket (an emptyDir: the root filesystem is read-only).
 const SOCKET_DIR: &str = "/var/run/postgresql";
 /// uid and gid of the `postgres` user in the official image.
-const POSTGRES_UID: i64 = 999;
+const POSTGRES_UID: i64 = names::POSTGRES_UID;
 /// Seconds PostgreSQL gets to stop; the preStop hook uses most of them.
 const GRACE_SECONDS: i64 = 60;
 
@@ -109,6 +110,18 @@ fn requested_storage(claim: &PersistentVolumeClaim) -> Option<String> {
         .as_ref()?
         .get("storage")
         .map(|q| q.0.clone())
+}
+
+/// The claim of instance 0, as the StatefulSet controller would make it from the `data`
+/// template: the same builder, named `data-<db>-0`. A Database recovered from a physical
+/// Backup needs it before its StatefulSet exists (the recovery Job fills it); the StatefulSet
+/// then adopts it by name. Like the template's claims it has no owner: data outlives the
+/// Database.
+pub fn first_data_claim(db: &Database) -> PersistentVolumeClaim {
+    let mut claim = data_claim(db);
+    claim.metadata.name = Some(names::data_claim(&db.name_any(), 0));
+    claim.metadata.namespace = db.namespace();
+    claim
 }
 
 fn data_claim(db: &Database) -> PersistentVolumeClaim {

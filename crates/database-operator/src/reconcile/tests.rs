@@ -755,3 +755,67 @@ async fn refused_volume_growth_is_reported_once_and_not_retried() {
     h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(h.write_lines().is_empty(), "{:#?}", h.write_lines());
 }
+
+#[tokio::test]
+async fn a_physical_recovery_creates_the_first_claim_and_waits_for_its_restore_before_the_statefulset()
+ {
+    const CLAIM: &str = "/api/v1/namespaces/prod/persistentvolumeclaims/data-shop-0";
+    let db = database_from_backup("shop", "seed");
+    let h = Harness::new(&db);
+    let mut physical = backup("seed", "old-shop", true);
+    physical.spec.method = api::backup::BackupMethod::Physical;
+    h.fake
+        .put(BACKUP, serde_json::to_value(&physical).unwrap_or_default());
+
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        h.write_lines(),
+        [
+            format!("POST {SECRETS}{CREATE}"),
+            format!("PATCH {HEADLESS}{APPLY}"),
+            format!("PATCH {SERVICE}{APPLY}"),
+            format!("PATCH {READ_ONLY}{APPLY}"),
+            format!("PATCH {ANY_INSTANCE}{APPLY}"),
+            format!("PATCH {ACCOUNT}{APPLY}"),
+            format!("PATCH {ROLE}{APPLY}"),
+            format!("PATCH {BINDING}{APPLY}"),
+            format!("PATCH {CLAIM}{APPLY}"),
+            format!("PATCH {DB}/status{APPLY}"),
+        ]
+    );
+    assert!(
+        h.fake.get(STS).is_none(),
+        "no server before the data is there"
+    );
+    let claim = h.body_of("PATCH", CLAIM);
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "1Gi");
+    let status = h.body_of("PATCH", &format!("{DB}/status"))["status"].clone();
+    assert_eq!(status["phase"], "Provisioning");
+    assert_eq!(condition(&status, "Ready")["reason"], "PreparingRecovery");
+
+    // The recovery Job is running: still no StatefulSet, and nothing new is written.
+    let db = h.refreshed(&db);
+    h.fake.put(
+        RESTORE,
+        serde_json::to_value(restore("shop", RestorePhase::Running, "")).unwrap_or_default(),
+    );
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(h.fake.get(STS).is_none());
+
+    // Prepared: the StatefulSet comes, and adopts the claim by its name.
+    let db = h.refreshed(&db);
+    let mut done = restore("shop", RestorePhase::Completed, "");
+    if let Some(s) = done.status.as_mut() {
+        s.base_backup = Some("20261206T070000Z".into());
+    }
+    h.fake
+        .put(RESTORE, serde_json::to_value(&done).unwrap_or_default());
+    h.reconcile(&db).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(h.fake.get(STS).is_some());
+    let db = h.refreshed(&db);
+    let recovery = db.status.and_then(|s| s.recovery).unwrap_or_default();
+    assert_eq!(
+        (recovery.backup.as_str(), recovery.base_backup.as_deref()),
+        ("seed", Some("20261206T070000Z"))
+    );
+}

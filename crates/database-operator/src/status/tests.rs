@@ -31,6 +31,8 @@ fn healthy() -> Observed {
             ..api::InstanceStatus::default()
         }],
         failover: None,
+        refusal: None,
+        recovery: Default::default(),
         replication: (
             true,
             "SingleInstance",
@@ -355,6 +357,92 @@ fn status_over_every_interesting_observed_state() {
             "RestoreFailed",
             false,
             Some("RestoreFailed"),
+            restored,
+        ),
+        (
+            "target outside the recoverability window",
+            true,
+            with(|o| {
+                o.gate = BackupGate::Refused;
+                o.refusal = Some("outside the recoverability window: from A to B".into());
+            }),
+            Failed,
+            "RecoveryTargetRefused",
+            false,
+            Some("RecoveryTargetRefused"),
+            Some((false, "RecoveryTargetRefused")),
+        ),
+        (
+            "physical: the volume is being prepared, no StatefulSet yet",
+            true,
+            with(|o| {
+                o.gate = BackupGate::Ready;
+                o.restore = InitialRestore::InProgress(api::RestorePhase::Running);
+                o.recovery.pending = true;
+                o.workload = None;
+            }),
+            Provisioning,
+            "PreparingRecovery",
+            true,
+            None,
+            restored,
+        ),
+        (
+            "physical: the preparation failed (a corrupt segment)",
+            true,
+            with(|o| {
+                o.gate = BackupGate::Ready;
+                o.restore =
+                    InitialRestore::Failed("WAL file 000000010000000000000004 is corrupt".into());
+                o.recovery.pending = true;
+                o.workload = None;
+            }),
+            Failed,
+            "RestoreFailed",
+            false,
+            Some("RestoreFailed"),
+            restored,
+        ),
+        (
+            "physical: the server replays WAL",
+            true,
+            with(|o| {
+                o.gate = BackupGate::Ready;
+                o.restore = InitialRestore::Completed;
+                o.workload = workload(1, 0, 1, true);
+                o.recovery.report = Some(api::RecoveryReport {
+                    state: api::RecoveryState::Recovering,
+                    recovered_to: None,
+                    timeline: None,
+                    message: None,
+                });
+            }),
+            Deploying,
+            "Deploying",
+            true,
+            None,
+            restored,
+        ),
+        (
+            "physical: recovery ended before the target",
+            true,
+            with(|o| {
+                o.gate = BackupGate::Ready;
+                o.restore = InitialRestore::Completed;
+                o.workload = workload(1, 0, 1, true);
+                o.recovery.report = Some(api::RecoveryReport {
+                    state: api::RecoveryState::Failed,
+                    recovered_to: None,
+                    timeline: None,
+                    message: Some(
+                        "recovery ended before configured recovery target was reached".into(),
+                    ),
+                });
+            }),
+            Failed,
+            "RecoveryFailed",
+            false,
+            Some("RecoveryFailed"),
             restored,
         ),
         (

@@ -44,6 +44,22 @@ async fn recovery_to_a_time_stops_before_later_rows_and_the_drop(destination: De
     let range = &window.ranges[0];
     let (from, to) = (range.from.time.unwrap().at, range.to.time.unwrap().at);
     assert!(from <= target && target <= to, "{target} is not in {text}");
+    // What the archiver serves at /status for the operator: the same window.
+    let report =
+        backup_data::wal_archiver::recoverability::report(&storage, &support::backup_ref())
+            .await
+            .unwrap()
+            .expect("a window once a base backup exists");
+    assert_eq!(
+        (
+            report.first_recoverable_time,
+            report.last_recoverable_time,
+            report.gaps
+        ),
+        (Some(from), Some(to), 0),
+        "{}",
+        report.description
+    );
 
     let (dir, prepared) = prepare(&storage, Some(target)).await.unwrap();
     assert_eq!(prepared.base_backup, "base-1");

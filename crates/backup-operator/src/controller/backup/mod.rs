@@ -3,6 +3,7 @@
 //! Runs are triggered by the schedule (the only time-based requeue) and by watches on the
 //! Database and the Jobs; restore drills ([`drill`]) follow as a step of the same pass.
 
+mod base;
 mod claim;
 mod cleanup;
 mod drill;
@@ -19,7 +20,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::{Backup, Database, DeletionPolicy};
+use api::{Backup, BackupMethod, Database, DeletionPolicy};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
@@ -34,6 +35,7 @@ pub use cleanup::FINALIZER;
 pub use drill::COMPONENT_VERIFY;
 pub use job::{COMPONENT_BACKUP, COMPONENT_CLEANUP};
 
+use super::archiver;
 use super::artifacts;
 use super::context::Context;
 use super::error::{self, Error};
@@ -44,6 +46,9 @@ use outcome::Resolution;
 use plan::{DatabaseState, Decision, Inputs};
 use runtime::cached::newest;
 use status::Observed;
+
+/// How often a physical Backup's archiver is asked for its status.
+const ARCHIVER_POLL: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 pub async fn reconcile(
     guard: Arc<DeserializeGuard<Backup>>,
@@ -58,6 +63,12 @@ pub async fn reconcile(
     let backup = Arc::new(newest(&ctx.caches.backup_statuses, decoded));
     let namespace = backup.namespace().unwrap_or_default();
     let api: Api<Backup> = Api::namespaced(ctx.client.clone(), &namespace);
+    // The slot goes first, before any artifacts: the archiver must have stopped writing.
+    if backup.spec.method == BackupMethod::Physical
+        && let Some(action) = archiver::release::step(&ctx, &backup).await?
+    {
+        return Ok(action);
+    }
     let deleting = backup.metadata.deletion_timestamp.is_some();
     let has_finalizer = backup.finalizers().iter().any(|f| f == FINALIZER);
     match backup.spec.deletion_policy {
@@ -119,6 +130,15 @@ async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
         ..Observed::default()
     };
     let run_now = gather::pending_run_now(backup, &gathered.jobs);
+    let physical = backup.spec.method == BackupMethod::Physical;
+    // A physical Backup's archiver runs whatever the schedule says; base backups wait for
+    // it to stream (WAL-ARCHIVING.md, "Order").
+    let archiver = if physical {
+        Some(archiver::step(ctx, backup).await?)
+    } else {
+        None
+    };
+    let may_start = archiver.as_ref().is_none_or(archiver::health::streaming);
 
     let mut started = None;
     match validated {
@@ -137,7 +157,11 @@ async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
                 tracing::info!(backup = %backup.name_any(), %missed, "scheduled run skipped: it passed longer ago than startingDeadlineSeconds");
             }
             observed.next = plan.next;
-            if let Decision::Start {
+            if let Decision::Start { run_id, .. } = &plan.decision
+                && !may_start
+            {
+                tracing::info!(backup = %backup.name_any(), %run_id, "base backup waits for the WAL archiver to stream");
+            } else if let Decision::Start {
                 run_id,
                 scheduled,
                 request,
@@ -182,12 +206,25 @@ async fn apply(ctx: &Context, backup: &Backup) -> Result<Action, Error> {
         now,
     )
     .await?;
+    if let Some(seen) = &archiver {
+        archiver::status::apply(&mut new, seen, backup.metadata.generation, now);
+    }
     if api::conditions::status_changed(backup.status.as_ref(), &new) {
         patch_status(ctx, backup, &new).await?;
     }
     notify::notify(ctx, backup, &new, learnt.as_ref(), started.as_ref()).await;
     notify::drills(ctx, backup, &new, &drills).await;
-    let next = [observed.next, drills.next].into_iter().flatten().min();
+    if let Some((warning, reason, message)) = archiver::status::change(backup.status.as_ref(), &new)
+    {
+        ctx.event(backup, warning, &reason, message).await;
+    }
+    // The archiver's progress is polled: nothing in the API server changes when it
+    // archives a segment.
+    let poll = physical.then(|| now + ARCHIVER_POLL);
+    let next = [observed.next, drills.next, poll]
+        .into_iter()
+        .flatten()
+        .min();
     Ok(requeue_at(next, now))
 }
 
@@ -202,15 +239,7 @@ async fn start_run(
     request: Option<&str>,
 ) -> Result<String, Error> {
     let namespace = backup.namespace().unwrap_or_default();
-    if let Some(pvc) = claim::claim(backup) {
-        let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
-        let name = pvc.name_any();
-        create_if_absent(&claims, &pvc).await.map_err(error::apply(
-            "create",
-            "PersistentVolumeClaim",
-            &name,
-        ))?;
-    }
+    ensure_claim(ctx, backup).await?;
     // A Pod whose Secret is missing would wait for its deadline; say so now instead.
     if let Destination::S3(s3) = Destination::of(backup) {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -220,7 +249,10 @@ async fn start_run(
             return Err(error.into());
         }
     }
-    let mut job = job::backup_job(backup, database, run_id, host, &ctx.jobs);
+    let mut job = match backup.spec.method {
+        BackupMethod::Logical => job::backup_job(backup, database, run_id, host, &ctx.jobs),
+        BackupMethod::Physical => base::base_backup_job(backup, run_id, &ctx.jobs),
+    };
     if let Some(request) = request {
         job.annotations_mut()
             .insert(api::RUN_NOW_ANNOTATION.into(), request.into());
@@ -234,6 +266,22 @@ async fn start_run(
         ctx.caches.backup_jobs.wrote(&created);
     }
     Ok(name)
+}
+
+/// The claim the operator makes for a Backup without a destination, created if absent:
+/// before a run, and before a physical Backup's archiver, which mounts it too.
+pub(crate) async fn ensure_claim(ctx: &Context, backup: &Backup) -> Result<(), Error> {
+    if let Some(pvc) = claim::claim(backup) {
+        let namespace = backup.namespace().unwrap_or_default();
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &namespace);
+        let name = pvc.name_any();
+        create_if_absent(&claims, &pvc).await.map_err(error::apply(
+            "create",
+            "PersistentVolumeClaim",
+            &name,
+        ))?;
+    }
+    Ok(())
 }
 
 async fn delete_expired_jobs(

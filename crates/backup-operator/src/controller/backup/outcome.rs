@@ -6,10 +6,12 @@
 //! operator reads the manifest itself and compares it with the report, so a Job that
 //! claims success for an artifact that is not there never makes the Backup ready.
 
-use api::{Backup, BackupRecord};
+use api::{Backup, BackupMethod, BackupRecord};
+use backup_data::base_backup::store::read_manifest;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::{Api, ResourceExt as _};
 
+use super::base::{self, BaseOutcome};
 use super::gather::RunJob;
 use super::job::BACKUP_CONTAINER;
 use crate::controller::artifacts::{self, Checked};
@@ -60,6 +62,9 @@ pub async fn resolve(ctx: &Context, backup: &Backup, run: &RunJob) -> Result<Res
     let found = job_runs::pods_of(&pods, &job_name)
         .await
         .map_err(error::gather("the Pods of Job", &job_name))?;
+    if backup.spec.method == BackupMethod::Physical {
+        return resolve_base(ctx, backup, run, &found, history).await;
+    }
     let Some(finished) = job_runs::finished(&run.job, &found, BACKUP_CONTAINER) else {
         // Only finished Jobs are passed in; a Job that turns active again is read next time.
         return Ok(Resolution::Known(LastRun::Succeeded {
@@ -119,6 +124,91 @@ pub async fn resolve(ctx: &Context, backup: &Backup, run: &RunJob) -> Result<Res
         },
         history: Some(records),
         bytes: summary.size_bytes,
+        duration_seconds,
+    }))
+}
+
+/// [`resolve`] for a base backup. `base-backup` read the archive back before writing the
+/// manifest; for S3 the operator also reads that manifest and compares it with the report.
+async fn resolve_base(
+    ctx: &Context,
+    backup: &Backup,
+    run: &RunJob,
+    pods: &[Pod],
+    history: &[BackupRecord],
+) -> Result<Resolution, Error> {
+    let Some(finished) = job_runs::finished_as::<BaseOutcome>(&run.job, pods, BACKUP_CONTAINER)
+    else {
+        return Ok(Resolution::Known(LastRun::Succeeded {
+            run_id: run.run_id.clone(),
+        }));
+    };
+    let duration_seconds = finished.duration_seconds();
+    let failed = |error: String| {
+        Resolution::New(Learnt {
+            last_run: LastRun::Failed {
+                run_id: run.run_id.clone(),
+                error,
+            },
+            history: None,
+            bytes: 0,
+            duration_seconds,
+        })
+    };
+    let summary = match finished.result {
+        JobResult::Succeeded(summary) => summary,
+        JobResult::Failed(error) => return Ok(failed(error)),
+    };
+    let manifest = &summary.manifest;
+    if manifest.run_id != run.run_id {
+        return Ok(failed(format!(
+            "Job {} reported base backup {} instead of {}",
+            run.name(),
+            manifest.run_id,
+            run.run_id
+        )));
+    }
+    if let Destination::S3(s3) = Destination::of(backup) {
+        let namespace = backup.namespace().unwrap_or_default();
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+        let storage = artifacts::open_s3(&secrets, &namespace, &s3).await?;
+        let series = base::series_ref(backup)?;
+        let stored = match manifest.run() {
+            Ok(run_ref) => read_manifest(&storage, &run_ref).await.map_err(|e| {
+                artifacts::ArtifactsError::Storage {
+                    location: format!("s3://{}", s3.bucket),
+                    reason: error_text::describe(&e),
+                }
+            })?,
+            Err(e) => return Ok(failed(e.to_string())),
+        };
+        if stored.as_ref() != Some(manifest) {
+            return Ok(failed(format!(
+                "base backup {} reported success, but its manifest under {} is {}",
+                manifest.run_id,
+                storage.location(&series.base_dir()),
+                if stored.is_some() {
+                    "different"
+                } else {
+                    "missing"
+                }
+            )));
+        }
+    }
+    let record = match base::record(backup, manifest) {
+        Ok(record) => record,
+        Err(why) => return Ok(failed(why)),
+    };
+    let keep = backup
+        .spec
+        .retention
+        .clamp(1, api::backup::MAX_HISTORY as i32) as usize;
+    Ok(Resolution::New(Learnt {
+        last_run: LastRun::Succeeded {
+            run_id: run.run_id.clone(),
+        },
+        history: Some(merge_history(history, record, Some(&summary.pruned), keep)),
+        bytes: manifest.size_bytes,
         duration_seconds,
     }))
 }

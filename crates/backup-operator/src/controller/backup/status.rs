@@ -173,6 +173,9 @@ pub fn build(backup: &Backup, observed: &Observed, now: DateTime<Utc>) -> Backup
         // Drills are recorded by their own step (`drill::status`).
         last_verification: old.last_verification,
         last_verified_time: old.last_verified_time,
+        // Archiving is recorded by its own step (to come with `method: physical`).
+        archive: old.archive,
+        recoverability: old.recoverability,
         observed_generation: generation,
         conditions: conds,
     }

@@ -7,7 +7,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::{Resource as _, ResourceExt as _};
 
 use super::job::RESTORE_CONTAINER;
+use super::recovery_job::is_recovery;
 use crate::controller::job_runs::{self, Finished};
+use api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use backup_job::recovery_report::{RecoveryOutcome, RecoverySummary};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
@@ -24,6 +27,18 @@ pub enum Step {
         job: String,
     },
     Finished(Finished),
+    /// Start the recovery Job of a physical Backup, to this target (`None`: the end of the
+    /// archive).
+    StartRecovery {
+        target_time: Option<Time>,
+    },
+    /// The recovery Job ended.
+    Recovered(Finished<RecoverySummary>),
+    /// This Restore can never run as asked: the reason and message say why. Final.
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
     /// The Job vanished before it finished. A Restore never runs twice, so this is final.
     Lost {
         job: String,
@@ -61,6 +76,12 @@ pub fn decide(
     pods: &[Pod],
 ) -> Step {
     let job_name = names::restore_job(&restore.name_any());
+    if let Some(job) = job.filter(|j| is_recovery(j)) {
+        return match job_runs::finished_as::<RecoveryOutcome>(job, pods, RESTORE_CONTAINER) {
+            Some(finished) => Step::Recovered(finished),
+            None => Step::Running { job: job_name },
+        };
+    }
     if let Some(job) = job {
         return match job_runs::finished(job, pods, RESTORE_CONTAINER) {
             Some(finished) => Step::Finished(finished),
@@ -94,6 +115,9 @@ pub fn decide(
             ),
         };
     };
+    if api::recovery::is_physical(backup) {
+        return decide_recovery(restore, backup, database);
+    }
     if !serving(restore, database) {
         return Step::Wait {
             reason: "WaitingForDatabase",
@@ -108,6 +132,53 @@ pub fn decide(
         .map(|r| r.run_id.clone());
     Step::Start {
         run_id: restore.spec.run_id.clone().or(newest),
+    }
+}
+
+/// A physical Backup restores only into a new Database, as its data directory before its
+/// server first starts: the initial Restore of a Database whose `backupRef` names it.
+fn decide_recovery(restore: &Restore, backup: &Backup, database: &Database) -> Step {
+    let backup_name = &restore.spec.backup_ref.name;
+    let database_name = &restore.spec.database_ref.name;
+    let names_backup = database
+        .spec
+        .backup_ref
+        .as_ref()
+        .is_some_and(|r| &r.name == backup_name);
+    if !is_initial(restore) || !names_backup {
+        return Step::Refused {
+            reason: "PhysicalBackupNeedsNewDatabase",
+            message: format!(
+                "Backup {backup_name} is physical: it recovers only into a new Database, before its server first starts. Create a Database with spec.backupRef.name: {backup_name} (and targetTime for a point in time) instead of this Restore into Database {database_name}"
+            ),
+        };
+    }
+    if api::recovery::awaits_window(database, backup) {
+        return Step::Wait {
+            reason: "WaitingForBackup",
+            message: format!(
+                "Backup {backup_name} reports no recoverability window yet to check targetTime against"
+            ),
+        };
+    }
+    if let Some(refusal) = api::recovery::refusal(database, backup) {
+        return Step::Refused {
+            reason: "TargetOutsideWindow",
+            message: refusal,
+        };
+    }
+    if restore.spec.run_id.is_some() {
+        return Step::Refused {
+            reason: "RunIdNotSupported",
+            message: "spec.runId is for logical Backups; a recovery chooses the newest base backup before its target".into(),
+        };
+    }
+    Step::StartRecovery {
+        target_time: database
+            .spec
+            .backup_ref
+            .as_ref()
+            .and_then(|r| r.target_time.clone()),
     }
 }
 
@@ -219,6 +290,72 @@ mod tests {
         for (i, (restore, backup, database, want)) in rows.into_iter().enumerate() {
             let step = decide(restore, backup.as_ref(), database.as_ref(), None, &[]);
             assert_eq!(reason(&step), want, "row {i}");
+        }
+    }
+
+    fn physical_backup(window: Option<(&str, &str)>) -> Backup {
+        let mut status = json!({"conditions": [{"type": "BackupReady", "status": "True", "reason": "Completed", "message": "", "lastTransitionTime": "2026-12-06T07:00:00Z"}]});
+        if let Some((first, last)) = window {
+            status["recoverability"] =
+                json!({"firstRecoverableTime": first, "lastRecoverableTime": last});
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "database.example.com/v1", "kind": "Backup",
+            "metadata": {"name": "nightly"}, "spec": {"databaseRef": {"name": "shop"}, "method": "physical"},
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    fn new_database(target: Option<&str>) -> Database {
+        let db = testkit::database("copy").backup_ref("nightly");
+        match target {
+            Some(t) => db.set("/spec/backupRef/targetTime", json!(t)).build(),
+            None => db.build(),
+        }
+    }
+
+    #[test]
+    fn a_physical_backup_recovers_only_into_a_new_database_within_its_window() {
+        let user = restore("refresh", None, json!({}));
+        let initial = restore("copy-init", Some("copy"), json!({}));
+        let window = Some(("2026-12-06T07:00:00Z", "2026-12-06T08:00:00Z"));
+        // (restore, database target, window, decision)
+        let rows = [
+            (
+                &user,
+                None,
+                window,
+                "Refused PhysicalBackupNeedsNewDatabase",
+            ),
+            (&initial, None, window, "StartRecovery None"),
+            // Nothing serves yet, and nothing needs to.
+            (
+                &initial,
+                Some("2026-12-06T07:30:00Z"),
+                window,
+                "StartRecovery Some(\"2026-12-06T07:30:00Z\")",
+            ),
+            (
+                &initial,
+                Some("2026-12-06T09:00:00Z"),
+                window,
+                "Refused TargetOutsideWindow",
+            ),
+        ];
+        for (i, (restore, target, window, want)) in rows.into_iter().enumerate() {
+            let backup = physical_backup(window);
+            let database = new_database(target);
+            let step = decide(restore, Some(&backup), Some(&database), None, &[]);
+            let got = match &step {
+                Step::Refused { reason, .. } => format!("Refused {reason}"),
+                Step::StartRecovery { target_time } => format!(
+                    "StartRecovery {:?}",
+                    target_time.as_ref().map(|t| t.0.to_string())
+                ),
+                other => format!("{other:?}"),
+            };
+            assert_eq!(got, want, "row {i}");
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod decide;
 mod job;
+mod recovery_job;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -95,6 +96,15 @@ pub async fn reconcile(
             ctx.caches.restore_jobs.wrote(&created);
         }
     }
+    if let (Step::StartRecovery { target_time }, Some(backup)) = (&step, &backup) {
+        let job = recovery_job::recovery_job(restore, backup, target_time.as_ref(), &ctx.jobs);
+        let created = create_if_absent(&jobs_api, &job)
+            .await
+            .map_err(error::apply("create", "Job", &job_name))?;
+        if let Some(created) = created {
+            ctx.caches.restore_jobs.wrote(&created);
+        }
+    }
 
     let new = status::build(restore, &step, now);
     if api::conditions::status_changed(restore.status.as_ref(), &new) {
@@ -146,6 +156,36 @@ async fn notify(ctx: &Context, restore: &Restore, step: &Step) {
                         .await;
                 }
             }
+        }
+        Step::StartRecovery { target_time } => {
+            let to = match target_time {
+                Some(t) => format!("to {}", t.0),
+                None => "to the end of the archive".to_string(),
+            };
+            let note = format!(
+                "preparing the data volume of Database {database} from Backup {} {to}",
+                restore.spec.backup_ref.name
+            );
+            ctx.event(restore, false, "RecoveryStarted", note).await;
+        }
+        Step::Recovered(finished) => match &finished.result {
+            JobResult::Succeeded(summary) => {
+                ctx.metrics.restores.with_label_values(&["succeeded"]).inc();
+                let note = format!(
+                    "prepared Database {database} from base backup {} (timeline {})",
+                    summary.base_backup, summary.timeline
+                );
+                ctx.event(restore, false, "RecoveryPrepared", note).await;
+            }
+            JobResult::Failed(error) => {
+                ctx.metrics.restores.with_label_values(&["failed"]).inc();
+                ctx.event(restore, true, status::RESTORE_FAILED, error.clone())
+                    .await;
+            }
+        },
+        Step::Refused { reason, message } => {
+            ctx.metrics.restores.with_label_values(&["failed"]).inc();
+            ctx.event(restore, true, reason, message.clone()).await;
         }
         Step::Lost { job } => {
             ctx.metrics.restores.with_label_values(&["failed"]).inc();

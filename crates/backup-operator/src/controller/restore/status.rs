@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use super::decide::Step;
 use crate::controller::job_runs::JobResult;
 use crate::controller::time::{to_time, to_timestamp};
+use backup_job::recovery_report::RecoverySummary;
 
 pub const RESTORE_FAILED: &str = "RestoreFailed";
 
@@ -53,6 +54,42 @@ pub fn build(restore: &Restore, step: &Step, now: DateTime<Utc>) -> RestoreStatu
                 JobResult::Failed(error) => failed(error.clone()),
             }
         }
+        Step::StartRecovery { target_time } => {
+            status.target_time = target_time.clone();
+            status.start_time = old.start_time.clone().or_else(|| Some(to_time(now)));
+            running(restore)
+        }
+        Step::Recovered(finished) => {
+            status.start_time = old.start_time.clone().or(finished.started.map(to_time));
+            status.completion_time = Some(to_time(finished.finished.unwrap_or(now)));
+            match &finished.result {
+                JobResult::Succeeded(summary) => {
+                    recorded(&mut status, summary);
+                    let to = match &summary.target_time {
+                        Some(target) => format!("recovery target {target}"),
+                        None => "the end of the archive".to_string(),
+                    };
+                    let message = format!(
+                        "prepared the data volume of Database {database} from base backup {} with the archived WAL on timeline {} up to {to} (verified to {}); its server replays it when it starts",
+                        summary.base_backup, summary.timeline, summary.restorable_to
+                    );
+                    (
+                        RestorePhase::Completed,
+                        (true, "RecoveryPrepared", message),
+                        (false, "Completed", "the recovery Job finished".into()),
+                    )
+                }
+                JobResult::Failed(error) => failed(error.clone()),
+            }
+        }
+        Step::Refused { reason, message } => {
+            status.completion_time = old.completion_time.clone().or_else(|| Some(to_time(now)));
+            (
+                RestorePhase::Failed,
+                (false, *reason, message.clone()),
+                (false, "Failed", "this Restore cannot run as asked".into()),
+            )
+        }
         Step::Lost { job } => {
             status.completion_time = Some(to_time(now));
             failed(format!(
@@ -73,6 +110,22 @@ pub fn build(restore: &Restore, step: &Step, now: DateTime<Utc>) -> RestoreStatu
         conditions::new(PROGRESSING, ok, reason, message, generation, stamp),
     );
     status
+}
+
+/// What the recovery Job prepared, into the Restore's status.
+fn recorded(status: &mut RestoreStatus, summary: &RecoverySummary) {
+    status.base_backup = Some(summary.base_backup.clone());
+    status.timeline = Some(i64::from(summary.timeline));
+    status.restorable_to = Some(summary.restorable_to.clone());
+    // The Job's own reading of the target is what was prepared; keep the requested one when
+    // it did not say.
+    if let Some(target) = summary
+        .target_time
+        .as_deref()
+        .and_then(|t| serde_json::from_value(serde_json::json!(t)).ok())
+    {
+        status.target_time = Some(target);
+    }
 }
 
 type Conditions = (
@@ -182,5 +235,57 @@ mod tests {
                 "start time kept"
             );
         }
+    }
+
+    #[test]
+    fn a_recovery_records_what_was_prepared() {
+        use backup_job::recovery_report::RecoverySummary;
+        let summary = RecoverySummary {
+            base_backup: "20261206T070000Z".into(),
+            timeline: 2,
+            target_time: Some("2026-12-06T07:30:00Z".into()),
+            wal_files: 5,
+            restorable_to: "0/5000000".into(),
+            partial_tail: None,
+        };
+        let now = parse_rfc3339("2026-12-06T08:00:00Z").unwrap();
+        let done = |result| {
+            Step::Recovered(Finished {
+                result,
+                started: parse_rfc3339("2026-12-06T07:59:00Z"),
+                finished: parse_rfc3339("2026-12-06T07:59:30Z"),
+            })
+        };
+        let status = build(&restore(), &done(JobResult::Succeeded(summary)), now);
+        assert_eq!(status.phase, Some(RestorePhase::Completed));
+        assert_eq!(status.base_backup.as_deref(), Some("20261206T070000Z"));
+        assert_eq!(status.timeline, Some(2));
+        assert_eq!(status.restorable_to.as_deref(), Some("0/5000000"));
+        assert_eq!(
+            status.target_time.map(|t| t.0.to_string()).as_deref(),
+            Some("2026-12-06T07:30:00Z")
+        );
+        let restored = conditions::find(&status.conditions, RESTORED).unwrap();
+        assert_eq!(restored.reason, "RecoveryPrepared");
+        assert!(restored.message.contains("base backup 20261206T070000Z"));
+
+        // A failure keeps the Job's words: the segment it names.
+        let error = "WAL file 000000010000000000000004 is corrupt: SHA-256 differs".to_string();
+        let status = build(&restore(), &done(JobResult::Failed(error.clone())), now);
+        assert_eq!(status.phase, Some(RestorePhase::Failed));
+        let restored = conditions::find(&status.conditions, RESTORED).unwrap();
+        assert_eq!(
+            (restored.reason.as_str(), restored.message.as_str()),
+            (RESTORE_FAILED, error.as_str())
+        );
+
+        let refused = Step::Refused {
+            reason: "PhysicalBackupNeedsNewDatabase",
+            message: "create a Database".into(),
+        };
+        let status = build(&restore(), &refused, now);
+        assert_eq!(status.phase, Some(RestorePhase::Failed));
+        let restored = conditions::find(&status.conditions, RESTORED).unwrap();
+        assert_eq!(restored.reason, "PhysicalBackupNeedsNewDatabase");
     }
 }

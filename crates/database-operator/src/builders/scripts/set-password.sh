@@ -21,6 +21,13 @@ if [[ -e $PGDATA/standby.signal ]]; then
   echo "set-password: $PGDATA is a standby's; the primary sets the password"
   exit 0
 fi
+# Data prepared for point-in-time recovery must first replay its WAL: a single-user backend
+# would run that recovery itself, out of the instance manager's sight. The manager sets the
+# password once the server has promoted.
+if [[ -e $PGDATA/recovery.signal && -e $PGDATA/pgop_recovery.json ]]; then
+  echo "set-password: $PGDATA awaits point-in-time recovery; the instance manager sets the password after it"
+  exit 0
+fi
 password=$(<"$PGOP_PASSWORD_FILE")
 [[ -n $password ]] || {
   echo "set-password: the Secret's password is empty" >&2

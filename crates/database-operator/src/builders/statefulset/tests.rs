@@ -278,3 +278,23 @@ fn required_spread_across_zones_is_a_hard_anti_affinity_on_the_zone_label() {
         None
     );
 }
+
+#[test]
+fn the_first_data_claim_is_the_template_named_as_the_statefulset_controller_names_it() {
+    let mut db = database("shop");
+    db.spec.storage.storage_class_name = Some("fast".into());
+    let sts = statefulset(&db, claim_templates(&db, None), &settings(), None);
+    let template = sts
+        .spec
+        .and_then(|s| s.volume_claim_templates)
+        .and_then(|t| t.into_iter().next())
+        .unwrap_or_default();
+    let claim = first_data_claim(&db);
+    // `<template>-<statefulset>-<ordinal>`: the name the StatefulSet looks for and adopts.
+    assert_eq!(claim.metadata.name.as_deref(), Some("data-shop-0"));
+    assert_eq!(claim.metadata.namespace.as_deref(), Some("prod"));
+    assert_eq!(claim.spec, template.spec);
+    assert_eq!(claim.metadata.labels, template.metadata.labels);
+    // Like the claims the StatefulSet makes, it outlives the Database.
+    assert_eq!(claim.metadata.owner_references, None);
+}
