@@ -127,3 +127,17 @@ where
     writer.apply_watcher_event(&watcher::Event::InitDone);
     store
 }
+
+/// A container's environment, each variable as `NAME=value` or `NAME=secret/key`, for
+/// assertions on the pod templates the builders make.
+pub fn env_lines(container: &k8s_openapi::api::core::v1::Container) -> Vec<String> {
+    let show = |var: &k8s_openapi::api::core::v1::EnvVar| match (&var.value, &var.value_from) {
+        (Some(value), _) => format!("{}={value}", var.name),
+        (None, Some(from)) => match &from.secret_key_ref {
+            Some(key) => format!("{}={}/{}", var.name, key.name, key.key),
+            None => var.name.clone(),
+        },
+        _ => var.name.clone(),
+    };
+    container.env.iter().flatten().map(show).collect()
+}

@@ -146,7 +146,7 @@ pub fn up_to_date(existing: &StatefulSet, desired: &StatefulSet) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
     use serde_json::json;
 
     fn settings() -> JobSettings {
@@ -178,21 +178,7 @@ mod tests {
     }
 
     fn env(sts: &StatefulSet) -> Vec<String> {
-        let show = |var: &EnvVar| match (&var.value, &var.value_from) {
-            (Some(value), _) => format!("{}={value}", var.name),
-            (None, Some(from)) => {
-                let key = from.secret_key_ref.as_ref().unwrap();
-                format!("{}={}/{}", var.name, key.name, key.key)
-            }
-            _ => var.name.clone(),
-        };
-        container(sts)
-            .env
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(show)
-            .collect()
+        crate::controller::fixtures::env_lines(container(sts))
     }
 
     #[test]

@@ -3,21 +3,19 @@
 //! Runs share the logical runs' schedule, Job names, labels and history; only the command
 //! and the result differ.
 
-use api::names;
 use api::{Backup, BackupRecord};
 use backup_data::base_backup::BaseCompression;
 use backup_data::base_backup::manifest::BaseManifest;
 use backup_data::base_backup::store::archive_key;
 use k8s_openapi::api::batch::v1::Job;
-use kube::{Resource as _, ResourceExt as _};
+use kube::ResourceExt as _;
 use serde::Deserialize;
 
-use super::job::{BACKUP_CONTAINER, COMPONENT_BACKUP};
+use super::job::run_job;
 use crate::controller::artifacts;
 use crate::controller::job_runs::Report;
 use crate::controller::pod_template::{
-    self, Destination, JobParts, JobSettings, connection, destination_volumes, job_destination,
-    series,
+    Destination, JobSettings, connection, job_destination, series,
 };
 use crate::controller::scratch;
 use crate::controller::time::to_time;
@@ -40,31 +38,7 @@ pub fn base_backup_job(backup: &Backup, run_id: &str, settings: &JobSettings) ->
         destination: job_destination(&destination),
     }
     .env();
-    let (volumes, mounts) = destination_volumes(&destination, false);
-    let labels = pod_template::labels(
-        COMPONENT_BACKUP,
-        &[
-            (names::LABEL_BACKUP, &name),
-            (names::LABEL_RUN_ID, run_id),
-            (names::LABEL_DATABASE, database),
-        ],
-    );
-    pod_template::job(
-        JobParts {
-            name: names::backup_job(&name, run_id),
-            namespace,
-            labels,
-            owner: backup.controller_owner_ref(&()),
-            container: BACKUP_CONTAINER,
-            subcommand: "base-backup",
-            env,
-            tmp: scratch::SMALL,
-            scratch: Vec::new(),
-            volumes,
-            mounts,
-        },
-        settings,
-    )
+    run_job(backup, run_id, "base-backup", env, scratch::SMALL, settings)
 }
 
 /// The result line of `base-backup` (WAL-ARCHIVING.md, "CLI contract").

@@ -32,7 +32,6 @@ pub fn backup_job(
 ) -> Job {
     let tmp = scratch::dump(backup, database);
     let name = backup.name_any();
-    let namespace = backup.namespace().unwrap_or_default();
     let database = &backup.spec.database_ref.name;
     let destination = Destination::of(backup);
     let env = DumpJob {
@@ -51,7 +50,24 @@ pub fn backup_job(
         jobs: backup.spec.jobs(),
     }
     .env();
-    let (volumes, mounts) = destination_volumes(&destination, false);
+    run_job(backup, run_id, "dump", env, tmp, settings)
+}
+
+/// The Job of run `run_id` of `backup`, running `subcommand` (a dump or a base backup) with
+/// `env` and a /tmp of `tmp` bytes. Its name is derived from the run id, so a restarted
+/// operator that decides on the same run finds this Job instead of starting a second one.
+pub(super) fn run_job(
+    backup: &Backup,
+    run_id: &str,
+    subcommand: &'static str,
+    env: Vec<backup_job::EnvEntry>,
+    tmp: u64,
+    settings: &JobSettings,
+) -> Job {
+    let name = backup.name_any();
+    let namespace = backup.namespace().unwrap_or_default();
+    let database = &backup.spec.database_ref.name;
+    let (volumes, mounts) = destination_volumes(&Destination::of(backup), false);
     let labels = pod_template::labels(
         COMPONENT_BACKUP,
         &[
@@ -67,7 +83,7 @@ pub fn backup_job(
             labels,
             owner: backup.controller_owner_ref(&()),
             container: BACKUP_CONTAINER,
-            subcommand: "dump",
+            subcommand,
             env,
             tmp,
             scratch: Vec::new(),
@@ -117,7 +133,7 @@ pub fn cleanup_job(backup: &Backup, claim: &str, settings: &JobSettings) -> Job 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
     use serde_json::json;
 
     const HOST: &str = "shop-ro.prod.svc";
@@ -146,23 +162,8 @@ mod tests {
         &pod(job).containers[0]
     }
 
-    /// Each variable as `NAME=value` or `NAME=secret/key`.
     fn env(job: &Job) -> Vec<String> {
-        let show = |var: &EnvVar| match (&var.value, &var.value_from) {
-            (Some(value), _) => format!("{}={value}", var.name),
-            (None, Some(from)) => {
-                let key = from.secret_key_ref.as_ref().unwrap();
-                format!("{}={}/{}", var.name, key.name, key.key)
-            }
-            _ => var.name.clone(),
-        };
-        container(job)
-            .env
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(show)
-            .collect()
+        crate::controller::fixtures::env_lines(container(job))
     }
 
     #[test]
