@@ -221,11 +221,22 @@ fn outcome(db: &Database, o: &Observed) -> Outcome {
             );
         }
         BackupGate::BackupNotReady => {
+            // The window matters only to a target time, so only then is it mentioned.
+            let targeted = db
+                .spec
+                .backup_ref
+                .as_ref()
+                .is_some_and(|r| r.target_time.is_some());
+            let window = if targeted {
+                " and its status.recoverability (to check targetTime)"
+            } else {
+                ""
+            };
             return stalled(
                 DatabasePhase::Pending,
                 "BackupNotReady",
                 format!(
-                    "waiting for Backup {backup} to report BackupReady=True (and, for a targetTime, its status.recoverability) before provisioning"
+                    "waiting for Backup {backup} to report BackupReady=True{window} before provisioning"
                 ),
                 false,
             );

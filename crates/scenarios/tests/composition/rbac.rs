@@ -81,7 +81,10 @@ async fn each_operator_is_refused_what_the_other_needs() {
             "backups.database.example.com",
             false,
         ),
-        (Operator::Backup, "create", "statefulsets.apps", false),
+        // Its own: the WAL archiver of a physical Backup.
+        (Operator::Backup, "create", "statefulsets.apps", true),
+        (Operator::Backup, "create", "services", false),
+        (Operator::Backup, "delete", "pods", false),
         (Operator::Backup, "create", "secrets", false),
         (Operator::Backup, "list", "secrets", false),
         (Operator::Backup, "create", "jobs.batch", true),
