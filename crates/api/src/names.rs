@@ -194,9 +194,11 @@ pub fn wal_slot_job(backup: &str) -> String {
 /// The physical replication slot a Backup's WAL archiver streams from: one per Backup, so
 /// two Backups of one Database never share a position. Slot names take `[a-z0-9_]` and at
 /// most 63 characters; a Backup name's `-` and `.` become `_`, and a hash of the exact name
-/// keeps `a-b` and `a.b` apart.
+/// keeps `a-b` and `a.b` apart. The leading `_` keeps it out of every Database's own slots
+/// ([`replication_slot`] of a Pod name, which starts with a letter or digit), which the
+/// instance manager drops when they are inactive.
 pub fn wal_slot(backup: &str) -> String {
-    const PREFIX: &str = "pgop_wal_";
+    const PREFIX: &str = "_pgop_wal_";
     let hash = hex::encode(&Sha256::digest(backup.as_bytes())[..4]);
     let room = MAX_SLOT_NAME - PREFIX.len() - 1 - hash.len();
     let readable: String = backup
@@ -280,7 +282,9 @@ mod tests {
             );
             assert_eq!(slot, wal_slot(backup), "stable");
         }
-        assert!(wal_slot("nightly").starts_with("pgop_wal_nightly_"));
+        assert!(wal_slot("nightly").starts_with("_pgop_wal_nightly_"));
+        // No Database's slot prefix (its StatefulSet's name, from a DNS label) matches it.
+        assert!(!wal_slot("nightly").starts_with(&replication_slot("pgop-")));
         assert_ne!(wal_slot("a-b"), wal_slot("a.b"));
     }
 
