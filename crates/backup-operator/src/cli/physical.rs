@@ -22,7 +22,7 @@ pub struct ArchiveWalArgs {
     #[command(flatten)]
     pub series: SeriesArgs,
     /// Physical replication slot; created on whichever server the Service leads to.
-    #[arg(long, env = WAL_SLOT_NAME, default_value = "pgop_wal_archiver")]
+    #[arg(long, env = WAL_SLOT_NAME, default_value = "_pgop_wal_archiver")]
     pub slot: String,
     /// Local directory for pg_receivewal (an emptyDir).
     #[arg(long, env = WAL_SPOOL_DIR)]
