@@ -1,7 +1,10 @@
 //! Scenario 8: each operator's identity is refused what the other one needs. (That each
 //! operator works with its own rights alone is what every other scenario shows.)
 
-use k8s_openapi::api::{apps::v1::StatefulSet, batch::v1::Job, core::v1::Secret};
+use k8s_openapi::api::{
+    batch::v1::Job,
+    core::v1::{Secret, Service},
+};
 use kube::{
     Api,
     api::{Patch, PatchParams, PostParams},
@@ -154,18 +157,17 @@ async fn each_operator_is_refused_what_the_other_needs() {
     ));
 
     let backup_operator = cluster.operator_client(Operator::Backup).await.unwrap();
-    let statefulset: StatefulSet = serde_json::from_value(json!({
+    // StatefulSets it may create (its WAL archivers); a Service it may not.
+    let service: Service = serde_json::from_value(json!({
         "metadata": {"name": "not-mine"},
-        "spec": {"selector": {"matchLabels": {"a": "b"}}, "serviceName": "x",
-            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+        "spec": {"ports": [{"port": 5432}]}
     }))
     .unwrap();
-    let statefulsets: Api<StatefulSet> = Api::namespaced(backup_operator.clone(), n);
-    assert!(forbidden(
-        statefulsets
-            .create(&PostParams::default(), &statefulset)
-            .await
-    ));
+    let services: Api<Service> = Api::namespaced(backup_operator.clone(), n);
+    assert!(
+        forbidden(services.create(&PostParams::default(), &service).await),
+        "the backup-operator creating a Service"
+    );
     let secrets: Api<Secret> = Api::namespaced(backup_operator.clone(), n);
     let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "not-mine"}})).unwrap();
     assert!(forbidden(
