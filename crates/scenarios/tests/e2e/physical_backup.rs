@@ -38,28 +38,10 @@ async fn write_and_switch(scenario: &Scenario, round: u32) {
 async fn physical_backup_archives_wal_and_reports_its_window() {
     let mut scenario = Scenario::on_node("e2e-physical").await;
     scenario.start_both().await;
-    let databases = scenario.api::<api::Database>();
     let backups = scenario.api::<Backup>();
     let statefulsets = scenario.api::<StatefulSet>();
 
-    scenario.apply(&node_database("shop").manifest()).await;
-    testenv::wait_for(&databases, "shop", database_ready, POD_START)
-        .await
-        .unwrap_or_else(|e| scenario.fail(e));
-    scenario
-        .apply(&physical_backup_manifest("pitr", "shop", None))
-        .await;
-
-    let ready = has_condition(backup_condition, BACKUP_READY, "True", "ArtifactAvailable");
-    let streaming = has_condition(backup_condition, ARCHIVE_HEALTHY, "True", "Streaming");
-    let backup = testenv::wait_for(
-        &backups,
-        "pitr",
-        move |b: Option<&Backup>| ready(b) && streaming(b),
-        FIRST_BASE_BACKUP,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+    let backup = archiving_shop(&scenario).await;
     let status = backup.status.clone().unwrap();
     let base = &status.history[0];
     assert!(
@@ -170,26 +152,9 @@ async fn physical_archiving_survives_operator_kills_without_a_gap() {
     let mut scenario = Scenario::on_node("e2e-physical-kill").await;
     let cluster = scenario.cluster();
     scenario.start_both().await;
-    let databases = scenario.api::<api::Database>();
     let backups = scenario.api::<Backup>();
     let pods = scenario.api::<k8s_openapi::api::core::v1::Pod>();
-    scenario.apply(&node_database("shop").manifest()).await;
-    testenv::wait_for(&databases, "shop", database_ready, POD_START)
-        .await
-        .unwrap_or_else(|e| scenario.fail(e));
-    scenario
-        .apply(&physical_backup_manifest("pitr", "shop", None))
-        .await;
-    let ready = has_condition(backup_condition, BACKUP_READY, "True", "ArtifactAvailable");
-    let streaming = has_condition(backup_condition, ARCHIVE_HEALTHY, "True", "Streaming");
-    let backup = testenv::wait_for(
-        &backups,
-        "pitr",
-        move |b: Option<&Backup>| ready(b) && streaming(b),
-        FIRST_BASE_BACKUP,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()));
+    let backup = archiving_shop(&scenario).await;
     let archiver_pod = format!("{}-0", names::wal_archiver("pitr"));
     let pod_uid = pods.get(&archiver_pod).await.unwrap().metadata.uid;
     let first = archive_segment(Some(&backup)).unwrap_or_default();
@@ -343,4 +308,28 @@ async fn physical_backup_to_s3_archives_wal_into_the_bucket() {
     );
     scenario.assert_operators_running();
     scenario.finish().await;
+}
+
+/// The Database `shop` Ready, and its physical Backup `pitr` with a base backup and a
+/// streaming archiver: where the archiving tests start.
+async fn archiving_shop(scenario: &Scenario) -> Backup {
+    let databases = scenario.api::<api::Database>();
+    let backups = scenario.api::<Backup>();
+    scenario.apply(&node_database("shop").manifest()).await;
+    testenv::wait_for(&databases, "shop", database_ready, POD_START)
+        .await
+        .unwrap_or_else(|e| scenario.fail(e));
+    scenario
+        .apply(&physical_backup_manifest("pitr", "shop", None))
+        .await;
+    let ready = has_condition(backup_condition, BACKUP_READY, "True", "ArtifactAvailable");
+    let streaming = has_condition(backup_condition, ARCHIVE_HEALTHY, "True", "Streaming");
+    testenv::wait_for(
+        &backups,
+        "pitr",
+        move |b: Option<&Backup>| ready(b) && streaming(b),
+        FIRST_BASE_BACKUP,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", scenario.dump(), scenario.logs()))
 }
