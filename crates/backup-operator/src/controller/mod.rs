@@ -29,6 +29,7 @@ mod backup;
 mod caches;
 mod context;
 mod error;
+mod finalizers;
 #[cfg(test)]
 mod fixtures;
 mod initial_restore;

@@ -17,14 +17,14 @@ use api::{Backup, names};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt as _};
-use serde_json::json;
 
 use super::slot_job::{DROP_SLOT_CONTAINER, drop_slot_job};
 use crate::controller::context::Context;
 use crate::controller::error::{self, Error};
+use crate::controller::finalizers;
 use crate::controller::job_runs::{self, JobResult, create_if_absent, is_active};
 
 /// Present on every physical Backup until its slot is dropped.
@@ -43,20 +43,20 @@ pub async fn step(ctx: &Context, backup: &Backup) -> Result<Option<Action>, Erro
         (false, false) => {
             let mut finalizers = backup.finalizers().to_vec();
             finalizers.push(FINALIZER.into());
-            set_finalizers(&api, backup, finalizers).await?;
+            finalizers::set(&api, backup, &finalizers, "update the finalizers of").await?;
             // The patch's watch event brings the next reconcile.
             Ok(Some(Action::await_change()))
         }
         (true, true) => match release(ctx, backup).await? {
             Progress::Waiting => Ok(Some(Action::requeue(STOPPING))),
             Progress::Done => {
-                let rest = backup
+                let rest: Vec<String> = backup
                     .finalizers()
                     .iter()
                     .filter(|f| *f != FINALIZER)
                     .cloned()
                     .collect();
-                set_finalizers(&api, backup, rest).await?;
+                finalizers::set(&api, backup, &rest, "update the finalizers of").await?;
                 Ok(Some(Action::await_change()))
             }
         },
@@ -160,27 +160,4 @@ async fn release(ctx: &Context, backup: &Backup) -> Result<Progress, Error> {
     }
     ctx.caches.cleanup_jobs.deleted(&namespace, &job_name);
     Ok(Progress::Done)
-}
-
-/// The resourceVersion makes the patch fail, and retry, if the list changed meanwhile.
-async fn set_finalizers(
-    api: &Api<Backup>,
-    backup: &Backup,
-    finalizers: Vec<String>,
-) -> Result<(), Error> {
-    let patch = json!({
-        "metadata": {"finalizers": finalizers, "resourceVersion": backup.resource_version()}
-    });
-    api.patch(
-        &backup.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(error::apply(
-        "update the finalizers of",
-        "Backup",
-        &backup.name_any(),
-    ))?;
-    Ok(())
 }

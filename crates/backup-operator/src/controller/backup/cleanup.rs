@@ -7,14 +7,14 @@ use api::names;
 use api::{Backup, S3Destination};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use kube::{Api, ResourceExt as _};
-use serde_json::json;
 
 use super::job::{CLEANUP_CONTAINER, cleanup_job};
 use crate::controller::artifacts::{self, ArtifactsError};
 use crate::controller::context::Context;
 use crate::controller::error::{self, Error};
+use crate::controller::finalizers;
 use crate::controller::job_runs::{self, JobResult, create_if_absent, is_active};
 use crate::controller::pod_template::Destination;
 
@@ -179,24 +179,11 @@ async fn delete_job(jobs: &Api<Job>, name: &str) -> Result<(), Error> {
 /// A Backup switched from `Delete` to `Retain` loses the finalizer without its artifacts
 /// being touched. The resourceVersion makes the patch fail, and retry, if the list changed.
 pub async fn drop_finalizer(api: &Api<Backup>, backup: &Backup) -> Result<(), Error> {
-    let remaining: Vec<_> = backup
+    let remaining: Vec<String> = backup
         .finalizers()
         .iter()
         .filter(|f| *f != FINALIZER)
+        .cloned()
         .collect();
-    let patch = json!({
-        "metadata": {"finalizers": remaining, "resourceVersion": backup.resource_version()}
-    });
-    api.patch(
-        &backup.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(error::apply(
-        "remove the finalizer of",
-        "Backup",
-        &backup.name_any(),
-    ))?;
-    Ok(())
+    finalizers::set(api, backup, &remaining, "remove the finalizer of").await
 }
