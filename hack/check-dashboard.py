@@ -3,7 +3,9 @@
 
 Fails when the file is not JSON, when a panel has no query, when a query names no metric of
 the operators or names one they do not export (a typo, or a metric renamed in the code), or
-when an exported metric has no panel. With --promtool, every query must also parse as PromQL.
+when an exported metric has no panel, or when a metric named in the operators' sources is
+missing from its list of exported series (a new metric without a panel). With --promtool, every
+query must also parse as PromQL.
 """
 
 import argparse
@@ -28,7 +30,20 @@ SERIES = {
     "backup_operator_last_success_timestamp_seconds": False,
     "backup_operator_reconcile_errors_total": False,
     "backup_operator_leader": False,
+    "backup_operator_restores_total": False,
+    "backup_operator_verifications_total": False,
+    "backup_operator_last_verified_timestamp_seconds": False,
+    "backup_operator_wal_archive_age_seconds": False,
+    "backup_operator_archive_healthy": False,
+    "database_operator_instance_role": False,
+    "database_operator_instance_lag_bytes": False,
+    "database_operator_failovers_total": False,
 }
+# Where the operators register their metrics. The WAL archiver's own /metrics (backup-data) is
+# served by each archiver Pod, which the charts' ServiceMonitors do not scrape; the operator
+# exports what the dashboard and the alerts need from it.
+METRIC_SOURCES = ("crates/database-operator/src", "crates/backup-operator/src", "crates/operator-runtime/src")
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 METRIC_NAME = re.compile(r"\b(?:database|backup)_operator_[a-z0-9_]+\b")
 # Grafana's variables, replaced by what they stand for so promtool can parse the query.
@@ -44,6 +59,19 @@ def series_of(name):
         if name.endswith(suffix) and SERIES.get(base):
             return base
     return None
+
+
+def named_in_sources():
+    """Every full metric name written as a string literal in the operators' sources."""
+    literal = re.compile(r'"((?:database|backup)_operator_[a-z0-9_]+)"')
+    names = set()
+    for source in METRIC_SOURCES:
+        for directory, _, files in os.walk(os.path.join(REPO, source)):
+            for file in files:
+                if file.endswith(".rs"):
+                    with open(os.path.join(directory, file)) as f:
+                        names.update(literal.findall(f.read()))
+    return names
 
 
 def panels_of(items):
@@ -79,6 +107,8 @@ def check(dashboard):
                 problems.append(f"panel {title!r} does not use the dashboard's datasource variable")
     for name in sorted(set(SERIES) - used):
         problems.append(f"no panel shows {name}")
+    for name in sorted(n for n in named_in_sources() if series_of(n) is None):
+        problems.append(f"{name} is exported (named in {', '.join(METRIC_SOURCES)}) but not in SERIES: add it and a panel")
     return problems, exprs
 
 
