@@ -52,11 +52,12 @@ install_operators() {
 }
 
 # shop-copy is Ready only after shop was Ready, backed up and restored into it: the whole
-# sample chain.
+# sample chain. shop-pitr archives shop's WAL once its first base backup is verified.
 apply_samples() {
   kubectl apply --server-side -f deploy/samples/database.yaml -f deploy/samples/backup.yaml \
-    -f deploy/samples/restore.yaml
+    -f deploy/samples/restore.yaml -f deploy/samples/pitr.yaml
   kubectl wait --for=condition=Ready database/shop database/shop-copy --timeout=5m
+  kubectl wait --for=condition=ArchiveHealthy backup/shop-pitr --timeout=5m
 }
 
 phases_init up 7
@@ -84,7 +85,7 @@ phase "Install the operators (deploy/)" \
   "kubectl -n database-operator-system describe pods (and backup-operator-system) shows why a Pod is not ready." \
   install_operators
 phase "Apply the samples and wait until they are Ready" \
-  "kubectl describe database shop shop-copy; kubectl get backups,restores shows where the chain stopped." \
+  "kubectl describe database shop shop-copy (or backup shop-pitr); kubectl get backups,restores shows where the chain stopped." \
   apply_samples
 phases_done
 kubectl get databases,backups,restores
