@@ -90,7 +90,9 @@ pub struct BackupSpec {
     #[serde(default)]
     pub destination: BackupDestination,
 
-    /// Stop starting new runs; a run in flight finishes.
+    /// Stop starting new runs; a run in flight finishes. With `method: physical` no new base
+    /// backup starts, but WAL archiving goes on, so the window keeps growing from the base
+    /// backups already kept; deleting the Backup stops it.
     #[serde(default)]
     pub suspend: bool,
 
