@@ -177,8 +177,7 @@ pub async fn prepare(request: PrepareRequest<'_>) -> Result<Prepared, PrepareErr
     create_dir(&wal_dir).await?;
     let mut names = Vec::new();
     for file in &choice.plan.files {
-        let stored = &listing.entries[file];
-        let data = wal.fetch(stored).await?;
+        let data = fetch_listed(&wal, &listing, *file).await?;
         // The server asks for the segment's own name; a partial's zero tail reads as the
         // end of the WAL.
         let name = match file {
@@ -206,6 +205,36 @@ pub async fn prepare(request: PrepareRequest<'_>) -> Result<Prepared, PrepareErr
     let json = serde_json::to_vec_pretty(&prepared).expect("serializable");
     write(&dir.join("pgop_recovery.json"), &json).await?;
     Ok(prepared)
+}
+
+/// The listed `file`, verified. The archiver goes on while a recovery prepares: every
+/// `archive.syncSeconds` it stores a newer `.partial` of the segment being written and
+/// deletes the one before, and once the server finishes the segment it stores it whole in
+/// the partial's place. Either holds all the listed partial held, so a partial gone since
+/// the listing is read from whatever superseded it.
+async fn fetch_listed(
+    wal: &WalStore<'_>,
+    listing: &crate::wal::WalListing,
+    file: WalFile,
+) -> Result<bytes::Bytes, PrepareError> {
+    let gone = match wal.fetch(&listing.entries[&file]).await {
+        Err(WalStoreError::Storage(gone @ StorageError::NotFound { .. })) => gone,
+        fetched => return Ok(fetched?),
+    };
+    let WalFile::Partial(segment) = file else {
+        return Err(gone.into());
+    };
+    let now = wal.list().await?;
+    let superseding = [WalFile::Segment(segment), WalFile::Partial(segment)]
+        .iter()
+        .find_map(|f| now.entries.get(f));
+    match superseding {
+        Some(stored) => {
+            tracing::info!(file = %wal.location(stored), "the listed partial segment was superseded; reading its successor");
+            Ok(wal.fetch(stored).await?)
+        }
+        None => Err(gone.into()),
+    }
 }
 
 async fn prepare_empty_dir(dir: &Path) -> Result<(), PrepareError> {
@@ -259,4 +288,106 @@ async fn append(path: &Path, data: &[u8]) -> Result<(), PrepareError> {
         path: path.to_owned(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StorageConfig;
+    use crate::wal::{Lsn, Timeline, WalSegment};
+
+    const MIB: u64 = 1024 * 1024;
+
+    struct Archive {
+        _dir: tempfile::TempDir,
+        storage: Storage,
+        segment: WalSegment,
+        size: SegmentSize,
+    }
+
+    async fn archive() -> Archive {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(StorageConfig::Directory {
+            path: dir.path().to_owned(),
+        })
+        .await
+        .unwrap();
+        let segment = WalSegment {
+            timeline: Timeline::new(1).unwrap(),
+            number: 7,
+        };
+        let size = SegmentSize::new(MIB).unwrap();
+        Archive {
+            _dir: dir,
+            storage,
+            segment,
+            size,
+        }
+    }
+
+    fn wal<'a>(archive: &'a Archive) -> WalStore<'a> {
+        WalStore::new(
+            &archive.storage,
+            BackupRef::new("shop", "pitr").unwrap(),
+            archive.size,
+        )
+    }
+
+    fn bytes(fill: u8) -> bytes::Bytes {
+        bytes::Bytes::from(vec![fill; MIB as usize])
+    }
+
+    /// The archiver stores a newer partial (or the finished segment) and deletes the listed
+    /// one while a recovery is being prepared: the successor is read, verified.
+    #[tokio::test]
+    async fn a_partial_superseded_after_the_listing_is_read_from_its_successor() {
+        let archive = archive().await;
+        let wal = wal(&archive);
+        let partial = WalFile::Partial(archive.segment);
+        let first = wal
+            .put(partial, bytes(1), Some(Lsn(7 * MIB + 10)), Utc::now())
+            .await
+            .unwrap();
+        let listing = wal.list().await.unwrap();
+
+        let newer = wal
+            .put(partial, bytes(2), Some(Lsn(7 * MIB + 20)), Utc::now())
+            .await
+            .unwrap();
+        wal.delete(&first).await.unwrap();
+        assert_eq!(
+            fetch_listed(&wal, &listing, partial).await.unwrap(),
+            bytes(2)
+        );
+
+        wal.put(
+            WalFile::Segment(archive.segment),
+            bytes(3),
+            None,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        wal.delete(&newer).await.unwrap();
+        assert_eq!(
+            fetch_listed(&wal, &listing, partial).await.unwrap(),
+            bytes(3)
+        );
+    }
+
+    /// A listed file gone without a successor is an error naming it, never skipped.
+    #[tokio::test]
+    async fn a_listed_file_gone_without_a_successor_is_an_error() {
+        let archive = archive().await;
+        let wal = wal(&archive);
+        let segment = WalFile::Segment(archive.segment);
+        let stored = wal.put(segment, bytes(1), None, Utc::now()).await.unwrap();
+        let listing = wal.list().await.unwrap();
+        wal.delete(&stored).await.unwrap();
+        let error = fetch_listed(&wal, &listing, segment).await.unwrap_err();
+        assert!(
+            error.to_string().contains("000000010000000000000007"),
+            "{error}"
+        );
+    }
 }
