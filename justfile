@@ -88,9 +88,17 @@ bench:
     cargo build --release -p database-operator -p backup-operator
     hack/record-bench.py "just bench" docs/performance.md -- cargo bench -p bench --bench control_plane
 
-# Backup data path (dump to a directory and to S3) against plain pg_dump, into docs/performance.md.
+# Backup data path (dump to a directory and to S3) against plain pg_dump, then time to Ready of
+# a Database recovered from a physical Backup of 1 GiB on the local cluster (BENCH_RECOVERY_SCALE,
+# 70; BENCH_RECOVERY_LOAD_SECONDS of pgbench after the base backup, 60), into
+# docs/performance.md. The Jobs and the archiver run release binaries, as shipped.
 bench-backup:
     hack/record-bench.py "just bench-backup" docs/performance.md -- hack/bench-backup.sh
+    hack/deps.sh machine cluster node image test bench
+    cargo build --release -p database-operator -p backup-operator
+    PGOP_IMAGE_PROFILE=release PGOP_SKIP_CARGO=1 hack/build-operator-images.sh
+    PGOP_NODE=1 hack/record-bench.py "just bench-backup" docs/performance.md -- \
+      cargo bench -p bench --bench recovery
 
 # On one Database of three instances, BENCH_FAILOVER_RUNS (10) runs of each fault on the primary
 # (postgres killed, Pod deleted, node stopped, frozen, partitioned; BENCH_FAILOVER_KINDS) and of

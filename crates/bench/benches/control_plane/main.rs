@@ -28,6 +28,8 @@ mod binaries;
 mod comparison;
 mod conditions;
 mod cpu;
+#[path = "../entry.rs"]
+mod entry;
 mod latency;
 mod latency_report;
 mod operators;
@@ -47,24 +49,7 @@ use crate::{
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this without it, and a
-    // test run must not start a ten-minute benchmark. Settings come from the environment.
-    if !std::env::args().any(|arg| arg == "--bench") {
-        eprintln!("control_plane: not run outside `cargo bench` (`just bench`)");
-        return ExitCode::SUCCESS;
-    }
-    let outcome = tokio::select! {
-        outcome = run() => outcome,
-        // Returning drops the namespaces, which deletes them.
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    entry::under_cargo_bench("control_plane", "just bench", run()).await
 }
 
 async fn run() -> Result<()> {

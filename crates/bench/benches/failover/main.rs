@@ -23,6 +23,8 @@
 
 #[path = "../control_plane/conditions.rs"]
 mod conditions;
+#[path = "../entry.rs"]
+mod entry;
 mod lag;
 mod runs;
 
@@ -38,24 +40,7 @@ use crate::conditions::{Conditions, describe};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this without it, and a
-    // test run must not put faults on the cluster's nodes.
-    if !std::env::args().any(|arg| arg == "--bench") {
-        eprintln!("failover: not run outside `cargo bench` (`just bench-failover`)");
-        return ExitCode::SUCCESS;
-    }
-    let outcome = tokio::select! {
-        outcome = run() => outcome,
-        // Returning drops the fault in place, which undoes it, and the namespace.
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    entry::under_cargo_bench("failover", "just bench-failover", run()).await
 }
 
 async fn run() -> Result<()> {
