@@ -31,9 +31,35 @@ pub async fn run(
     crate::pods::label(&instance.client, config, &config.pod, ROLE_REPLICA).await?;
     tracing::info!("running as a standby");
     let reporting = tokio::spawn(crate::report::keep_reporting(instance.clone(), false));
+    let slots = tokio::spawn(drop_slots_left_by_the_primary(instance.clone()));
     let outcome = watch_lease(instance, server, terminate).await;
     reporting.abort();
+    slots.abort();
     outcome
+}
+
+/// Every slot a demoted primary kept (pg_replslot/ stays with its data directory when it
+/// starts again as a standby): its peers' and the WAL archiver's. Nothing streams from a standby, so each would only hold
+/// WAL here (up to `max_slot_wal_keep_size`) and, once this instance leads again, offer its
+/// peers and the archiver a position it may have lost meanwhile; a new primary makes its
+/// peers' slots afresh at promotion (`primary::ensure_slots`) and the archiver its own. Retried
+/// until the server takes connections, which a rewound standby does only once consistent.
+async fn drop_slots_left_by_the_primary(instance: Instance) {
+    const DROP: &str = "SELECT string_agg(slot_name, ',') FROM \
+         (SELECT slot_name, pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+          WHERE slot_type = 'physical' AND NOT active) AS dropped";
+    let mut retry = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        retry.tick().await;
+        match postgres::query_local(&instance.config, DROP).await {
+            Ok(dropped) if dropped.is_empty() => return,
+            Ok(dropped) => {
+                tracing::info!(slots = %dropped, "dropped the replication slots left from leading");
+                return;
+            }
+            Err(e) => tracing::debug!(error = %format!("{e:#}"), "slots not checked yet"),
+        }
+    }
 }
 
 async fn watch_lease(

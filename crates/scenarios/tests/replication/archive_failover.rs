@@ -1,6 +1,7 @@
 //! Continuous WAL archiving across a failover: the archiver follows the read-write Service
 //! to the promoted standby, creates its slot there, archives the new timeline's history file
-//! and its segments, and reports healthy again on timeline 2.
+//! and its segments, and reports healthy again on timeline 2; the former primary, back as a
+//! standby, drops the slots it kept.
 
 use std::time::Duration;
 
@@ -90,6 +91,32 @@ async fn a_failover_moves_archiving_to_the_new_timeline() {
             .message
             .clone();
     assert!(message.contains("timeline 2"), "{message}");
+
+    // The former primary, a standby again, keeps none of the slots it had while it led (its
+    // peers' and the archiver's): on a standby they would only hold WAL back.
+    let former = old_primary.as_str();
+    cluster::eventually(
+        Duration::from_secs(180),
+        "the former primary a standby without replication slots",
+        || async {
+            let pods = cluster::pods(&scenario).await;
+            let Some(pod) = pods
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(former))
+            else {
+                return Ok(None);
+            };
+            let state = cluster::psql_on(
+                &scenario,
+                &cluster::ip_of(pod),
+                "SELECT pg_is_in_recovery()::text || ':' || coalesce(string_agg(slot_name, ','), '') \
+                 FROM pg_replication_slots",
+            )
+            .await?;
+            Ok((state == "true:").then_some(()))
+        },
+    )
+    .await;
     scenario.assert_operators_running();
     scenario.finish().await;
 }
