@@ -232,6 +232,10 @@ async fn physical_archiving_survives_operator_kills_without_a_gap() {
     let transactions = psql(&client, &n, "shop", "SELECT count(*) FROM pgbench_history")
         .await
         .unwrap_or_else(|e| scenario.fail(e));
+    assert!(
+        transactions.parse::<u64>().is_ok_and(|t| t > 0),
+        "pgbench committed: {transactions}"
+    );
     // Ends the segment pgbench's last write is in, so it is archived complete.
     let end = lsn("SELECT pg_switch_wal()")
         .await

@@ -1,7 +1,8 @@
 //! Point-in-time recovery into a new Database on the real node: a physical Backup archives
-//! the source's WAL on a claim or in an S3 bucket, and a Database with `backupRef.targetTime` has exactly what
-//! was committed up to that moment; without it, everything archived. A target outside the
-//! window is refused with the window, and a damaged segment stops the recovery naming it.
+//! the source's WAL on a claim or in an S3 bucket, and a Database with
+//! `backupRef.targetTime` has exactly what was committed up to that moment; without it,
+//! everything archived. A target outside the window is refused with the window, and a
+//! damaged segment stops the recovery naming it.
 
 use api::{Backup, Database};
 use backup_test_support::s3::{BUCKET, S3Server};
