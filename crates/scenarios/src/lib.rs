@@ -31,6 +31,7 @@ mod kubectl;
 mod kubelet;
 mod logs;
 mod manifests;
+mod pgbench;
 pub mod physical;
 pub mod pitr;
 mod postgres;
@@ -46,6 +47,7 @@ pub use kubectl::kubectl;
 pub use kubelet::{play_kubelet, play_kubelet_within, wait_for_pods};
 pub use logs::{RECONCILED, log_count, wait_for_more_logs};
 pub use manifests::{apply_yaml, sample};
+pub use pgbench::Pgbench;
 pub use postgres::{POD_START, POSTGRES_IMAGE, connection_env, node_database, psql};
 pub use scenario::{Scenario, free_port};
 pub use wait_conditions::{

@@ -2,13 +2,12 @@
 //! a fixed rate, and each standby's replay lag read from the primary every second.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use bench::failover::{self, Settings};
 use scenarios::replication::{self, NAME};
-use scenarios::{Scenario, connection_env};
+use scenarios::{Pgbench, Scenario};
 
 use crate::runs::Primary;
 
@@ -37,43 +36,23 @@ pub async fn measure(
     primary: &Primary,
     settings: &Settings,
 ) -> Result<Lag> {
-    let mut env = connection_env(&scenario.client(), scenario.ns(), NAME).await?;
-    for (key, value) in env.iter_mut() {
-        if *key == "PGHOST" {
-            *value = rw.to_string();
-        }
-    }
-    let pgbench = || {
-        let mut command = tokio::process::Command::new("pgbench");
-        command
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .kill_on_drop(true);
-        command
-    };
+    let pgbench = Pgbench::connect(&scenario.client(), scenario.ns(), NAME, Some(rw)).await?;
     eprintln!("bench: pgbench -i -s 1");
-    let init = pgbench()
-        .args(["-i", "-s", "1", "-q"])
-        .output()
-        .await
-        .context("running pgbench -i (Debian package postgresql)")?;
-    if !init.status.success() {
-        bail!(
-            "pgbench -i: {}",
-            String::from_utf8_lossy(&init.stderr).trim()
-        );
-    }
+    pgbench.init().await?;
     eprintln!(
         "bench: pgbench at {} transactions per second for {} s on {}",
         settings.lag_rate, settings.lag_seconds, primary.name
     );
-    let load = pgbench()
-        .args(["-c", CLIENTS, "-j", THREADS])
-        .args(["-R", &settings.lag_rate.to_string()])
-        .args(["-T", &settings.lag_seconds.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting pgbench")?;
+    let load = pgbench.start(&[
+        "-c",
+        CLIENTS,
+        "-j",
+        THREADS,
+        "-R",
+        &settings.lag_rate.to_string(),
+        "-T",
+        &settings.lag_seconds.to_string(),
+    ])?;
     let load = tokio::spawn(load.wait_with_output());
     let mut samples: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut readings = 0;
