@@ -40,21 +40,30 @@ impl Pgbench {
         command
     }
 
-    /// `pgbench -i -s 1`: the TPC-B tables at scale 1 (100,000 accounts, about 16 MB).
-    pub async fn init(&self) -> Result<()> {
-        let init = self
+    /// `pgbench -i -s <scale>`: the TPC-B tables, 100,000 accounts per unit of scale (about
+    /// 16 MB; scale 70 is about 1 GiB).
+    pub async fn init(&self, scale: u64) -> Result<()> {
+        self.run(&["-i", "-q", "-s", &scale.to_string()])
+            .await
+            .map(drop)
+    }
+
+    /// Runs pgbench with `args` to its end; what it printed on stdout.
+    pub async fn run(&self, args: &[&str]) -> Result<String> {
+        let output = self
             .command()
-            .args(["-i", "-s", "1", "-q"])
+            .args(args)
             .output()
             .await
-            .context("running pgbench -i (Debian package postgresql)")?;
-        if !init.status.success() {
+            .context("running pgbench (Debian package postgresql)")?;
+        if !output.status.success() {
             bail!(
-                "pgbench -i: {}",
-                String::from_utf8_lossy(&init.stderr).trim()
+                "pgbench {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr).trim()
             );
         }
-        Ok(())
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// Starts the TPC-B load with `args` (clients, rate, duration), its output piped; it is

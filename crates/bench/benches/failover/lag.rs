@@ -38,7 +38,7 @@ pub async fn measure(
 ) -> Result<Lag> {
     let pgbench = Pgbench::connect(&scenario.client(), scenario.ns(), NAME, Some(rw)).await?;
     eprintln!("bench: pgbench -i -s 1");
-    pgbench.init().await?;
+    pgbench.init(1).await?;
     eprintln!(
         "bench: pgbench at {} transactions per second for {} s on {}",
         settings.lag_rate, settings.lag_seconds, primary.name

@@ -19,8 +19,6 @@
 mod conditions;
 #[path = "../entry.rs"]
 mod entry;
-#[path = "../pgbench.rs"]
-mod pgbench;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -29,7 +27,7 @@ use anyhow::{Context, Result, bail};
 use api::{Backup, Database, Restore};
 use kube::Api;
 use scenarios::pitr::{recovered_database, server_now, wait_recoverable_to};
-use scenarios::{Scenario, connection_env, database_ready, node_database, psql};
+use scenarios::{Pgbench, Scenario, database_ready, node_database, psql};
 use serde_json::json;
 
 use crate::conditions::{Conditions, describe};
@@ -40,7 +38,7 @@ const RECOVERED: &str = "recovered";
 /// Local-path volumes are not held to their size; this only keeps the operator's WAL limits,
 /// which follow the volume's size, above what the load writes.
 const VOLUME: &str = "8Gi";
-/// pgbench -i at scale 70 and a 1 GiB base backup take minutes on two shared cores.
+/// pgbench -i at scale 70 takes minutes on two shared cores, more beside other work.
 const SLOW_STEP: Duration = Duration::from_secs(1800);
 
 #[tokio::main]
@@ -98,9 +96,9 @@ async fn measure(scenario: &Scenario, scale: u64, load_seconds: u64) -> Result<R
     testenv::wait_for(&databases, SOURCE, database_ready, scenarios::POD_START).await?;
     // psql waits out kube-proxy's first seconds on a new Service; pgbench would not.
     sql(SOURCE, "SELECT 1").await?;
-    let env = connection_env(&client, ns, SOURCE).await?;
+    let pgbench = Pgbench::connect(&client, ns, SOURCE, None).await?;
     eprintln!("bench: pgbench -i -s {scale}");
-    pgbench::run(&env, &["-i", "-q", "-s", &scale.to_string()]).await?;
+    pgbench.init(scale).await?;
     let database_bytes = sql(SOURCE, "SELECT pg_database_size(current_database())")
         .await?
         .parse()?;
@@ -119,11 +117,9 @@ async fn measure(scenario: &Scenario, scale: u64, load_seconds: u64) -> Result<R
 
     let wal_before = sql(SOURCE, "SELECT pg_current_wal_lsn()").await?;
     eprintln!("bench: pgbench for {load_seconds} s, WAL to replay");
-    let load = pgbench::run(
-        &env,
-        &["-c", "4", "-j", "2", "-T", &load_seconds.to_string()],
-    )
-    .await?;
+    let load = pgbench
+        .run(&["-c", "4", "-j", "2", "-T", &load_seconds.to_string()])
+        .await?;
     let end = server_now(&client, ns, SOURCE).await?;
     let wal_bytes = psql(
         &client,

@@ -184,7 +184,7 @@ async fn physical_archiving_survives_operator_kills_without_a_gap() {
     let pgbench = Pgbench::connect(&client, &n, "shop", None)
         .await
         .unwrap_or_else(|e| scenario.fail(e));
-    pgbench.init().await.unwrap_or_else(|e| scenario.fail(e));
+    pgbench.init(1).await.unwrap_or_else(|e| scenario.fail(e));
     // Runs until stopped below; the bound only ends a forgotten one.
     let mut load = pgbench
         .start(&[&PGBENCH_LOAD[..], &["-T", "900"]].concat())
