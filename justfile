@@ -88,9 +88,11 @@ bench:
     cargo build --release -p database-operator -p backup-operator
     hack/record-bench.py "just bench" docs/performance.md -- cargo bench -p bench --bench control_plane
 
-# Backup data path (dump to a directory and to S3) against plain pg_dump, into docs/performance.md.
+# Backup data path (dump to a directory and to S3) against plain pg_dump, then the physical path
+# (base backup against pg_basebackup, archive lag, recovery speed, RPO), into docs/performance.md.
 bench-backup:
     hack/record-bench.py "just bench-backup" docs/performance.md -- hack/bench-backup.sh
+    hack/record-bench.py "just bench-backup" docs/performance.md -- hack/bench-physical.sh
 
 # On one Database of three instances, BENCH_FAILOVER_RUNS (10) runs of each fault on the primary
 # (postgres killed, Pod deleted, node stopped, frozen, partitioned; BENCH_FAILOVER_KINDS) and of
