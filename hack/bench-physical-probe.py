@@ -107,16 +107,21 @@ def lag(address: str, out: str, drain: float, load: list[str]) -> None:
     while time.monotonic() < deadline and not measured <= set(archived):
         poll()
         time.sleep(INTERVAL)
-    lags = sorted(archived[s] - switched[s] for s in measured if s in archived)
     with open(out, "w") as file:
         for segment in sorted(measured):
             value = f"{archived[segment] - switched[segment]:.2f}" if segment in archived else "-"
             file.write(f"{segment:X} {value}\n")
+    lags = [archived[s] - switched[s] for s in measured if s in archived]
+    print(summary(lags, len(measured) - len(lags)))
+
+
+def summary(lags: list[float], unarchived: int) -> str:
+    """"count median p95 max unarchived"; p95 by nearest rank."""
     if not lags:
-        print("0 - - - 0")
-        return
+        return f"0 - - - {unarchived}"
+    lags = sorted(lags)
     p95 = lags[max(0, math.ceil(0.95 * len(lags)) - 1)]
-    print(f"{len(lags)} {statistics.median(lags):.2f} {p95:.2f} {lags[-1]:.2f} {len(measured) - len(lags)}")
+    return f"{len(lags)} {statistics.median(lags):.2f} {p95:.2f} {lags[-1]:.2f} {unarchived}"
 
 
 def writer(dbname: str, out: str) -> None:
