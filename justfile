@@ -88,12 +88,14 @@ bench:
     cargo build --release -p database-operator -p backup-operator
     hack/record-bench.py "just bench" docs/performance.md -- cargo bench -p bench --bench control_plane
 
-# Backup data path (dump to a directory and to S3) against plain pg_dump, then time to Ready of
-# a Database recovered from a physical Backup of 1 GiB on the local cluster (BENCH_RECOVERY_SCALE,
-# 70; BENCH_RECOVERY_LOAD_SECONDS of pgbench after the base backup, 60), into
-# docs/performance.md. The Jobs and the archiver run release binaries, as shipped.
+# Backup data path (dump to a directory and to S3) against plain pg_dump, then the physical path
+# on this host (base backup against pg_basebackup, archive lag, recovery speed, RPO), then time
+# to Ready of a Database recovered from a physical Backup of 1 GiB on the local cluster
+# (BENCH_RECOVERY_SCALE, 70; BENCH_RECOVERY_LOAD_SECONDS of pgbench after the base backup, 60),
+# into docs/performance.md. The cluster's Jobs and archiver run release binaries, as shipped.
 bench-backup:
     hack/record-bench.py "just bench-backup" docs/performance.md -- hack/bench-backup.sh
+    hack/record-bench.py "just bench-backup" docs/performance.md -- hack/bench-physical.sh
     hack/deps.sh machine cluster node image test bench
     cargo build --release -p database-operator -p backup-operator
     PGOP_IMAGE_PROFILE=release PGOP_SKIP_CARGO=1 hack/build-operator-images.sh

@@ -67,153 +67,30 @@ for method in $METHODS; do
       ;;
   esac
 done
-# The S3 server the backup-operator's tests run in-process; 0.15 and later need a newer rustc.
-S3S_FS_VERSION=${S3S_FS_VERSION:-0.14.1}
-CACHE_ROOT="${PGOP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pg-operators}"
-S3S_FS="$CACHE_ROOT/tools/s3s-fs-$S3S_FS_VERSION/bin/s3s-fs"
-OPERATOR=${BENCH_OPERATOR:-${CARGO_TARGET_DIR:-$REPO/target}/release/backup-operator}
-S3_ACCESS_KEY=bench-access-key
-S3_SECRET_KEY=bench-secret-key-0c41
-S3_BUCKET=bench
-
 # shellcheck source=hack/lib/log.sh
 source "$REPO/hack/lib/log.sh"
+# shellcheck source=hack/lib/bench.sh
+source "$REPO/hack/lib/bench.sh"
 
-# --- tools -------------------------------------------------------------------------------
-
-deps_ensure bench machine || die "cannot install what the benchmark needs"
-PG_BIN=$("$REPO/hack/postgres-tools.sh")
-[[ -x $PG_BIN/pgbench ]] || die "no pgbench in $PG_BIN"
-command -v python3 >/dev/null || die "python3 is needed to pick free ports and read reports"
-
-if [[ ! -x $S3S_FS ]]; then
-  log "building s3s-fs $S3S_FS_VERSION into ${S3S_FS%/bin/*} (once)"
-  rm -rf "${S3S_FS%/bin/*}.partial"
-  cargo install s3s-fs --locked --version "=$S3S_FS_VERSION" --features binary \
-    --root "${S3S_FS%/bin/*}.partial" >&2
-  mv "${S3S_FS%/bin/*}.partial" "${S3S_FS%/bin/*}"
-fi
-
-# A no-op when the binary is up to date; a stale one would measure other code. A binary
-# named by BENCH_OPERATOR (say, a copy built at another commit) is measured as it is.
-if [[ -z ${BENCH_OPERATOR-} ]]; then
-  log "building the release backup-operator"
-  (cd "$REPO" && cargo build --release -q -p backup-operator)
-fi
-[[ -x $OPERATOR ]] || die "$OPERATOR is not an executable"
-
-# --- state, torn down on exit -------------------------------------------------------------
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-backup.XXXXXX")
+bench_tools
+bench_workdir bench-backup
 PGDATA=$WORK/pgdata
-S3_PID=
-as_postgres() {
-  if ((EUID == 0)); then runuser -u postgres -- "$@"; else "$@"; fi
-}
-cleanup() {
-  local status=$?
-  if [[ -s $PGDATA/postmaster.pid ]]; then
-    as_postgres "$PG_BIN/pg_ctl" stop --pgdata "$PGDATA" --mode immediate >/dev/null 2>&1 || true
-  fi
-  if [[ -n $S3_PID ]]; then
-    kill "$S3_PID" 2>/dev/null || true
-    wait "$S3_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # --- PostgreSQL ---------------------------------------------------------------------------
 
-mkdir -p "$PGDATA"
-((EUID == 0)) && chown postgres: "$WORK" "$PGDATA"
-as_postgres "$PG_BIN/initdb" --pgdata "$PGDATA" --username postgres --auth=trust \
-  --encoding=UTF8 --locale=C --no-sync >/dev/null
 PGPORT=$(free_port)
 # fsync off only speeds up pgbench -i; dumps read, and the data fits in the page cache.
-cat >>"$PGDATA/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.1'
-port = $PGPORT
-unix_socket_directories = ''
-fsync = off
+bench_pg_init "$PGDATA" "fsync = off
 synchronous_commit = off
-full_page_writes = off
-EOF
-as_postgres "$PG_BIN/pg_ctl" start --pgdata "$PGDATA" --log "$PGDATA/server.log" --wait \
-  --timeout=120 >/dev/null
+full_page_writes = off"
+bench_pg_start "$PGDATA" "$PGPORT" "$PGDATA/server.log"
 export PGHOST=127.0.0.1 PGPORT PGUSER=postgres
-
-psql_value() { "$PG_BIN/psql" --no-psqlrc -tAq -d postgres -c "$1"; }
 
 # --- S3 -----------------------------------------------------------------------------------
 
-mkdir -p "$WORK/s3/$S3_BUCKET"
-S3_PORT=$(free_port)
-"$S3S_FS" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_ACCESS_KEY" \
-  --secret-key "$S3_SECRET_KEY" "$WORK/s3" >"$WORK/s3s-fs.log" 2>&1 &
-S3_PID=$!
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null && break
-  kill -0 "$S3_PID" 2>/dev/null || die "s3s-fs exited: $(tail -n 20 "$WORK/s3s-fs.log")"
-  sleep 0.1
-done
+bench_s3_start
 
 # --- measuring ----------------------------------------------------------------------------
-
-TICKS=$(getconf CLK_TCK)
-# cpu_ticks PID: user + system CPU time of PID so far, in clock ticks (fields 14 and 15 of
-# /proc/PID/stat, counted after the command name, which may hold spaces).
-cpu_ticks() {
-  local stat fields
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  read -r -a fields <<<"${stat##*) }"
-  echo $((fields[11] + fields[12]))
-}
-
-# timed OUT CMD...: runs CMD under /usr/bin/time -v and writes to OUT one line:
-#   wall-s  tree-cpu-s  tree-peak-KiB  own-cpu-s  own-peak-KiB  s3-server-cpu-s
-# The wall time, and the CPU time and peak RSS of the process tree (CMD and the children it
-# waited for, pg_dump), are what /usr/bin/time reports. CMD's own CPU time and VmHWM are the
-# last values read from /proc while it ran, every 50 ms (the data path streams, so nothing
-# spikes at the end). The S3 server's CPU time is what it used meanwhile (0 without it).
-timed() {
-  local out=$1
-  shift
-  local hwm=0 own_ticks=0 pid="" line ticks server_before=0 server_after=0
-  [[ -n $S3_PID ]] && server_before=$(cpu_ticks "$S3_PID")
-  /usr/bin/time -v -o "$out.time" "$@" >"$out.stdout" 2>"$out.stderr" &
-  local time_pid=$!
-  while kill -0 "$time_pid" 2>/dev/null; do
-    [[ -n $pid ]] || pid=$(cat "/proc/$time_pid/task/$time_pid/children" 2>/dev/null || true)
-    pid=${pid%% *}
-    if [[ -n $pid ]] && line=$(grep '^VmHWM:' "/proc/$pid/status" 2>/dev/null) &&
-      ticks=$(cpu_ticks "$pid"); then
-      line=${line#VmHWM:}
-      hwm=${line%kB}
-      own_ticks=$ticks
-    fi
-    sleep 0.05
-  done
-  if ! wait "$time_pid"; then
-    cat "$out.stderr" >&2
-    die "$* failed"
-  fi
-  [[ -n $S3_PID ]] && server_after=$(cpu_ticks "$S3_PID")
-  # "Elapsed (wall clock) time (h:mm:ss or m:ss): 1:02.34", "User time (seconds): 1.23", ...
-  awk -v own_kib="$((hwm))" -v own_cpu="$own_ticks" -v server="$((server_after - server_before))" \
-    -v hz="$TICKS" '
-    /Elapsed \(wall clock\)/ {n = split($NF, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]}
-    /User time|System time/ {cpu += $NF}
-    /Maximum resident set size/ {tree = $NF}
-    END {printf "%.2f %.2f %d %.2f %d %.2f\n", s, cpu, tree, own_cpu / hz, own_kib, server / hz}' \
-    "$out.time" >"$out"
-}
 
 # operator_dump BINARY OUT DB DESTINATION-ENV...: BINARY's dump of DB, timed into OUT.
 # env execs the operator, so the pid /usr/bin/time waits for is the operator's.
@@ -282,17 +159,9 @@ run_directory() {
   report_size "$1"
 }
 run_s3() {
-  operator_dump "${3:-$OPERATOR}" "$1" "$2" S3_ENDPOINT="http://127.0.0.1:$S3_PORT" S3_BUCKET="$S3_BUCKET" \
-    AWS_ACCESS_KEY_ID="$S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$S3_SECRET_KEY"
+  # shellcheck disable=SC2046 # s3_env's words are NAME=VALUE without spaces
+  operator_dump "${3:-$OPERATOR}" "$1" "$2" $(s3_env "$S3_BUCKET")
   report_size "$1"
-}
-
-# median FILE...: the median of the numbers in column $COLUMN (1-based) of the files.
-median() {
-  local column=$1
-  shift
-  awk -v c="$column" '{print $c}' "$@" | sort -n |
-    awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 
 # fill DATASET DB: creates DB and fills it. `s<N>` is `pgbench -i -s N`, whose rows are mostly
@@ -349,14 +218,12 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "Started $started_at on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo);" \
   "load average $load_before before, $load_after after;" \
   "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'); median of $RUNS runs;" \
-  "$(if [[ -n ${BENCH_OPERATOR-} ]]; then echo "the backup-operator binary $OPERATOR"; else
-    echo "commit $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- crates/backup-operator crates/backup-data crates/backup-job crates/secret crates/error-text || echo ' with uncommitted changes to the backup-operator')"; fi)${BASELINE:+; the *-baseline methods ran $BASELINE}."
+  "$(bench_commit)${BASELINE:+; the *-baseline methods ran $BASELINE}."
 echo
 echo "Throughput is the database's size on disk over the wall time; \"vs. raw\" is raw pg_dump -Fc's wall time over the method's."
 echo
 echo "| data | method | dump size | wall time | throughput | vs. raw pg_dump | CPU, process tree | CPU, backup-operator | CPU, S3 server | peak RSS, process tree | peak RSS, backup-operator |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
-mib() { awk -v b="$1" -v d="$2" 'BEGIN {printf "%.*f MiB", d, b / 1048576}'; }
 for dataset in "${datasets[@]}"; do
   case $dataset in
     s*) label="pgbench -s ${dataset#s}" ;;
