@@ -1,5 +1,6 @@
 //! Both operators running in the cluster as Pods from their own images, installed from
-//! `deploy/`, pass the same scenario: a Database, a backup Job, and a restored copy.
+//! `deploy/`, pass the same scenario: a Database, a backup Job, and a restored copy; then WAL
+//! archiving and a Database recovered from it.
 
 use api::{Backup, Database};
 use kube::Api;
@@ -73,9 +74,8 @@ async fn operators_running_as_pods_pass_the_scenario() {
     let fail = |e: anyhow::Error| -> ! { panic!("{e:#}\n{}", operator_logs()) };
 
     let databases: Api<Database> = Api::namespaced(client.clone(), n);
-    apply_yaml(&client, n, &node_database("origin").manifest())
-        .await
-        .unwrap();
+    let origin = node_database("origin");
+    apply_yaml(&client, n, &origin.manifest()).await.unwrap();
     testenv::wait_for(&databases, "origin", database_ready, POD_START)
         .await
         .unwrap_or_else(|e| fail(e));
@@ -120,6 +120,45 @@ async fn operators_running_as_pods_pass_the_scenario() {
             .unwrap_or_else(|e| fail(e)),
         "from a pod"
     );
+
+    // Physical: WAL archived by the backup-operator's archiver StatefulSet, a new Database
+    // recovered from it by a Restore Job and the instance manager, all with the RBAC of
+    // deploy/.
+    apply_yaml(
+        &client,
+        n,
+        &scenarios::pitr::physical_backup("pods-pitr", "origin").manifest(),
+    )
+    .await
+    .unwrap();
+    let ready = |b: Option<&Backup>| b.is_some_and(|b| b.is_ready());
+    testenv::wait_for(&backups, "pods-pitr", ready, POD_START)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    apply_yaml(
+        &client,
+        n,
+        &scenarios::pitr::recovered_database("recovered", "pods-pitr", None, &origin).manifest(),
+    )
+    .await
+    .unwrap();
+    testenv::wait_for(&databases, "recovered", database_ready, POD_START)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    assert_eq!(
+        psql(&client, n, "recovered", "SELECT body FROM notes")
+            .await
+            .unwrap_or_else(|e| fail(e)),
+        "from a pod"
+    );
+    // Deleted while the operator runs: its finalizer stops the archiver and drops the slot.
+    backups
+        .delete("pods-pitr", &Default::default())
+        .await
+        .unwrap();
+    testenv::wait_deleted(&backups, "pods-pitr", POD_START)
+        .await
+        .unwrap_or_else(|e| fail(e));
 
     // Leave no in-cluster operator running for the other tests, and none scoped to this
     // namespace for `./justw up` to find.
