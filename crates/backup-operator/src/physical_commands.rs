@@ -108,6 +108,7 @@ pub async fn base_backup(args: BaseBackupArgs) -> ExitCode {
             backup: backup.clone(),
             run_id: args.series.run_id()?,
             compression: args.compression,
+            verification: args.s3_verify,
         })
         .await?;
         let pruned = physical_retention::prune(&storage, &backup, args.retention as usize).await?;

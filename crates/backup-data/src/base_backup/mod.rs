@@ -1,7 +1,9 @@
 //! Physical base backups: `pg_basebackup` streamed as one tar (compressed on the client)
-//! to `<prefix>/<database>/<backup>/base/<run-id>/base.tar[.lz4|.gz]`, read back and
-//! matched against its SHA-256, then `manifest.json`. WAL is not included: the archiver
-//! ships it, and a recovery fetches what the base backup needs from the WAL area.
+//! to `<prefix>/<database>/<backup>/base/<run-id>/base.tar[.lz4|.gz]` and read as a tar on
+//! the way, verified in storage as a dump's artifact is (read back and hashed in a
+//! directory; on S3 the upload's ETag, or a read-back), then `manifest.json`. WAL is not
+//! included: the archiver ships it, and a recovery fetches what the base backup needs from
+//! the WAL area.
 
 pub mod inspect;
 pub mod manifest;
@@ -10,7 +12,7 @@ pub mod store;
 pub mod unpack;
 
 use crate::pg::{PgConnection, PgError, PgTools};
-use crate::storage::{BackupRef, RunId, Storage, StorageError, abort_logged};
+use crate::storage::{BackupRef, RunId, Storage, StorageError, Verification, abort_logged};
 use chrono::Utc;
 use futures::StreamExt as _;
 use manifest::{BaseManifest, FORMAT_BASEBACKUP_TAR};
@@ -71,13 +73,9 @@ pub enum BaseBackupError {
     #[error("{0}")]
     Output(String),
     #[error(
-        "the base backup stored at {location} reads back with SHA-256 {actual}, but {expected} was written; it does not count"
+        "the base backup stored at {location} is not what was written: {reason}; it does not count"
     )]
-    ReadBackMismatch {
-        location: String,
-        expected: String,
-        actual: String,
-    },
+    NotVerified { location: String, reason: String },
 }
 
 pub struct BaseBackupRequest<'a> {
@@ -88,6 +86,8 @@ pub struct BaseBackupRequest<'a> {
     pub backup: BackupRef,
     pub run_id: Option<RunId>,
     pub compression: BaseCompression,
+    /// How an upload to S3 is verified.
+    pub verification: Verification,
 }
 
 /// Takes, stores, verifies and records one base backup; returns its manifest.
@@ -96,14 +96,12 @@ pub async fn take(request: BaseBackupRequest<'_>) -> Result<BaseManifest, BaseBa
         target: request.connection.describe(),
         source,
     };
-    let server_version = request
-        .tools
-        .server_version(request.connection)
-        .await
-        .map_err(tool_error)?;
-    let segment_size = store::segment_size(request.tools, request.connection)
-        .await
-        .map_err(tool_error)?;
+    // Each query starts a psql of its own: both at once.
+    let (server_version, segment_size) = tokio::try_join!(
+        request.tools.server_version(request.connection),
+        store::segment_size(request.tools, request.connection)
+    )
+    .map_err(tool_error)?;
     let start_time = Utc::now();
     let run_id = request
         .run_id
@@ -127,9 +125,13 @@ pub async fn take(request: BaseBackupRequest<'_>) -> Result<BaseManifest, BaseBa
         .map_err(tool_error)?;
     let stdout = tool.take_stdout().expect("stdout is piped");
     let mut chunks = ReaderStream::with_capacity(stdout, 256 * 1024);
+    let mut read_as_tar = inspect::InFlight::start(request.compression);
     while let Some(chunk) = chunks.next().await {
         let written = match chunk {
-            Ok(chunk) => writer.write(chunk).await,
+            Ok(chunk) => {
+                read_as_tar.feed(&chunk).await;
+                writer.write(chunk).await
+            }
             Err(source) => Err(StorageError::Io {
                 operation: "read pg_basebackup's output for",
                 location: writer.location().to_owned(),
@@ -149,20 +151,19 @@ pub async fn take(request: BaseBackupRequest<'_>) -> Result<BaseManifest, BaseBa
     let committed = writer.commit().await?;
     let end_time = Utc::now();
 
-    // Counts only once the stored bytes are the ones written and read as a base backup.
-    let stored = inspect::inspect(
-        request.storage.open_object(&key).await?,
-        request.compression,
-    )
-    .await?;
-    if stored.digest != committed.digest {
-        return Err(BaseBackupError::ReadBackMismatch {
+    // Counts only once what was written reads as a base backup and the store holds it.
+    let points = read_as_tar
+        .finish()
+        .await
+        .map_err(BaseBackupError::Output)?;
+    request
+        .storage
+        .verify_object(&key, &committed, request.verification)
+        .await
+        .map_err(|reason| BaseBackupError::NotVerified {
             location: request.storage.location(&key),
-            expected: committed.digest.sha256,
-            actual: stored.digest.sha256,
-        });
-    }
-    let points = stored.points.map_err(BaseBackupError::Output)?;
+            reason,
+        })?;
     let manifest = BaseManifest {
         database: run.backup.database().to_owned(),
         backup_name: run.backup.backup().to_owned(),

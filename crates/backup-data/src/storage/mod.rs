@@ -202,7 +202,12 @@ impl Storage {
 
     /// Reads the stored artifact back and hashes it.
     pub async fn hash_artifact(&self, run: &RunRef) -> Result<ContentDigest, StorageError> {
-        let mut stream = self.open_artifact(run).await?;
+        self.hash_object(&run.artifact_key()).await
+    }
+
+    /// Reads the object stored under `key` back and hashes it.
+    pub async fn hash_object(&self, key: &str) -> Result<ContentDigest, StorageError> {
+        let mut stream = self.open_object(key).await?;
         let mut digest = DigestWriter::new();
         while let Some(chunk) = stream.next().await {
             digest.update(&chunk?);

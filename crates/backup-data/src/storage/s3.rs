@@ -119,17 +119,16 @@ impl S3Store {
     /// `Err` says why that could not be confirmed; the caller then reads the object back.
     pub(super) async fn confirm_upload(
         &self,
-        run: &RunRef,
+        key: &str,
         receipt: &UploadReceipt,
         size_bytes: u64,
     ) -> Result<(), String> {
         receipt.expected.confirms(receipt.e_tag.as_deref())?;
-        let key = run.artifact_key();
         let head = self
             .store
-            .head(&self.path(&key))
+            .head(&self.path(key))
             .await
-            .map_err(|error| error_text::describe(&self.error("inspect", &key)(error)))?;
+            .map_err(|error| error_text::describe(&self.error("inspect", key)(error)))?;
         if head.size != size_bytes {
             return Err(format!(
                 "the stored object has {} bytes, but {size_bytes} were sent",

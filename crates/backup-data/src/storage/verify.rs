@@ -46,18 +46,30 @@ impl Storage {
         committed: &CommittedArtifact,
         how: Verification,
     ) -> Result<Verified, String> {
+        self.verify_object(&run.artifact_key(), committed, how)
+            .await
+    }
+
+    /// The same for an object written under `key` with [`Storage::begin_object`] (a base
+    /// backup).
+    pub async fn verify_object(
+        &self,
+        key: &str,
+        committed: &CommittedArtifact,
+        how: Verification,
+    ) -> Result<Verified, String> {
         let mut unconfirmed = None;
         if let (Verification::Etag, Self::S3(store), Some(receipt)) =
             (how, self, &committed.receipt)
         {
             match store
-                .confirm_upload(run, receipt, committed.digest.size_bytes)
+                .confirm_upload(key, receipt, committed.digest.size_bytes)
                 .await
             {
                 Ok(()) => return Ok(Verified::Etag),
                 Err(reason) => {
                     tracing::warn!(
-                        location = %self.artifact_location(run),
+                        location = %self.location(key),
                         %reason,
                         "the upload's ETag does not confirm it, so it is read back; with a store whose ETags are not MD5s of the parts, set {}=read to skip this check",
                         backup_job::env::S3_VERIFY
@@ -67,7 +79,7 @@ impl Storage {
             }
         }
         let stored = self
-            .hash_artifact(run)
+            .hash_object(key)
             .await
             .map_err(|error| describe(&error))?;
         let written = &committed.digest;

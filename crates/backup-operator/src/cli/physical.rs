@@ -4,6 +4,7 @@
 
 use super::{PgArgs, SeriesArgs, StorageArgs};
 use backup_data::base_backup::BaseCompression;
+use backup_data::storage::Verification;
 use backup_job::env::*;
 use backup_job::report::DEFAULT_TERMINATION_LOG;
 use chrono::{DateTime, Utc};
@@ -69,6 +70,10 @@ pub struct BaseBackupArgs {
     /// Base backups to keep, this one included; older ones and the WAL only they need go.
     #[arg(long, env = BACKUP_RETENTION, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
     pub retention: u32,
+    /// How the upload to S3 is verified, as for a dump (`etag` or `read`); a directory is
+    /// always read back.
+    #[arg(long = "s3-verify", env = S3_VERIFY, value_enum, default_value_t = Verification::Etag)]
+    pub s3_verify: Verification,
     #[arg(long, env = TERMINATION_LOG_PATH, default_value = DEFAULT_TERMINATION_LOG)]
     pub termination_log: PathBuf,
 }

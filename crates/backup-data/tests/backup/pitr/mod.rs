@@ -159,6 +159,7 @@ pub async fn base_backup(server: &PgServer, storage: &Storage, run_id: &str) -> 
         backup: support::backup_ref(),
         run_id: Some(RunId::new(run_id).unwrap()),
         compression: BaseCompression::Lz4,
+        verification: Default::default(),
     })
     .await
     .unwrap()
