@@ -87,7 +87,8 @@ mod tests {
     use super::*;
     use std::io::Write as _;
 
-    const MANIFEST: &[u8] = br#"{"WAL-Ranges": [{"Timeline": 1, "Start-LSN": "0/2000028", "End-LSN": "0/2000100"}]}"#;
+    const MANIFEST: &[u8] =
+        br#"{"WAL-Ranges": [{"Timeline": 1, "Start-LSN": "0/2000028", "End-LSN": "0/2000100"}]}"#;
 
     /// An lz4 tar of `files`, as `pg_basebackup -Ft --compress=client-lz4` writes one.
     fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
