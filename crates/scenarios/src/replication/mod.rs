@@ -199,24 +199,46 @@ pub async fn assert_only_primary(scenario: &Scenario, primary: &str) {
 }
 
 /// Waits until `standby` streams from `primary` (as the primary's pg_stat_replication says).
+/// When it does not, the failure shows the namespace and the standby's own log: whether it
+/// was rewinding, cloning or waiting, which a count of zero alone does not say.
 pub async fn wait_streaming(scenario: &Scenario, primary: &str, standby: &str, within: Duration) {
-    let what = format!("{standby} streaming from {primary}");
-    eventually(within, &what, || async {
-        let pods = pods(scenario).await;
-        let Some(pod) = pods.iter().find(|p| p.metadata.name.as_deref() == Some(primary)) else {
-            return Ok(None);
-        };
-        let streaming = psql_on(
-            scenario,
-            &ip_of(pod),
-            &format!(
-                "SELECT count(*) FROM pg_stat_replication WHERE application_name = '{standby}' AND state = 'streaming'"
-            ),
-        )
-        .await?;
-        Ok((streaming == "1").then_some(()))
-    })
-    .await
+    let deadline = Instant::now() + within;
+    while !matches!(streams(scenario, primary, standby).await, Ok(true)) {
+        if Instant::now() > deadline {
+            let log = scenario
+                .cluster()
+                .kubectl()
+                .args(["-n", scenario.ns(), "logs", standby, "--tail=80"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            panic!(
+                "{standby} streaming from {primary} within {within:?}\n{}\n----- {standby}'s log -----\n{log}",
+                scenario.dump()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Whether `standby` streams from `primary`, as the primary's pg_stat_replication says.
+async fn streams(scenario: &Scenario, primary: &str, standby: &str) -> Result<bool> {
+    let pods = pods(scenario).await;
+    let Some(pod) = pods
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some(primary))
+    else {
+        return Ok(false);
+    };
+    let streaming = psql_on(
+        scenario,
+        &ip_of(pod),
+        &format!(
+            "SELECT count(*) FROM pg_stat_replication WHERE application_name = '{standby}' AND state = 'streaming'"
+        ),
+    )
+    .await?;
+    Ok(streaming == "1")
 }
 
 /// The acknowledged commits that are not in `commits` on the server behind `rw`.
