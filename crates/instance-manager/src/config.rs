@@ -77,6 +77,19 @@ impl Config {
         format!("{}.{}.svc", self.primary_service, self.namespace)
     }
 
+    /// The libpq `host` (and `hostaddr`) of the primary, for every connection to it: with
+    /// the read-write Service's address known, no DNS lookup, which on a node just back or
+    /// with a DNS replica on a lost node can fail or hang. `host` stays for the password
+    /// file's lookup.
+    pub fn primary_target(&self) -> String {
+        let address = self
+            .primary_address
+            .as_ref()
+            .map(|ip| format!(" hostaddr={ip}"))
+            .unwrap_or_default();
+        format!("host={}{address}", self.primary_host())
+    }
+
     pub fn hba_file(&self) -> PathBuf {
         self.work_dir.join("pg_hba.conf")
     }
@@ -113,5 +126,18 @@ pub mod tests {
             socket_dir: "/var/run/postgresql".into(),
             max_slot_wal_keep_size: "1GB".into(),
         }
+    }
+
+    #[test]
+    fn the_primary_is_reached_by_address_when_known() {
+        let known = Config {
+            primary_address: Some("10.96.0.42".into()),
+            ..config()
+        };
+        assert_eq!(
+            known.primary_target(),
+            "host=shop.prod.svc hostaddr=10.96.0.42"
+        );
+        assert_eq!(config().primary_target(), "host=shop.prod.svc");
     }
 }

@@ -20,16 +20,10 @@ const FAST_STOP_WITHIN: Duration = Duration::from_secs(30);
 /// on the primary, and a standby may become one.
 pub fn settings(config: &Config) -> Vec<(String, String)> {
     // `hostaddr` spares the WAL receiver a DNS lookup: one that waits on a DNS replica of a
-    // lost node would hold up a promotion, which waits for the receiver to stop. `host` stays
-    // for the password file's lookup.
-    let address = config
-        .primary_address
-        .as_ref()
-        .map(|ip| format!(" hostaddr={ip}"))
-        .unwrap_or_default();
+    // lost node would hold up a promotion, which waits for the receiver to stop.
     let conninfo = format!(
-        "host={}{address} port={} user={} passfile={} application_name={} connect_timeout=2",
-        config.primary_host(),
+        "{} port={} user={} passfile={} application_name={} connect_timeout=2",
+        config.primary_target(),
         api::names::POSTGRES_PORT,
         config.user,
         config.passfile().display(),

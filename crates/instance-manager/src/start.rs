@@ -224,8 +224,8 @@ async fn clone(config: &Config) -> Result<()> {
             .arg(config.slot())
             .arg("-D")
             .arg(&config.pgdata)
-            .arg("-h")
-            .arg(config.primary_host())
+            .arg("-d")
+            .arg(config.primary_target())
             .arg("-U")
             .arg(&config.user)
             .env("PGPASSFILE", config.passfile())
@@ -260,8 +260,8 @@ async fn clone(config: &Config) -> Result<()> {
 async fn rejoin(config: &Config) -> Result<()> {
     tracing::info!(primary = %config.primary_host(), "rewinding the former primary onto the current one");
     let source = format!(
-        "host={} user={} passfile={} dbname=postgres connect_timeout=5",
-        config.primary_host(),
+        "{} user={} passfile={} dbname=postgres connect_timeout=5",
+        config.primary_target(),
         config.user,
         config.passfile().display()
     );
