@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
+use crate::settings::number;
 use crate::stats::Summary;
 use crate::table::Table;
 
@@ -146,16 +147,6 @@ impl Settings {
             bail!("BENCH_LAG_RATE=0: pgbench needs a rate above 0 (BENCH_LAG_SECONDS=0 skips it)");
         }
         Ok(settings)
-    }
-}
-
-fn number<T: std::str::FromStr>(name: &str, value: Option<&str>, default: T) -> Result<T> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(default),
-        Some(value) => value
-            .parse()
-            .ok()
-            .with_context(|| format!("{name}={value:?} is not a whole number")),
     }
 }
 

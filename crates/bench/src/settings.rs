@@ -70,6 +70,18 @@ pub fn compare(value: Option<&str>) -> Result<Option<Compare>> {
     }
 }
 
+/// The whole number in the setting `name` (`value`, from the environment), or `default` when
+/// it is unset or empty.
+pub fn number<T: std::str::FromStr>(name: &str, value: Option<&str>, default: T) -> Result<T> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(value) => value
+            .parse()
+            .ok()
+            .with_context(|| format!("{name}={value:?} is not a whole number")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,12 +47,7 @@ async fn main() -> ExitCode {
 }
 
 fn setting(name: &str, default: u64) -> Result<u64> {
-    match std::env::var(name) {
-        Ok(value) => value
-            .parse()
-            .with_context(|| format!("{name}={value}: expected a whole number")),
-        Err(_) => Ok(default),
-    }
+    bench::settings::number(name, std::env::var(name).ok().as_deref(), default)
 }
 
 /// What one recovery measured.
