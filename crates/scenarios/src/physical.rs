@@ -272,11 +272,13 @@ where
 {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let stored = list().await?;
-        if done(&stored) {
-            return Ok(stored);
+        // A listing that fails (the API server busy, say) is tried again until the deadline.
+        let stored = list().await;
+        if stored.as_ref().is_ok_and(&done) {
+            return stored;
         }
         if tokio::time::Instant::now() > deadline {
+            let stored = stored?;
             anyhow::bail!("storage not as awaited after {timeout:?}; it holds {stored:?}");
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;

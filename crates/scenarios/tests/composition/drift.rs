@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, Client};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use testenv::Operator;
 
@@ -55,19 +54,6 @@ where
     .await
     .unwrap_or_else(|e| panic!("{name} was not put back within {REVERT:?}: {e:#}"));
     started.elapsed()
-}
-
-async fn drift_event_notes(client: &Client, ns: &str) -> Vec<String> {
-    let events: Api<Event> = Api::namespaced(client.clone(), ns);
-    events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("DriftReverted"))
-        .filter_map(|e| e.note)
-        .collect()
 }
 
 #[tokio::test]
@@ -158,15 +144,27 @@ async fn hand_edits_to_managed_objects_are_reverted_and_reported() {
         "the password is kept"
     );
 
-    let notes = drift_event_notes(&client, n).await;
-    for field in [
+    // Each Event is written after the revert it reports, so it may trail the revert a little.
+    let fields = [
         "StatefulSet my-database: spec.template.spec.containers[0].image",
         "Service my-database: spec.selector",
         "Secret my-database-credentials: data.username",
-    ] {
+    ];
+    let deadline = Instant::now() + REVERT;
+    let notes = loop {
+        let notes = replication::event_notes(&scenario, "DriftReverted").await;
+        let all_reported = fields
+            .iter()
+            .all(|field| notes.iter().any(|n| n.starts_with(field)));
+        if all_reported || Instant::now() > deadline {
+            break notes;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    for field in fields {
         assert!(
             notes.iter().any(|n| n.starts_with(field)),
-            "no DriftReverted Event starting {field:?}: {notes:#?}\n{}",
+            "no DriftReverted Event starting {field:?} within {REVERT:?}: {notes:#?}\n{}",
             scenario.logs()
         );
     }
