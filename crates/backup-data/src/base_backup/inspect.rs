@@ -1,85 +1,98 @@
-//! Reading a base backup as a tar: whether it decompresses into one holding `backup_label`
-//! and the `backup_manifest` whose WAL ranges place it in the WAL, read as `pg_basebackup`
-//! writes it.
+//! Reading a base backup as it uploads: the compressed chunks go to a thread that
+//! decompresses them and walks the tar ([`super::tar_walk`]), so its WAL points are known
+//! when the upload ends and the stored copy need not be decompressed again.
 
 use super::BaseCompression;
-use super::position::{self, WalPoints};
-use bytes::Bytes;
+use super::position::WalPoints;
+use super::tar_walk::TarWalk;
+use bytes::{Buf as _, Bytes};
 use std::io::{self, Read};
-use tokio::io::{AsyncWriteExt as _, DuplexStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_util::io::SyncIoBridge;
 
-/// Bytes in flight between the upload and the reading thread.
-const PIPE_BYTES: usize = 1024 * 1024;
+/// Chunks in flight between the upload and the reading thread.
+const IN_FLIGHT: usize = 16;
+/// What the thread decompresses at a time.
+const READ_BYTES: usize = 256 * 1024;
 
-/// The archive read on a blocking thread from the chunks the upload hands over, so its WAL
-/// points are known when the upload ends and the stored copy need not be decompressed again.
 pub struct InFlight {
     /// `None` once the reader stopped listening (the archive is damaged); its error comes
     /// from [`InFlight::finish`].
-    pipe: Option<DuplexStream>,
+    chunks: Option<mpsc::Sender<Bytes>>,
     reading: JoinHandle<Result<WalPoints, String>>,
 }
 
 impl InFlight {
     pub fn start(compression: BaseCompression) -> InFlight {
-        let (pipe, reader) = tokio::io::duplex(PIPE_BYTES);
-        let bridge = SyncIoBridge::new(reader);
+        let (chunks, received) = mpsc::channel(IN_FLIGHT);
+        let input = Chunks {
+            received,
+            current: Bytes::new(),
+        };
         InFlight {
-            pipe: Some(pipe),
-            reading: tokio::task::spawn_blocking(move || read_points(bridge, compression)),
+            chunks: Some(chunks),
+            reading: tokio::task::spawn_blocking(move || read_points(input, compression)),
         }
     }
 
+    /// Hands a chunk to the reading thread; no copy, the bytes are shared.
     pub async fn feed(&mut self, chunk: &Bytes) {
-        if let Some(pipe) = &mut self.pipe
-            && pipe.write_all(chunk).await.is_err()
+        if let Some(chunks) = &self.chunks
+            && chunks.send(chunk.clone()).await.is_err()
         {
-            self.pipe = None;
+            self.chunks = None;
         }
     }
 
     /// The WAL points, or why the archive is not a usable base backup.
     pub async fn finish(mut self) -> Result<WalPoints, String> {
-        if let Some(mut pipe) = self.pipe.take() {
-            let _ = pipe.shutdown().await;
-        }
+        // The end of the input: the reader sees the end of the stream.
+        self.chunks = None;
         self.reading
             .await
             .unwrap_or_else(|panic| Err(format!("the reading thread panicked: {panic}")))
     }
 }
 
-fn read_points(input: impl Read, compression: BaseCompression) -> Result<WalPoints, String> {
+/// The chunks handed over, read as one stream on the reading thread.
+struct Chunks {
+    received: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.received.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buffer.len().min(self.current.len());
+        buffer[..n].copy_from_slice(&self.current[..n]);
+        self.current.advance(n);
+        Ok(n)
+    }
+}
+
+fn read_points(input: Chunks, compression: BaseCompression) -> Result<WalPoints, String> {
     let mut input: Box<dyn Read> = match compression {
         BaseCompression::None => Box::new(input),
         BaseCompression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(input)),
         BaseCompression::Gzip => Box::new(flate2::read::GzDecoder::new(input)),
     };
-    let mut archive = tar::Archive::new(&mut input);
-    let mut manifest = None;
-    let mut label = false;
-    let unreadable = |e: io::Error| format!("the stored archive cannot be read as a tar: {e}");
-    for entry in archive.entries().map_err(unreadable)? {
-        let mut entry = entry.map_err(unreadable)?;
-        let path = entry.path().map_err(unreadable)?.into_owned();
-        if path.as_os_str() == "backup_manifest" {
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes).map_err(unreadable)?;
-            manifest = Some(bytes);
-        } else if path.as_os_str() == "backup_label" {
-            label = true;
-        }
-        // Reading every entry's data to the end is what checks it decompresses.
-        io::copy(&mut entry, &mut io::sink()).map_err(unreadable)?;
+    let mut walk = TarWalk::default();
+    let mut buffer = vec![0; READ_BYTES];
+    loop {
+        let n = match input.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("the archive cannot be decompressed: {e}")),
+        };
+        walk.feed(&buffer[..n]);
     }
-    io::copy(&mut input, &mut io::sink()).map_err(unreadable)?;
-    if !label {
-        return Err("the stored archive has no backup_label".to_owned());
-    }
-    let manifest = manifest.ok_or("the stored archive has no backup_manifest")?;
-    position::wal_points(&manifest)
+    walk.finish()
 }
 
 #[cfg(test)]
@@ -103,6 +116,14 @@ mod tests {
         let mut lz4 = lz4_flex::frame::FrameEncoder::new(Vec::new());
         lz4.write_all(&tar.into_inner().unwrap()).unwrap();
         lz4.finish().unwrap()
+    }
+
+    fn decompressed(lz4: &[u8]) -> Vec<u8> {
+        let mut tar = Vec::new();
+        lz4_flex::frame::FrameDecoder::new(lz4)
+            .read_to_end(&mut tar)
+            .unwrap();
+        tar
     }
 
     /// Fed in chunks of `size`, as the upload hands them over.
@@ -137,9 +158,19 @@ mod tests {
         let whole = archive(&[("backup_label", b"x"), ("backup_manifest", MANIFEST)]);
         let cut = &whole[..whole.len() / 2];
         let error = read_in_chunks(cut, 4096).await.unwrap_err();
-        assert!(error.contains("cannot be read as a tar"), "{error}");
+        assert!(error.contains("cannot be decompressed"), "{error}");
 
         let error = read_in_chunks(&[0x55; 10_000], 4096).await.unwrap_err();
-        assert!(error.contains("cannot be read as a tar"), "{error}");
+        assert!(error.contains("cannot be decompressed"), "{error}");
+
+        // Whole lz4, but the tar inside it stops before its end.
+        let tar_cut = {
+            let tar = decompressed(&whole);
+            let mut lz4 = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            lz4.write_all(&tar[..tar.len() - 1024]).unwrap();
+            lz4.finish().unwrap()
+        };
+        let error = read_in_chunks(&tar_cut, 4096).await.unwrap_err();
+        assert!(error.contains("cut short"), "{error}");
     }
 }
