@@ -100,21 +100,12 @@ mod tests {
     use super::*;
     use std::io::Write as _;
 
-    const MANIFEST: &[u8] =
-        br#"{"WAL-Ranges": [{"Timeline": 1, "Start-LSN": "0/2000028", "End-LSN": "0/2000100"}]}"#;
+    use crate::base_backup::tar_walk::tests::{MANIFEST, tar_of};
 
     /// An lz4 tar of `files`, as `pg_basebackup -Ft --compress=client-lz4` writes one.
     fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut tar = tar::Builder::new(Vec::new());
-        for (name, data) in files {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(data.len() as u64);
-            header.set_mode(0o600);
-            header.set_cksum();
-            tar.append_data(&mut header, name, *data).unwrap();
-        }
         let mut lz4 = lz4_flex::frame::FrameEncoder::new(Vec::new());
-        lz4.write_all(&tar.into_inner().unwrap()).unwrap();
+        lz4.write_all(&tar_of(files)).unwrap();
         lz4.finish().unwrap()
     }
 

@@ -151,13 +151,14 @@ fn entry_size(field: &[u8]) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const MANIFEST: &[u8] =
+    pub const MANIFEST: &[u8] =
         br#"{"WAL-Ranges": [{"Timeline": 1, "Start-LSN": "0/2000028", "End-LSN": "0/2000100"}]}"#;
 
-    fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
+    /// A tar of `files`, in pg_basebackup's ustar format.
+    pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut tar = tar::Builder::new(Vec::new());
         for (name, data) in files {
             let mut header = tar::Header::new_ustar();
@@ -179,7 +180,7 @@ mod tests {
 
     #[test]
     fn a_base_backup_gives_its_wal_points_whatever_the_pieces() {
-        let bytes = archive(&[
+        let bytes = tar_of(&[
             ("backup_label", b"START WAL LOCATION: 0/2000028"),
             ("base/1/1259", &[7; 20_000]),
             ("base/1/empty", b""),
@@ -206,13 +207,10 @@ mod tests {
 
     #[test]
     fn what_is_not_a_whole_base_backup_is_refused() {
-        refused(
-            &archive(&[("backup_manifest", MANIFEST)]),
-            "no backup_label",
-        );
-        refused(&archive(&[("backup_label", b"x")]), "no backup_manifest");
+        refused(&tar_of(&[("backup_manifest", MANIFEST)]), "no backup_label");
+        refused(&tar_of(&[("backup_label", b"x")]), "no backup_manifest");
 
-        let whole = archive(&[
+        let whole = tar_of(&[
             ("backup_label", b"x"),
             ("base/1/1259", &[7; 20_000]),
             ("backup_manifest", MANIFEST),
