@@ -252,7 +252,7 @@ async fn operators_survive_an_etcd_and_api_server_restart() {
                 matches!(e.verb.as_str(), "create" | "patch")
                     && e.code() == Some(201)
                     && e.resource() != "events"
-                    && e.object_ref.as_ref().and_then(|o| o.namespace.as_deref()) == Some(n)
+                    && e.namespace() == Some(n)
             })
             .collect();
         for event in &created {

@@ -68,6 +68,11 @@ impl AuditEvent {
         self.response_status.as_ref()?.code
     }
 
+    /// The namespace of the object written; `None` for cluster-scoped objects.
+    pub fn namespace(&self) -> Option<&str> {
+        self.object_ref.as_ref()?.namespace.as_deref()
+    }
+
     /// `resource` or `resource/subresource`, e.g. `statefulsets` or `databases/status`.
     pub fn resource(&self) -> String {
         let Some(object) = &self.object_ref else {

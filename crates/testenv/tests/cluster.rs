@@ -90,9 +90,7 @@ async fn audit_log_records_writes() -> Result<()> {
         let events = cluster.audit_writes("kubernetes-admin", since)?;
         let ours: Vec<_> = events
             .iter()
-            .filter(|e| {
-                e.object_ref.as_ref().and_then(|o| o.namespace.as_deref()) == Some(ns.name())
-            })
+            .filter(|e| e.namespace() == Some(ns.name()))
             .cloned()
             .collect();
         if !ours.is_empty() || tokio::time::Instant::now() >= deadline {

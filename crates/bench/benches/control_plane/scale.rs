@@ -148,10 +148,7 @@ async fn measure(
             let all = cluster.audit_writes(&operator.program.username(), from.at)?;
             Ok(all
                 .into_iter()
-                .filter(|w| {
-                    w.request_received_timestamp < to.at
-                        && w.object_ref.as_ref().and_then(|o| o.namespace.as_deref()) == Some(ns)
-                })
+                .filter(|w| w.request_received_timestamp < to.at && w.namespace() == Some(ns))
                 .collect())
         };
         let window = |from: &Mark, to: &Mark| -> Result<Window> {

@@ -175,7 +175,7 @@ async fn hand_edits_to_managed_objects_are_reverted_and_reported() {
         .audit_writes(&Operator::Database.username(), since)
         .unwrap()
         .into_iter()
-        .filter(|w| w.object_ref.as_ref().and_then(|o| o.namespace.as_deref()) == Some(n))
+        .filter(|w| w.namespace() == Some(n))
         // Status patches follow the Pod the StatefulSet controller rolled for the image
         // edit; what matters here is that no owned object is written twice.
         .filter(|w| ["secrets", "services", "statefulsets"].contains(&w.resource().as_str()))

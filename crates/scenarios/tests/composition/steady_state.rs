@@ -37,7 +37,7 @@ async fn idle_operators_make_no_writes() {
             .audit_writes(&operator.username(), since)
             .unwrap()
             .into_iter()
-            .filter(|w| w.object_ref.as_ref().and_then(|o| o.namespace.as_deref()) == Some(n))
+            .filter(|w| w.namespace() == Some(n))
             .collect();
         assert!(
             writes.is_empty(),

@@ -99,11 +99,7 @@ async fn backup_operator_killed_mid_dump_adopts_the_running_job() {
         .audit_writes(&Operator::Backup.username(), since)
         .unwrap()
         .into_iter()
-        .filter(|e| {
-            e.verb == "create"
-                && e.resource() == "jobs"
-                && e.object_ref.as_ref().and_then(|o| o.namespace.as_deref()) == Some(n)
-        })
+        .filter(|e| e.verb == "create" && e.resource() == "jobs" && e.namespace() == Some(n))
         .collect();
     let created: Vec<_> = job_creates
         .iter()
