@@ -27,6 +27,7 @@
 
 mod artifacts;
 mod backup_run;
+mod events;
 mod kubectl;
 mod kubelet;
 mod logs;
@@ -43,6 +44,7 @@ use std::time::Duration;
 
 pub use artifacts::{artifact_bytes, claim_dir, sha256_hex};
 pub use backup_run::finish_backup_run;
+pub use events::event_notes;
 pub use kubectl::kubectl;
 pub use kubelet::{play_kubelet, play_kubelet_within, wait_for_pods};
 pub use logs::{RECONCILED, log_count, wait_for_more_logs};

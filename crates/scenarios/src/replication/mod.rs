@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use testenv::Operator;
 
+pub use crate::event_notes;
 use crate::{POD_START, Scenario, connection_env, database_ready, node_database};
 
 pub use writer::{Ack, Server, Writer, Written, first_from_another, longest_pause};
@@ -297,18 +298,4 @@ where
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// The notes of the Events with `reason` in the scenario's namespace.
-pub async fn event_notes(scenario: &Scenario, reason: &str) -> Vec<String> {
-    let events: Api<k8s_openapi::api::events::v1::Event> = scenario.api();
-    events
-        .list(&kube::api::ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .filter_map(|e| e.note)
-        .collect()
 }

@@ -152,7 +152,7 @@ async fn hand_edits_to_managed_objects_are_reverted_and_reported() {
     ];
     let deadline = Instant::now() + REVERT;
     let notes = loop {
-        let notes = replication::event_notes(&scenario, "DriftReverted").await;
+        let notes = event_notes(&scenario, "DriftReverted").await;
         let all_reported = fields
             .iter()
             .all(|field| notes.iter().any(|n| n.starts_with(field)));
