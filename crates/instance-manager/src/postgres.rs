@@ -41,6 +41,7 @@ pub fn settings(config: &Config) -> Vec<(String, String)> {
             "max_slot_wal_keep_size",
             config.max_slot_wal_keep_size.clone(),
         ),
+        ("wal_keep_size", config.wal_keep_size.clone()),
         ("hot_standby", "on".to_string()),
         ("hot_standby_feedback", "on".to_string()),
         // A dead peer is noticed in seconds, and a standby reconnects quickly after failover.

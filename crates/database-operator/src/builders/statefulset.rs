@@ -196,7 +196,7 @@ pub fn statefulset(
                 spec: Some(pod_spec(
                     db,
                     settings,
-                    max_slot_wal_keep_size(&claims),
+                    wal_retention(&claims),
                     primary_address,
                 )),
             },
@@ -210,7 +210,7 @@ pub fn statefulset(
 fn pod_spec(
     db: &Database,
     settings: &PodSettings,
-    slot_wal: String,
+    wal: WalRetention,
     primary_address: Option<&str>,
 ) -> PodSpec {
     let empty_dir = |name: &str| Volume {
@@ -218,7 +218,7 @@ fn pod_spec(
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Volume::default()
     };
-    let postgres = postgres_container(db, slot_wal, primary_address);
+    let postgres = postgres_container(db, wal, primary_address);
     PodSpec {
         init_containers: Some(vec![
             install_container(settings),
@@ -322,17 +322,31 @@ fn restricted() -> SecurityContext {
     }
 }
 
-/// Half the volume, for WAL kept for a standby that fell behind; past it the standby's slot
-/// is invalidated (it is cloned again) rather than the primary's disk filling up. From the
-/// claim template, which keeps its size: a grown volume must not restart every Pod.
-fn max_slot_wal_keep_size(claims: &[PersistentVolumeClaim]) -> String {
+/// What WAL an instance keeps for others, from the data volume's size (the claim template's,
+/// which keeps its size: a grown volume must not restart every Pod).
+struct WalRetention {
+    /// `max_slot_wal_keep_size`: half the volume, for a standby that fell behind; past it
+    /// the standby's slot is invalidated (it is cloned again) rather than the disk filling.
+    slot: String,
+    /// `wal_keep_size`: a quarter of the volume, one segment to 1 GB, kept whatever the slots.
+    /// A former primary rewound after a failover replays from the last checkpoint the two
+    /// servers share, before the fork; that WAL is older than any slot on the new primary,
+    /// which removed it when it was a standby unless this keeps it.
+    keep: String,
+}
+
+fn wal_retention(claims: &[PersistentVolumeClaim]) -> WalRetention {
     let size = claims
         .iter()
         .find(|c| c.metadata.name.as_deref() == Some(DATA_VOLUME))
         .and_then(requested_storage)
         .and_then(|size| api::quantity::bytes(&size))
         .unwrap_or(1 << 30);
-    format!("{}MB", (size / 2 / (1 << 20)).max(64))
+    let mib = size / (1 << 20);
+    WalRetention {
+        slot: format!("{}MB", (mib / 2).max(64)),
+        keep: format!("{}MB", (mib / 4).clamp(16, 1024)),
+    }
 }
 
 /// The PostgreSQL container. Standbys stream from the read-write Service's cluster IP
@@ -341,7 +355,11 @@ fn max_slot_wal_keep_size(claims: &[PersistentVolumeClaim]) -> String {
 /// DNS replica of that node, and a promotion waits for the WAL receiver to stop. A cluster IP
 /// never changes while its Service lives; a Service created again changes the template, and
 /// the Pods are replaced as for any change.
-fn postgres_container(db: &Database, slot_wal: String, primary_address: Option<&str>) -> Container {
+fn postgres_container(
+    db: &Database,
+    wal: WalRetention,
+    primary_address: Option<&str>,
+) -> Container {
     let secret = names::credentials_secret(&db.name_any());
     let from_secret = |env: &str, key: &str| EnvVar {
         name: env.to_string(),
@@ -408,7 +426,8 @@ fn postgres_container(db: &Database, slot_wal: String, primary_address: Option<&
                 value("PGOP_LEASE", names::primary_lease(&name)),
                 value("PGOP_WORK_DIR", CONTROLLER_DIR.to_string()),
                 value("PGOP_SOCKET_DIR", SOCKET_DIR.to_string()),
-                value("PGOP_MAX_SLOT_WAL_KEEP_SIZE", slot_wal),
+                value("PGOP_MAX_SLOT_WAL_KEEP_SIZE", wal.slot),
+                value("PGOP_WAL_KEEP_SIZE", wal.keep),
                 // Checksums catch corruption, and let pg_rewind bring a former primary back.
                 value("POSTGRES_INITDB_ARGS", "--data-checksums".to_string()),
             ]

@@ -88,6 +88,8 @@ fn statefulset_table() {
                 {"name": "PGOP_SOCKET_DIR", "value": "/var/run/postgresql"},
                 // Half the 1Gi volume.
                 {"name": "PGOP_MAX_SLOT_WAL_KEEP_SIZE", "value": "512MB"},
+                // A quarter of it, kept for a former primary's rewind.
+                {"name": "PGOP_WAL_KEEP_SIZE", "value": "256MB"},
                 {"name": "POSTGRES_INITDB_ARGS", "value": "--data-checksums"},
                 // Standbys stream from the read-write Service's cluster IP, with no lookup.
                 {"name": "PGOP_PRIMARY_ADDRESS", "value": "10.96.0.42"},
@@ -297,4 +299,29 @@ fn the_first_data_claim_is_the_template_named_as_the_statefulset_controller_name
     assert_eq!(claim.metadata.labels, template.metadata.labels);
     // Like the claims the StatefulSet makes, it outlives the Database.
     assert_eq!(claim.metadata.owner_references, None);
+}
+
+#[test]
+fn wal_kept_for_others_follows_the_volume_within_bounds() {
+    let kept = |size: &str| {
+        let claim = PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some(DATA_VOLUME.to_string()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(k8s_openapi::api::core::v1::PersistentVolumeClaimSpec {
+                resources: Some(k8s_openapi::api::core::v1::VolumeResourceRequirements {
+                    requests: Some([("storage".to_string(), Quantity(size.to_string()))].into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..PersistentVolumeClaim::default()
+        };
+        let wal = wal_retention(&[claim]);
+        (wal.slot, wal.keep)
+    };
+    assert_eq!(kept("256Mi"), ("128MB".into(), "64MB".into()));
+    assert_eq!(kept("64Mi"), ("64MB".into(), "16MB".into()));
+    assert_eq!(kept("10Gi"), ("5120MB".into(), "1024MB".into()));
 }
