@@ -34,8 +34,9 @@ pub struct Config {
     pub socket_dir: PathBuf,
     /// The limit on WAL kept for a lagging standby's slot (`max_slot_wal_keep_size`).
     pub max_slot_wal_keep_size: String,
-    /// WAL kept whatever the slots (`wal_keep_size`), for a former primary's rewind.
-    pub wal_keep_size: String,
+    /// WAL kept whatever the slots (`wal_keep_size`), for a former primary's rewind; a Pod
+    /// of an older template has none, and keeps PostgreSQL's default.
+    pub wal_keep_size: Option<String>,
 }
 
 impl Config {
@@ -59,7 +60,7 @@ impl Config {
             work_dir: var("PGOP_WORK_DIR")?.into(),
             socket_dir: var("PGOP_SOCKET_DIR")?.into(),
             max_slot_wal_keep_size: var("PGOP_MAX_SLOT_WAL_KEEP_SIZE")?,
-            wal_keep_size: var("PGOP_WAL_KEEP_SIZE")?,
+            wal_keep_size: std::env::var("PGOP_WAL_KEEP_SIZE").ok(),
         })
     }
 
@@ -128,7 +129,7 @@ pub mod tests {
             work_dir: "/controller".into(),
             socket_dir: "/var/run/postgresql".into(),
             max_slot_wal_keep_size: "1GB".into(),
-            wal_keep_size: "256MB".into(),
+            wal_keep_size: Some("256MB".into()),
         }
     }
 

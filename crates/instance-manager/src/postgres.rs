@@ -41,7 +41,6 @@ pub fn settings(config: &Config) -> Vec<(String, String)> {
             "max_slot_wal_keep_size",
             config.max_slot_wal_keep_size.clone(),
         ),
-        ("wal_keep_size", config.wal_keep_size.clone()),
         ("hot_standby", "on".to_string()),
         ("hot_standby_feedback", "on".to_string()),
         // A dead peer is noticed in seconds, and a standby reconnects quickly after failover.
@@ -53,6 +52,12 @@ pub fn settings(config: &Config) -> Vec<(String, String)> {
         ("recovery_target_timeline", "latest".to_string()),
     ]
     .into_iter()
+    .chain(
+        config
+            .wal_keep_size
+            .clone()
+            .map(|size| ("wal_keep_size", size)),
+    )
     .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
@@ -393,6 +398,24 @@ mod tests {
             "{without}"
         );
         assert!(!without.contains("hostaddr"));
+    }
+
+    #[test]
+    fn wal_is_kept_for_a_rewind_when_the_pod_says_how_much() {
+        let kept = |config: &Config| {
+            settings(config)
+                .into_iter()
+                .filter(|(name, _)| name == "wal_keep_size")
+                .map(|(_, value)| value)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kept(&config(None)), ["256MB"]);
+        // A Pod of an older template: PostgreSQL's default.
+        let older = Config {
+            wal_keep_size: None,
+            ..config(None)
+        };
+        assert!(kept(&older).is_empty());
     }
 
     #[test]
