@@ -16,8 +16,11 @@ use kube::{
 
 use crate::{Cluster, kubelet::NO_KUBELET_NODE};
 
-/// How long [`TestNamespace::cleanup`] gives the operators to finish their finalizers.
-const FINALIZE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long [`TestNamespace::cleanup`] gives the operators to finish their finalizers. A
+/// physical Backup's goes only once its WAL archiver's Pod is gone, which may take the
+/// archiver's whole 60 s grace period when the store fails its last uploads (a test's S3
+/// server answering 500), and then a Job drops the slot.
+const FINALIZE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Set to keep the namespaces of failed tests for inspection instead of deleting them.
 const KEEP_ENV: &str = "PGOP_KEEP_NAMESPACES";
